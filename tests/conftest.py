@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tutor.server.persona import Persona
+from tutor.server.runner import TeachingServer
+
+
+@pytest.fixture(autouse=True)
+def tutor_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own data directory (progress, Maildir, TLS material)."""
+    home = tmp_path_factory.mktemp("home")
+    monkeypatch.setenv("SMTP_TUTOR_HOME", str(home))
+    monkeypatch.setenv("NO_COLOR", "1")
+    return home
+
+
+@pytest.fixture(scope="session")
+def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("tls")
+
+
+@pytest.fixture
+def start_server(tmp_path: Path, tls_dir: Path) -> Iterator[object]:
+    """Factory: start a TeachingServer with a given persona; stopped after the test."""
+    from tutor.server.tlsmaterial import server_context
+
+    started: list[TeachingServer] = []
+
+    def start(persona: Persona | None = None, **kwargs: object) -> TeachingServer:
+        persona = persona or Persona()
+        server = TeachingServer(
+            tmp_path / f"Maildir{len(started)}",
+            persona,
+            tls_context=server_context(persona.hostname, tls_dir),
+            **kwargs,  # type: ignore[arg-type]
+        )
+        started.append(server.start())
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(start_server: object) -> TeachingServer:
+    return start_server()  # type: ignore[operator, no-any-return]

@@ -1,0 +1,67 @@
+"""Test helpers: a tiny raw-socket SMTP client, used to put exact bytes on the wire."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+TIMEOUT = 10.0
+
+
+class RawClient:
+    """Send exact bytes, read whole (multi-line) replies. Every call has a timeout."""
+
+    def __init__(self, address: tuple[str, int], *, source: str | None = None) -> None:
+        bind = (source, 0) if source else None
+        self.sock = socket.create_connection(address, timeout=TIMEOUT, source_address=bind)
+        self.file = self.sock.makefile("rb")
+        self.greeting = self.reply()
+
+    def reply(self) -> list[str]:
+        lines = []
+        while True:
+            raw = self.file.readline()
+            if not raw:
+                raise ConnectionError(f"connection closed after {lines!r}")
+            line = raw.decode("utf-8", "replace").rstrip("\r\n")
+            lines.append(line)
+            if line[3:4] != "-":
+                return lines
+
+    def send_raw(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def cmd(self, line: str | bytes) -> list[str]:
+        """Send one command line (CRLF added) and return the reply lines."""
+        data = line if isinstance(line, bytes) else line.encode("utf-8")
+        self.sock.sendall(data + b"\r\n")
+        return self.reply()
+
+    def code(self, line: str | bytes) -> str:
+        """Send a command; return the last reply line (code, enhanced code, text)."""
+        return self.cmd(line)[-1]
+
+    def starttls(self) -> None:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        self.file.close()
+        self.sock = context.wrap_socket(self.sock, server_hostname="mx.tutor.test")
+        self.file = self.sock.makefile("rb")
+
+    def at_eof(self) -> bool:
+        """True if the server closed the connection (reads nothing more)."""
+        return self.file.readline() == b""
+
+    def close(self) -> None:
+        try:
+            self.file.close()
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self) -> RawClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,76 @@
+"""A small, static, clearly simulated DNS: the tutor never sends a DNS query.
+
+Lessons that need DNS facts (MX, null MX, fallback to A, SPF, DMARC) read them here,
+and every screen that shows them says they are simulated. Names use reserved
+domains (RFC 2606 / RFC 6761); `.invalid` never exists.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class DomainRecord:
+    name: str
+    exists: bool = True
+    mx: tuple[tuple[int, str], ...] = ()  # (preference, host); (0, ".") is a null MX
+    a: tuple[str, ...] = ()
+    spf: str | None = None
+    dmarc: str | None = None
+
+    @property
+    def null_mx(self) -> bool:
+        return self.mx == ((0, "."),)
+
+    @property
+    def mail_hosts(self) -> tuple[str, ...]:
+        """Where mail for the domain goes: its MX hosts, else the domain itself (RFC 5321 §5.1)."""
+        if self.null_mx or not self.exists:
+            return ()
+        if self.mx:
+            return tuple(host for _, host in sorted(self.mx))
+        return (self.name,) if self.a else ()
+
+
+SIMULATED_NOTE = (
+    "simulated DNS (a static table shipped with smtp-tutor; no query left this machine)"
+)
+
+_TABLE = {
+    r.name: r
+    for r in (
+        DomainRecord(
+            "tutor.test",
+            mx=((10, "mx.tutor.test"),),
+            spf="v=spf1 ip4:127.0.0.0/8 ip6:::1 -all",
+            dmarc="v=DMARC1; p=reject",
+        ),
+        DomainRecord("mx.tutor.test", a=("127.0.0.1",)),
+        DomainRecord(
+            "example.test",
+            mx=((10, "mx1.example.test"), (20, "mx2.example.test")),
+            spf="v=spf1 ip4:192.0.2.0/24 -all",
+            dmarc="v=DMARC1; p=quarantine",
+        ),
+        DomainRecord(
+            "innocent.example",
+            mx=((10, "mail.innocent.example"),),
+            spf="v=spf1 ip4:198.51.100.25 -all",
+            dmarc="v=DMARC1; p=reject",
+        ),
+        DomainRecord("no-mx.example", a=("203.0.113.7",)),
+        DomainRecord("nomail.example", mx=((0, "."),), a=("203.0.113.8",), spf="v=spf1 -all"),
+    )
+}
+
+
+def lookup(domain: str) -> DomainRecord | None:
+    """The simulated record for a domain; None when the table does not know it.
+
+    Any name under `.invalid` does not exist (NXDOMAIN), as RFC 2606 guarantees.
+    """
+    name = domain.lower().rstrip(".")
+    if name == "invalid" or name.endswith(".invalid"):
+        return DomainRecord(name, exists=False)
+    return _TABLE.get(name)

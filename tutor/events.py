@@ -1,0 +1,140 @@
+"""The one event vocabulary: what happened in an SMTP session, as the server saw it.
+
+A session is a list of exchanges (what the client sent -> the reply lines) plus events
+such as "TLS started" or "message stored". The server records these from the raw
+bytes it reads; the lesson runner, `serve` and the dashboard all consume them.
+Stdlib only: no screen, no network.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from tutor.wire import Reply, line_ending, parse_reply_line
+
+
+@dataclass(frozen=True)
+class Event:
+    session: int
+    at: float = field(default_factory=time.time, compare=False, kw_only=True)
+
+
+@dataclass(frozen=True)
+class SessionOpened(Event):
+    peer_host: str
+    peer_port: int
+    local_port: int
+    refused: bool = False  # answered 421 at once (connection cap)
+
+
+@dataclass(frozen=True)
+class Exchange(Event):
+    """One turn: the raw bytes the client sent, and the reply lines that answered them.
+
+    kind: "greeting" (nothing sent), "command", "data" (the message text, from the
+    line after 354 up to and including the lone dot), "auth" (an answer to a 334),
+    "notice" (a reply nobody asked for: 421 on idle timeout or shutdown).
+    No replies means the client went away (or the server stopped) before a reply.
+    """
+
+    kind: str
+    sent: bytes
+    replies: tuple[str, ...]
+    tls: bool = False
+
+    @property
+    def reply(self) -> Reply | None:
+        lines = [parse_reply_line(line) for line in self.replies]
+        parsed = tuple(line for line in lines if line is not None)
+        return Reply(parsed) if parsed else None
+
+    @property
+    def code(self) -> int | None:
+        reply = self.reply
+        return reply.code if reply else None
+
+    @property
+    def answered(self) -> bool:
+        return bool(self.replies)
+
+    @property
+    def line_ending(self) -> str:
+        return line_ending(self.sent)
+
+    @property
+    def command(self) -> str:
+        """The command line as text, without its ending (undecodable bytes escaped)."""
+        text = self.sent.rstrip(b"\r\n").decode("utf-8", "backslashreplace")
+        return text
+
+    @property
+    def verb(self) -> str:
+        return self.command.split(" ", 1)[0].upper() if self.kind == "command" else ""
+
+
+@dataclass(frozen=True)
+class BareLineFeed(Event):
+    """The client ended a line with LF alone (plain `nc` without -C does this)."""
+
+    in_data: bool
+
+
+@dataclass(frozen=True)
+class TlsStarted(Event):
+    version: str
+    cipher: str
+    discarded: int  # plaintext bytes pipelined after STARTTLS, thrown away (RFC 3207 §4.2)
+
+
+@dataclass(frozen=True)
+class Authenticated(Event):
+    mechanism: str
+    user: str
+    success: bool
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One stored copy of a message: which folder and which Maildir key."""
+
+    folder: str
+    key: str
+    recipient: str
+
+
+@dataclass(frozen=True)
+class MessageStored(Event):
+    queue_id: str
+    sender: str
+    recipients: tuple[str, ...]
+    copies: tuple[Copy, ...]
+    header_from: str
+    header_to: str
+    header_cc: str
+    subject: str
+    size: int
+
+    @property
+    def relayed(self) -> tuple[str, ...]:
+        return tuple(c.recipient for c in self.copies if c.folder == RELAY_FOLDER)
+
+
+@dataclass(frozen=True)
+class BounceSent(Event):
+    """A DSN (RFC 3464) for a failed delivery, sent with MAIL FROM:<> to the sender."""
+
+    queue_id: str
+    original_queue_id: str
+    to: str
+    failed: tuple[str, ...]
+    status: str
+    copy: Copy | None  # None: sender was <>, so the failure is dropped, never bounced
+
+
+@dataclass(frozen=True)
+class SessionClosed(Event):
+    reason: str  # "quit" | "client" | "idle" | "unknown-commands" | "cap" | "server" | "tls"
+
+
+RELAY_FOLDER = "captured-relay"

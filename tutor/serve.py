@@ -1,0 +1,84 @@
+"""`serve` without the terminal: build the server from options, describe how to reach it."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from tutor.errors import UserError
+from tutor.server.persona import Persona
+from tutor.server.runner import MaildirError, TeachingServer
+
+LOOPBACK_HOSTS = ("127.0.0.1", "::1")
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    host: str | None
+    port: int
+    maildir: Path
+    open_relay: bool
+    idle_timeout: float
+    max_connections: int
+    tls_port: int | None
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def build_server(options: ServeOptions) -> TeachingServer:
+    persona = Persona(
+        open_relay=options.open_relay,
+        idle_timeout=options.idle_timeout,
+        max_connections=options.max_connections,
+    )
+    hosts = (options.host,) if options.host else _loopback_hosts()
+    return TeachingServer(
+        options.maildir, persona, hosts=hosts, port=options.port, tls_port=options.tls_port
+    )
+
+
+def _loopback_hosts() -> tuple[str, ...]:
+    return LOOPBACK_HOSTS if socket.has_ipv6 else LOOPBACK_HOSTS[:1]
+
+
+def start(server: TeachingServer) -> None:
+    """Start, turning the usual bind failures into one clear line."""
+    try:
+        server.start()
+    except MaildirError as error:
+        raise UserError(str(error.strerror)) from error
+    except OSError as error:
+        where = f"{server.hosts[0]} port {server.port}"
+        if error.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1)):
+            raise UserError(
+                f"port {server.port} is already in use on {server.hosts[0]}; "
+                "pick another with --port"
+            ) from error
+        if error.errno in (errno.EACCES, getattr(errno, "WSAEACCES", -1)):
+            raise UserError(
+                f"not allowed to listen on {where} (ports below 1024 need privileges); "
+                "try --port 2525"
+            ) from error
+        if error.errno == errno.EADDRNOTAVAIL or (error.errno or 0) < 0:  # < 0: getaddrinfo
+            raise UserError(f"cannot listen on {where}: no such local address") from error
+        raise UserError(f"cannot listen on {where}: {error.strerror or error}") from error
+
+
+def client_hints(host: str, port: int) -> list[str]:
+    shown = f"[{host}]" if ":" in host else host
+    return [
+        f"telnet {host} {port}",
+        f"nc -C {host} {port}",
+        f"openssl s_client -starttls smtp -crlf -quiet -connect {shown}:{port}",
+        f"swaks --server {host} --port {port} --to you@tutor.test",
+    ]

@@ -1,0 +1,1 @@
+"""The teaching SMTP server (aiosmtpd lives only here)."""

@@ -1,0 +1,88 @@
+"""Simulated onward delivery of captured relay mail, and the bounces it produces.
+
+Nothing leaves the machine. A relayed recipient whose domain the simulated DNS says
+does not exist fails "later", after the 250, as it would on a real relay: the server
+then sends a DSN with MAIL FROM:<> to the envelope sender. A message whose own sender
+is <> is never bounced (RFC 5321 §4.5.5): the failure is recorded and dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from tutor import dnsdata
+from tutor.events import BounceSent
+from tutor.server.dsn import Failure, build_dsn
+from tutor.server.store import RELAY, Delivery, StorageError, new_queue_id
+
+if TYPE_CHECKING:
+    from tutor.server.runner import ServerContext
+
+log = logging.getLogger("tutor.server")
+
+
+def delivery_failures(recipients: list[str]) -> list[Failure]:
+    """Which relayed recipients the simulated next hop cannot reach, and why."""
+    failures = []
+    for recipient in recipients:
+        domain = recipient.rpartition("@")[2]
+        record = dnsdata.lookup(domain)
+        if record is not None and not record.exists:
+            failures.append(
+                Failure(
+                    recipient,
+                    "5.1.2",
+                    f"550 5.1.2 Host or domain name not found: {domain} (simulated DNS: NXDOMAIN)",
+                )
+            )
+    return failures
+
+
+def schedule_bounces(context: ServerContext, delivery: Delivery, relayed: list[str]) -> None:
+    failures = delivery_failures(relayed)
+    if failures:
+        context.loop.call_soon(send_bounce, context, delivery, failures)
+
+
+def send_bounce(context: ServerContext, delivery: Delivery, failures: list[Failure]) -> None:
+    failed = tuple(f.recipient for f in failures)
+    status = failures[0].status
+    sid = 0  # a bounce belongs to no client session
+    if delivery.sender == "":
+        context.capture.publish(BounceSent(sid, "", delivery.queue_id, "", failed, status, None))
+        return
+    persona = context.persona
+    content = (
+        build_dsn(
+            persona,
+            original_sender=delivery.sender,
+            original_queue_id=delivery.queue_id,
+            original_content=delivery.content,
+            arrival=delivery.received_at,
+            failures=failures,
+        )
+        .replace(b"\n", b"\r\n")
+        .replace(b"\r\r\n", b"\r\n")
+    )
+    local, _, domain = delivery.sender.rpartition("@")
+    folder = persona.mailbox_for(local, domain) if persona.is_local_domain(domain) else RELAY
+    bounce = Delivery(
+        queue_id=new_queue_id(),
+        sender="",
+        helo="",
+        client_address="",
+        protocol="local",
+        content=content,
+        received_at=delivery.received_at,
+    )
+    try:
+        copies = context.store.deliver(bounce, [(delivery.sender, folder or RELAY)])
+    except StorageError as error:
+        log.warning("bounce for %s not stored: %s", delivery.queue_id, error)
+        return
+    context.capture.publish(
+        BounceSent(
+            sid, bounce.queue_id, delivery.queue_id, delivery.sender, failed, status, copies[0]
+        )
+    )

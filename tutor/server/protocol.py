@@ -1,0 +1,719 @@
+"""The teaching SMTP protocol: aiosmtpd's machinery with the persona's rules and texts.
+
+aiosmtpd provides the transport, the STARTTLS upgrade and the AUTH mechanisms. The
+command loop and the MAIL/RCPT/DATA handling are the persona's own, because the tutor
+must be exact about what it accepts (angle brackets, line limits, CRLF.CRLF) and must
+record every line it reads, byte for byte, as an exchange (DESIGN §3, §4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, TLSSetupException
+
+from tutor import dnsdata
+from tutor.events import (
+    Authenticated,
+    BareLineFeed,
+    Exchange,
+    MessageStored,
+    SessionClosed,
+    SessionOpened,
+    TlsStarted,
+)
+from tutor.server.bounce import schedule_bounces
+from tutor.server.replies import LIBRARY_TEXTS, REPLIES, reply
+from tutor.server.store import RELAY, Delivery, StorageError, new_queue_id, summarize_headers
+from tutor.wire import (
+    COMMAND_LINE_LIMIT,
+    RECIPIENT_LIMIT,
+    TEXT_LINE_LIMIT,
+    PathError,
+    dot_unstuff,
+    has_bare_lf,
+    parse_path,
+    split_command,
+)
+
+if TYPE_CHECKING:
+    from tutor.server.runner import ServerContext
+
+log = logging.getLogger("tutor.server")
+
+_VERB = re.compile(rb"[A-Za-z]+\Z")
+# RFC 1870 §3 and RFC 6531 §3.4 lengthen the MAIL line for their parameters.
+_MAIL_LINE_EXTRA = 26 + 10
+_HELP_TOPICS = {
+    "HELO": "HELO <domain>",
+    "EHLO": "EHLO <domain>",
+    "MAIL": "MAIL FROM:<address> [SIZE=n] [BODY=7BIT|8BITMIME] [SMTPUTF8]",
+    "RCPT": "RCPT TO:<address>",
+    "DATA": 'DATA, then the message, ending with "." on a line by itself',
+    "RSET": "RSET",
+    "NOOP": "NOOP",
+    "QUIT": "QUIT",
+    "VRFY": "VRFY <address>",
+    "HELP": "HELP [command]",
+    "STARTTLS": "STARTTLS (after EHLO)",
+    "AUTH": "AUTH PLAIN|LOGIN [initial-response] (after STARTTLS)",
+}
+
+
+def echo_safe(text: str, *, allow_utf8: bool) -> str:
+    """Text that is safe to echo in a reply: printable, and ASCII unless SMTPUTF8 is in use."""
+    return "".join(ch if ch.isprintable() and (allow_utf8 or ch.isascii()) else "?" for ch in text)
+
+
+@dataclass
+class _Pending:
+    kind: str
+    sent: bytearray
+    tls: bool
+    replies: list[str] = field(default_factory=list)
+
+
+class _NoHooks:
+    """aiosmtpd calls handle_* hooks on its handler; the persona needs none."""
+
+
+class TeachingSMTP(SMTP):
+    AuthLoginUsernameChallenge = "Username:"
+    AuthLoginPasswordChallenge = "Password:"
+
+    def __init__(self, context: ServerContext) -> None:
+        self.context = context
+        persona = context.persona
+        super().__init__(
+            _NoHooks(),
+            hostname=persona.hostname,  # never let aiosmtpd call getfqdn()
+            ident="ESMTP smtp-tutor",
+            tls_context=context.tls_context,
+            data_size_limit=persona.max_message_size,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            timeout=persona.idle_timeout,
+            auth_require_tls=True,
+            authenticator=self._check_password,
+            loop=context.loop,
+        )
+        self.sid = 0
+        self._pending: _Pending | None = None
+        self._unknown_commands = 0
+        self._refused = False
+        self._close_reason = ""
+        self._closed_published = False
+        self._in_data = False
+        self._bare_lf_reported = {False: False, True: False}
+        self._last_byte = b""
+        self._tls_active = False
+        self._folders: dict[str, str] = {}  # accepted recipient -> folder
+        self._mail_from: str | None = None
+
+    # --- connection lifecycle ---------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._original_transport is not None and self.transport is not None:
+            self._starttls_done(transport)
+            return
+        peer = transport.get_extra_info("peername") or ("", 0)
+        sock = transport.get_extra_info("sockname") or ("", 0)
+        self.sid = self.context.capture.new_session_id()
+        self.context.connections.add(self)
+        self._refused = len(self.context.connections) > self.context.persona.max_connections
+        self._publish(SessionOpened(self.sid, peer[0], peer[1], sock[1], refused=self._refused))
+        # Implicit TLS (the submissions port, RFC 8314): encrypted from the first byte.
+        self._tls_active = transport.get_extra_info("ssl_object") is not None
+        super().connection_made(transport)
+
+    def _starttls_done(self, transport: asyncio.BaseTransport) -> None:
+        # Bytes the client pipelined after STARTTLS in plaintext are thrown away by
+        # aiosmtpd (RFC 3207 §4.2); count them first so the lesson can show it.
+        discarded = len(getattr(self._reader, "_buffer", b""))
+        super().connection_made(transport)
+        self._set_rset_state()
+        self._tls_active = True
+        ssl_object = transport.get_extra_info("ssl_object")
+        version = ssl_object.version() if ssl_object else "?"
+        cipher = ssl_object.cipher()[0] if ssl_object and ssl_object.cipher() else "?"
+        self._publish(TlsStarted(self.sid, version or "?", cipher, discarded))
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.context.connections.discard(self)
+        self._finish_pending()
+        if not self._closed_published:
+            self._closed_published = True
+            self._publish(SessionClosed(self.sid, self._close_reason or "client"))
+        super().connection_lost(error)
+
+    def data_received(self, data: bytes) -> None:
+        in_data = self._in_data
+        if not self._bare_lf_reported[in_data] and has_bare_lf(data, self._last_byte):
+            self._bare_lf_reported[in_data] = True
+            self._publish(BareLineFeed(self.sid, in_data))
+        self._last_byte = data[-1:]
+        super().data_received(data)
+
+    def _timeout_cb(self) -> None:
+        self._finish_pending()
+        self._close(reply("idle_timeout", host=self.hostname), "idle")
+
+    def shut_down(self) -> None:
+        """The server is stopping: tell the client (421 4.3.2) and close."""
+        if self.transport is not None and not self._close_reason:
+            self._finish_pending()
+            self._close(reply("shutdown", host=self.hostname), "server")
+
+    def _close(self, final_reply: str, reason: str) -> None:
+        """Send one unsolicited reply (421) and close: the server ends the session."""
+        self._close_reason = reason
+        self._begin("notice", b"")
+        self._record_reply(final_reply)
+        if self._writer is not None and self.transport is not None:
+            self._writer.write(final_reply.encode() + b"\r\n")
+            self.transport.close()
+
+    def _set_rset_state(self) -> None:
+        super()._set_rset_state()  # type: ignore[no-untyped-call]
+        self._folders = {}
+        self._mail_from = None
+
+    # --- recording ----------------------------------------------------------------------
+
+    def _publish(self, event: Any) -> None:
+        self.context.capture.publish(event)
+
+    def _begin(self, kind: str, sent: bytes) -> None:
+        self._finish_pending()
+        self._pending = _Pending(kind, bytearray(sent), self._tls_active)
+
+    def _finish_pending(self) -> None:
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        self._publish(
+            Exchange(
+                self.sid, pending.kind, bytes(pending.sent), tuple(pending.replies), pending.tls
+            )
+        )
+
+    def _record_reply(self, line: str) -> None:
+        if self._pending is None:
+            self._pending = _Pending("notice", bytearray(), self._tls_active)
+        self._pending.replies.append(line)
+        if len(line) == 3 or line[3:4] == " ":
+            pending, self._pending = self._pending, None
+            self._publish(
+                Exchange(
+                    self.sid, pending.kind, bytes(pending.sent), tuple(pending.replies), pending.tls
+                )
+            )
+
+    async def push(self, status: Any) -> None:
+        text = status.decode("utf-8", "replace") if isinstance(status, bytes) else str(status)
+        key = LIBRARY_TEXTS.get(text)
+        if key is not None:
+            text = reply(key)
+        self._record_reply(text)
+        await super().push(text)
+
+    async def _push_lines(self, lines: list[str]) -> None:
+        for line in lines:
+            await self.push(line)
+
+    async def _read_line(self, kind: str) -> bytes | None:
+        """Read one line ending in LF; None if it overran the reader (already drained)."""
+        try:
+            line = await self._reader.readuntil(b"\n")
+        except asyncio.LimitOverrunError as error:
+            head = await self._reader.read(error.consumed)
+            self._begin(kind, head[:COMMAND_LINE_LIMIT] + b"...")
+            while True:
+                try:
+                    await self._reader.readuntil(b"\n")
+                    return None
+                except asyncio.LimitOverrunError as more:
+                    await self._reader.read(more.consumed)
+        self._reset_timeout()
+        self._begin(kind, line)
+        if not line.endswith(b"\r\n") and not self._bare_lf_reported[False]:
+            self._bare_lf_reported[False] = True
+            self._publish(BareLineFeed(self.sid, False))
+        return line
+
+    # --- the command loop ---------------------------------------------------------------
+
+    async def _handle_client(self) -> None:
+        if self._refused:
+            self._close(reply("too_many_connections", host=self.hostname), "cap")
+            return
+        self._begin("greeting", b"")
+        await self.push(reply("greeting", host=self.hostname))
+        while self.transport is not None:
+            try:
+                line = await self._read_line("command")
+                if line is None:
+                    await self.push(reply("command_too_long"))
+                    continue
+                await self._dispatch(line)
+            except asyncio.CancelledError:
+                raise
+            except (ConnectionResetError, BrokenPipeError):
+                return
+            except TLSSetupException:
+                self._close_reason = "tls"
+                if self.transport is not None:
+                    self.transport.close()
+                self.connection_lost(None)
+                return
+            except Exception:
+                log.exception("session %s: unexpected error", self.sid)
+                await self.push(reply("internal_error"))
+
+    async def _dispatch(self, line: bytes) -> None:
+        stripped = line.rstrip(b"\r\n")
+        limit = COMMAND_LINE_LIMIT
+        if stripped[:4].upper() == b"MAIL" and self.session and self.session.extended_smtp:
+            limit += _MAIL_LINE_EXTRA
+        if len(line) > limit:
+            await self.push(reply("command_too_long"))
+            return
+        if b"\x00" in stripped:
+            await self.push(reply("nul_byte"))
+            return
+        if not stripped.strip():
+            await self.push(reply("empty_line"))
+            return
+        verb_bytes, argument_bytes = split_command(stripped)
+        verb = verb_bytes.decode("ascii").upper() if _VERB.match(verb_bytes) else None
+        method = self._smtp_methods.get(verb) if verb else None
+        if method is None:
+            self._unknown_commands += 1
+            if self._unknown_commands >= self.context.persona.max_unknown_commands:
+                self._close(reply("too_many_unknown", host=self.hostname), "unknown-commands")
+                return
+            if verb is None:
+                await self.push(reply("bad_verb"))
+            else:
+                await self.push(reply("unknown", verb=echo_safe(verb, allow_utf8=False)))
+            return
+        try:
+            argument = argument_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            await self.push(reply("bad_utf8"))
+            return
+        await method(argument or None)
+
+    # --- greetings ----------------------------------------------------------------------
+
+    def _greet(self, name: str, extended: bool) -> str:
+        assert self.session is not None
+        self._set_rset_state()
+        self.session.extended_smtp = extended
+        self.session.host_name = echo_safe(name, allow_utf8=False)
+        peer = self.session.peer
+        address = peer[0] if isinstance(peer, tuple) else str(peer)
+        literal = f"IPv6:{address}" if ":" in address else address
+        return reply(
+            "ehlo" if extended else "helo",
+            host=self.hostname,
+            name=self.session.host_name,
+            address=literal,
+        )
+
+    async def smtp_HELO(self, hostname: str | None) -> None:
+        if not hostname:
+            await self.push(reply("helo_syntax"))
+            return
+        await self.push(self._greet(hostname, extended=False))
+
+    async def smtp_EHLO(self, hostname: str | None) -> None:
+        if not hostname:
+            await self.push(reply("ehlo_syntax"))
+            return
+        first = self._greet(hostname, extended=True)[4:]
+        lines = [first, *self.extensions()]
+        await self._push_lines([f"250-{t}" for t in lines[:-1]] + [f"250 {lines[-1]}"])
+
+    def extensions(self) -> list[str]:
+        """What EHLO advertises: only what this server really does."""
+        offered = [
+            f"SIZE {self.context.persona.max_message_size}",
+            "8BITMIME",
+            "PIPELINING",
+            "ENHANCEDSTATUSCODES",
+            "SMTPUTF8",
+        ]
+        if self.tls_context is not None and not self._tls_active:
+            offered.append("STARTTLS")
+        if self._tls_active:
+            offered.append("AUTH PLAIN LOGIN")
+        offered.append("HELP")
+        return offered
+
+    # --- simple commands ----------------------------------------------------------------
+
+    async def smtp_NOOP(self, arg: str | None) -> None:
+        await self.push(reply("noop"))
+
+    async def smtp_QUIT(self, arg: str | None) -> None:
+        if arg:
+            await self.push(reply("quit_syntax"))
+            return
+        self._close_reason = "quit"
+        await self.push(reply("quit", host=self.hostname))
+        if self.transport is not None:
+            self.transport.close()
+
+    async def smtp_RSET(self, arg: str | None) -> None:
+        if arg:
+            await self.push(reply("rset_syntax"))
+            return
+        self._set_rset_state()
+        await self.push(reply("rset"))
+
+    async def smtp_VRFY(self, arg: str | None) -> None:
+        await self.push(reply("vrfy" if arg else "vrfy_syntax"))
+
+    async def smtp_EXPN(self, arg: str | None) -> None:
+        await self.push(reply("expn"))
+
+    async def smtp_HELP(self, arg: str | None) -> None:
+        spec = REPLIES["help"]
+        if arg:
+            topic = _HELP_TOPICS.get(arg.upper())
+            if topic is None:
+                await self.push(reply("help_unknown", topic=echo_safe(arg, allow_utf8=False)))
+            else:
+                await self.push(spec.render(line=topic))
+            return
+        lines = [
+            "smtp-tutor teaching server; commands:",
+            " ".join(sorted(_HELP_TOPICS)),
+            "HELP <command> shows its syntax; RFC 5321 explains them all",
+        ]
+        await self._push_lines(spec.render_lines(lines))
+
+    # --- the transaction ---------------------------------------------------------------
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        assert self.session is not None and self.envelope is not None
+        if not self.session.host_name:
+            await self.push(reply("mail_need_helo"))
+            return
+        if self._mail_from is not None:
+            await self.push(reply("mail_nested"))
+            return
+        try:
+            path = parse_path(arg or "", "FROM:", allow_null=True, allow_postmaster=False)
+        except PathError as error:
+            await self.push(self._path_error("mail", error))
+            return
+        params = dict(path.params)
+        if params and not self.session.extended_smtp:
+            await self.push(reply("mail_syntax"))
+            return
+        size = params.pop("SIZE", None)
+        body = params.pop("BODY", "7BIT")
+        utf8 = params.pop("SMTPUTF8", False) is True
+        if params:
+            await self.push(reply("mail_params"))
+            return
+        if body not in ("7BIT", "8BITMIME"):
+            await self.push(reply("mail_body"))
+            return
+        limit = self.context.persona.max_message_size
+        if size is not None and (not isinstance(size, str) or not size.isdigit()):
+            await self.push(reply("mail_syntax"))
+            return
+        if isinstance(size, str) and int(size) > limit:
+            await self.push(reply("mail_too_big", limit=limit))
+            return
+        record = dnsdata.lookup(path.domain) if path.domain else None
+        if record is not None and record.null_mx:
+            await self.push(reply("mail_null_mx", domain=path.domain))
+            return
+        self._mail_from = path.address
+        self.envelope.mail_from = path.address
+        self.envelope.smtp_utf8 = utf8
+        self.envelope.mail_options = (arg or "").split()[1:]
+        await self.push(reply("mail_ok", address=echo_safe(path.address, allow_utf8=utf8)))
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        assert self.session is not None and self.envelope is not None
+        if not self.session.host_name:
+            await self.push(reply("rcpt_need_helo"))
+            return
+        if self._mail_from is None:
+            await self.push(reply("rcpt_need_mail"))
+            return
+        utf8 = self.envelope.smtp_utf8
+        try:
+            path = parse_path(arg or "", "TO:", allow_null=False, allow_postmaster=True, utf8=utf8)
+        except PathError as error:
+            await self.push(self._path_error("rcpt", error))
+            return
+        if path.params:
+            await self.push(reply("rcpt_params" if self.session.extended_smtp else "rcpt_syntax"))
+            return
+        if len(self._folders) >= RECIPIENT_LIMIT:
+            await self.push(reply("rcpt_too_many", limit=RECIPIENT_LIMIT))
+            return
+        shown = echo_safe(path.address, allow_utf8=utf8)
+        persona = self.context.persona
+        if persona.is_local_domain(path.domain):
+            folder = persona.mailbox_for(path.local, path.domain)
+            if folder is None:
+                await self.push(reply("rcpt_unknown", address=shown))
+                return
+            await self._accept_recipient(path.address, folder, reply("rcpt_ok", address=shown))
+            return
+        if not (persona.open_relay or self.session.authenticated):
+            await self.push(reply("rcpt_relay_denied", address=shown))
+            return
+        record = dnsdata.lookup(path.domain)
+        if record is not None and record.null_mx:
+            await self.push(reply("rcpt_null_mx", address=shown, domain=path.domain))
+            return
+        why = (
+            "open relay"
+            if persona.open_relay and not self.session.authenticated
+            else "you authenticated"
+        )
+        await self._accept_recipient(
+            path.address, RELAY, reply("rcpt_relay_ok", address=shown, why=why)
+        )
+
+    async def _accept_recipient(self, address: str, folder: str, status: str) -> None:
+        assert self.envelope is not None
+        self._folders[address] = folder
+        self.envelope.rcpt_tos.append(address)
+        await self.push(status)
+
+    def _path_error(self, command: str, error: PathError) -> str:
+        key = {
+            "syntax": f"{command}_syntax",
+            "params": f"{command}_syntax",
+            "brackets": f"{command}_brackets",
+            "address": f"{command}_bad_address",
+            "non_ascii": f"{command}_non_ascii",
+        }[error.kind]
+        return reply(key, detail=error.detail)
+
+    async def smtp_DATA(self, arg: str | None) -> None:
+        assert self.session is not None and self.envelope is not None
+        if not self.session.host_name:
+            await self.push(reply("data_need_helo"))
+            return
+        if not self._folders:
+            await self.push(reply("data_need_rcpt"))
+            return
+        if arg:
+            await self.push(reply("data_syntax"))
+            return
+        await self.push(reply("data_go"))
+        content, problem = await self._read_message()
+        if problem is not None:
+            self._set_rset_state()
+            await self.push(problem)
+            return
+        await self._store(content)
+
+    async def _read_message(self) -> tuple[bytes, str | None]:
+        """Read DATA lines until CRLF.CRLF; only that ends a message (no bare-LF ending)."""
+        self._in_data = True
+        self._begin("data", b"")
+        assert self._pending is not None
+        sent = self._pending.sent
+        limit = self.context.persona.max_message_size
+        lines: list[bytes] = []
+        size = 0
+        problem: str | None = None
+        continuing = False  # inside a line that overran the reader
+        try:
+            while True:
+                try:
+                    line = await self._reader.readuntil(b"\r\n")
+                except asyncio.LimitOverrunError as error:
+                    line = await self._reader.read(error.consumed)
+                    problem = problem or reply("data_line_too_long")
+                    continuing = True
+                    self._reset_timeout()
+                    _keep(sent, line, limit)
+                    continue
+                self._reset_timeout()
+                _keep(sent, line, limit)
+                if line == b".\r\n" and not continuing:
+                    break
+                if continuing:
+                    continuing = False
+                    continue
+                text = dot_unstuff(line)
+                size += len(text)
+                if len(text) > TEXT_LINE_LIMIT:
+                    problem = problem or reply("data_line_too_long")
+                elif size > limit:
+                    problem = problem or reply("data_too_big", limit=limit)
+                if problem is None:
+                    lines.append(text)
+                else:
+                    lines.clear()
+        finally:
+            self._in_data = False
+        return b"".join(lines), problem
+
+    async def _store(self, content: bytes) -> None:
+        assert self.session is not None
+        queue_id = new_queue_id()
+        sender = self._mail_from or ""
+        recipients = _unique_copies(self._folders)
+        protocol = "ESMTP" if self.session.extended_smtp else "SMTP"
+        if self._tls_active:
+            protocol += "S"
+        if self.session.authenticated:
+            protocol += "A"
+        peer = self.session.peer
+        delivery = Delivery(
+            queue_id=queue_id,
+            sender=sender,
+            helo=self.session.host_name or "",
+            client_address=peer[0] if isinstance(peer, tuple) else str(peer),
+            protocol=protocol,
+            content=content,
+            received_at=time.time(),
+        )
+        try:
+            copies = self.context.store.deliver(delivery, recipients)
+        except StorageError as error:
+            log.warning("session %s: storage failed: %s", self.sid, error)
+            self._set_rset_state()
+            await self.push(reply("data_storage_full"))
+            return
+        headers = summarize_headers(content)
+        stored = MessageStored(
+            self.sid,
+            queue_id,
+            sender,
+            tuple(self._folders),
+            tuple(copies),
+            headers.header_from,
+            headers.header_to,
+            headers.header_cc,
+            headers.subject,
+            len(content),
+        )
+        self._set_rset_state()
+        # Record the 250 and the stored message before the client can read the 250, so
+        # whoever reacts to the reply finds both in the capture, in reading order.
+        ok = reply("data_ok", queue_id=queue_id)
+        self._record_reply(ok)
+        self._publish(stored)
+        await super().push(ok)
+        schedule_bounces(self.context, delivery, [c.recipient for c in copies if c.folder == RELAY])
+
+    # --- STARTTLS and AUTH ------------------------------------------------------------------
+
+    async def smtp_STARTTLS(self, arg: str | None) -> None:
+        assert self.session is not None
+        if arg:
+            await self.push(reply("starttls_syntax"))
+        elif self.tls_context is None:
+            await self.push(reply("starttls_unavailable"))
+        elif self._tls_active:
+            await self.push(reply("starttls_active"))
+        elif not self.session.extended_smtp:
+            await self.push(reply("starttls_need_ehlo"))
+        else:
+            await super().smtp_STARTTLS(arg)
+
+    async def smtp_AUTH(self, arg: str | None) -> None:
+        assert self.session is not None
+        if not self.session.host_name or not self.session.extended_smtp:
+            await self.push(reply("auth_need_ehlo"))
+            return
+        if not self._tls_active:
+            await self.push(reply("auth_before_tls"))
+            return
+        if self.session.authenticated:
+            await self.push(reply("auth_already"))
+            return
+        if self._mail_from is not None:
+            await self.push(reply("auth_in_transaction"))
+            return
+        words = (arg or "").split()
+        if not 1 <= len(words) <= 2:
+            await self.push(reply("auth_syntax"))
+            return
+        mechanism = words[0].upper()
+        if mechanism not in ("PLAIN", "LOGIN"):
+            await self.push(reply("auth_mechanism"))
+            return
+        method = self._auth_methods[mechanism].method
+        result = await method(self, [mechanism, *words[1:]])
+        login = ""
+        if isinstance(result.auth_data, LoginPassword):
+            login = result.auth_data.login.decode("utf-8", "replace")
+        if result.success:
+            self.session.authenticated = True
+            self.session.auth_data = result.auth_data
+            self._publish(Authenticated(self.sid, mechanism, login, True))
+            await self.push(reply("auth_ok"))
+        elif not result.handled:
+            self._publish(Authenticated(self.sid, mechanism, login, False))
+            await self.push(reply("auth_failed"))
+
+    def _check_password(
+        self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
+    ) -> AuthResult:
+        login = auth_data.login.decode("utf-8", "replace")
+        password = auth_data.password.decode("utf-8", "replace")
+        expected = self.context.persona.accounts.get(login)
+        ok = expected is not None and hmac.compare_digest(expected.encode(), password.encode())
+        return AuthResult(success=ok, handled=False, auth_data=auth_data)
+
+    async def challenge_auth(
+        self, challenge: str | bytes, encode_to_b64: bool = True, log_client_response: bool = False
+    ) -> Any:
+        raw = challenge.encode() if isinstance(challenge, str) else challenge
+        text = base64.b64encode(raw).decode() if encode_to_b64 else raw.decode()
+        await self.push(reply("auth_challenge", challenge=text))
+        line = await self._read_line("auth")
+        if line is None:
+            await self.push(reply("auth_base64"))
+            return MISSING
+        blob = line.strip()
+        if blob == b"*":
+            await self.push(reply("auth_aborted"))
+            return MISSING
+        try:
+            return base64.b64decode(blob, validate=True)
+        except binascii.Error:
+            await self.push(reply("auth_base64"))
+            return MISSING
+
+
+def _keep(sent: bytearray, line: bytes, limit: int) -> None:
+    """Keep the raw DATA bytes for the capture, up to a bound that protects memory."""
+    room = limit + 4096 - len(sent)
+    if room > 0:
+        sent += line[:room]
+
+
+def _unique_copies(folders: dict[str, str]) -> list[tuple[str, str]]:
+    """One copy per local mailbox (you@ and YOU@ are one), one per relayed address."""
+    seen: set[tuple[str, str]] = set()
+    copies = []
+    for address, folder in folders.items():
+        identity = (folder, folder if folder != RELAY else address.lower())
+        if identity not in seen:
+            seen.add(identity)
+            copies.append((address, folder))
+    return copies

@@ -1,0 +1,195 @@
+"""Run the teaching server: its own asyncio loop in a background thread.
+
+The UI keeps the main thread (prompt_toolkit's loop); the two meet only through the
+capture's thread-safe queue (DESIGN §3). We bind with loop.create_server ourselves:
+it accepts port 0, and it never calls getfqdn().
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tutor.server.capture import Capture
+from tutor.server.persona import Persona
+from tutor.server.store import MaildirStore
+
+logging.getLogger("mail.log").setLevel(logging.CRITICAL)  # aiosmtpd's chatter; we capture
+
+
+class BindError(OSError):
+    """The listening socket could not be opened (port in use, no such address, …)."""
+
+
+class MaildirError(OSError):
+    """The Maildir root or a mailbox folder could not be created."""
+
+
+@dataclass
+class ServerContext:
+    """What every connection shares: settings, storage, capture, the loop."""
+
+    persona: Persona
+    store: MaildirStore
+    capture: Capture
+    loop: asyncio.AbstractEventLoop
+    tls_context: ssl.SSLContext | None
+    connections: set[Any] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Listener:
+    host: str
+    port: int
+    implicit_tls: bool = False
+
+
+class TeachingServer:
+    """Start with `start()` (or `with`), stop with `stop()`; both from any thread."""
+
+    def __init__(
+        self,
+        maildir: Path,
+        persona: Persona | None = None,
+        *,
+        hosts: tuple[str, ...] = ("127.0.0.1",),
+        port: int = 0,
+        tls_port: int | None = None,
+        tls_context: ssl.SSLContext | None = None,
+        capture: Capture | None = None,
+    ) -> None:
+        self.persona = persona or Persona()
+        self.maildir = maildir
+        self.hosts = hosts
+        self.port = port
+        self.tls_port = tls_port
+        self.tls_context = tls_context
+        self.capture = capture or Capture()
+        self.listeners: list[Listener] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._servers: list[asyncio.base_events.Server] = []
+        self._context: ServerContext | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> TeachingServer:
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self._bind())
+            except BaseException as error:  # reported to the caller of start()
+                failure.append(error)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(self._shutdown())
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="smtp-tutor-server", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        if loop.is_running():
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        self._loop = self._thread = None
+
+    def __enter__(self) -> TeachingServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- facts ------------------------------------------------------------------------
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The first plain (STARTTLS) listener: where lessons connect."""
+        first = next(item for item in self.listeners if not item.implicit_tls)
+        return first.host, first.port
+
+    @property
+    def context(self) -> ServerContext:
+        assert self._context is not None, "server not started"
+        return self._context
+
+    # --- inside the loop ------------------------------------------------------------------
+
+    async def _bind(self) -> None:
+        from tutor.server.protocol import TeachingSMTP
+
+        loop = asyncio.get_running_loop()
+        tls = self.tls_context
+        if tls is None and self.persona.tls:
+            from tutor.server.tlsmaterial import server_context
+
+            tls = server_context(self.persona.hostname)
+        context = ServerContext(
+            self.persona, MaildirStore(self.maildir, self.persona), self.capture, loop, tls
+        )
+        self._context = context
+        try:
+            self.maildir.mkdir(parents=True, exist_ok=True)
+            for name in self.persona.mailboxes:
+                context.store.folder(name)  # create every mailbox up front, so MUAs see them
+        except OSError as error:
+            raise MaildirError(
+                error.errno,
+                f"cannot create the Maildir at {self.maildir}: {error.strerror or error}",
+            ) from error
+
+        port = self.port
+        for index, host in enumerate(self.hosts):
+            try:
+                server = await loop.create_server(lambda: TeachingSMTP(context), host, port)
+            except OSError as error:
+                if index == 0:
+                    raise BindError(error.errno, error.strerror or str(error)) from error
+                continue  # a second address family (::1) is a bonus, not a need
+            self._servers.append(server)
+            port = server.sockets[0].getsockname()[1]
+            self.listeners.append(Listener(host, port))
+        if self.tls_port is not None and tls is not None:
+            host = self.hosts[0]
+            try:
+                server = await loop.create_server(
+                    lambda: TeachingSMTP(context), host, self.tls_port, ssl=tls
+                )
+            except OSError as error:
+                raise BindError(error.errno, error.strerror or str(error)) from error
+            self._servers.append(server)
+            self.listeners.append(Listener(host, server.sockets[0].getsockname()[1], True))
+
+    async def _shutdown(self) -> None:
+        for server in self._servers:
+            server.close()
+        context = self._context
+        if context is not None:
+            for protocol in list(context.connections):
+                protocol.shut_down()
+        for server in self._servers:
+            await server.wait_closed()
+        await asyncio.sleep(0)  # let connection_lost callbacks run

@@ -1,0 +1,129 @@
+"""Storage: one Maildir per local mailbox, plus a folder for captured relay mail.
+
+Each accepted recipient gets its own copy, with trace headers prepended: Return-Path
+(the envelope sender), Received (one recipient in `for`, so Bcc never leaks) and
+Delivered-To. Written with stdlib `mailbox` (tmp -> new), complete before the 250, so
+any MUA can open the folders. Lines are stored with LF endings, the Maildir custom.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import mailbox
+import os
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from pathlib import Path
+
+from tutor.events import RELAY_FOLDER, Copy
+from tutor.server.persona import Persona
+
+
+class StorageError(OSError):
+    """A copy could not be written; nothing of the message was kept."""
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Everything the trace headers need to know about one accepted message."""
+
+    queue_id: str
+    sender: str
+    helo: str
+    client_address: str
+    protocol: str  # ESMTP, ESMTPS, ESMTPA, ESMTPSA or SMTP (RFC 3848)
+    content: bytes  # as received (CRLF line endings, dot-stuffing undone)
+    received_at: float
+
+
+def address_literal(host: str) -> str:
+    """The client address as it appears in brackets: 127.0.0.1 or IPv6:::1."""
+    return f"IPv6:{host}" if ":" in host else host
+
+
+def trace_headers(persona: Persona, delivery: Delivery, recipient: str) -> bytes:
+    date = email.utils.format_datetime(datetime.fromtimestamp(delivery.received_at).astimezone())
+    if delivery.client_address:
+        received = [
+            f"Received: from {delivery.helo} ([{address_literal(delivery.client_address)}])",
+            f"\t(envelope-from <{delivery.sender}>)",
+            f"\tby {persona.hostname} with {delivery.protocol} id {delivery.queue_id}",
+        ]
+    else:  # made by the server itself (a bounce): no client, no "from" clause
+        received = [f"Received: by {persona.hostname} (smtp-tutor) id {delivery.queue_id}"]
+    lines = [
+        f"Return-Path: <{delivery.sender}>",
+        *received,
+        f"\tfor <{recipient}>; {date}",
+        f"Delivered-To: {recipient}",
+    ]
+    return "".join(line + "\n" for line in lines).encode("utf-8", "surrogateescape")
+
+
+class MaildirStore:
+    """The Maildir root: ROOT/you/, ROOT/alice/, …, ROOT/captured-relay/."""
+
+    def __init__(self, root: Path, persona: Persona) -> None:
+        self.root = root
+        self.persona = persona
+        self._folders: dict[str, mailbox.Maildir] = {}
+
+    def folder(self, name: str) -> mailbox.Maildir:
+        box = self._folders.get(name)
+        if box is None:
+            box = mailbox.Maildir(self.root / name, factory=None, create=True)
+            self._folders[name] = box
+        return box
+
+    def deliver(self, delivery: Delivery, recipients: list[tuple[str, str]]) -> list[Copy]:
+        """Write one copy per (recipient, folder); all or nothing."""
+        body = delivery.content.replace(b"\r\n", b"\n")
+        written: list[Copy] = []
+        try:
+            for recipient, folder in recipients:
+                box = self.folder(folder)
+                key = box.add(trace_headers(self.persona, delivery, recipient) + body)
+                written.append(Copy(folder, key, recipient))
+        except (OSError, mailbox.Error) as error:
+            self._discard(written)
+            raise StorageError(str(error)) from error
+        return written
+
+    def _discard(self, copies: list[Copy]) -> None:
+        for copy in copies:
+            with contextlib.suppress(OSError):
+                self.folder(copy.folder).discard(copy.key)
+
+
+@dataclass(frozen=True)
+class HeaderSummary:
+    header_from: str
+    header_to: str
+    header_cc: str
+    header_bcc: str
+    subject: str
+    date: str
+
+
+def summarize_headers(content: bytes) -> HeaderSummary:
+    """The From/To/Cc/Subject a message claims, robust to headers without addresses."""
+    headers = BytesHeaderParser(policy=compat32).parsebytes(content)
+
+    def get(name: str) -> str:
+        values = headers.get_all(name) or []
+        return ", ".join(" ".join(str(v).split()) for v in values)
+
+    return HeaderSummary(get("From"), get("To"), get("Cc"), get("Bcc"), get("Subject"), get("Date"))
+
+
+def new_queue_id() -> str:
+    """A short, sortable, unique id in the spirit of real MTAs' queue ids."""
+    now = time.time_ns() // 1000
+    return f"{now:X}"[-9:] + os.urandom(2).hex().upper()
+
+
+RELAY = RELAY_FOLDER

@@ -1,0 +1,1 @@
+"""Everything that draws on a terminal: rich renderables and interactive loops."""

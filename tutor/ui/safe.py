@@ -1,0 +1,33 @@
+"""The one way untrusted text reaches the screen: as a rich Text, made visible.
+
+Text objects are never parsed as markup, and `visible()` escapes control characters,
+escape sequences and bidi overrides (DESIGN §2.4). Never put untrusted text in an
+f-string passed to console.print.
+"""
+
+from __future__ import annotations
+
+from rich.text import Text
+
+from tutor.textsafe import visible, visible_bytes, visible_line
+
+
+def untrusted(text: str, style: str = "") -> Text:
+    return Text(visible(text), style=style)
+
+
+def untrusted_bytes(data: bytes, style: str = "") -> Text:
+    return Text(visible_bytes(data), style=style)
+
+
+def untrusted_line(raw: bytes, style: str = "") -> Text:
+    """A raw line as sent, with its line ending shown (␍␊ or a bare ␊)."""
+    return Text(visible_line(raw), style=style)
+
+
+def join(*parts: Text | str) -> Text:
+    """Concatenate trusted literals (plain str, never parsed) and Text pieces."""
+    out = Text()
+    for part in parts:
+        out.append(part if isinstance(part, Text) else Text(part))
+    return out

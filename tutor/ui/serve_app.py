@@ -1,0 +1,113 @@
+"""`smtp-tutor serve` in a terminal: start the server, print its line log until Ctrl-C."""
+
+from __future__ import annotations
+
+import queue
+import signal
+import sys
+from types import FrameType
+
+from rich.console import Console
+from rich.text import Text
+
+from tutor import serve
+from tutor.events import RELAY_FOLDER
+from tutor.ui.safe import join, untrusted
+from tutor.ui.serve_log import ServeLog
+
+
+class _Stop(Exception):
+    """SIGTERM: stop as cleanly as on Ctrl-C."""
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    raise _Stop
+
+
+def run(options: serve.ServeOptions, console: Console, errors: Console) -> int:
+    server = serve.build_server(options)
+    if options.host and not serve.is_loopback(options.host):
+        errors.print(
+            Text(
+                f"warning: listening on {options.host}, not loopback: other machines can "
+                "connect to this teaching server",
+                style="bold yellow",
+            )
+        )
+    serve.start(server)
+    log = ServeLog(console)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if hasattr(signal, "SIGTERM") else None
+    try:
+        _banner(console, server, options)
+        while True:
+            try:
+                event = server.capture.events.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            log.show(event)
+            console.file.flush()
+    except (KeyboardInterrupt, _Stop):
+        pass
+    finally:
+        server.stop()
+        while True:  # what the last sessions said before the stop
+            try:
+                log.show(server.capture.events.get_nowait())
+            except queue.Empty:
+                break
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    console.print(
+        join(
+            Text(
+                f"stopped: {_count(log.sessions, 'session')}, "
+                f"{_count(log.messages, 'message')} stored in ",
+                style="bold",
+            ),
+            untrusted(str(options.maildir)),
+        )
+    )
+    return 0
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
+def _banner(console: Console, server: object, options: serve.ServeOptions) -> None:
+    from tutor.server.runner import TeachingServer
+
+    assert isinstance(server, TeachingServer)
+    persona = server.persona
+    places = ", ".join(
+        f"{'[' + item.host + ']' if ':' in item.host else item.host}:{item.port}"
+        + (" (implicit TLS)" if item.implicit_tls else "")
+        for item in server.listeners
+    )
+    console.print(
+        Text(f"smtp-tutor teaching server {persona.hostname} listening on {places}", style="bold")
+    )
+    relay = (
+        "OPEN RELAY (other domains accepted and captured, never sent)"
+        if persona.open_relay
+        else "closed relay (other domains refused with 550 5.7.1)"
+    )
+    console.print(Text(f"mailboxes: {', '.join(persona.mailboxes)} @{persona.domain}; {relay}"))
+    console.print(
+        join(
+            Text("Maildir: "),
+            untrusted(str(options.maildir)),
+            Text(f"  (captured relay mail: {RELAY_FOLDER}/)"),
+        )
+    )
+    host, port = server.address
+    console.print(Text("connect from another terminal with any of:"))
+    for hint in serve.client_hints(host, port):
+        console.print(Text("  " + hint, style="cyan"))
+    console.print(
+        Text(
+            "Ctrl-C stops the server; every message acknowledged with 250 is already on disk.",
+            style="dim",
+        )
+    )
+    sys.stdout.flush()

@@ -1,0 +1,198 @@
+"""`serve`'s line log: every session's exchanges, line by line, each reply explained.
+
+One line per event, tagged with the session number, so thirty interleaved telnet
+sessions stay readable. Client text is shown literally (ui.safe); colour only adds to
+what the words already say, so the log reads the same in a pipe or on a projector.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.text import Text
+
+from tutor.codes import short_meaning
+from tutor.envelope import Comparison
+from tutor.events import (
+    Authenticated,
+    BareLineFeed,
+    BounceSent,
+    Event,
+    Exchange,
+    MessageStored,
+    SessionClosed,
+    SessionOpened,
+    TlsStarted,
+)
+from tutor.ui.safe import join, untrusted, untrusted_line
+from tutor.wire import parse_reply_line
+
+DATA_PREVIEW_LINES = 12
+BARE_LF_ADVICE = {
+    False: "client ends lines with LF only. Commands still work, but a message will never end: "
+    "only CRLF.CRLF ends DATA. Use `nc -C`, `telnet`, or `openssl s_client -crlf`.",
+    True: "client sends LF only inside DATA: this message cannot end, because only CRLF.CRLF "
+    "ends DATA (RFC 5321 §4.1.1.4). Use `nc -C`, `telnet`, or `openssl s_client -crlf`.",
+}
+CLOSE_REASONS = {
+    "quit": "closed after QUIT",
+    "client": "client closed the connection",
+    "idle": "closed: idle timeout (421 4.4.2)",
+    "unknown-commands": "closed: too many unknown commands (421 4.7.0)",
+    "cap": "refused: connection cap reached (421 4.7.0)",
+    "server": "closed: server stopping",
+    "tls": "closed: TLS handshake failed",
+}
+
+
+def _tag(session: int) -> Text:
+    return Text(f"#{session:<3} ", style="dim")
+
+
+def _reply_style(code: int) -> str:
+    return {2: "green", 3: "cyan", 4: "yellow", 5: "red"}.get(code // 100, "")
+
+
+class ServeLog:
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.sessions = 0
+        self.messages = 0
+
+    def show(self, event: Event) -> None:
+        for line in self.render(event):
+            self.console.print(line)
+
+    def render(self, event: Event) -> list[Text]:
+        tag = _tag(event.session)
+        if isinstance(event, SessionOpened):
+            self.sessions += 1
+            return [
+                join(
+                    tag,
+                    Text("connected from ", style="bold"),
+                    untrusted(f"{event.peer_host} port {event.peer_port}"),
+                )
+            ]
+        if isinstance(event, Exchange):
+            return self._exchange(tag, event)
+        if isinstance(event, BareLineFeed):
+            return [
+                join(tag, Text(f"! bare LF: {BARE_LF_ADVICE[event.in_data]}", style="bold yellow"))
+            ]
+        if isinstance(event, TlsStarted):
+            note = (
+                f" ({event.discarded} plaintext bytes sent after STARTTLS were discarded)"
+                if event.discarded
+                else ""
+            )
+            return [
+                join(
+                    tag,
+                    Text(f"TLS started: {event.version}, {event.cipher}{note}", style="magenta"),
+                )
+            ]
+        if isinstance(event, Authenticated):
+            verdict = "authenticated" if event.success else "authentication failed"
+            return [
+                join(
+                    tag,
+                    Text(f"AUTH {event.mechanism}: {verdict} as ", style="magenta"),
+                    untrusted(event.user),
+                )
+            ]
+        if isinstance(event, MessageStored):
+            self.messages += 1
+            return self._stored(tag, event)
+        if isinstance(event, BounceSent):
+            if event.copy is None:
+                return [
+                    join(
+                        tag,
+                        Text(
+                            f"bounce for {event.original_queue_id} dropped: the sender was <>"
+                            " (a bounce is never bounced)",
+                            style="yellow",
+                        ),
+                    )
+                ]
+            return [
+                join(
+                    tag,
+                    Text(
+                        f"bounce (DSN {event.status}) for {event.original_queue_id} sent with "
+                        "MAIL FROM:<> to the envelope sender ",
+                        style="yellow",
+                    ),
+                    untrusted(f"<{event.to}>"),
+                    Text(f" -> {event.copy.folder}"),
+                )
+            ]
+        if isinstance(event, SessionClosed):
+            return [join(tag, Text(CLOSE_REASONS.get(event.reason, event.reason), style="dim"))]
+        return []
+
+    def _exchange(self, tag: Text, event: Exchange) -> list[Text]:
+        lines: list[Text] = []
+        lock = "TLS " if event.tls else ""
+        if event.kind == "data":
+            lines += self._data_lines(tag, event.sent)
+        elif event.kind == "auth":
+            lines.append(
+                join(
+                    tag,
+                    Text(f"{lock}C: ", style="bold"),
+                    Text("(AUTH answer, base64, hidden)", style="dim"),
+                )
+            )
+        elif event.sent:
+            lines.append(join(tag, Text(f"{lock}C: ", style="bold"), untrusted_line(event.sent)))
+        if not event.answered and event.kind != "notice":
+            lines.append(
+                join(
+                    tag,
+                    Text("   (no reply: the session ended first; nothing was stored)", style="dim"),
+                )
+            )
+        for index, raw in enumerate(event.replies):
+            parsed = parse_reply_line(raw)
+            line = join(
+                tag, Text(f"{lock}S: "), untrusted(raw, _reply_style(parsed.code) if parsed else "")
+            )
+            if parsed is not None and index == len(event.replies) - 1:
+                reply = event.reply
+                meaning = short_meaning(parsed.code, reply.enhanced if reply else None)
+                line.append(Text("  — " + meaning, style="dim italic"))
+            lines.append(line)
+        return lines
+
+    def _data_lines(self, tag: Text, sent: bytes) -> list[Text]:
+        raw_lines = sent.splitlines(keepends=True)
+        shown = raw_lines[:DATA_PREVIEW_LINES]
+        out = [join(tag, Text("C| ", style="bold"), untrusted_line(line)) for line in shown]
+        hidden = len(raw_lines) - len(shown)
+        if hidden > 0:
+            out.append(
+                join(tag, Text(f"C| … {hidden} more lines ({len(sent)} bytes in all)", style="dim"))
+            )
+        return out
+
+    def _stored(self, tag: Text, event: MessageStored) -> list[Text]:
+        comparison = Comparison(
+            event.sender, event.header_from, event.recipients, event.header_to, event.header_cc
+        )
+        folders = ", ".join(sorted({c.folder for c in event.copies}))
+        line = join(
+            tag,
+            Text(f"stored id={event.queue_id} in {folders}: ", style="bold green"),
+            Text("envelope "),
+            untrusted(f"<{event.sender}> -> " + ", ".join(f"<{r}>" for r in event.recipients)),
+            Text(" | headers "),
+            untrusted(
+                f"From: {event.header_from or '(none)'} -> To: {event.header_to or '(none)'}"
+            ),
+        )
+        if event.header_cc:
+            line.append(untrusted(f" Cc: {event.header_cc}"))
+        if comparison.mismatch:
+            line.append(Text("  ! headers and envelope disagree", style="bold yellow"))
+        return [line]
