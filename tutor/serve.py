@@ -75,6 +75,7 @@ def start(server: TeachingServer) -> None:
 
 
 def client_hints(host: str, port: int) -> list[str]:
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
     shown = f"[{host}]" if ":" in host else host
     return [
         f"telnet {host} {port}",

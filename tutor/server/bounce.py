@@ -39,16 +39,29 @@ def delivery_failures(recipients: list[str]) -> list[Failure]:
     return failures
 
 
-def schedule_bounces(context: ServerContext, delivery: Delivery, relayed: list[str]) -> None:
+def schedule_bounces(
+    context: ServerContext, session: int, delivery: Delivery, relayed: list[str]
+) -> None:
     failures = delivery_failures(relayed)
     if failures:
-        context.loop.call_soon(send_bounce, context, delivery, failures)
+        context.loop.call_soon(send_bounce, context, session, delivery, failures)
 
 
-def send_bounce(context: ServerContext, delivery: Delivery, failures: list[Failure]) -> None:
+def send_bounce(
+    context: ServerContext, session: int, delivery: Delivery, failures: list[Failure]
+) -> None:
+    """Store the DSN; the event is tagged with the session whose message failed."""
+    try:
+        _send_bounce(context, session, delivery, failures)
+    except Exception:  # a failed bounce must never take the server down
+        log.exception("bounce for %s failed", delivery.queue_id)
+
+
+def _send_bounce(
+    context: ServerContext, sid: int, delivery: Delivery, failures: list[Failure]
+) -> None:
     failed = tuple(f.recipient for f in failures)
     status = failures[0].status
-    sid = 0  # a bounce belongs to no client session
     if delivery.sender == "":
         context.capture.publish(BounceSent(sid, "", delivery.queue_id, "", failed, status, None))
         return

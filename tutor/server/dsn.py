@@ -8,10 +8,6 @@ from __future__ import annotations
 
 import email.utils
 from dataclasses import dataclass
-from email.message import EmailMessage
-from email.parser import BytesHeaderParser
-from email.policy import SMTP as SMTP_POLICY
-from email.policy import compat32
 
 from tutor.server.persona import Persona
 
@@ -32,15 +28,8 @@ def build_dsn(
     arrival: float,
     failures: list[Failure],
 ) -> bytes:
-    """A multipart/report DSN addressed to the original envelope sender."""
-    report = EmailMessage(policy=SMTP_POLICY)
-    report["From"] = f"Mail Delivery System <MAILER-DAEMON@{persona.hostname}>"
-    report["To"] = f"<{original_sender}>"
-    report["Subject"] = "Undelivered Mail Returned to Sender"
-    report["Date"] = email.utils.formatdate(localtime=True)
-    report["Message-ID"] = email.utils.make_msgid(domain=persona.hostname)
-    report["Auto-Submitted"] = "auto-replied"  # RFC 3834: no auto-replies to this
-
+    """A multipart/report DSN addressed to the original envelope sender (CRLF endings)."""
+    boundary = f"=_report_{original_queue_id}"
     failed = "\n".join(f"  <{f.recipient}>: {f.diagnostic}" for f in failures)
     human = (
         f"This is the mail system at {persona.hostname} (smtp-tutor).\n\n"
@@ -51,34 +40,50 @@ def build_dsn(
         "The delivery attempt was simulated: smtp-tutor never connects to another\n"
         "server. The failure comes from its simulated DNS table.\n"
     )
-    report.set_content(human)
-    report.make_mixed()
-    report.replace_header("Content-Type", 'multipart/report; report-type="delivery-status"')
-
-    status = EmailMessage(policy=SMTP_POLICY)
-    status_lines = [
+    per_message = [
         f"Reporting-MTA: dns; {persona.hostname}",
         f"X-Queue-ID: {original_queue_id}",
         f"Arrival-Date: {email.utils.formatdate(arrival, localtime=True)}",
+    ]
+    per_recipient = [
+        "\n".join(
+            [
+                f"Final-Recipient: rfc822; {f.recipient}",
+                "Action: failed",
+                f"Status: {f.status}",
+                f"Diagnostic-Code: smtp; {f.diagnostic}",
+            ]
+        )
+        for f in failures
+    ]
+    original_headers = original_content.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0]
+    head = [
+        f"From: Mail Delivery System <MAILER-DAEMON@{persona.hostname}>",
+        f"To: <{original_sender}>",
+        "Subject: Undelivered Mail Returned to Sender",
+        f"Date: {email.utils.formatdate(localtime=True)}",
+        f"Message-ID: {email.utils.make_msgid(domain=persona.hostname)}",
+        "Auto-Submitted: auto-replied",  # RFC 3834: nobody should auto-reply to this
+        "MIME-Version: 1.0",
+        f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"',
+        "",
+        "This is a MIME-encapsulated delivery status notification (RFC 3464).",
+        "",
+        f"--{boundary}",
+        "Content-Type: text/plain; charset=utf-8",
+        "",
+        human,
+        f"--{boundary}",
+        "Content-Type: message/delivery-status",
+        "",
+        "\n".join(per_message),
+        "",
+        "\n\n".join(per_recipient),
+        "",
+        f"--{boundary}",
+        "Content-Type: text/rfc822-headers",
         "",
     ]
-    for failure in failures:
-        status_lines += [
-            f"Final-Recipient: rfc822; {failure.recipient}",
-            "Action: failed",
-            f"Status: {failure.status}",
-            f"Diagnostic-Code: smtp; {failure.diagnostic}",
-            "",
-        ]
-    status.set_payload("\n".join(status_lines))
-    status["Content-Type"] = "message/delivery-status"
-    report.attach(status)
-
-    headers = BytesHeaderParser(policy=compat32).parsebytes(original_content)
-    returned = EmailMessage(policy=SMTP_POLICY)
-    returned["Content-Type"] = "text/rfc822-headers"
-    returned.set_payload(
-        "".join(f"{name}: {value}\n" for name, value in headers.items()), charset=None
-    )
-    report.attach(returned)
-    return report.as_bytes(policy=SMTP_POLICY)
+    text = "\n".join(head).encode("utf-8", "surrogateescape") + b"\n"
+    text += original_headers + b"\n\n" + f"--{boundary}--\n".encode()
+    return text.replace(b"\n", b"\r\n")

@@ -617,7 +617,8 @@ class TeachingSMTP(SMTP):
         self._record_reply(ok)
         self._publish(stored)
         await super().push(ok)
-        schedule_bounces(self.context, delivery, [c.recipient for c in copies if c.folder == RELAY])
+        schedule_bounces(
+            self.context, self.sid, delivery, [c.recipient for c in copies if c.folder == RELAY])
 
     # --- STARTTLS and AUTH ------------------------------------------------------------------
 

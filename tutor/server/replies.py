@@ -624,3 +624,14 @@ LIBRARY_TEXTS: dict[str, str] = {
 
 def reply(key: str, **fields: object) -> str:
     return REPLIES[key].render(**fields)
+
+
+def markdown_table() -> str:
+    """The reply table as Markdown, for docs/server.md (a test keeps the two in step)."""
+    rows = ["| code | enhanced | text | sent when | reference |", "|---|---|---|---|---|"]
+    for spec in TABLE:
+        text = spec.text.replace("|", "\\|")
+        rows.append(
+            f"| {spec.code} | {spec.enhanced or '—'} | `{text}` | {spec.trigger} | {spec.rfc} |"
+        )
+    return "\n".join(rows) + "\n"

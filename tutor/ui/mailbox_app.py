@@ -35,7 +35,8 @@ def list_messages(console: Console, root: Path, folder: str | None, *, plain: bo
     for index, name in enumerate(names):
         if index:
             console.print()
-        console.print(message_table(name, mailview.read_folder(root, name), plain=plain))
+        messages = mailview.read_folder(root, name)
+        console.print(message_table(name, messages, plain=plain or not console.is_terminal))
 
 
 def show_message(console: Console, root: Path, ref: str, *, raw: bool, plain: bool) -> None:

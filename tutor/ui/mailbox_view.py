@@ -22,6 +22,8 @@ def folder_title(folder: str) -> str:
 def message_table(folder: str, messages: list[StoredMessage], *, plain: bool) -> RenderableType:
     if not messages:
         return Text(f"{folder_title(folder)}: empty")
+    if plain:  # pipes, screen readers, narrow terminals: one labelled line per fact
+        return _message_lines(folder, messages)
     table = Table(
         title=folder_title(folder),
         title_justify="left",
@@ -48,6 +50,21 @@ def message_table(folder: str, messages: list[StoredMessage], *, plain: bool) ->
             untrusted(message.header("Subject")),
         )
     return table
+
+
+def _message_lines(folder: str, messages: list[StoredMessage]) -> Text:
+    out = Text(folder_title(folder) + "\n", style="bold")
+    for message in messages:
+        mismatch = " (!)" if _comparison(message).mismatch else ""
+        out.append(Text(f"  {message.ref}  id {message.queue_id}  received {message.date}\n"))
+        out.append(join(Text("    envelope: "), untrusted(
+            f"<{message.envelope_sender}> -> <{message.envelope_recipient}>"), Text("\n")))
+        out.append(join(Text("    headers:  "), untrusted(
+            f"{message.header('From') or '(none)'} -> {message.header('To') or '(none)'}"),
+            Text(mismatch + "\n", style="bold yellow")))
+        out.append(join(Text("    Subject:  "), untrusted(message.header("Subject")), Text("\n")))
+    out.rstrip()
+    return out
 
 
 def _box() -> Box:

@@ -1,0 +1,96 @@
+"""Run `smtp-tutor serve` as a real subprocess and read its log as it is written."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+STARTUP_TIMEOUT = 30.0
+
+
+class ServeProcess:
+    def __init__(self, maildir: Path, *args: str, python_prefix: list[str] | None = None) -> None:
+        command = python_prefix or [sys.executable, "-m", "tutor"]
+        self.maildir = maildir
+        env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200")
+        self.proc = subprocess.Popen(
+            [*command, "serve", "--port", "0", "--maildir", str(maildir), *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+        self.lines: queue.Queue[bytes | None] = queue.Queue()
+        self.output: list[bytes] = []
+        self.stderr = b""
+        self._pump_thread = threading.Thread(target=self._pump, daemon=True)
+        self._pump_thread.start()
+        banner = self.wait_for(rb"listening on \[?[0-9a-f.:]+?\]?:(\d+)", STARTUP_TIMEOUT)
+        self.port = int(banner.group(1))
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def wait_for(self, pattern: bytes, timeout: float = 10.0) -> re.Match[bytes]:
+        """Read log lines until one matches; every line read is kept in `output`."""
+        regex = re.compile(pattern)
+        for line in self.output:
+            match = regex.search(line)
+            if match:
+                return match
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no log line matching {pattern!r}; log so far:\n{self.text}")
+            try:
+                line = self.lines.get(timeout=remaining)
+            except queue.Empty:
+                continue
+            if line is None:
+                raise AssertionError(f"serve exited before {pattern!r}; log:\n{self.text}")
+            self.output.append(line)
+            match = regex.search(line)
+            if match:
+                return match
+
+    @property
+    def text(self) -> str:
+        return b"".join(self.output).decode("utf-8", "replace")
+
+    @property
+    def address(self) -> tuple[str, int]:
+        return "127.0.0.1", self.port
+
+    def interrupt(self, timeout: float = 15.0) -> int:
+        """Ctrl-C, as a user would; returns the exit code, keeps the rest of the log."""
+        self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(timeout=timeout)
+        while True:
+            line = self.lines.get(timeout=timeout)
+            if line is None:
+                break
+            self.output.append(line)
+        assert self.proc.stderr is not None
+        self.stderr = self.proc.stderr.read()
+        return code
+
+    def kill(self) -> None:
+        """Stop the process if it still runs and release its pipes."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        self._pump_thread.join(timeout=10)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None:
+                pipe.close()

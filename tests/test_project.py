@@ -1,0 +1,68 @@
+"""The layering rule of DESIGN §3, checked by reading every module's imports."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parent.parent / "tutor"
+
+# library -> the only places allowed to import it
+ALLOWED = {
+    "rich": ("ui/", "cli.py"),
+    "prompt_toolkit": ("ui/",),
+    "typer": ("cli.py",),
+    "click": ("cli.py",),
+    "aiosmtpd": ("server/",),
+}
+STDLIB_ONLY = ("wire.py", "codes.py", "events.py", "textsafe.py", "envelope.py", "dnsdata.py")
+
+
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def modules() -> list[tuple[str, Path]]:
+    return [(p.relative_to(PACKAGE).as_posix(), p) for p in sorted(PACKAGE.rglob("*.py"))]
+
+
+def test_ui_libraries_stay_in_their_layers() -> None:
+    offenders = []
+    for name, path in modules():
+        for library in imported_modules(path) & set(ALLOWED):
+            if not name.startswith(ALLOWED[library]):
+                offenders.append(f"{name} imports {library}")
+    assert offenders == []
+
+
+def test_core_modules_use_only_the_standard_library() -> None:
+    import sys
+
+    for name in STDLIB_ONLY:
+        third_party = {
+            m for m in imported_modules(PACKAGE / name)
+            if m not in sys.stdlib_module_names and m not in {"tutor", "__future__"}
+        }
+        assert third_party == set(), f"{name} imports {third_party}"
+
+
+def test_the_core_never_imports_the_ui() -> None:
+    for name, path in modules():
+        if name.startswith("ui/") or name in ("cli.py", "__main__.py"):
+            continue
+        source = path.read_text(encoding="utf-8")
+        assert "tutor.ui" not in source and "tutor.cli" not in source, name
+
+
+def test_docs_list_every_reply_of_the_table() -> None:
+    from tutor.server.replies import markdown_table
+
+    doc = (PACKAGE.parent / "docs" / "server.md").read_text(encoding="utf-8")
+    assert doc.endswith(markdown_table()), "regenerate the table in docs/server.md"

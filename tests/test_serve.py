@@ -1,0 +1,307 @@
+"""`smtp-tutor serve` as a user runs it: a real subprocess, real clients, its real log."""
+
+from __future__ import annotations
+
+import shutil
+import smtplib
+import socket
+import ssl
+import subprocess
+import sys
+from collections.abc import Iterator
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from tests.serve_process import ServeProcess
+from tests.support import RawClient
+from tutor.server.persona import DEMO_ACCOUNTS
+
+SEED_SESSION = [
+    "helo a.b.c",
+    "mail from:<bugs@looney.example>",
+    "rcpt to:<you@tutor.test>",
+    "data",
+]
+SEED_MESSAGE = b"From: Bugs Bunny\r\nTo: Daffy Duck\r\nSubject: Loony Toons!\r\n\r\nHi there!\r\n.\r\n"
+
+
+def need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:
+        import os
+
+        if os.environ.get("CI"):
+            pytest.fail(f"{tool} is not installed; .ci/run installs it")
+        pytest.skip(f"{tool} is not installed")
+    return path
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[ServeProcess]:
+    process = ServeProcess(tmp_path / "Maildir", "--plain")
+    yield process
+    process.kill()
+
+
+@pytest.fixture
+def relay_serve(tmp_path: Path) -> Iterator[ServeProcess]:
+    process = ServeProcess(tmp_path / "Maildir", "--plain", "--open-relay")
+    yield process
+    process.kill()
+
+
+def stored_files(maildir: Path, folder: str) -> list[Path]:
+    return sorted((maildir / folder / "new").iterdir())
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tutor", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_seed_session_over_a_plain_socket_is_logged_and_explained(serve: ServeProcess) -> None:
+    with RawClient(serve.address) as client:
+        assert client.greeting == ["220 mx.tutor.test ESMTP smtp-tutor ready"]
+        replies = [client.code(line) for line in SEED_SESSION]
+        assert replies[0] == "250 mx.tutor.test Hello a.b.c [127.0.0.1]"
+        assert replies[-1].startswith("354 ")
+        client.send_raw(SEED_MESSAGE)
+        done = client.reply()[-1]
+        assert done.startswith("250 2.0.0 OK id=")
+        assert client.code("quit").startswith("221 2.0.0")
+    queue_id = done.rsplit("=", 1)[1]
+    serve.wait_for(b"closed after QUIT")
+    log = serve.text
+    # every line the client sent, with its line ending made visible, and every reply explained
+    assert "C: helo a.b.c␍␊" in log
+    assert "S: 250 mx.tutor.test Hello a.b.c [127.0.0.1]  — OK" in log
+    assert "S: 354 Enter message" in log and "— Go ahead" in log
+    assert f"S: 250 2.0.0 OK id={queue_id}  — OK" in log
+    # the stored message: envelope against headers, mismatch flagged
+    stored = serve.wait_for(rb"stored id=" + queue_id.encode() + rb".*").group(0).decode()
+    assert "envelope <bugs@looney.example> -> <you@tutor.test>" in stored
+    assert "headers From: Bugs Bunny -> To: Daffy Duck" in stored
+    assert "headers and envelope disagree" in stored
+    [copy] = stored_files(serve.maildir, "you")
+    text = copy.read_text()
+    assert text.startswith("Return-Path: <bugs@looney.example>\nReceived: from a.b.c ([127.0.0.1])")
+    assert f"id {queue_id}" in text and "for <you@tutor.test>;" in text
+    assert "Delivered-To: you@tutor.test\nFrom: Bugs Bunny\nTo: Daffy Duck\n" in text
+
+
+def test_mailbox_command_shows_the_mismatch(serve: ServeProcess) -> None:
+    with RawClient(serve.address) as client:
+        for line in SEED_SESSION:
+            client.cmd(line)
+        client.send_raw(SEED_MESSAGE)
+        client.reply()
+    listing = run_cli("mailbox", "--maildir", str(serve.maildir), "--plain")
+    assert listing.returncode == 0, listing.stderr
+    assert "you's mailbox" in listing.stdout
+    assert "<bugs@looney.example> -> <you@tutor.test>" in listing.stdout
+    assert "Bugs Bunny -> Daffy Duck (!)" in listing.stdout
+    shown = run_cli("mailbox", "show", "you/1", "--maildir", str(serve.maildir), "--plain")
+    assert shown.returncode == 0, shown.stderr
+    out = shown.stdout
+    assert "MAIL FROM:<bugs@looney.example>" in out and "From: Bugs Bunny" in out
+    assert "RCPT TO:<you@tutor.test>" in out and "To: Daffy Duck" in out
+    assert "server> Return-Path: <bugs@looney.example>" in out
+    assert "server> Delivered-To: you@tutor.test" in out
+    assert "From: does not name the envelope sender" in out
+    raw = run_cli("mailbox", "show", "you/1", "--raw", "--maildir", str(serve.maildir))
+    assert raw.stdout.startswith("Return-Path: <bugs@looney.example>\n")
+    missing = run_cli("mailbox", "show", "you/9", "--maildir", str(serve.maildir))
+    assert missing.returncode == 1
+    assert missing.stderr.startswith("smtp-tutor: no message 'you/9'")
+    assert "Traceback" not in missing.stderr
+
+
+def test_two_local_recipients_get_two_copies_each_with_its_own_for(serve: ServeProcess) -> None:
+    with smtplib.SMTP(*serve.address, timeout=10) as smtp:
+        refused = smtp.sendmail(
+            "sender@example.test",
+            ["you@tutor.test", "alice@tutor.test"],
+            b"From: sender@example.test\r\nTo: team@example.test\r\nSubject: two\r\n\r\nbody\r\n",
+        )
+    assert refused == {}
+    [mine] = stored_files(serve.maildir, "you")
+    [hers] = stored_files(serve.maildir, "alice")
+    assert "for <you@tutor.test>;" in mine.read_text()
+    assert "for <alice@tutor.test>;" in hers.read_text()
+    assert "alice" not in mine.read_text().split("\n\n")[0].split("Delivered-To")[0]
+
+
+def test_smtplib_starttls_and_login_then_relay_is_captured(serve: ServeProcess) -> None:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with smtplib.SMTP(*serve.address, timeout=10) as smtp:
+        smtp.ehlo("client.example.test")
+        assert smtp.has_extn("starttls") and not smtp.has_extn("auth")
+        smtp.starttls(context=context)
+        smtp.ehlo("client.example.test")
+        assert smtp.has_extn("auth")
+        smtp.login("you", DEMO_ACCOUNTS["you"])
+        message = EmailMessage()
+        message["From"] = "you@tutor.test"
+        message["To"] = "friend@example.test"
+        message["Subject"] = "relayed after AUTH"
+        message.set_content("hello")
+        smtp.send_message(message)
+    serve.wait_for(rb"TLS started: TLSv1\.[23]")
+    serve.wait_for(rb"AUTH PLAIN: authenticated as you")
+    serve.wait_for(rb"stored id=\w+ in captured-relay")
+    [captured] = stored_files(serve.maildir, "captured-relay")
+    assert "with ESMTPSA id" in captured.read_text()
+
+
+def test_openssl_s_client_starttls_session(serve: ServeProcess) -> None:
+    openssl = need("openssl")
+    connect = ["s_client", "-starttls", "smtp", "-connect", f"127.0.0.1:{serve.port}"]
+    # -quiet, as the tutor advises: without it, lines starting with R or Q are
+    # taken as openssl's own commands (renegotiate, quit), so RCPT TO never arrives.
+    script = (
+        "EHLO openssl.example.test\n"
+        "MAIL FROM:<a@example.test>\n"
+        "RCPT TO:<bob@tutor.test>\n"
+        "DATA\n"
+        "Subject: over TLS\n\nsecret\n.\n"
+        "QUIT\n"
+    )
+    session = subprocess.run([openssl, *connect, "-crlf", "-quiet"], input=script,
+                             capture_output=True, text=True, timeout=60)
+    assert "250 2.0.0 OK id=" in session.stdout, session.stdout + session.stderr
+    [copy] = stored_files(serve.maildir, "bob")
+    assert "with ESMTPS id" in copy.read_text()
+    details = subprocess.run([openssl, *connect], input="", capture_output=True, text=True,
+                             timeout=60)
+    assert "CN = mx.tutor.test" in details.stdout or "CN=mx.tutor.test" in details.stdout
+    assert "self-signed certificate" in details.stdout
+
+
+def test_swaks_delivers_plain_and_with_tls(serve: ServeProcess) -> None:
+    swaks = need("swaks")
+    base = [swaks, "--server", "127.0.0.1", "--port", str(serve.port), "--to", "you@tutor.test",
+            "--from", "swaks@example.test", "--helo", "swaks.example.test"]
+    plain = subprocess.run(base, capture_output=True, text=True, timeout=60)
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    assert "<-  250 2.0.0 OK id=" in plain.stdout
+    tls = subprocess.run([*base, "--tls"], capture_output=True, text=True, timeout=60)
+    assert tls.returncode == 0, tls.stdout + tls.stderr
+    assert "<~  250 2.0.0 OK id=" in tls.stdout
+    assert len(stored_files(serve.maildir, "you")) == 2
+
+
+def test_nc_with_bare_lf_is_told_at_once(serve: ServeProcess) -> None:
+    with socket.create_connection(serve.address, timeout=10) as sock:
+        reader = sock.makefile("rb")
+        reader.readline()
+        sock.sendall(b"helo a.b.c\n")
+        assert reader.readline().startswith(b"250 ")
+        serve.wait_for(rb"bare LF: client ends lines with LF only.*nc -C")
+        for line in (b"mail from:<a@example.test>\n", b"rcpt to:<you@tutor.test>\n", b"data\n"):
+            sock.sendall(line)
+            reader.readline()
+        sock.sendall(b"Subject: lf\n\nbody\n.\n")
+        serve.wait_for(rb"bare LF: client sends LF only inside DATA: this message cannot end")
+    assert stored_files(serve.maildir, "you") == []
+
+
+def test_nc_dash_c_session(serve: ServeProcess) -> None:
+    nc = need("nc")
+    script = b"helo nc.example.test\nmail from:<nc@example.test>\nrcpt to:<alice@tutor.test>\ndata\nSubject: nc\n\nhi\n.\nquit\n"
+    result = subprocess.run([nc, "-C", "-w", "5", "127.0.0.1", str(serve.port)], input=script,
+                            capture_output=True, timeout=60)
+    assert b"250 2.0.0 OK id=" in result.stdout
+    assert len(stored_files(serve.maildir, "alice")) == 1
+    assert "bare LF" not in serve.text
+
+
+def test_hostile_client_text_is_shown_literally(serve: ServeProcess) -> None:
+    with RawClient(serve.address) as client:
+        client.cmd("EHLO [bold red]x[/]")
+        client.cmd(b"EHLO \x1b]0;pwned\x07evil")
+        client.cmd("HELO \u202eevil")
+        client.cmd(b"NOOP \x1b[2J")
+        client.cmd("QUIT")
+    serve.wait_for(b"closed after QUIT")
+    raw = b"".join(serve.output)
+    assert b"\x1b" not in raw and b"\x07" not in raw and "\u202e".encode() not in raw
+    log = serve.text
+    assert "C: EHLO [bold red]x[/]␍␊" in log
+    assert "C: EHLO \\x1b]0;pwned\\x07evil␍␊" in log
+    assert "C: HELO \\u202eevil␍␊" in log
+    assert "C: NOOP \\x1b[2J␍␊" in log
+
+
+def test_ctrl_c_stops_cleanly_and_keeps_acknowledged_mail(serve: ServeProcess) -> None:
+    with RawClient(serve.address) as client:
+        for line in SEED_SESSION:
+            client.cmd(line)
+        client.send_raw(SEED_MESSAGE)
+        assert client.reply()[-1].startswith("250 ")
+        assert serve.interrupt() == 0
+        assert client.reply() == ["421 4.3.2 mx.tutor.test Service shutting down, closing connection"]
+    assert b"Traceback" not in serve.stderr
+    assert "stopped: 1 session, 1 message stored in" in serve.text
+    assert len(stored_files(serve.maildir, "you")) == 1
+
+
+def test_port_in_use_is_one_clear_line(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run_cli("serve", "--host", "127.0.0.1", "--port", str(port),
+                         "--maildir", str(tmp_path / "m"))
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"smtp-tutor: port {port} is already in use on 127.0.0.1; pick another with --port"
+    )
+
+
+def test_non_loopback_host_warns(tmp_path: Path) -> None:
+    process = ServeProcess(tmp_path / "m", "--host", "0.0.0.0")
+    try:
+        process.interrupt()
+    finally:
+        process.kill()
+    assert b"warning: listening on 0.0.0.0, not loopback" in process.stderr
+
+
+AUDIT = """
+import sys
+log = open(sys.argv[1], "w")
+def hook(event, args):
+    if event in ("socket.connect", "socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr"):
+        log.write(f"{event} {args!r}\\n"); log.flush()
+sys.addaudithook(hook)
+sys.argv = ["smtp-tutor", *sys.argv[2:]]
+from tutor.cli import main
+main()
+"""
+
+
+def test_no_outbound_connection_even_as_an_open_relay(tmp_path: Path) -> None:
+    audit_log = tmp_path / "audit.log"
+    process = ServeProcess(
+        tmp_path / "Maildir", "--open-relay", "--plain",
+        python_prefix=[sys.executable, "-c", AUDIT, str(audit_log)],
+    )
+    try:
+        with smtplib.SMTP(*process.address, timeout=10) as smtp:
+            smtp.sendmail("you@tutor.test", ["someone@example.test", "x@nowhere.invalid"],
+                          b"Subject: relay me\r\n\r\nplease\r\n")
+            smtp.sendmail("stranger@gmail.com", ["friend@yahoo.com"], b"Subject: r\r\n\r\nb\r\n")
+        process.wait_for(rb"bounce \(DSN 5\.1\.2\)")
+        assert process.interrupt() == 0
+    finally:
+        process.kill()
+    assert audit_log.read_text() == ""
+    relayed = stored_files(tmp_path / "Maildir", "captured-relay")
+    assert len(relayed) == 3  # two recipients of the first message, one of the second
+    [bounce] = stored_files(tmp_path / "Maildir", "you")
+    assert bounce.read_text().startswith("Return-Path: <>\n")
