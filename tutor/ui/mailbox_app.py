@@ -36,7 +36,8 @@ def list_messages(console: Console, root: Path, folder: str | None, *, plain: bo
         if index:
             console.print()
         messages = mailview.read_folder(root, name)
-        console.print(message_table(name, messages, plain=plain or not console.is_terminal))
+        narrow = not console.is_terminal or console.width < 110  # the table needs room
+        console.print(message_table(name, messages, plain=plain or narrow))
 
 
 def show_message(console: Console, root: Path, ref: str, *, raw: bool, plain: bool) -> None:
