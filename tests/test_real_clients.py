@@ -15,7 +15,6 @@ import ssl
 import subprocess
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -138,9 +137,11 @@ def test_smtplib_starttls_and_login_may_relay(server: TeachingServer) -> None:
 
 
 def test_smtplib_relay_without_login_is_refused(server: TeachingServer) -> None:
-    with smtplib.SMTP(*server.address, timeout=TIMEOUT) as smtp:
-        with pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
-            smtp.sendmail("you@tutor.test", ["friend@example.test"], b"Subject: x\r\n\r\nx\r\n")
+    with (
+        smtplib.SMTP(*server.address, timeout=TIMEOUT) as smtp,
+        pytest.raises(smtplib.SMTPRecipientsRefused) as refused,
+    ):
+        smtp.sendmail("you@tutor.test", ["friend@example.test"], b"Subject: x\r\n\r\nx\r\n")
     code, text = refused.value.recipients["friend@example.test"]
     assert code == 550
     assert text.startswith(b"5.7.1 ")
@@ -204,17 +205,22 @@ def swaks(server: TeachingServer, *extra: str) -> subprocess.CompletedProcess[st
     return run(argv)
 
 
+STARTTLS = ("--tls",)
+DEMO_AUTH = ("--auth", "PLAIN", "--auth-user", DEMO_USER, "--auth-password", DEMO_PASSWORD)
+
+
 @pytest.mark.parametrize(
     ("options", "protocol"),
     [
         ((), "ESMTP"),
-        (("--tls",), "ESMTPS"),
-        (("--tls", "--auth", "PLAIN", "--auth-user", DEMO_USER, "--auth-password", DEMO_PASSWORD),
-         "ESMTPSA"),
+        (STARTTLS, "ESMTPS"),
+        ((*STARTTLS, *DEMO_AUTH), "ESMTPSA"),
     ],
     ids=["plain", "starttls", "starttls-auth"],
 )
-def test_swaks_stores_a_message(server: TeachingServer, options: Any, protocol: str) -> None:
+def test_swaks_stores_a_message(
+    server: TeachingServer, options: tuple[str, ...], protocol: str
+) -> None:
     result = swaks(server, *options)
     assert result.returncode == 0, result.stdout + result.stderr
     arrow = "<~" if "--tls" in options else "<-"  # swaks marks replies read under TLS with ~

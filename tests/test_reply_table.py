@@ -14,7 +14,7 @@ import base64
 import re
 import shutil
 import string
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,12 @@ NO_ENHANCED_CODE = {"greeting", "helo", "ehlo", "helo_syntax", "ehlo_syntax"}
 class Lab:
     """Servers and clients for one scenario; everything is closed after the test."""
 
-    def __init__(self, start_server: Callable[..., TeachingServer], tmp_path: Path,
-                 monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(
+        self,
+        start_server: Callable[..., TeachingServer],
+        tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch,
+    ) -> None:
         self._start_server = start_server
         self.tmp_path = tmp_path
         self.monkeypatch = monkeypatch
@@ -115,7 +119,7 @@ class Lab:
 
 
 @pytest.fixture
-def lab(start_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+def lab(start_server: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Lab]:
     lab = Lab(start_server, tmp_path, monkeypatch)
     yield lab
     lab.close()
@@ -151,7 +155,7 @@ def simple(key: str, setup: str, line: str | bytes) -> None:
         client = getattr(lab, setup)() if setup else lab.connect()
         return client.cmd(line)
 
-    TRIGGERS[key] = run
+    trigger(key)(run)
 
 
 # connection
@@ -446,20 +450,23 @@ def test_row_is_sent_over_a_socket(spec: ReplySpec, lab: Lab) -> None:
     lines = TRIGGERS[spec.key](lab)
 
     assert lines, "no reply"
-    parsed = [parse_reply_line(line) for line in lines]
-    assert all(p is not None for p in parsed), lines
-    assert {p.code for p in parsed if p} == {spec.code}, lines
-    assert parsed[-1] is not None and parsed[-1].final
+    parsed = []
+    for line in lines:
+        reply_line = parse_reply_line(line)
+        assert reply_line is not None, f"not a reply line: {line!r}"
+        parsed.append(reply_line)
+    assert {p.code for p in parsed} == {spec.code}, lines
+    assert [p.final for p in parsed] == [False] * (len(parsed) - 1) + [True], lines
     pattern = line_pattern(spec)
     assert any(pattern.fullmatch(line) for line in lines), f"{lines!r} !~ {pattern.pattern}"
 
     # RFC 2034 §4, on what crossed the wire.
     if spec.code // 100 == 3:
-        assert all(p and p.enhanced is None for p in parsed), lines
+        assert all(p.enhanced is None for p in parsed), lines
     elif spec.key not in NO_ENHANCED_CODE:
         for p in parsed:
-            assert p is not None and p.enhanced == spec.enhanced, lines
-            assert p.enhanced[0] == str(p.code)[0], lines
+            assert p.enhanced == spec.enhanced, lines
+            assert p.enhanced is not None and p.enhanced[0] == str(p.code)[0], lines
 
 
 def test_replies_are_captured_as_sent(lab: Lab) -> None:

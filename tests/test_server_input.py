@@ -125,8 +125,7 @@ def test_text_line_of_1001_octets_is_refused_after_the_dot(
     line = b"a" * 999 + b"\r\n"
     assert len(line) == 1001
     assert send_message(client, line) == (
-        "500 5.5.2 Line too long: a text line may be at most 1000 octets including CRLF; "
-        "not stored"
+        "500 5.5.2 Line too long: a text line may be at most 1000 octets including CRLF; not stored"
     )
     assert stored_files(server) == []
     assert session_of(server, client).messages == []
@@ -162,9 +161,7 @@ def test_nul_bytes_in_commands_are_refused(client: RawClient) -> None:
     [b"HELO \xff\xfeclient", b"HELO caf\xe9.example"],
     ids=["HELO-ff-fe", "HELO-latin1"],
 )
-def test_non_utf8_helo_is_refused_without_echoing_the_bytes(
-    client: RawClient, line: bytes
-) -> None:
+def test_non_utf8_helo_is_refused_without_echoing_the_bytes(client: RawClient, line: bytes) -> None:
     answer = raw_cmd(client, line)
     assert answer == b"500 5.5.2 Syntax error: the command is not valid UTF-8\r\n"
     assert client.code("HELO client.example").startswith("250 mx.tutor.test Hello client.example")
@@ -211,9 +208,7 @@ def test_data_with_bare_lf_never_ends_on_lf_dot_lf(
     client.send_raw(b"Subject: sent by plain nc\n\nhello\n.\n")
 
     record = session_of(server, client)
-    wait_for(server, lambda: any(
-        isinstance(e, BareLineFeed) and e.in_data for e in record.events
-    ))
+    wait_for(server, lambda: any(isinstance(e, BareLineFeed) and e.in_data for e in record.events))
     assert record.messages == []
     assert stored_files(server) == []
 
@@ -344,7 +339,8 @@ def test_no_command_is_read_after_the_421_for_unknown_commands(
     server: TeachingServer, client: RawClient
 ) -> None:
     limit = Persona().max_unknown_commands
-    client.send_raw(b"HELO client.example\r\n" + b"FROB\r\n" * limit + b"MAIL FROM:<a@example.test>\r\n")
+    pipelined = b"FROB\r\n" * limit + b"MAIL FROM:<a@example.test>\r\n"
+    client.send_raw(b"HELO client.example\r\n" + pipelined)
     replies = [client.reply() for _ in range(limit + 1)]
     assert replies[-1][0].startswith("421 4.7.0")
     assert client.at_eof()

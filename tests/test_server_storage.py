@@ -139,7 +139,7 @@ def test_forged_seed_message_is_stored_with_trace_headers_on_top(server: Teachin
 
 
 def test_trace_headers_typed_by_the_client_are_kept_below_ours(server: TeachingServer) -> None:
-    forged = b"Received: from trusted.example by mx.bank.example; Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+    forged = b"Received: from trusted.example by mx.bank.example; Mon, 1 Jan 2024 08:00 +0000\r\n"
     send(server, "bugs@looney.example", ["you@tutor.test"], forged + SEED)
     names = [name for name, _ in header_fields(only_file(server, "you"))]
     assert names[:4] == ["Return-Path", "Received", "Delivered-To", "Received"]
@@ -197,7 +197,9 @@ def test_same_mailbox_twice_gets_one_copy(server: TeachingServer, recipients: li
 def test_received_names_the_protocol(
     server: TeachingServer, greeting: str, tls: bool, auth: bool, protocol: str
 ) -> None:
-    queue_id = send(server, "you@tutor.test", ["alice@tutor.test"], greeting=greeting, tls=tls, auth=auth)
+    queue_id = send(
+        server, "you@tutor.test", ["alice@tutor.test"], greeting=greeting, tls=tls, auth=auth
+    )
     received = dict(header_fields(only_file(server, "alice")))["Received"]
     assert f" with {protocol} id {queue_id}" in received
 
@@ -235,15 +237,14 @@ def test_open_relay_mail_is_captured_not_sent(start_server: Any) -> None:
         assert files_in(server, folder) == []
 
 
-def dsn_parts(message: Message) -> tuple[Message, Message]:
-    """The message/delivery-status part and the per-recipient block holding Status:."""
+def dsn_recipient_fields(message: Message) -> Message:
+    """The per-recipient block (the one with Status:) of the message/delivery-status part."""
     status_part = next(
         part for part in message.walk() if part.get_content_type() == "message/delivery-status"
     )
     blocks = status_part.get_payload()
     assert isinstance(blocks, list)
-    recipient_block = next(block for block in blocks if block.get("Status"))
-    return status_part, recipient_block
+    return next(b for b in blocks if isinstance(b, Message) and b.get("Status"))
 
 
 def test_relay_to_a_domain_that_does_not_exist_bounces_to_the_envelope_sender(
@@ -269,7 +270,7 @@ def test_relay_to_a_domain_that_does_not_exist_bounces_to_the_envelope_sender(
     dsn = email.message_from_bytes(raw)
     assert dsn.get_content_type() == "multipart/report"
     assert dsn.get_param("report-type") == "delivery-status"
-    status_part, recipient = dsn_parts(dsn)
+    recipient = dsn_recipient_fields(dsn)
     assert recipient["Status"] == "5.1.2"
     assert recipient["Final-Recipient"] == "rfc822; someone@nowhere.invalid"
     assert recipient["Action"] == "failed"
@@ -291,7 +292,7 @@ def test_failing_message_from_the_null_sender_is_dropped_not_bounced(start_serve
     assert len(files_in(server, "captured-relay")) == 1
 
 
-# --- any mail reader can open the folders -----------------------------------------------------------
+# --- any mail reader can open the folders ------------------------------------------------------
 
 
 def test_every_mailbox_is_a_maildir_before_mail_arrives(server: TeachingServer) -> None:
@@ -303,7 +304,8 @@ def test_every_mailbox_is_a_maildir_before_mail_arrives(server: TeachingServer) 
 def test_messages_are_readable_with_stdlib_mailbox(start_server: Any) -> None:
     server = start_server(Persona(open_relay=True))
     send(server, "bugs@looney.example", ["you@tutor.test", "alice@tutor.test", "x@example.test"])
-    send(server, "daffy@looney.example", ["you@tutor.test"], SEED.replace(b"What's up", b"Duck season"))
+    duck_season = SEED.replace(b"What's up", b"Duck season")
+    send(server, "daffy@looney.example", ["you@tutor.test"], duck_season)
 
     expected = {"you": 2, "alice": 1, "bob": 0, "postmaster": 0, "captured-relay": 1}
     for folder, count in expected.items():

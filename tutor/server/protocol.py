@@ -172,10 +172,15 @@ class TeachingSMTP(SMTP):
             self._finish_pending()
             self._close(reply("shutdown", host=self.hostname), "server")
 
-    def _close(self, final_reply: str, reason: str) -> None:
-        """Send one unsolicited reply (421) and close: the server ends the session."""
+    def _close(self, final_reply: str, reason: str, *, answers_command: bool = False) -> None:
+        """Send a last 421 and close: the server ends the session.
+
+        It answers the command just read (too many unknown commands) or stands alone as
+        a notice nobody asked for (idle timeout, shutdown, connection cap).
+        """
         self._close_reason = reason
-        self._begin("notice", b"")
+        if not answers_command:
+            self._begin("notice", b"")
         self._record_reply(final_reply)
         if self._writer is not None and self.transport is not None:
             self._writer.write(final_reply.encode() + b"\r\n")
@@ -257,7 +262,9 @@ class TeachingSMTP(SMTP):
             return
         self._begin("greeting", b"")
         await self.push(reply("greeting", host=self.hostname))
-        while self.transport is not None:
+        # Once the session is ending (QUIT, a final 421), lines the client pipelined
+        # behind it are not read: the capture must hold only replies really sent.
+        while self.transport is not None and not self._close_reason:
             try:
                 line = await self._read_line("command")
                 if line is None:
@@ -265,6 +272,10 @@ class TeachingSMTP(SMTP):
                     continue
                 await self._dispatch(line)
             except asyncio.CancelledError:
+                # The client hung up (eof_received cancels us): close our side too, or
+                # the connection lingers half-open until the idle timeout.
+                if self.transport is not None:
+                    self._writer.close()
                 raise
             except (ConnectionResetError, BrokenPipeError):
                 return
@@ -298,7 +309,11 @@ class TeachingSMTP(SMTP):
         if method is None:
             self._unknown_commands += 1
             if self._unknown_commands >= self.context.persona.max_unknown_commands:
-                self._close(reply("too_many_unknown", host=self.hostname), "unknown-commands")
+                self._close(
+                    reply("too_many_unknown", host=self.hostname),
+                    "unknown-commands",
+                    answers_command=True,
+                )
                 return
             if verb is None:
                 await self.push(reply("bad_verb"))

@@ -1,0 +1,147 @@
+"""Step checks: facts about what happened, judged on the server's capture (never on typing).
+
+Each check looks at the events of the learner's session since the step began: replies,
+stored messages (with their copies and headers), bounces, TLS, AUTH.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from tutor.envelope import Comparison, header_addresses
+from tutor.events import Authenticated, BounceSent, Event, Exchange, MessageStored, TlsStarted
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    why: str  # what is missing, in words a learner understands
+
+
+def _messages(events: Sequence[Event]) -> list[MessageStored]:
+    return [e for e in events if isinstance(e, MessageStored)]
+
+
+def _exchanges(events: Sequence[Event]) -> list[Exchange]:
+    return [e for e in events if isinstance(e, Exchange)]
+
+
+def _last_message(events: Sequence[Event]) -> MessageStored | None:
+    messages = _messages(events)
+    return messages[-1] if messages else None
+
+
+def _reply(events: Sequence[Event], code: Any) -> Verdict:
+    codes = [e.code for e in _exchanges(events)]
+    return Verdict(int(code) in codes, f"no {code} reply yet")
+
+
+def _enhanced(events: Sequence[Event], code: Any) -> Verdict:
+    found = [e.reply.enhanced for e in _exchanges(events) if e.reply is not None]
+    return Verdict(str(code) in found, f"no reply with enhanced code {code} yet")
+
+
+def _stored_in(events: Sequence[Event], folder: Any) -> Verdict:
+    ok = any(c.folder == folder for m in _messages(events) for c in m.copies)
+    return Verdict(ok, f"no message has reached {folder}'s mailbox yet")
+
+
+def _not_stored_in(events: Sequence[Event], folder: Any) -> Verdict:
+    message = _last_message(events)
+    ok = message is not None and all(c.folder != folder for c in message.copies)
+    return Verdict(ok, f"the message must not reach {folder}'s mailbox")
+
+
+def _copies(events: Sequence[Event], count: Any) -> Verdict:
+    message = _last_message(events)
+    ok = message is not None and len(message.copies) == int(count)
+    return Verdict(ok, f"the message should be stored {count} times (once per accepted mailbox)")
+
+
+def _to_names(events: Sequence[Event], address: Any) -> Verdict:
+    message = _last_message(events)
+    named = header_addresses(message.header_to) if message else []
+    ok = str(address).lower() in {a.lower() for a in named}
+    return Verdict(ok, f"the To: header should name {address}")
+
+
+def _to_excludes(events: Sequence[Event], address: Any) -> Verdict:
+    message = _last_message(events)
+    named = header_addresses(message.header_to, message.header_cc) if message else []
+    ok = message is not None and str(address).lower() not in {a.lower() for a in named}
+    return Verdict(ok, f"To: and Cc: must not name {address}")
+
+
+def _sender_differs(events: Sequence[Event], wanted: Any) -> Verdict:
+    message = _last_message(events)
+    if message is None:
+        return Verdict(False, "no message stored yet")
+    comparison = Comparison(message.sender, message.header_from, message.recipients,
+                            message.header_to, message.header_cc)
+    return Verdict(comparison.sender_matches != bool(wanted),
+                   "From: should claim someone other than the envelope sender")
+
+
+def _mismatch(events: Sequence[Event], wanted: Any) -> Verdict:
+    message = _last_message(events)
+    if message is None:
+        return Verdict(False, "no message stored yet")
+    comparison = Comparison(message.sender, message.header_from, message.recipients,
+                            message.header_to, message.header_cc)
+    return Verdict(comparison.mismatch == bool(wanted), "envelope and headers should disagree")
+
+
+def _refused(events: Sequence[Event], count: Any) -> Verdict:
+    refused = [e for e in _exchanges(events) if e.verb == "RCPT" and (e.code or 0) >= 400]
+    return Verdict(len(refused) >= int(count), f"at least {count} recipient(s) should be refused")
+
+
+def _bounce_to(events: Sequence[Event], address: Any) -> Verdict:
+    ok = any(isinstance(e, BounceSent) and e.to.lower() == str(address).lower() for e in events)
+    return Verdict(ok, f"no bounce has been sent to {address} yet")
+
+
+def _any_bounce(events: Sequence[Event], wanted: Any) -> Verdict:
+    ok = any(isinstance(e, BounceSent) and e.copy is not None for e in events)
+    return Verdict(ok == bool(wanted), "no bounce has been sent yet")
+
+
+def _tls(events: Sequence[Event], wanted: Any) -> Verdict:
+    ok = any(isinstance(e, TlsStarted) for e in events)
+    return Verdict(ok == bool(wanted), "TLS has not started yet")
+
+
+def _authenticated(events: Sequence[Event], wanted: Any) -> Verdict:
+    ok = any(isinstance(e, Authenticated) and e.success for e in events)
+    return Verdict(ok == bool(wanted), "not authenticated yet")
+
+
+def _envelope_sender(events: Sequence[Event], address: Any) -> Verdict:
+    message = _last_message(events)
+    ok = message is not None and message.sender.lower() == str(address).lower()
+    return Verdict(ok, f"the envelope sender should be <{address}>")
+
+
+CHECK_KINDS: dict[str, Callable[[Sequence[Event], Any], Verdict]] = {
+    "reply": _reply,
+    "enhanced": _enhanced,
+    "stored_in": _stored_in,
+    "not_stored_in": _not_stored_in,
+    "copies": _copies,
+    "to_names": _to_names,
+    "to_excludes": _to_excludes,
+    "from_differs": _sender_differs,
+    "mismatch": _mismatch,
+    "recipients_refused": _refused,
+    "bounce_to": _bounce_to,
+    "bounced": _any_bounce,
+    "tls": _tls,
+    "authenticated": _authenticated,
+    "envelope_sender": _envelope_sender,
+}
+
+
+def evaluate(kind: str, value: Any, events: Sequence[Event]) -> Verdict:
+    return CHECK_KINDS[kind](events, value)

@@ -1,0 +1,270 @@
+"""Load lesson files (TOML) into the model, reporting problems as `file:line: what`.
+
+Lessons ship in the wheel (tutor/lessons) and in the source tree (lessons/); a teacher
+can point --lessons-dir at a folder of their own. Files load in name order
+(01-….toml, 02-….toml); a lesson's number is its position.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tutor.engine.checks import CHECK_KINDS
+from tutor.engine.model import STEP_KINDS, Check, Lesson, Step
+from tutor.errors import UserError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on 3.10 only
+    import tomli as tomllib
+
+FORMAT_VERSION = 1
+_ID = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
+_TOML_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
+_PERSONA_KEYS = {"open_relay", "max_message_size", "idle_timeout", "tls"}
+
+
+class LessonError(UserError):
+    """A lesson file is broken; the message is `path:line: what is wrong`."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: Path
+    line: int
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.message}"
+
+
+def default_lessons_dir() -> Path:
+    """The lessons shipped with the tutor: inside the package when installed from a wheel."""
+    packaged = Path(__file__).resolve().parent.parent / "lessons"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent.parent / "lessons"
+
+
+def lesson_files(directory: Path) -> list[Path]:
+    if not directory.is_dir():
+        raise LessonError(f"{directory}: no such lessons folder")
+    return sorted(p for p in directory.glob("*.toml") if p.is_file())
+
+
+def load_all(directory: Path | None = None) -> list[Lesson]:
+    """Every lesson in the folder, numbered in file-name order; the first problem raises."""
+    files = lesson_files(directory or default_lessons_dir())
+    lessons = [load(path, number) for number, path in enumerate(files, start=1)]
+    seen: dict[str, Path] = {}
+    for lesson, path in zip(lessons, files):
+        if lesson.id in seen:
+            raise LessonError(f"{path}:1: lesson id {lesson.id!r} is also used by {seen[lesson.id]}")
+        seen[lesson.id] = path
+    return lessons
+
+
+def load(path: Path, number: int = 0) -> Lesson:
+    problems: list[Problem] = []
+    lesson = parse(path, number, problems)
+    if problems:
+        raise LessonError(str(problems[0]))
+    assert lesson is not None
+    return lesson
+
+
+def parse(path: Path, number: int, problems: list[Problem]) -> Lesson | None:
+    """Parse one file, appending every problem found; None if it cannot be read at all."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        problems.append(Problem(path, 1, f"cannot read: {error}"))
+        return None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        match = _TOML_LINE.search(str(error))
+        line = int(match.group(1)) if match else 1
+        message = _TOML_LINE.sub("", str(error)).strip()
+        problems.append(Problem(path, line, f"not valid TOML: {message}"))
+        return None
+    return _Builder(path, text, problems).lesson(data, number)
+
+
+class _Builder:
+    """Turns the TOML data into the model, noting each problem with its line."""
+
+    def __init__(self, path: Path, text: str, problems: list[Problem]) -> None:
+        self.path = path
+        self.lines = text.splitlines()
+        self.problems = problems
+        self.step_lines = [
+            index + 1 for index, line in enumerate(self.lines) if line.strip() == "[[steps]]"
+        ]
+
+    def problem(self, line: int, message: str) -> None:
+        self.problems.append(Problem(self.path, line, message))
+
+    def key_line(self, key: str, start: int = 1) -> int:
+        """The line where `key =` (or `[steps.key]`) first appears at or after `start`."""
+        pattern = re.compile(rf"^\s*(?:{re.escape(key)}\s*=|\[\[?steps\.{re.escape(key)}\]\]?)")
+        for index in range(max(start - 1, 0), len(self.lines)):
+            if pattern.match(self.lines[index]):
+                return index + 1
+        return start
+
+    def lesson(self, data: dict[str, Any], number: int) -> Lesson | None:
+        version = data.get("format_version")
+        if version != FORMAT_VERSION:
+            self.problem(self.key_line("format_version"),
+                         f"format_version must be {FORMAT_VERSION} (found {version!r})")
+        lesson_id = self.text(data, "id", 1, required=True)
+        if lesson_id and not _ID.match(lesson_id):
+            self.problem(self.key_line("id"), f"id {lesson_id!r}: use lowercase letters, digits, '-'")
+        title = self.text(data, "title", 1, required=True)
+        persona = data.get("persona", {})
+        if not isinstance(persona, dict):
+            self.problem(self.key_line("persona"), "[persona] must be a table")
+            persona = {}
+        for key in persona:
+            if key not in _PERSONA_KEYS:
+                self.problem(self.key_line(key), f"unknown persona setting {key!r} "
+                             f"(known: {', '.join(sorted(_PERSONA_KEYS))})")
+        raw_steps = data.get("steps")
+        if not isinstance(raw_steps, list) or not raw_steps:
+            self.problem(1, "a lesson needs at least one [[steps]] table")
+            raw_steps = []
+        steps = []
+        seen: set[str] = set()
+        for index, raw in enumerate(raw_steps):
+            line = self.step_lines[index] if index < len(self.step_lines) else 1
+            step = self.step(raw, line)
+            if step is None:
+                continue
+            if step.id in seen:
+                self.problem(line, f"step id {step.id!r} is used twice")
+            seen.add(step.id)
+            steps.append(step)
+        return Lesson(
+            id=lesson_id,
+            number=number,
+            title=title,
+            summary=self.text(data, "summary", 1),
+            objectives=tuple(self.strings(data, "objectives", 1)),
+            steps=tuple(steps),
+            persona=dict(persona),
+            misconception=self.text(data, "misconception", 1),
+            learned=tuple(self.strings(data, "learned", 1)),
+            source=str(self.path),
+        )
+
+    def step(self, raw: Any, line: int) -> Step | None:
+        if not isinstance(raw, dict):
+            self.problem(line, "each [[steps]] entry must be a table")
+            return None
+        step_id = self.text(raw, "id", line, required=True)
+        if step_id and not _ID.match(step_id):
+            self.problem(self.key_line("id", line), f"step id {step_id!r}: use lowercase letters, digits, '-'")
+        kind = self.text(raw, "kind", line) or "command"
+        if kind not in STEP_KINDS:
+            self.problem(self.key_line("kind", line), f"kind {kind!r} is not one of {', '.join(STEP_KINDS)}")
+        accept = []
+        for pattern in self.strings(raw, "accept", line):
+            try:
+                accept.append(re.compile(pattern))
+            except re.error as error:
+                self.problem(self.key_line("accept", line), f"accept pattern {pattern!r}: {error}")
+        expect = []
+        for code in raw.get("expect", []):
+            if not isinstance(code, int) or not 200 <= code <= 599:
+                self.problem(self.key_line("expect", line), f"expect: {code!r} is not a reply code (200-599)")
+            else:
+                expect.append(code)
+        on_reply = raw.get("on_reply", {})
+        if not isinstance(on_reply, dict) or not all(isinstance(v, str) for v in on_reply.values()):
+            self.problem(self.key_line("on_reply", line), "[steps.on_reply] maps reply codes to text")
+            on_reply = {}
+        step = Step(
+            id=step_id,
+            kind=kind,
+            explain=self.text(raw, "explain", line, required=True),
+            after=self.text(raw, "after", line),
+            command=self.text(raw, "command", line),
+            lines=tuple(self.strings(raw, "lines", line)),
+            accept=tuple(accept),
+            expect=tuple(expect),
+            hints=tuple(self.strings(raw, "hints", line)),
+            on_reply={str(k): v for k, v in on_reply.items()},
+            checks=tuple(self.checks(raw.get("checks", []), line)),
+            goal=self.text(raw, "goal", line),
+            predict=bool(raw.get("predict", False)),
+            optional=bool(raw.get("optional", False)),
+            counter_example=self.text(raw, "counter_example", line),
+            line=line,
+        )
+        self.validate_step(step, raw, line)
+        return step
+
+    def validate_step(self, step: Step, raw: dict[str, Any], line: int) -> None:
+        known = {"id", "kind", "explain", "after", "command", "lines", "accept", "expect", "hints",
+                 "on_reply", "checks", "goal", "predict", "optional", "counter_example"}
+        for key in raw:
+            if key not in known:
+                self.problem(self.key_line(key, line), f"unknown step key {key!r}")
+        if step.kind == "command":
+            if not step.command:
+                self.problem(line, f"step {step.id!r}: a command step needs `command` (the canonical answer)")
+            elif not step.accepts(step.command):
+                self.problem(self.key_line("command", line),
+                             f"step {step.id!r}: its own command {step.command!r} does not match `accept`")
+            if not step.expect:
+                self.problem(line, f"step {step.id!r}: a command step needs `expect` reply codes")
+        if step.kind == "data" and not step.lines:
+            self.problem(line, f"step {step.id!r}: a data step needs `lines` (the canonical message)")
+        if step.kind == "goal":
+            if not step.goal or not step.checks:
+                self.problem(line, f"step {step.id!r}: a goal step needs `goal` and `checks`")
+            if not step.command and not step.lines:
+                self.problem(line, f"step {step.id!r}: a goal step needs a canonical `command` "
+                             "(lines separated by \\n) for 'show me' and validate")
+        if step.counter_example and step.kind == "command" and step.accepts(step.counter_example) \
+                and not step.expect:
+            self.problem(self.key_line("counter_example", line),
+                         f"step {step.id!r}: counter_example is accepted and nothing else can fail it")
+
+    def checks(self, raw: Any, line: int) -> list[Check]:
+        if not isinstance(raw, list):
+            self.problem(self.key_line("checks", line), "checks must be a list of tables")
+            return []
+        out = []
+        for item in raw:
+            if not isinstance(item, dict) or len(item) != 1:
+                self.problem(self.key_line("checks", line), "each check is one `kind = value` pair")
+                continue
+            [(kind, value)] = item.items()
+            if kind not in CHECK_KINDS:
+                self.problem(self.key_line("checks", line),
+                             f"unknown check {kind!r} (known: {', '.join(sorted(CHECK_KINDS))})")
+                continue
+            out.append(Check(kind, value, line))
+        return out
+
+    def text(self, data: dict[str, Any], key: str, line: int, *, required: bool = False) -> str:
+        value = data.get(key, "")
+        if not isinstance(value, str):
+            self.problem(self.key_line(key, line), f"{key} must be a string")
+            return ""
+        if required and not value.strip():
+            self.problem(line, f"missing {key}")
+        return value.strip("\n")
+
+    def strings(self, data: dict[str, Any], key: str, line: int) -> list[str]:
+        value = data.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            self.problem(self.key_line(key, line), f"{key} must be a list of strings")
+            return []
+        return list(value)

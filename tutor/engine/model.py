@@ -1,0 +1,73 @@
+"""The lesson model: what a lesson file says, as typed values (see docs/lessons.md)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+STEP_KINDS = ("connect", "command", "data", "goal", "read", "library")
+
+
+@dataclass(frozen=True)
+class Check:
+    """A fact about what happened, checked against the server's capture.
+
+    kind is one of CHECK_KINDS (engine/checks.py); value is its argument.
+    """
+
+    kind: str
+    value: Any
+    line: int = 0
+
+
+@dataclass(frozen=True)
+class Step:
+    id: str
+    kind: str
+    explain: str
+    after: str = ""
+    command: str = ""  # the canonical answer: validate, demo and "show me" use it
+    lines: tuple[str, ...] = ()  # data steps: the canonical message lines (without the dot)
+    accept: tuple[re.Pattern[str], ...] = ()
+    expect: tuple[int, ...] = ()
+    hints: tuple[str, ...] = ()
+    on_reply: dict[str, str] = field(default_factory=dict)
+    checks: tuple[Check, ...] = ()
+    goal: str = ""
+    predict: bool = False  # ask for the reply class before sending
+    optional: bool = False
+    counter_example: str = ""
+    line: int = 0
+
+    def accepts(self, text: str) -> bool:
+        """Is this the right kind of command for the step? (Never an exact-string match.)"""
+        return not self.accept or any(p.search(text) for p in self.accept)
+
+    def feedback_for(self, code: int, enhanced: str | None) -> str | None:
+        """Targeted feedback: most specific key first (5.1.1, then 550, then 55x, then 5xx)."""
+        keys = [enhanced or "", str(code), f"{str(code)[:2]}x", f"{str(code)[0]}xx"]
+        for key in keys:
+            if key and key in self.on_reply:
+                return self.on_reply[key]
+        return None
+
+
+@dataclass(frozen=True)
+class Lesson:
+    id: str
+    number: int
+    title: str
+    summary: str
+    objectives: tuple[str, ...]
+    steps: tuple[Step, ...]
+    persona: dict[str, Any] = field(default_factory=dict)
+    misconception: str = ""
+    learned: tuple[str, ...] = ()
+    source: str = ""
+
+    def step_index(self, step_id: str) -> int:
+        for index, step in enumerate(self.steps):
+            if step.id == step_id:
+                return index
+        raise KeyError(step_id)

@@ -1,0 +1,110 @@
+"""Progress kept between runs: JSON under the data directory, written atomically.
+
+A corrupt file is not fatal: it is moved aside (kept as a backup), a warning is given,
+and the learner starts fresh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tutor.paths import data_home
+
+NOT_STARTED, IN_PROGRESS, DONE, DONE_WITH_HELP = "not started", "in progress", "done", "done with help"
+
+
+def progress_path() -> Path:
+    return data_home() / "progress.json"
+
+
+@dataclass
+class LessonProgress:
+    step: str = ""  # the step to resume at
+    status: str = NOT_STARTED
+    assisted: list[str] = field(default_factory=list)
+    completed_at: float | None = None
+
+
+@dataclass
+class Progress:
+    path: Path
+    lessons: dict[str, LessonProgress] = field(default_factory=dict)
+    last_lesson: str = ""
+    seen_welcome: bool = False
+    warning: str = ""  # set when a corrupt file was moved aside
+
+    @classmethod
+    def load(cls, path: Path | None = None) -> Progress:
+        path = path or progress_path()
+        progress = cls(path)
+        try:
+            raw = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return progress
+        except OSError as error:
+            progress.warning = f"could not read {path} ({error.strerror}); starting fresh"
+            return progress
+        try:
+            data = json.loads(raw)
+            progress.last_lesson = str(data.get("last_lesson", ""))
+            progress.seen_welcome = bool(data.get("seen_welcome", False))
+            for lesson_id, entry in dict(data.get("lessons", {})).items():
+                progress.lessons[str(lesson_id)] = LessonProgress(
+                    step=str(entry.get("step", "")),
+                    status=str(entry.get("status", NOT_STARTED)),
+                    assisted=[str(s) for s in entry.get("assisted", [])],
+                    completed_at=entry.get("completed_at"),
+                )
+        except (ValueError, TypeError, AttributeError):
+            backup = path.with_name(f"{path.stem}.corrupt-{int(time.time())}{path.suffix}")
+            os.replace(path, backup)
+            progress.lessons.clear()
+            progress.warning = f"progress file was damaged; kept it as {backup.name} and started fresh"
+        return progress
+
+    def of(self, lesson_id: str) -> LessonProgress:
+        return self.lessons.get(lesson_id) or LessonProgress()
+
+    def update(self, lesson_id: str, **changes: Any) -> None:
+        entry = self.lessons.setdefault(lesson_id, LessonProgress())
+        for key, value in changes.items():
+            setattr(entry, key, value)
+        self.last_lesson = lesson_id
+        self.save()
+
+    def reset(self, lesson_id: str | None = None) -> None:
+        if lesson_id is None:
+            self.lessons.clear()
+            self.last_lesson = ""
+        else:
+            self.lessons.pop(lesson_id, None)
+        self.save()
+
+    def save(self) -> None:
+        data = {
+            "format": 1,
+            "last_lesson": self.last_lesson,
+            "seen_welcome": self.seen_welcome,
+            "lessons": {
+                key: {"step": v.step, "status": v.status, "assisted": v.assisted,
+                      "completed_at": v.completed_at}
+                for key, v in self.lessons.items()
+            },
+        }
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".progress-", suffix=".json")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(data, handle, indent=2)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, self.path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise

@@ -1,0 +1,150 @@
+"""The lesson runner: consumes a session's events and decides how each step went.
+
+It never looks at what was typed to decide success: a step completes on what the server
+saw, replied and stored (DESIGN §3). The events can come from the tutor's own prompt, a
+--script file, or a real telnet in another terminal: the runner cannot tell, on purpose.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from tutor.engine.checks import Verdict, evaluate
+from tutor.engine.model import Lesson, Step
+from tutor.events import Event, Exchange, SessionClosed
+
+# Step outcomes
+DONE = "done"  # the step is complete
+REFUSED = "refused"  # the right kind of command, but the reply was not the one expected
+OFF_STEP = "off-step"  # some other command: it went to the server all the same
+PENDING = "pending"  # right reply, but a check does not hold yet (goal steps, data checks)
+NOTED = "noted"  # nothing to judge (e.g. the 354 of a DATA command during a goal step)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: str
+    step: Step
+    exchange: Exchange | None = None
+    feedback: str | None = None  # the lesson's targeted text for this reply, if any
+    missing: tuple[str, ...] = ()  # checks that do not hold yet, in words
+
+
+@dataclass
+class LessonRun:
+    """Where a learner is in a lesson, and what they needed help with."""
+
+    lesson: Lesson
+    index: int = 0
+    assisted: set[str] = field(default_factory=set)
+    completed: list[str] = field(default_factory=list)
+    step_events: list[Event] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def finished(self) -> bool:
+        return self.index >= len(self.lesson.steps)
+
+    @property
+    def step(self) -> Step:
+        return self.lesson.steps[self.index]
+
+    def advance(self, *, skipped: bool = False) -> None:
+        if not self.finished:
+            if not skipped:
+                self.completed.append(self.step.id)
+            self.index += 1
+            self.step_events = []
+
+    def back(self) -> None:
+        if self.index > 0:
+            self.index -= 1
+            self.step_events = []
+
+    def skip(self) -> None:
+        self.assisted.add(self.step.id)
+        self.advance(skipped=True)
+
+    def go_to(self, index: int) -> None:
+        self.index = max(0, min(index, len(self.lesson.steps)))
+        self.step_events = []
+
+    def mark_assisted(self) -> None:
+        if not self.finished:
+            self.assisted.add(self.step.id)
+
+    def observe(self, event: Event) -> Outcome | None:
+        """Feed one event of the learner's session; an Outcome when it decides something."""
+        if self.finished:
+            return None
+        self.step_events.append(event)
+        if isinstance(event, SessionClosed) or not isinstance(event, Exchange):
+            return None
+        outcome = self._judge(self.step, event)
+        if outcome.status == OFF_STEP:
+            outcome = self._look_ahead(event) or outcome
+        self.outcomes.append(outcome)
+        if outcome.status == DONE:
+            self.advance()
+        return outcome
+
+    def _look_ahead(self, exchange: Exchange) -> Outcome | None:
+        """A learner who runs ahead (MAIL FROM while asked for HELO, having greeted
+        already) completed the later step for real: skip to it rather than insist."""
+        for ahead in range(self.index + 1, min(self.index + 3, len(self.lesson.steps))):
+            step = self.lesson.steps[ahead]
+            if step.kind not in ("command", "data") or step.checks:
+                return None
+            outcome = self._judge(step, exchange)
+            if outcome.status == DONE:
+                while self.index < ahead:
+                    self.advance()
+                self.step_events = [exchange]
+                return outcome
+        return None
+
+    def _judge(self, step: Step, exchange: Exchange) -> Outcome:
+        code = exchange.code or 0
+        reply = exchange.reply
+        feedback = step.feedback_for(code, reply.enhanced if reply else None)
+        if step.kind == "goal":
+            return self._checks(step, exchange, feedback, PENDING)
+        if step.kind == "connect":
+            if exchange.kind == "greeting" and code in (step.expect or (220,)):
+                return Outcome(DONE, step, exchange, feedback)
+            return Outcome(OFF_STEP, step, exchange, feedback)
+        if step.kind == "data":
+            if exchange.kind != "data":
+                return Outcome(OFF_STEP, step, exchange, feedback)
+            if code not in (step.expect or (250,)):
+                return Outcome(REFUSED, step, exchange, feedback)
+            return self._checks(step, exchange, feedback, PENDING)
+        if step.kind == "library":
+            return self._checks(step, exchange, feedback, NOTED)
+        if exchange.kind != "command" or not step.accepts(exchange.command):
+            return Outcome(OFF_STEP, step, exchange, feedback)
+        if code not in step.expect:
+            return Outcome(REFUSED, step, exchange, feedback)
+        return self._checks(step, exchange, feedback, PENDING)
+
+    def _checks(self, step: Step, exchange: Exchange, feedback: str | None, otherwise: str) -> Outcome:
+        verdicts: list[Verdict] = [evaluate(c.kind, c.value, self.step_events) for c in step.checks]
+        missing = tuple(v.why for v in verdicts if not v.ok)
+        if step.kind in ("goal", "library") and not step.checks:
+            missing = ("(this step has no checks)",)
+        status = DONE if not missing else otherwise
+        return Outcome(status, step, exchange, feedback, missing)
+
+    def recheck(self) -> Outcome | None:
+        """Judge the current step again on events that arrived after its exchange (bounces)."""
+        if self.finished or not self.step.checks:
+            return None
+        exchanges = [e for e in self.step_events if isinstance(e, Exchange)]
+        if not exchanges:
+            return None
+        outcome = self._checks(self.step, exchanges[-1], None, PENDING)
+        if outcome.status == DONE:
+            self.outcomes.append(outcome)
+            self.advance()
+            return outcome
+        return None
