@@ -47,7 +47,8 @@ def test_core_modules_use_only_the_standard_library() -> None:
 
     for name in STDLIB_ONLY:
         third_party = {
-            m for m in imported_modules(PACKAGE / name)
+            m
+            for m in imported_modules(PACKAGE / name)
             if m not in sys.stdlib_module_names and m not in {"tutor", "__future__"}
         }
         assert third_party == set(), f"{name} imports {third_party}"

@@ -78,18 +78,30 @@ def _sender_differs(events: Sequence[Event], wanted: Any) -> Verdict:
     message = _last_message(events)
     if message is None:
         return Verdict(False, "no message stored yet")
-    comparison = Comparison(message.sender, message.header_from, message.recipients,
-                            message.header_to, message.header_cc)
-    return Verdict(comparison.sender_matches != bool(wanted),
-                   "From: should claim someone other than the envelope sender")
+    comparison = Comparison(
+        message.sender,
+        message.header_from,
+        message.recipients,
+        message.header_to,
+        message.header_cc,
+    )
+    return Verdict(
+        comparison.sender_matches != bool(wanted),
+        "From: should claim someone other than the envelope sender",
+    )
 
 
 def _mismatch(events: Sequence[Event], wanted: Any) -> Verdict:
     message = _last_message(events)
     if message is None:
         return Verdict(False, "no message stored yet")
-    comparison = Comparison(message.sender, message.header_from, message.recipients,
-                            message.header_to, message.header_cc)
+    comparison = Comparison(
+        message.sender,
+        message.header_from,
+        message.recipients,
+        message.header_to,
+        message.header_cc,
+    )
     return Verdict(comparison.mismatch == bool(wanted), "envelope and headers should disagree")
 
 

@@ -61,9 +61,11 @@ def load_all(directory: Path | None = None) -> list[Lesson]:
     files = lesson_files(directory or default_lessons_dir())
     lessons = [load(path, number) for number, path in enumerate(files, start=1)]
     seen: dict[str, Path] = {}
-    for lesson, path in zip(lessons, files):
+    for lesson, path in zip(lessons, files, strict=True):
         if lesson.id in seen:
-            raise LessonError(f"{path}:1: lesson id {lesson.id!r} is also used by {seen[lesson.id]}")
+            raise LessonError(
+                f"{path}:1: lesson id {lesson.id!r} is also used by {seen[lesson.id]}"
+            )
         seen[lesson.id] = path
     return lessons
 
@@ -120,11 +122,15 @@ class _Builder:
     def lesson(self, data: dict[str, Any], number: int) -> Lesson | None:
         version = data.get("format_version")
         if version != FORMAT_VERSION:
-            self.problem(self.key_line("format_version"),
-                         f"format_version must be {FORMAT_VERSION} (found {version!r})")
+            self.problem(
+                self.key_line("format_version"),
+                f"format_version must be {FORMAT_VERSION} (found {version!r})",
+            )
         lesson_id = self.text(data, "id", 1, required=True)
         if lesson_id and not _ID.match(lesson_id):
-            self.problem(self.key_line("id"), f"id {lesson_id!r}: use lowercase letters, digits, '-'")
+            self.problem(
+                self.key_line("id"), f"id {lesson_id!r}: use lowercase letters, digits, '-'"
+            )
         title = self.text(data, "title", 1, required=True)
         persona = data.get("persona", {})
         if not isinstance(persona, dict):
@@ -132,8 +138,10 @@ class _Builder:
             persona = {}
         for key in persona:
             if key not in _PERSONA_KEYS:
-                self.problem(self.key_line(key), f"unknown persona setting {key!r} "
-                             f"(known: {', '.join(sorted(_PERSONA_KEYS))})")
+                self.problem(
+                    self.key_line(key),
+                    f"unknown persona setting {key!r} (known: {', '.join(sorted(_PERSONA_KEYS))})",
+                )
         raw_steps = data.get("steps")
         if not isinstance(raw_steps, list) or not raw_steps:
             self.problem(1, "a lesson needs at least one [[steps]] table")
@@ -168,10 +176,15 @@ class _Builder:
             return None
         step_id = self.text(raw, "id", line, required=True)
         if step_id and not _ID.match(step_id):
-            self.problem(self.key_line("id", line), f"step id {step_id!r}: use lowercase letters, digits, '-'")
+            self.problem(
+                self.key_line("id", line),
+                f"step id {step_id!r}: use lowercase letters, digits, '-'",
+            )
         kind = self.text(raw, "kind", line) or "command"
         if kind not in STEP_KINDS:
-            self.problem(self.key_line("kind", line), f"kind {kind!r} is not one of {', '.join(STEP_KINDS)}")
+            self.problem(
+                self.key_line("kind", line), f"kind {kind!r} is not one of {', '.join(STEP_KINDS)}"
+            )
         accept = []
         for pattern in self.strings(raw, "accept", line):
             try:
@@ -181,12 +194,16 @@ class _Builder:
         expect = []
         for code in raw.get("expect", []):
             if not isinstance(code, int) or not 200 <= code <= 599:
-                self.problem(self.key_line("expect", line), f"expect: {code!r} is not a reply code (200-599)")
+                self.problem(
+                    self.key_line("expect", line), f"expect: {code!r} is not a reply code (200-599)"
+                )
             else:
                 expect.append(code)
         on_reply = raw.get("on_reply", {})
         if not isinstance(on_reply, dict) or not all(isinstance(v, str) for v in on_reply.values()):
-            self.problem(self.key_line("on_reply", line), "[steps.on_reply] maps reply codes to text")
+            self.problem(
+                self.key_line("on_reply", line), "[steps.on_reply] maps reply codes to text"
+            )
             on_reply = {}
         step = Step(
             id=step_id,
@@ -210,31 +227,61 @@ class _Builder:
         return step
 
     def validate_step(self, step: Step, raw: dict[str, Any], line: int) -> None:
-        known = {"id", "kind", "explain", "after", "command", "lines", "accept", "expect", "hints",
-                 "on_reply", "checks", "goal", "predict", "optional", "counter_example"}
+        known = {
+            "id",
+            "kind",
+            "explain",
+            "after",
+            "command",
+            "lines",
+            "accept",
+            "expect",
+            "hints",
+            "on_reply",
+            "checks",
+            "goal",
+            "predict",
+            "optional",
+            "counter_example",
+        }
         for key in raw:
             if key not in known:
                 self.problem(self.key_line(key, line), f"unknown step key {key!r}")
         if step.kind == "command":
             if not step.command:
-                self.problem(line, f"step {step.id!r}: a command step needs `command` (the canonical answer)")
+                self.problem(
+                    line, f"step {step.id!r}: a command step needs `command` (the canonical answer)"
+                )
             elif not step.accepts(step.command):
-                self.problem(self.key_line("command", line),
-                             f"step {step.id!r}: its own command {step.command!r} does not match `accept`")
+                self.problem(
+                    self.key_line("command", line),
+                    f"step {step.id!r}: its own command {step.command!r} does not match `accept`",
+                )
             if not step.expect:
                 self.problem(line, f"step {step.id!r}: a command step needs `expect` reply codes")
         if step.kind == "data" and not step.lines:
-            self.problem(line, f"step {step.id!r}: a data step needs `lines` (the canonical message)")
+            self.problem(
+                line, f"step {step.id!r}: a data step needs `lines` (the canonical message)"
+            )
         if step.kind == "goal":
             if not step.goal or not step.checks:
                 self.problem(line, f"step {step.id!r}: a goal step needs `goal` and `checks`")
             if not step.command and not step.lines:
-                self.problem(line, f"step {step.id!r}: a goal step needs a canonical `command` "
-                             "(lines separated by \\n) for 'show me' and validate")
-        if step.counter_example and step.kind == "command" and step.accepts(step.counter_example) \
-                and not step.expect:
-            self.problem(self.key_line("counter_example", line),
-                         f"step {step.id!r}: counter_example is accepted and nothing else can fail it")
+                self.problem(
+                    line,
+                    f"step {step.id!r}: a goal step needs a canonical `command` "
+                    "(lines separated by \\n) for 'show me' and validate",
+                )
+        if (
+            step.counter_example
+            and step.kind == "command"
+            and step.accepts(step.counter_example)
+            and not step.expect
+        ):
+            self.problem(
+                self.key_line("counter_example", line),
+                f"step {step.id!r}: counter_example is accepted and nothing else can fail it",
+            )
 
     def checks(self, raw: Any, line: int) -> list[Check]:
         if not isinstance(raw, list):
@@ -247,8 +294,10 @@ class _Builder:
                 continue
             [(kind, value)] = item.items()
             if kind not in CHECK_KINDS:
-                self.problem(self.key_line("checks", line),
-                             f"unknown check {kind!r} (known: {', '.join(sorted(CHECK_KINDS))})")
+                self.problem(
+                    self.key_line("checks", line),
+                    f"unknown check {kind!r} (known: {', '.join(sorted(CHECK_KINDS))})",
+                )
                 continue
             out.append(Check(kind, value, line))
         return out

@@ -16,7 +16,12 @@ from typing import Any
 
 from tutor.paths import data_home
 
-NOT_STARTED, IN_PROGRESS, DONE, DONE_WITH_HELP = "not started", "in progress", "done", "done with help"
+NOT_STARTED, IN_PROGRESS, DONE, DONE_WITH_HELP = (
+    "not started",
+    "in progress",
+    "done",
+    "done with help",
+)
 
 
 def progress_path() -> Path:
@@ -65,7 +70,9 @@ class Progress:
             backup = path.with_name(f"{path.stem}.corrupt-{int(time.time())}{path.suffix}")
             os.replace(path, backup)
             progress.lessons.clear()
-            progress.warning = f"progress file was damaged; kept it as {backup.name} and started fresh"
+            progress.warning = (
+                f"progress file was damaged; kept it as {backup.name} and started fresh"
+            )
         return progress
 
     def of(self, lesson_id: str) -> LessonProgress:
@@ -92,8 +99,12 @@ class Progress:
             "last_lesson": self.last_lesson,
             "seen_welcome": self.seen_welcome,
             "lessons": {
-                key: {"step": v.step, "status": v.status, "assisted": v.assisted,
-                      "completed_at": v.completed_at}
+                key: {
+                    "step": v.step,
+                    "status": v.status,
+                    "assisted": v.assisted,
+                    "completed_at": v.completed_at,
+                }
                 for key, v in self.lessons.items()
             },
         }

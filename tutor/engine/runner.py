@@ -127,7 +127,9 @@ class LessonRun:
             return Outcome(REFUSED, step, exchange, feedback)
         return self._checks(step, exchange, feedback, PENDING)
 
-    def _checks(self, step: Step, exchange: Exchange, feedback: str | None, otherwise: str) -> Outcome:
+    def _checks(
+        self, step: Step, exchange: Exchange, feedback: str | None, otherwise: str
+    ) -> Outcome:
         verdicts: list[Verdict] = [evaluate(c.kind, c.value, self.step_events) for c in step.checks]
         missing = tuple(v.why for v in verdicts if not v.ok)
         if step.kind in ("goal", "library") and not step.checks:

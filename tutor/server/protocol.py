@@ -633,7 +633,8 @@ class TeachingSMTP(SMTP):
         self._publish(stored)
         await super().push(ok)
         schedule_bounces(
-            self.context, self.sid, delivery, [c.recipient for c in copies if c.folder == RELAY])
+            self.context, self.sid, delivery, [c.recipient for c in copies if c.folder == RELAY]
+        )
 
     # --- STARTTLS and AUTH ------------------------------------------------------------------
 

@@ -57,11 +57,22 @@ def _message_lines(folder: str, messages: list[StoredMessage]) -> Text:
     for message in messages:
         mismatch = " (!)" if _comparison(message).mismatch else ""
         out.append(Text(f"  {message.ref}  id {message.queue_id}  received {message.date}\n"))
-        out.append(join(Text("    envelope: "), untrusted(
-            f"<{message.envelope_sender}> -> <{message.envelope_recipient}>"), Text("\n")))
-        out.append(join(Text("    headers:  "), untrusted(
-            f"{message.header('From') or '(none)'} -> {message.header('To') or '(none)'}"),
-            Text(mismatch + "\n", style="bold yellow")))
+        out.append(
+            join(
+                Text("    envelope: "),
+                untrusted(f"<{message.envelope_sender}> -> <{message.envelope_recipient}>"),
+                Text("\n"),
+            )
+        )
+        out.append(
+            join(
+                Text("    headers:  "),
+                untrusted(
+                    f"{message.header('From') or '(none)'} -> {message.header('To') or '(none)'}"
+                ),
+                Text(mismatch + "\n", style="bold yellow"),
+            )
+        )
         out.append(join(Text("    Subject:  "), untrusted(message.header("Subject")), Text("\n")))
     out.rstrip()
     return out
