@@ -305,7 +305,7 @@ AUDIT = """
 import sys
 log = open(sys.argv[1], "w")
 def hook(event, args):
-    if event.startswith(("socket.connect", "socket.getaddrinfo", "socket.gethost")):
+    if event.startswith(("socket.connect", "socket.getaddrinfo", "socket.gethostby")):
         log.write(f"{event} {args!r}\\n"); log.flush()
 sys.addaudithook(hook)
 sys.argv = ["smtp-tutor", *sys.argv[2:]]
