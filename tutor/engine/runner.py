@@ -90,17 +90,25 @@ class LessonRun:
 
     def _look_ahead(self, exchange: Exchange) -> Outcome | None:
         """A learner who runs ahead (MAIL FROM while asked for HELO, having greeted
-        already) completed the later step for real: skip to it rather than insist."""
-        for ahead in range(self.index + 1, min(self.index + 3, len(self.lesson.steps))):
+        already; QUIT instead of an optional second message) did the later step for
+        real: move to it rather than insist. Optional steps are passed freely; at most
+        two required ones."""
+        required = 0
+        for ahead in range(self.index + 1, len(self.lesson.steps)):
             step = self.lesson.steps[ahead]
-            if step.kind not in ("command", "data") or step.checks:
+            if step.kind not in ("command", "data", "read"):
                 return None
-            outcome = self._judge(step, exchange)
-            if outcome.status == DONE:
-                while self.index < ahead:
-                    self.advance()
-                self.step_events = [exchange]
-                return outcome
+            if step.kind != "read":
+                outcome = self._judge(step, exchange)
+                if outcome.status == DONE:
+                    while self.index < ahead:
+                        self.advance(skipped=self.step.optional)
+                    self.step_events = [exchange]
+                    return outcome
+            if not step.optional:
+                required += 1
+                if required >= 2:
+                    return None
         return None
 
     def _judge(self, step: Step, exchange: Exchange) -> Outcome:

@@ -1,0 +1,210 @@
+"""Drive one lesson against a private teaching server: the learner's lines in, events out.
+
+The driver sends exactly what the learner typed (CRLF added) with the raw client, then
+reads what the *server* recorded for that session from its capture — the truth the
+runner judges. It knows nothing of the terminal: the UI renders the Turns it returns.
+"""
+
+from __future__ import annotations
+
+import smtplib
+from dataclasses import dataclass, field
+from email import message_from_string
+from email.policy import default as default_policy
+from pathlib import Path
+
+from tutor.client import SmtpClient, SmtpClientError, TapRecord
+from tutor.engine.model import Lesson
+from tutor.engine.runner import LessonRun, Outcome
+from tutor.events import BounceSent, Event, Exchange, MessageStored, SessionClosed
+from tutor.server.bounce import delivery_failures
+from tutor.server.capture import SessionRecord
+from tutor.server.persona import Persona
+from tutor.server.runner import TeachingServer
+
+EVENT_WAIT = 5.0  # how long to wait for the server's record of a reply we already hold
+
+
+@dataclass
+class Turn:
+    """What one action of the learner caused: bytes sent, events recorded, step outcomes."""
+
+    sent: bytes = b""
+    tap: list[TapRecord] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    outcomes: list[Outcome] = field(default_factory=list)
+    error: str = ""  # the connection failed: one line saying how
+    closed: bool = False  # the session is over (QUIT, 421, or the connection dropped)
+
+    @property
+    def exchanges(self) -> list[Exchange]:
+        return [e for e in self.events if isinstance(e, Exchange)]
+
+    @property
+    def stored(self) -> list[MessageStored]:
+        return [e for e in self.events if isinstance(e, MessageStored)]
+
+
+def persona_for(lesson: Lesson) -> Persona:
+    return Persona().with_changes(**lesson.persona)
+
+
+class LessonDriver:
+    def __init__(
+        self, lesson: Lesson, run: LessonRun, maildir: Path, server: TeachingServer | None = None
+    ) -> None:
+        self.lesson = lesson
+        self.run = run
+        self.server = server or TeachingServer(maildir, persona_for(lesson))
+        self._own_server = server is None
+        self.client: SmtpClient | None = None
+        self.record: SessionRecord | None = None
+        self._seen = 0
+        self.sessions = 0
+
+    # --- connection ---------------------------------------------------------------------
+
+    def start(self) -> Turn:
+        if self._own_server:
+            self.server.start()
+        return self.connect()
+
+    def connect(self) -> Turn:
+        """Open a new session: the server greets it and the runner judges the greeting."""
+        self.close_client()
+        host, port = self.server.address
+        try:
+            self.client = SmtpClient.connect(host, port)
+        except SmtpClientError as error:
+            return Turn(error=str(error), closed=True)
+        self.sessions += 1
+        local = self.client.local_address
+        capture = self.server.capture
+        capture.wait_for(lambda: capture.find_peer(local[0], local[1]) is not None, EVENT_WAIT)
+        self.record = capture.find_peer(local[0], local[1])
+        self._seen = 0
+        turn = Turn()
+        self._collect(turn, lambda events: any(isinstance(e, Exchange) for e in events))
+        return turn
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None and not self.client.closed
+
+    @property
+    def in_data(self) -> bool:
+        return self.client is not None and self.client.in_data
+
+    def close_client(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+    def close(self) -> None:
+        self.close_client()
+        if self._own_server:
+            self.server.stop()
+
+    # --- the learner's lines ------------------------------------------------------------
+
+    def send(self, line: str) -> Turn:
+        """Send one line as typed: a command, or a message line while in DATA."""
+        if self.client is None or self.client.closed:
+            return Turn(error="not connected", closed=True)
+        client = self.client
+        mark = client.mark()
+        turn = Turn(sent=line.encode("utf-8", "surrogateescape") + b"\r\n")
+        try:
+            if client.in_data:
+                if line == ".":
+                    client.end_data()
+                else:
+                    client.send_data_line(line)
+                    turn.tap = client.tap_since(mark)
+                    return turn  # no reply inside DATA: nothing to judge yet
+            else:
+                client.send_line(line)
+        except SmtpClientError as error:
+            turn.error = str(error)
+        except ValueError as error:  # a line holding CR or LF: the client refuses it
+            turn.error = str(error)
+            return turn
+        turn.tap = client.tap_since(mark)
+        self._collect(turn, self._reply_recorded)
+        if turn.error or client.closed:
+            turn.closed = True
+            self.close_client()
+        return turn
+
+    def _reply_recorded(self, events: list[Event]) -> bool:
+        return any(
+            isinstance(e, (Exchange, SessionClosed)) and (not isinstance(e, Exchange) or e.answered)
+            for e in events
+        )
+
+    def _collect(self, turn: Turn, ready: object) -> None:
+        """Take the session's new events from the capture and let the runner judge them."""
+        record = self.record
+        if record is None:
+            return
+        capture = self.server.capture
+        assert callable(ready)
+        capture.wait_for(lambda: bool(ready(record.events[self._seen :])), EVENT_WAIT)
+        self._wait_for_bounces(record)
+        new = record.events[self._seen :]
+        self._seen += len(new)
+        turn.events += new
+        for event in new:
+            outcome = self.run.observe(event)
+            if outcome is not None:
+                turn.outcomes.append(outcome)
+        recheck = self.run.recheck()
+        if recheck is not None:
+            turn.outcomes.append(recheck)
+
+    def _wait_for_bounces(self, record: SessionRecord) -> None:
+        """A relayed message that will fail sends its bounce just after the 250: wait for it."""
+        stored = [e for e in record.events[self._seen :] if isinstance(e, MessageStored)]
+        expected = {m.queue_id for m in stored if delivery_failures(list(m.relayed))}
+        if expected:
+            self.server.capture.wait_for(
+                lambda: (
+                    expected
+                    <= {e.original_queue_id for e in record.events if isinstance(e, BounceSent)}
+                ),
+                EVENT_WAIT,
+            )
+
+    def refresh(self) -> Turn:
+        """Events that arrived since the last turn (a bounce, an idle-timeout 421)."""
+        turn = Turn()
+        if self.record is not None and len(self.record.events) > self._seen:
+            self._collect(turn, lambda events: True)
+        return turn
+
+    # --- a real client library -------------------------------------------------------------
+
+    def send_with_library(self, lines: tuple[str, ...]) -> Turn:
+        """Let stdlib smtplib send the message: it derives RCPT TO from To/Cc/Bcc itself."""
+        message = message_from_string("\n".join(lines) + "\n", policy=default_policy)
+        host, port = self.server.address
+        turn = Turn()
+        with smtplib.SMTP(host, port, local_hostname="library.example.test", timeout=10) as smtp:
+            local = smtp.sock.getsockname() if smtp.sock else ("", 0)
+            smtp.send_message(message)
+        capture = self.server.capture
+        capture.wait_for(lambda: capture.find_peer(local[0], local[1]) is not None, EVENT_WAIT)
+        record = capture.find_peer(local[0], local[1])
+        if record is not None:
+            capture.wait_for(lambda: record.closed is not None, EVENT_WAIT)
+            turn.events = list(record.events)
+            for event in turn.events:
+                outcome = self.run.observe(event)
+                if outcome is not None:
+                    turn.outcomes.append(outcome)
+        return turn
+
+
+def canonical_lines(text: str) -> list[str]:
+    """A goal step's canonical answer: several commands separated by newlines."""
+    return [line for line in text.splitlines() if line.strip()]
