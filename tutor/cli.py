@@ -13,13 +13,16 @@ from tutor.errors import UsageError, UserError
 
 app = typer.Typer(
     name="smtp-tutor",
-    no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+lessons_app = typer.Typer(rich_markup_mode=None, help="List the lessons, or validate lesson files.")
+progress_app = typer.Typer(rich_markup_mode=None, help="Your progress through the lessons.")
+app.add_typer(lessons_app, name="lessons")
+app.add_typer(progress_app, name="progress")
 
-_state = {"debug": False}
+_state: dict[str, object] = {"debug": False, "lessons_dir": None}
 
 
 def _version(value: bool) -> None:
@@ -28,8 +31,18 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
+LessonsDirOption = Annotated[
+    Path | None,
+    typer.Option("--lessons-dir", help="Use the lessons in this folder (a teacher's own)."),
+]
+PlainOption = Annotated[
+    bool, typer.Option("--plain", help="No colour, no boxes (pipes, screen readers).")
+]
+
+
+@app.callback(invoke_without_command=True)
 def _root(
+    ctx: typer.Context,
     version: Annotated[
         bool,
         typer.Option(
@@ -37,16 +50,134 @@ def _root(
         ),
     ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+    lessons_dir: LessonsDirOption = None,
+    plain: PlainOption = False,
 ) -> None:
     """Learn SMTP by doing: a real SMTP server on loopback, every reply explained.
 
+    Run with no command for the lesson menu.
+
     \b
     Examples:
-      smtp-tutor serve                      run the teaching server for telnet, nc, swaks
-      smtp-tutor mailbox                    list the messages it stored
-      smtp-tutor mailbox show you/1         one message: envelope beside headers
+      smtp-tutor                            the lesson menu (continue where you left off)
+      smtp-tutor learn 1                    lesson 1: the SMTP conversation
+      smtp-tutor serve                      the teaching server for telnet, nc, swaks
+      smtp-tutor mailbox show you/1         a stored message: envelope beside headers
     """
     _state["debug"] = debug
+    _state["lessons_dir"] = lessons_dir
+    if ctx.invoked_subcommand is None:
+        from tutor.ui.console import make_console
+        from tutor.ui.learn_app import menu
+
+        raise typer.Exit(
+            menu(
+                make_console(plain=plain),
+                make_console(plain=plain, stderr=True),
+                lessons_dir,
+                plain=plain,
+            )
+        )
+
+
+def _lessons_dir(value: Path | None) -> Path | None:
+    chosen = value or _state["lessons_dir"]
+    return chosen if isinstance(chosen, Path) else None
+
+
+@app.command()
+def learn(
+    lesson: Annotated[
+        str | None, typer.Argument(help="Lesson number or id. Default: continue.")
+    ] = None,
+    script: Annotated[
+        str | None,
+        typer.Option("--script", help="Read the learner's lines from FILE ('-' for stdin)."),
+    ] = None,
+    plain: PlainOption = False,
+    lessons_dir: LessonsDirOption = None,
+) -> None:
+    """Take a lesson: type real SMTP commands into a real server, every reply explained.
+
+    Exits 0 when the lesson was completed, 1 when it was left unfinished.
+
+    \b
+    Examples:
+      smtp-tutor learn 1
+      smtp-tutor learn envelope
+      smtp-tutor learn 1 --script my-session.txt --plain
+    """
+    from tutor.ui.console import make_console
+    from tutor.ui.learn_app import learn as run_learn
+
+    code = run_learn(
+        make_console(plain=plain),
+        make_console(plain=plain, stderr=True),
+        lesson,
+        script=script,
+        lessons_dir=_lessons_dir(lessons_dir),
+        plain=plain,
+    )
+    raise typer.Exit(code)
+
+
+@lessons_app.callback(invoke_without_command=True)
+def lessons(
+    ctx: typer.Context, plain: PlainOption = False, lessons_dir: LessonsDirOption = None
+) -> None:
+    """List the lessons with your progress, and where progress is stored.
+
+    \b
+    Examples:
+      smtp-tutor lessons
+      smtp-tutor lessons validate
+      smtp-tutor lessons validate my-lessons/
+    """
+    if ctx.invoked_subcommand is None:
+        from tutor.ui.console import make_console
+        from tutor.ui.learn_app import list_lessons
+
+        list_lessons(make_console(plain=plain), _lessons_dir(lessons_dir), plain=plain)
+
+
+@lessons_app.command("validate")
+def lessons_validate(
+    paths: Annotated[list[Path] | None, typer.Argument(help="Lesson files or folders.")] = None,
+    lessons_dir: LessonsDirOption = None,
+    static: Annotated[
+        bool, typer.Option("--static", help="Only check the files; no replay.")
+    ] = False,
+) -> None:
+    """Check lesson files, then replay every lesson on the built-in server."""
+    from tutor.ui.console import make_console
+    from tutor.ui.validate_app import validate
+
+    raise typer.Exit(
+        validate(make_console(), paths or [], _lessons_dir(lessons_dir), replay=not static)
+    )
+
+
+@progress_app.command("reset")
+def progress_reset(
+    lesson: Annotated[
+        str | None, typer.Argument(help="One lesson (number or id). Default: all.")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first.")] = False,
+    lessons_dir: LessonsDirOption = None,
+) -> None:
+    """Forget progress (asks first unless --yes).
+
+    \b
+    Examples:
+      smtp-tutor progress reset 1
+      smtp-tutor progress reset --yes
+    """
+    from tutor.ui.console import make_console
+    from tutor.ui.learn_app import reset_progress
+
+    raise typer.Exit(
+        reset_progress(make_console(), lesson, yes=yes, lessons_dir=_lessons_dir(lessons_dir))
+    )
 
 
 def _maildir(value: Path | None) -> Path:
@@ -162,3 +293,12 @@ def main() -> None:
     except KeyboardInterrupt:
         print("smtp-tutor: interrupted", file=sys.stderr)
         sys.exit(130)
+    except Exception as error:  # a bug: one line, the traceback only on request
+        if _state["debug"]:
+            raise
+        print(
+            f"smtp-tutor: internal error: {type(error).__name__}: {error} "
+            "(run again with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        sys.exit(70)

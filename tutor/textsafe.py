@@ -30,13 +30,16 @@ def is_unsafe(char: str) -> bool:
     return unicodedata.category(char) in {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
 
 
-def visible(text: str, *, keep_tabs: bool = False) -> str:
-    """Escape every character that could act on a terminal instead of being shown."""
+def visible(text: str, *, keep_tabs: bool = False, keep_newlines: bool = False) -> str:
+    """Escape every character that could act on a terminal instead of being shown.
+
+    keep_newlines keeps LF for multi-line text we lay out ourselves (lesson Markdown).
+    """
     if text.isprintable() and not any(ch in _BIDI for ch in text):
         return text
     out = []
     for char in text:
-        if (keep_tabs and char == "\t") or char == "\\":
+        if (keep_tabs and char == "\t") or (keep_newlines and char == "\n"):
             out.append(char)
         elif is_unsafe(char):
             out.append(_escape(char))

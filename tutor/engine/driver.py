@@ -131,7 +131,9 @@ class LessonDriver:
             return turn
         turn.tap = client.tap_since(mark)
         self._collect(turn, self._reply_recorded)
-        if turn.error or client.closed:
+        last = client.last_reply
+        # 221 (QUIT) and 421 always come with the server hanging up (RFC 5321 §3.8).
+        if turn.error or client.closed or (last is not None and last.code in (221, 421)):
             turn.closed = True
             self.close_client()
         return turn

@@ -69,6 +69,15 @@ class LessonRun:
         self.index = max(0, min(index, len(self.lesson.steps)))
         self.step_events = []
 
+    def needs_session(self) -> bool:
+        """Do the remaining steps need the learner's own SMTP session (before a reconnect)?"""
+        for step in self.lesson.steps[self.index :]:
+            if step.kind == "connect":
+                return False
+            if step.kind in ("command", "data", "goal"):
+                return True
+        return False
+
     def mark_assisted(self) -> None:
         if not self.finished:
             self.assisted.add(self.step.id)
@@ -121,16 +130,20 @@ class LessonRun:
             if exchange.kind == "greeting" and code in (step.expect or (220,)):
                 return Outcome(DONE, step, exchange, feedback)
             return Outcome(OFF_STEP, step, exchange, feedback)
+        if exchange.kind in ("greeting", "notice") and step.kind != "goal":
+            return Outcome(NOTED, step, exchange)  # a new session's banner, an idle 421
         if step.kind == "data":
             if exchange.kind != "data":
-                return Outcome(OFF_STEP, step, exchange, feedback)
+                return Outcome(OFF_STEP, step, exchange)
             if code not in (step.expect or (250,)):
                 return Outcome(REFUSED, step, exchange, feedback)
             return self._checks(step, exchange, feedback, PENDING)
         if step.kind == "library":
             return self._checks(step, exchange, feedback, NOTED)
         if exchange.kind != "command" or not step.accepts(exchange.command):
-            return Outcome(OFF_STEP, step, exchange, feedback)
+            # The lesson's feedback is about *this* step's command; another command's
+            # reply is explained by its own annotation instead.
+            return Outcome(OFF_STEP, step, exchange)
         if code not in step.expect:
             return Outcome(REFUSED, step, exchange, feedback)
         return self._checks(step, exchange, feedback, PENDING)

@@ -168,7 +168,11 @@ class TeachingSMTP(SMTP):
 
     def shut_down(self) -> None:
         """The server is stopping: tell the client (421 4.3.2) and close."""
-        if self.transport is not None and not self.transport.is_closing() and not self._close_reason:
+        if (
+            self.transport is not None
+            and not self.transport.is_closing()
+            and not self._close_reason
+        ):
             self._finish_pending()
             self._close(reply("shutdown", host=self.hostname), "server")
 

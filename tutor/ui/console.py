@@ -20,5 +20,4 @@ def make_console(*, plain: bool = False, stderr: bool = False) -> Console:
         highlight=False,
         emoji=False,
         markup=False,
-        soft_wrap=not is_tty,
     )

@@ -7,6 +7,7 @@ f-string passed to console.print.
 
 from __future__ import annotations
 
+from rich.markdown import Markdown
 from rich.text import Text
 
 from tutor.textsafe import visible, visible_bytes, visible_line
@@ -14,6 +15,11 @@ from tutor.textsafe import visible, visible_bytes, visible_line
 
 def untrusted(text: str, style: str = "") -> Text:
     return Text(visible(text), style=style)
+
+
+def lesson_markdown(text: str) -> Markdown:
+    """Lesson text: Markdown is its format, but never rich markup or control characters."""
+    return Markdown(visible(text, keep_newlines=True))
 
 
 def untrusted_bytes(data: bytes, style: str = "") -> Text:

@@ -59,8 +59,10 @@ class ServeLog:
         self.messages = 0
 
     def show(self, event: Event) -> None:
+        # In a pipe, one event is one line (for grep); on a screen, lines wrap.
+        soft = not self.console.is_terminal
         for line in self.render(event):
-            self.console.print(line)
+            self.console.print(line, soft_wrap=soft)
 
     def render(self, event: Event) -> list[Text]:
         tag = _tag(event.session)

@@ -1,0 +1,282 @@
+"""The main job, driven as a learner drives it: the real CLI in a pseudo-terminal."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+pexpect = pytest.importorskip("pexpect") if sys.platform != "win32" else None
+
+pytestmark = pytest.mark.posix
+
+SEED = [
+    "helo a.b.c",
+    "mail from:<bugs@looney.example>",
+    "rcpt to:<you@tutor.test>",
+    "data",
+    "From: Bugs Bunny",
+    "To: Daffy Duck",
+    "Subject: Loony Toons!",
+    "",
+    "Hi there!",
+    ".",
+    "quit",
+]
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\x1b[=>]|\r")
+
+
+class Tutor:
+    """smtp-tutor in a pty: type lines, wait for text, read the screen's transcript."""
+
+    def __init__(self, *args: str, columns: int = 120, env: dict[str, str] | None = None) -> None:
+        assert pexpect is not None
+        environment = dict(
+            os.environ,
+            PROMPT_TOOLKIT_NO_CPR="1",
+            TERM="xterm-256color",
+            COLUMNS=str(columns),
+            LINES="50",
+            **(env or {}),
+        )
+        self.child = pexpect.spawn(
+            sys.executable,
+            ["-m", "tutor", *args],
+            env=environment,
+            dimensions=(50, columns),
+            encoding="utf-8",
+            timeout=20,
+            codec_errors="replace",
+        )
+        self.raw = ""
+        self.position = 0  # how far expect() has read, in the escape-free text
+
+    def screen(self) -> str:
+        return ANSI.sub("", self.raw)
+
+    def expect(self, pattern: str) -> str:
+        """Wait for a regex in the escape-free output after what was already matched."""
+        regex = re.compile(pattern)
+        while True:
+            text = self.screen()
+            match = regex.search(text, self.position)
+            if match:
+                self.position = match.end()
+                return match.group(0)
+            try:
+                self.raw += self.child.read_nonblocking(65536, timeout=20)
+            except pexpect.TIMEOUT:
+                raise AssertionError(
+                    f"no {pattern!r} on screen; after position {self.position} "
+                    f"it shows:\n{text[self.position :]}"
+                ) from None
+            except pexpect.EOF:
+                raise AssertionError(f"exited before {pattern!r}; it showed:\n{text}") from None
+
+    def type(self, line: str, *, prompt: str = r"(smtp|data)>") -> None:
+        self.expect(prompt)
+        self.child.sendline(line)
+
+    def finish(self) -> int:
+        try:
+            while True:
+                self.raw += self.child.read_nonblocking(65536, timeout=20)
+        except pexpect.EOF:
+            pass
+        self.child.close()
+        return int(self.child.exitstatus if self.child.exitstatus is not None else -1)
+
+
+@pytest.fixture
+def home(tutor_home: Path) -> Path:
+    return tutor_home
+
+
+def run_seed(tutor: Tutor) -> None:
+    for line in SEED:
+        tutor.type(line)
+
+
+def test_lesson_1_by_typing_the_seed_session(home: Path) -> None:
+    tutor = Tutor("learn", "1")
+    tutor.expect(r"220 mx\.tutor\.test ESMTP smtp-tutor ready")
+    run_seed(tutor)
+    tutor.expect(r"End of lesson 1")
+    assert tutor.finish() == 0
+    screen = tutor.screen()
+    # the exact bytes sent, with the line ending visible, and the real address in the reply
+    assert "helo a.b.c␍␊" in screen
+    assert "250 mx.tutor.test Hello a.b.c [127.0.0.1]" in screen
+    # every reply is explained: one annotation (with its class) per reply
+    for code in ("220", "250 2.1.0", "250 2.1.5", "354", "250 2.0.0 OK id=", "221 2.0.0"):
+        assert code in screen
+    assert screen.count("positive completion") >= 5 and "positive intermediate" in screen
+    # the envelope against the headers
+    assert "where it went: the envelope" in screen
+    assert "From: Bugs Bunny" in screen and "To: Daffy Duck" in screen
+    assert "RCPT TO:<you@tutor.test>" in screen
+    assert "Delivered to: you (you@tutor.test)" in screen
+    progress = json.loads((home / "progress.json").read_text())
+    assert progress["lessons"]["conversation"]["status"] == "done"
+    assert len(list((home / "Maildir" / "you" / "new").iterdir())) == 1
+
+
+def test_sequence_errors_are_real_replies_and_the_step_waits(home: Path) -> None:
+    tutor = Tutor("learn", "1")
+    tutor.type("helo a.b.c")
+    tutor.type("rcpt to:<you@tutor.test>")  # RCPT before MAIL
+    tutor.expect(r"503 5\.5\.1 Bad sequence of commands: send MAIL FROM first")
+    tutor.expect(r"not what this step asks for")
+    tutor.type("data")  # DATA before RCPT
+    tutor.expect(r"503 5\.5\.1 Bad sequence of commands: no valid recipients yet")
+    tutor.type("mail from:you@tutor.test")  # a syntax error: no angle brackets
+    tutor.expect(r"501 5\.5\.4 Syntax: MAIL FROM:<address> \(angle brackets are required\)")
+    assert "Step 4/11" not in tutor.screen()  # the MAIL step waited through every error
+    tutor.type("mail from:<you@tutor.test>")
+    tutor.expect(r"Step 4/11")
+    tutor.type("/quit")
+    assert tutor.finish() == 1
+
+
+def test_early_quit_reconnects_and_starts_the_session_again(home: Path) -> None:
+    tutor = Tutor("learn", "1")
+    tutor.type("helo a.b.c")
+    tutor.type("mail from:<you@tutor.test>")
+    tutor.type("quit")
+    tutor.expect(r"221 2\.0\.0")
+    tutor.expect(r"A new connection starts a new session")
+    tutor.expect(r"220 mx\.tutor\.test ESMTP")  # a new greeting
+    tutor.expect(r"Step 2/11")  # back to HELO: the server forgot everything
+    tutor.type("/quit")
+    assert tutor.finish() == 1
+
+
+def test_hints_in_stages_then_show_me_counts_as_helped(home: Path) -> None:
+    tutor = Tutor("learn", "1")
+    tutor.type("/hint")
+    tutor.expect(r"Hint 1/")
+    tutor.type("/hint")
+    tutor.expect(r"Hint 2/")
+    tutor.type("/show")
+    tutor.expect(r"\(typed by the tutor\)")
+    tutor.expect(r"250 mx\.tutor\.test Hello")
+    tutor.expect(r"Step 3/11")
+    tutor.type("/quit")
+    assert tutor.finish() == 1
+    progress = json.loads((home / "progress.json").read_text())
+    assert progress["lessons"]["conversation"]["assisted"] == ["helo"]
+
+
+def test_resume_after_quitting_replays_earlier_steps(home: Path) -> None:
+    tutor = Tutor("learn", "1")
+    tutor.type("helo a.b.c")
+    tutor.type("mail from:<you@tutor.test>")
+    tutor.type("/quit")
+    tutor.expect(r"Progress is kept")
+    assert tutor.finish() == 1
+    again = Tutor()  # no arguments: the menu offers to continue
+    again.expect(r"c = continue with lesson 1")
+    again.type("c", prompt=r"q = quit\) >")
+    again.expect(r"Picking up where you left off")
+    again.expect(r"Step 4/11")
+    for line in SEED[2:]:
+        again.type(line)
+    again.expect(r"End of lesson 1")
+    again.type("q", prompt=r"q = quit\) >")
+    assert again.finish() == 0
+    progress = json.loads((home / "progress.json").read_text())
+    assert progress["lessons"]["conversation"]["status"] == "done"
+
+
+def test_a_corrupt_progress_file_is_kept_aside_with_one_warning(home: Path) -> None:
+    (home / "progress.json").write_text("{not json")
+    tutor = Tutor("learn", "1")
+    tutor.expect(r"warning: progress file was damaged; kept it as progress\.corrupt-\d+\.json")
+    tutor.type("/quit")
+    assert tutor.finish() == 1
+    assert list(home.glob("progress.corrupt-*.json"))
+
+
+@pytest.mark.parametrize("number", ["2", "3"])
+def test_lessons_2_and_3_complete_with_their_canonical_answers(home: Path, number: str) -> None:
+    from tutor.engine.driver import canonical_lines
+    from tutor.engine.loader import load_all
+
+    lesson = load_all()[int(number) - 1]
+    tutor = Tutor("learn", number)
+    for step in lesson.steps:
+        if step.kind in ("read", "library"):
+            tutor.type("", prompt=r"Press Enter to continue")
+        elif step.kind == "data":
+            for line in [*step.lines, "."]:
+                tutor.type(line)
+        elif step.kind == "command" or step.kind == "goal":
+            for line in canonical_lines(step.command):
+                tutor.type(line)
+    tutor.expect(rf"End of lesson {number}")
+    assert tutor.finish() == 0
+    if number == "2":
+        screen = tutor.screen()
+        assert "Python's smtplib.send_message" in screen
+        assert "RCPT TO:<postmaster@tutor.test>" in screen  # derived from Bcc:
+
+
+def test_plain_and_no_color_have_no_escape_codes(home: Path, tmp_path: Path) -> None:
+    import subprocess
+
+    script = tmp_path / "seed.txt"
+    script.write_text("\n".join(SEED) + "\n")
+    for flags in (["--plain"], []):
+        result = subprocess.run(
+            [sys.executable, "-m", "tutor", "learn", "1", "--script", str(script), *flags],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=dict(os.environ, NO_COLOR="1"),
+        )
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "\x1b" not in result.stdout
+        assert "End of lesson 1" in result.stdout
+        assert "Delivered to: you (you@tutor.test)" in result.stdout
+    assert "╭" not in result.stdout or flags == []
+
+
+def test_piped_stdin_uses_plain_line_input(home: Path) -> None:
+    import subprocess
+
+    result = subprocess.run(
+        [sys.executable, "-m", "tutor", "learn", "1", "--plain"],
+        input="\n".join(SEED[:3]) + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1  # input ended before the lesson did
+    assert "smtp> helo a.b.c" in result.stdout
+    assert "250 2.1.5 <you@tutor.test> recipient verified" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_a_broken_lesson_file_is_one_line_with_file_and_line(home: Path, tmp_path: Path) -> None:
+    import subprocess
+
+    (tmp_path / "01-broken.toml").write_text(
+        'format_version = 1\nid = "x"\ntitle = "t"\n'
+        '[[steps]]\nid = "a"\nexplain = "e"\ncommand = "helo x"\n'
+        "accept = ['(unclosed']\nexpect = [250]\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "tutor", "--lessons-dir", str(tmp_path), "learn", "1"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().startswith(
+        f"smtp-tutor: {tmp_path / '01-broken.toml'}:8: accept pattern"
+    )
+    assert "Traceback" not in result.stderr

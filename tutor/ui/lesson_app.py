@@ -1,0 +1,368 @@
+"""One lesson, interactively: explain a step, read the learner's line, show what happened.
+
+Every line goes to the real server as typed. The screen shows the exact bytes, the
+reply, what it means in this state, and what the server now knows. Slash commands
+steer the tutor itself: /hint, /show, /skip, /back, /state, /help, /quit.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.text import Text
+
+from tutor import mailview
+from tutor.engine import progress as progress_mod
+from tutor.engine import runner
+from tutor.engine.driver import LessonDriver, Turn, canonical_lines
+from tutor.engine.model import Lesson, Step
+from tutor.engine.progress import Progress
+from tutor.engine.runner import LessonRun
+from tutor.events import Exchange, MessageStored
+from tutor.session_state import SessionState
+from tutor.ui import lesson_view as view
+from tutor.ui.line_input import LineInput
+from tutor.ui.safe import lesson_markdown, untrusted
+
+HELP = (
+    "Type SMTP commands as you would in telnet; each goes to the real server as typed.\n"
+    "/hint   a hint (again for a closer one)      /show   the tutor types the answer\n"
+    "/skip   move on (counts as helped)           /back   read the previous step again\n"
+    "/state  what the server knows now            /quit   stop here; progress is kept"
+)
+_ADDRESS = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
+
+
+@dataclass
+class LessonScreen:
+    lesson: Lesson
+    total: int
+    console: Console
+    line_input: LineInput
+    progress: Progress
+    maildir: Path
+    plain: bool = False
+    run: LessonRun = field(init=False)
+    state: SessionState = field(default_factory=SessionState)
+    exchanges: list[Exchange] = field(default_factory=list)
+    hints_given: int = 0
+    shown_step: int = -1
+
+    def __post_init__(self) -> None:
+        self.run = LessonRun(self.lesson)
+
+    # --- the whole lesson -----------------------------------------------------------------
+
+    def play(self) -> bool:
+        """Run the lesson to its end or until the learner quits; True if completed."""
+        resume = self._resume_index()
+        self.console.print(view.lesson_intro(self.lesson, self.total, plain=self.plain))
+        driver = LessonDriver(self.lesson, self.run, self.maildir)
+        try:
+            self._start(driver, resume)
+            while not self.run.finished:
+                if not self._step(driver):
+                    self._save()
+                    self.console.print(
+                        Text(
+                            f"Stopped at step {self.run.index + 1}. Progress is kept: "
+                            f"`smtp-tutor learn {self.lesson.number}` picks up here.",
+                            style="bold",
+                        )
+                    )
+                    return False
+            self._finish()
+            return True
+        finally:
+            driver.close()
+
+    def _resume_index(self) -> int:
+        saved = self.progress.of(self.lesson.id)
+        if saved.status == progress_mod.IN_PROGRESS and saved.step:
+            try:
+                return self.lesson.step_index(saved.step)
+            except KeyError:
+                return 0
+        return 0
+
+    def _start(self, driver: LessonDriver, resume: int) -> None:
+        first = self.run.step
+        if first.kind == "connect":
+            self._intro(first)
+        turn = driver.start()
+        self._show_turn(turn, driver)
+        if resume > self.run.index:
+            self._replay_to(driver, resume)
+
+    def _replay_to(self, driver: LessonDriver, target: int) -> None:
+        """Resuming: a new session knows nothing, so the tutor re-sends earlier answers."""
+        self.console.print(
+            Text(
+                "Picking up where you left off. A new connection is a new session, so the tutor "
+                "re-sends your earlier steps first:",
+                style="bold",
+            )
+        )
+        while self.run.index < target and not self.run.finished:
+            step = self.run.step
+            before = self.run.index
+            self._perform(driver, step, quiet=True)
+            if self.run.index == before:  # could not be replayed: continue from here
+                break
+
+    def _finish(self) -> None:
+        status = progress_mod.DONE_WITH_HELP if self.run.assisted else progress_mod.DONE
+        import time
+
+        self.progress.update(
+            self.lesson.id,
+            status=status,
+            step="",
+            assisted=sorted(self.run.assisted),
+            completed_at=time.time(),
+        )
+        self.console.print(view.lesson_end(self.lesson, self.run, self.exchanges, plain=self.plain))
+
+    def _save(self) -> None:
+        step = self.run.step.id if not self.run.finished else ""
+        self.progress.update(
+            self.lesson.id,
+            status=progress_mod.IN_PROGRESS,
+            step=step,
+            assisted=sorted(self.run.assisted),
+        )
+
+    # --- one step -------------------------------------------------------------------------
+
+    def _intro(self, step: Step) -> None:
+        if self.shown_step != self.run.index:
+            self.shown_step = self.run.index
+            self.hints_given = 0
+            self.console.print(
+                view.step_intro(step, self.run.index, len(self.lesson.steps), plain=self.plain)
+            )
+
+    def _step(self, driver: LessonDriver) -> bool:
+        """Handle one input for the current step; False when the learner quits."""
+        step = self.run.step
+        self._intro(step)
+        self._save()
+        if step.kind == "connect":
+            self._reconnect(driver, announce=False)
+            return True
+        if step.kind in ("read", "library"):
+            answer = self.line_input.read("Press Enter to continue (/quit to stop) > ")
+            if answer is None or answer.strip() == "/quit":
+                return False
+            if step.kind == "read":
+                self.run.advance()
+            else:
+                self._perform(driver, step)
+            return True
+        prompt = "data> " if driver.in_data else "smtp> "
+        self.line_input.set_status(" · ".join(self.state.summary()))
+        line = self.line_input.read(prompt)
+        if line is None:
+            return False
+        if line.startswith("/") and line.split()[0] in _SLASH:
+            return self._slash(line.split()[0], driver)
+        self._send(driver, line)
+        return True
+
+    def _send(self, driver: LessonDriver, line: str, *, quiet: bool = False) -> Turn:
+        if driver.in_data:
+            note = view.data_line_note(line, plain=self.plain)
+            if note is not None and not quiet:
+                self.console.print(note)
+        if not driver.connected:
+            self._reconnect(driver, announce=True)
+        turn = driver.send(line)
+        if not turn.events and not turn.error and not quiet:
+            # A message line: no reply until the lone dot, so show the bytes as they went.
+            wire = b"".join(r.plaintext for r in turn.tap if r.direction == "sent")
+            self.console.print(
+                view.sent_line(wire or turn.sent, plain=self.plain, tls=self.state.tls)
+            )
+        elif not quiet or turn.error:
+            self._show_turn(turn, driver)
+        else:
+            self._absorb(turn)
+        if turn.closed and self.run.needs_session():
+            self._session_over(driver, turn)
+        return turn
+
+    def _perform(self, driver: LessonDriver, step: Step, *, quiet: bool = False) -> None:
+        """Do a step's canonical answer, visibly ("show me", resuming, library steps)."""
+        if step.kind == "read":
+            self.run.advance()
+            return
+        if step.kind == "connect":
+            self._reconnect(driver, announce=False)
+            return
+        if step.kind == "library":
+            self.console.print(
+                Text("The tutor hands this message to Python's smtplib.send_message:", style="bold")
+            )
+            for line in step.lines:
+                self.console.print(untrusted("    " + line))
+            turn = driver.send_with_library(step.lines)
+            self._show_library(turn)
+            return
+        lines = [*step.lines, "."] if step.kind == "data" else canonical_lines(step.command)
+        if step.kind == "goal" and step.lines:
+            lines += [*step.lines, "."]
+        for line in lines:
+            if not quiet:
+                self.console.print(
+                    Text(f"{'data' if driver.in_data else 'smtp'}> ", style="bold"),
+                    untrusted(line),
+                    Text("   (typed by the tutor)", style="dim"),
+                    sep="",
+                )
+            self._send(driver, line, quiet=quiet)
+
+    # --- slash commands ---------------------------------------------------------------------
+
+    def _slash(self, command: str, driver: LessonDriver) -> bool:
+        step = self.run.step
+        if command == "/quit":
+            return False
+        if command == "/help":
+            self.console.print(Text(HELP))
+        elif command == "/state":
+            self.console.print(view.state_line(self.state, plain=self.plain))
+        elif command == "/hint":
+            self._hint(step)
+        elif command in ("/show", "/skip"):
+            if command == "/skip" and (step.optional or step.kind == "read"):
+                self.run.advance(skipped=True)
+            else:
+                self.run.mark_assisted()
+                self._perform(driver, step)
+        elif command == "/back":
+            index = max(0, self.run.index - 1)
+            previous = self.lesson.steps[index]
+            self.console.print(
+                Text(
+                    "The previous step, to read again (the server cannot go back, "
+                    "so you stay on the current step):",
+                    style="dim",
+                )
+            )
+            self.console.print(
+                view.step_intro(previous, index, len(self.lesson.steps), plain=self.plain)
+            )
+            if previous.after:
+                self.console.print(lesson_markdown(previous.after))
+        return True
+
+    def _hint(self, step: Step) -> None:
+        if self.hints_given < len(step.hints):
+            self.console.print(
+                Text(f"Hint {self.hints_given + 1}/{len(step.hints)}: ", style="bold cyan"),
+                lesson_markdown(step.hints[self.hints_given]),
+            )
+            self.hints_given += 1
+        else:
+            self.console.print(
+                Text(
+                    "No more hints: /show makes the tutor type the answer "
+                    "(the step then counts as helped).",
+                    style="cyan",
+                )
+            )
+
+    # --- showing what happened ----------------------------------------------------------------
+
+    def _absorb(self, turn: Turn) -> None:
+        for event in turn.events:
+            if isinstance(event, Exchange):
+                self.state.feed_exchange(event)
+                self.exchanges.append(event)
+
+    def _show_turn(self, turn: Turn, driver: LessonDriver) -> None:
+        """What happened, in order: exchanges and events, then how the step went."""
+        if turn.error and not turn.events:
+            self.console.print(untrusted(f"  {turn.error}", "red"))
+        for event in turn.events:
+            if isinstance(event, Exchange):
+                before = self.state.copy()
+                self.state.feed_exchange(event)
+                self.exchanges.append(event)
+                self.console.print(view.exchange_view(event, before, plain=self.plain))
+            elif isinstance(event, MessageStored):
+                self._show_stored(event)
+            else:
+                note = view.event_note(event, plain=self.plain)
+                if note is not None:
+                    self.console.print(note)
+        for outcome in _settled(turn.outcomes):
+            rendered = view.outcome_view(outcome, plain=self.plain)
+            if rendered is not None:
+                self.console.print(rendered)
+        if turn.events:
+            self.console.print(view.state_line(self.state, plain=self.plain))
+
+    def _show_stored(self, stored: MessageStored) -> None:
+        copies = []
+        for copy in stored.copies:
+            copies += [m for m in mailview.find(self.maildir, f"{copy.folder}/{copy.key}")]
+        self.console.print(view.envelope_view(stored, copies, plain=self.plain))
+
+    def _show_library(self, turn: Turn) -> None:
+        before = SessionState()
+        for event in turn.events:
+            if isinstance(event, Exchange):
+                self.console.print(view.exchange_view(event, before.copy(), plain=self.plain))
+                before.feed_exchange(event)
+            elif isinstance(event, MessageStored):
+                self._show_stored(event)
+        for outcome in turn.outcomes:
+            if outcome.status == runner.DONE:
+                rendered = view.outcome_view(outcome, plain=self.plain)
+                if rendered is not None:
+                    self.console.print(rendered)
+
+    # --- sessions that end ------------------------------------------------------------------
+
+    def _session_over(self, driver: LessonDriver, turn: Turn) -> None:
+        """QUIT too early, or the connection dropped: explain, then start a new session."""
+        self.console.print(
+            Text(
+                "The session is over (the connection closed). A new connection starts a new "
+                "session, and the server remembers nothing of the old one.",
+                style="yellow",
+            )
+        )
+        restart = next((i for i, s in enumerate(self.lesson.steps) if s.kind == "command"), 0)
+        if self.run.index > restart:
+            self.run.go_to(restart)
+        self._reconnect(driver, announce=True)
+
+    def _reconnect(self, driver: LessonDriver, *, announce: bool) -> None:
+        if announce:
+            self.console.print(Text("Reconnecting…", style="dim"))
+        self.state = SessionState()
+        turn = driver.connect()
+        self._show_turn(turn, driver)
+
+
+_SLASH = {"/hint", "/show", "/skip", "/back", "/state", "/help", "/quit"}
+
+
+def _settled(outcomes: list[runner.Outcome]) -> list[runner.Outcome]:
+    """Drop a "not yet" that a later event in the same turn turned into "done"."""
+    done = {id(o.step) for o in outcomes if o.status == runner.DONE}
+    return [o for o in outcomes if o.status == runner.DONE or id(o.step) not in done]
+
+
+def completion_words(lesson: Lesson) -> list[str]:
+    """Addresses the lesson uses, for the prompt's completion."""
+    words: set[str] = set()
+    for step in lesson.steps:
+        for text in (step.command, *step.lines, step.explain):
+            words.update(f"<{address}>" for address in _ADDRESS.findall(text))
+    return sorted(words)

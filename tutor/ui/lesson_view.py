@@ -1,0 +1,330 @@
+"""The lesson screen's pieces: a step's text, each exchange explained, the envelope view.
+
+Everything the server or the learner produced is untrusted text (ui.safe); lesson text
+is Markdown made safe the same way. With `plain`, no boxes and no colour-only meaning:
+every mark is also a word.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.box import ROUNDED, Box
+from rich.console import Group, RenderableType
+from rich.padding import Padding
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from tutor.annotations import annotate
+from tutor.engine import runner
+from tutor.engine.model import Lesson, Step
+from tutor.engine.runner import LessonRun, Outcome
+from tutor.envelope import Comparison, header_addresses
+from tutor.events import BounceSent, Exchange, MessageStored, TlsStarted
+from tutor.mailview import StoredMessage
+from tutor.session_state import SessionState
+from tutor.ui.safe import join, lesson_markdown, untrusted, untrusted_line
+
+CLASS_STYLE = {2: "green", 3: "cyan", 4: "yellow", 5: "red"}
+
+
+def _box(content: RenderableType, title: str, *, plain: bool, style: str = "") -> RenderableType:
+    if plain:
+        return Group(Text(f"== {title} ==", style="bold"), content)
+    return Panel(content, title=title, title_align="left", border_style=style or "blue")
+
+
+def lesson_intro(lesson: Lesson, total: int, *, plain: bool) -> RenderableType:
+    parts: list[RenderableType] = []
+    if lesson.summary:
+        parts.append(untrusted(lesson.summary))
+    if lesson.objectives:
+        parts.append(Text("You will:", style="bold"))
+        parts += [join(Text("  - "), untrusted(o)) for o in lesson.objectives]
+    title = f"Lesson {lesson.number} of {total}: {lesson.title}"
+    return _box(Group(*parts), title, plain=plain, style="magenta")
+
+
+def step_intro(step: Step, index: int, total: int, *, plain: bool) -> RenderableType:
+    parts: list[RenderableType] = [lesson_markdown(step.explain)]
+    if step.kind == "goal" and step.goal:
+        parts.append(join(Text("Goal: ", style="bold"), untrusted(step.goal)))
+    if step.optional:
+        parts.append(Text("(optional: /skip moves on)", style="dim"))
+    return _box(Group(*parts), f"Step {index + 1}/{total}: {step.id}", plain=plain)
+
+
+def sent_line(raw: bytes, *, plain: bool, tls: bool = False) -> Text:
+    """The exact bytes the client put on the wire, line ending made visible."""
+    arrow = "C:" if plain else "you →"
+    lock = " [TLS]" if tls else ""
+    return join(Text(f"  {arrow}{lock} ", style="bold"), untrusted_line(raw, "bold"))
+
+
+def reply_lines(exchange: Exchange, *, plain: bool) -> list[Text]:
+    arrow = "S:" if plain else "← server"
+    lock = " [TLS]" if exchange.tls else ""
+    code = exchange.code or 0
+    style = CLASS_STYLE.get(code // 100, "")
+    return [join(Text(f"  {arrow}{lock} "), untrusted(line, style)) for line in exchange.replies]
+
+
+def exchange_view(
+    exchange: Exchange, before: SessionState, *, plain: bool, show_sent: bool = True
+) -> RenderableType:
+    """One exchange: sent, replied, and what the reply means here (in this state)."""
+    rows: list[RenderableType] = []
+    if show_sent and exchange.kind == "command":
+        rows.append(sent_line(exchange.sent, plain=plain, tls=exchange.tls))
+    elif show_sent and exchange.kind == "auth":
+        rows.append(Text("  (AUTH answer sent, base64)", style="dim"))
+    rows += reply_lines(exchange, plain=plain)
+    reply = exchange.reply
+    if reply is None:
+        rows.append(Text("  (no reply: the connection ended first)", style="dim"))
+        return Group(*rows)
+    command = None if exchange.kind in ("greeting", "notice") else exchange.command
+    if exchange.kind == "data":
+        command = "<end of data>"
+    note = annotate(command, reply, before)
+    style = CLASS_STYLE.get(reply.code // 100, "")
+    explanation = Text()
+    explanation.append(Text(note.headline, style=f"bold {style}"))
+    if note.detail:
+        explanation.append("\n" + note.detail)
+    facts = [note.reply_class]
+    if note.enhanced and note.enhanced_meaning:
+        facts.append(f"{note.enhanced}: {note.enhanced_meaning}")
+    if note.rfc:
+        facts.append(note.rfc)
+    explanation.append(Text("\n" + " · ".join(facts), style="dim"))
+    if note.advice:
+        explanation.append(Text("\n" + note.advice, style="italic"))
+    rows.append(Padding(explanation, (0, 0, 0, 4)))
+    return Group(*rows)
+
+
+def data_line_note(line: str, *, plain: bool) -> Text | None:
+    """Dot-stuffing made visible: what the server will do with a line starting with a dot."""
+    if line.startswith(".") and line != ".":
+        return Text(
+            f"    note: this line starts with a dot. The server removes one leading dot from "
+            f"every message line (RFC 5321 §4.5.2), so it will store {line[1:]!r}. "
+            f"To keep the dot, type {'.' + line!r}.",
+            style="yellow",
+        )
+    return None
+
+
+def outcome_view(outcome: Outcome, *, plain: bool) -> RenderableType | None:
+    step = outcome.step
+    if outcome.status == runner.DONE:
+        mark = "Done." if plain else "✓ Done."
+        parts: list[RenderableType] = [Text(mark, style="bold green")]
+        if step.after:
+            parts.append(lesson_markdown(step.after))
+        return Padding(Group(*parts), (0, 0, 0, 2))
+    lines: list[RenderableType] = []
+    if outcome.feedback:
+        lines.append(lesson_markdown(outcome.feedback))
+    if outcome.status == runner.REFUSED and not outcome.feedback:
+        lines.append(
+            Text(
+                "That was the right kind of command, but the server refused it: "
+                "read its reply above and try again (/hint helps).",
+                style="yellow",
+            )
+        )
+    elif outcome.status == runner.OFF_STEP and not outcome.feedback:
+        lines.append(
+            Text(
+                "That went to the server all the same (see its reply), but it is not "
+                "what this step asks for. /hint helps.",
+                style="yellow",
+            )
+        )
+    elif outcome.status == runner.PENDING and outcome.missing:
+        lines.append(Text("Not there yet: " + "; ".join(outcome.missing) + ".", style="yellow"))
+    if not lines:
+        return None
+    return Padding(Group(*lines), (0, 0, 0, 2))
+
+
+def state_line(state: SessionState, *, plain: bool) -> Text:
+    facts = state.summary()
+    label = "server knows: " if plain else "server knows · "
+    return Text(label + (" · ".join(facts) if facts else "nothing yet"), style="dim")
+
+
+def envelope_view(
+    stored: MessageStored, copies: Sequence[StoredMessage], *, plain: bool
+) -> RenderableType:
+    """Where the message went (envelope) beside what it claims (headers)."""
+    comparison = Comparison(
+        stored.sender, stored.header_from, stored.recipients, stored.header_to, stored.header_cc
+    )
+    table = Table(
+        box=None if plain else _rounded(),
+        show_header=True,
+        expand=False,
+        title=f"Message {stored.queue_id}: envelope against headers",
+        title_justify="left",
+    )
+    table.add_column("where it went: the envelope", overflow="fold")
+    table.add_column("what it claims: the headers", overflow="fold")
+    from_note = "" if header_addresses(stored.header_from) else "  (no address at all)"
+    table.add_row(
+        untrusted(f"MAIL FROM:<{stored.sender}>"),
+        untrusted(f"From: {stored.header_from or '(none)'}{from_note}"),
+    )
+    to_note = "" if header_addresses(stored.header_to) else "  (no address at all)"
+    table.add_row(
+        untrusted("\n".join(f"RCPT TO:<{r}>" for r in stored.recipients)),
+        untrusted(
+            f"To: {stored.header_to or '(none)'}{to_note}"
+            + (f"\nCc: {stored.header_cc}" if stored.header_cc else "")
+        ),
+    )
+    parts: list[RenderableType] = [table]
+    got = ", ".join(f"{c.folder} ({c.recipient})" for c in stored.copies)
+    parts.append(join(Text("Delivered to: ", style="bold"), untrusted(got)))
+    if comparison.unnamed_recipients:
+        parts.append(
+            untrusted(
+                "Received by "
+                + ", ".join(comparison.unnamed_recipients)
+                + " though To:/Cc: never name them: the envelope decides where mail goes.",
+                "yellow",
+            )
+        )
+    if comparison.named_not_recipients:
+        parts.append(
+            untrusted(
+                "To:/Cc: name "
+                + ", ".join(comparison.named_not_recipients)
+                + ", who got nothing: headers are just text.",
+                "yellow",
+            )
+        )
+    if not comparison.sender_matches:
+        parts.append(
+            Text(
+                "From: does not name the envelope sender: a bounce would go to "
+                "MAIL FROM, never to From:.",
+                style="yellow",
+            )
+        )
+    if copies:
+        parts.append(trace_view(copies[0], plain=plain))
+    return Group(*parts)
+
+
+def _rounded() -> Box:
+    return ROUNDED
+
+
+def trace_view(message: StoredMessage, *, plain: bool) -> RenderableType:
+    """The top of the stored copy, with the headers the server added marked."""
+    text = Text()
+    for index, (name, value) in enumerate(message.headers):
+        ours = index < message.ours
+        text.append(
+            Text("server> " if ours else "        ", style="bold magenta" if ours else "dim")
+        )
+        text.append(untrusted(f"{name}: {' '.join(value.split())}", "magenta" if ours else ""))
+        text.append("\n")
+    text.rstrip()
+    caption = Text(
+        f"Stored copy in {message.folder}'s mailbox ({message.ref}); server> marks what "
+        "the server added: Return-Path is the envelope sender, Received names your "
+        "real address and the envelope, Delivered-To the envelope recipient.",
+        style="dim",
+    )
+    return Group(Text(""), text, caption)
+
+
+def event_note(event: object, *, plain: bool) -> Text | None:
+    if isinstance(event, TlsStarted):
+        return Text(f"  TLS started: {event.version}, {event.cipher}", style="magenta")
+    if isinstance(event, BounceSent):
+        if event.copy is None:
+            return Text(
+                "  A delivery failed later, but the sender was <>: bounces are never "
+                "bounced, so the failure is dropped.",
+                style="yellow",
+            )
+        return join(
+            Text(
+                "  A delivery failed later: the server sent a bounce (DSN, status "
+                f"{event.status}) with MAIL FROM:<> to the envelope sender ",
+                style="yellow",
+            ),
+            untrusted(f"<{event.to}>"),
+            Text(f", stored in {event.copy.folder}.", style="yellow"),
+        )
+    return None
+
+
+def sequence_diagram(exchanges: Sequence[Exchange], *, plain: bool, width: int = 76) -> Text:
+    """The session as arrows between client and server, with the reply codes."""
+    out = Text()
+    left, right = "you (client)", "mx.tutor.test (server)"
+    out.append(left + " " * max(1, width - len(left) - len(right)) + right + "\n", style="bold")
+    inner = width - 4
+    for exchange in exchanges:
+        if exchange.kind == "command":
+            label = exchange.command
+            if exchange.verb == "AUTH":
+                label = "AUTH " + label.split(" ")[1] if " " in label else label
+            out.append(_arrow(label, inner, right_pointing=True, plain=plain))
+        elif exchange.kind == "data":
+            lines = exchange.sent.count(b"\n")
+            out.append(
+                _arrow(
+                    f"(message: {lines} lines, ending with the lone dot)",
+                    inner,
+                    right_pointing=True,
+                    plain=plain,
+                )
+            )
+        elif exchange.kind == "auth":
+            out.append(_arrow("(AUTH answer)", inner, right_pointing=True, plain=plain))
+        if exchange.replies:
+            arrow = _arrow(exchange.replies[-1], inner, right_pointing=False, plain=plain)
+            arrow.stylize(CLASS_STYLE.get((exchange.code or 0) // 100, ""))
+            out.append(arrow)
+    return out
+
+
+def _arrow(label: str, inner: int, *, right_pointing: bool, plain: bool) -> Text:
+    from tutor.textsafe import visible
+
+    label = visible(label)
+    if len(label) > inner - 6:
+        label = label[: inner - 7] + "…"
+    dash = "-" if plain else "─"
+    fill = dash * max(2, inner - len(label) - 2)
+    if right_pointing:
+        body = f" {label} {fill}>" if plain else f" {label} {fill}▶"
+    else:
+        body = f"<{fill} {label} " if plain else f"◀{fill} {label} "
+    return Text("|" + body[: inner + 2].ljust(inner + 2) + "|\n")
+
+
+def lesson_end(
+    lesson: Lesson, run: LessonRun, exchanges: Sequence[Exchange], *, plain: bool
+) -> RenderableType:
+    parts: list[RenderableType] = [
+        Text("Your session, as a sequence diagram:", style="bold"),
+        sequence_diagram(exchanges, plain=plain),
+    ]
+    if lesson.learned:
+        parts.append(Text("What you saw happen:", style="bold"))
+        parts += [join(Text("  - "), untrusted(item)) for item in lesson.learned]
+    helped = len(run.assisted)
+    verdict = "done" if not helped else f"done with help on {helped} step(s)"
+    parts.append(Text(f"Lesson {lesson.number} {verdict}.", style="bold green"))
+    return _box(
+        Group(*parts), f"End of lesson {lesson.number}: {lesson.title}", plain=plain, style="green"
+    )

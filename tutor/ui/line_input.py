@@ -1,0 +1,108 @@
+"""Where the learner's lines come from: prompt_toolkit in a terminal, plain lines otherwise.
+
+A pipe, a --script file or TERM=dumb get plain line input (no prompt_toolkit at all);
+a terminal gets history, completion of SMTP verbs and the lesson's addresses, and a
+bottom toolbar with the session state and the keys.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from typing import IO, Protocol
+
+from rich.console import Console
+from rich.text import Text
+
+from tutor.ui.safe import untrusted
+
+SMTP_VERBS = (
+    "HELO",
+    "EHLO",
+    "MAIL FROM:<",
+    "RCPT TO:<",
+    "DATA",
+    "RSET",
+    "NOOP",
+    "QUIT",
+    "VRFY",
+    "HELP",
+    "STARTTLS",
+    "AUTH PLAIN",
+    "AUTH LOGIN",
+)
+SLASH_COMMANDS = ("/hint", "/show", "/skip", "/back", "/state", "/help", "/quit")
+
+
+class LineInput(Protocol):
+    def read(self, prompt: str) -> str | None:
+        """One line without its ending; None at end of input (treated as /quit)."""
+        ...
+
+    def set_status(self, text: str) -> None:
+        """What the bottom toolbar shows (the session state); ignored without one."""
+        ...
+
+
+class StreamInput:
+    """Lines from a file or a pipe, echoed so that the transcript reads like a session."""
+
+    def __init__(self, stream: IO[str], console: Console, *, echo: bool = True) -> None:
+        self.stream = stream
+        self.console = console
+        self.echo = echo
+
+    def set_status(self, text: str) -> None:
+        pass  # no toolbar in a pipe: the state line is printed after each reply instead
+
+    def read(self, prompt: str) -> str | None:
+        line = self.stream.readline()
+        if not line:
+            return None
+        line = line.rstrip("\r\n")
+        if self.echo:
+            self.console.print(Text(prompt, style="bold"), untrusted(line), sep="")
+        return line
+
+
+class PromptInput:
+    """prompt_toolkit's PromptSession: history, completion, toolbar; Ctrl-C/Ctrl-D quit."""
+
+    def __init__(self, words: Iterable[str], keys: str, history_file: str | None) -> None:
+        from prompt_toolkit import PromptSession
+        from prompt_toolkit.completion import WordCompleter
+        from prompt_toolkit.history import FileHistory, InMemoryHistory
+
+        completer = WordCompleter(
+            sorted(set(SMTP_VERBS) | set(SLASH_COMMANDS) | set(words)),
+            ignore_case=True,
+            sentence=True,
+        )
+        history = FileHistory(history_file) if history_file else InMemoryHistory()
+        self.status = ""
+        self.session: object = PromptSession(
+            completer=completer,
+            history=history,
+            bottom_toolbar=lambda: f"{self.status}   {keys}" if self.status else keys,
+            complete_while_typing=False,
+            enable_history_search=True,
+        )
+
+    def set_status(self, text: str) -> None:
+        self.status = text
+
+    def read(self, prompt: str) -> str | None:
+        from prompt_toolkit import PromptSession
+
+        assert isinstance(self.session, PromptSession)
+        try:
+            text: str = self.session.prompt(prompt)
+        except (EOFError, KeyboardInterrupt):
+            return None
+        return text
+
+
+def interactive_terminal() -> bool:
+    """prompt_toolkit only for a real terminal on both ends, and not for TERM=dumb."""
+    return sys.stdin.isatty() and sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
