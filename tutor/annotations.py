@@ -119,8 +119,9 @@ def annotate_alone(reply: Reply, hint: str = "") -> Annotation:
 
 
 def _stage_from_words(text: str) -> str:
+    words = " ".join(text.split())  # bounces wrap lines anywhere
     match = re.search(
-        r"(?:in reply to|after)\s+(end of data|data|rcpt to|mail from)\b", text, re.IGNORECASE
+        r"(?:in reply to|after) (end of data|data|rcpt to|mail from)\b", words, re.IGNORECASE
     )
     if match is None:
         return "?"  # unknown: no rule may assume anything about the state

@@ -112,12 +112,15 @@ def _scan(text: str) -> list[Explained]:
             if not single_line and token[0] not in "245":
                 continue  # in prose only the three real classes count as codes
             found.append(((number, enhanced.start()), _found(_enhanced(token), line)))
-    for position, reply in _group_replies(reply_lines):
+    for position, last, reply in _group_replies(reply_lines):
         wire = "\n".join(reply.wire_lines())
         explained = _reply(reply.code)
         number, column = position
-        before = " ".join(lines[max(0, number - 1) : number]) + " " + lines[number][:column]
-        context = annotate_alone(reply, hint=before)  # "after RCPT TO:", "(in reply to…"
+        # Bounces name the command a reply answered just before it ("after RCPT TO:") or
+        # in a wrapped line after it ("(in reply to end of / DATA command)").
+        around = [*lines[max(0, number - 1) : number], lines[number][:column], reply.text]
+        around += lines[last + 1 : last + 2]
+        context = annotate_alone(reply, hint=" ".join(around))
         found.append((position, _found(explained, wire, context)))
     return [item for _, item in sorted(found, key=lambda pair: pair[0])]
 
@@ -128,20 +131,24 @@ def _reply_shaped(code: str) -> bool:
 
 def _group_replies(
     lines: list[tuple[int, int, ReplyLine]],
-) -> list[tuple[tuple[int, int], Reply]]:
-    """Continuation lines (`550-…`) and the final line (`550 …`) form one reply."""
-    replies: list[tuple[tuple[int, int], Reply]] = []
+) -> list[tuple[tuple[int, int], int, Reply]]:
+    """Continuation lines (`550-…`) and the final line (`550 …`) form one reply.
+
+    Each reply comes with where it starts (line, column) and the number of its last line.
+    """
+    replies: list[tuple[tuple[int, int], int, Reply]] = []
     current: list[ReplyLine] = []
-    start = (0, 0)
+    start, last = (0, 0), 0
     for number, column, line in lines:
         if current and (line.code != current[-1].code or current[-1].final):
-            replies.append((start, Reply(tuple(current))))
+            replies.append((start, last, Reply(tuple(current))))
             current = []
         if not current:
             start = (number, column)
         current.append(line)
+        last = number
     if current:
-        replies.append((start, Reply(tuple(current))))
+        replies.append((start, last, Reply(tuple(current))))
     return replies
 
 
@@ -171,7 +178,7 @@ def _unique(items: Iterable[Explained]) -> list[Explained]:
     return out
 
 
-# --- the catalogue, in words ------------------------------------------------------------------
+# --- the catalogue, in words --------------------------------------------------------------
 
 
 def _reply(code: int) -> Explained:

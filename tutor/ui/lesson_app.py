@@ -150,6 +150,7 @@ class LessonScreen:
         step = self.run.step
         self._intro(step)
         self._save()
+        self.line_input.set_status(" · ".join(self.state.summary()))
         if step.kind == "connect":
             self._reconnect(driver, announce=False)
             return True
@@ -163,7 +164,6 @@ class LessonScreen:
                 self._perform(driver, step)
             return True
         prompt = "data> " if driver.in_data else "smtp> "
-        self.line_input.set_status(" · ".join(self.state.summary()))
         line = self.line_input.read(prompt)
         if line is None:
             return False
@@ -238,7 +238,11 @@ class LessonScreen:
             self._hint(step)
         elif command in ("/show", "/skip"):
             if command == "/skip" and (step.optional or step.kind == "read"):
+                # Optional steps come in groups (a second message): skip the group.
+                optional = step.optional
                 self.run.advance(skipped=True)
+                while optional and not self.run.finished and self.run.step.optional:
+                    self.run.advance(skipped=True)
             else:
                 self.run.mark_assisted()
                 self._perform(driver, step)
@@ -261,10 +265,8 @@ class LessonScreen:
 
     def _hint(self, step: Step) -> None:
         if self.hints_given < len(step.hints):
-            self.console.print(
-                Text(f"Hint {self.hints_given + 1}/{len(step.hints)}: ", style="bold cyan"),
-                lesson_markdown(step.hints[self.hints_given]),
-            )
+            label = f"**Hint {self.hints_given + 1}/{len(step.hints)}:** "
+            self.console.print(lesson_markdown(label + step.hints[self.hints_given]))
             self.hints_given += 1
         else:
             self.console.print(

@@ -41,9 +41,14 @@ def lesson_intro(lesson: Lesson, total: int, *, plain: bool) -> RenderableType:
         parts.append(untrusted(lesson.summary))
     if lesson.objectives:
         parts.append(Text("You will:", style="bold"))
-        parts += [join(Text("  - "), untrusted(o)) for o in lesson.objectives]
+        parts.append(_bullets(lesson.objectives))
     title = f"Lesson {lesson.number} of {total}: {lesson.title}"
     return _box(Group(*parts), title, plain=plain, style="magenta")
+
+
+def _bullets(items: Sequence[str]) -> RenderableType:
+    """A list that wraps with a hanging indent (Markdown does that well)."""
+    return lesson_markdown("\n".join(f"- {item}" for item in items))
 
 
 def step_intro(step: Step, index: int, total: int, *, plain: bool) -> RenderableType:
@@ -94,8 +99,8 @@ def exchange_view(
     if note.detail:
         explanation.append("\n" + note.detail)
     facts = [note.reply_class]
-    if note.enhanced and note.enhanced_meaning:
-        facts.append(f"{note.enhanced}: {note.enhanced_meaning}")
+    if note.enhanced and note.enhanced_meaning and not note.enhanced.endswith(".0.0"):
+        facts.append(f"{note.enhanced}: {note.enhanced_meaning}")  # X.0.0 adds nothing
     if note.rfc:
         facts.append(note.rfc)
     explanation.append(Text("\n" + " · ".join(facts), style="dim"))
@@ -105,16 +110,17 @@ def exchange_view(
     return Group(*rows)
 
 
-def data_line_note(line: str, *, plain: bool) -> Text | None:
+def data_line_note(line: str, *, plain: bool) -> RenderableType | None:
     """Dot-stuffing made visible: what the server will do with a line starting with a dot."""
-    if line.startswith(".") and line != ".":
-        return Text(
-            f"    note: this line starts with a dot. The server removes one leading dot from "
-            f"every message line (RFC 5321 §4.5.2), so it will store {line[1:]!r}. "
-            f"To keep the dot, type {'.' + line!r}.",
-            style="yellow",
-        )
-    return None
+    if not line.startswith(".") or line == ".":
+        return None
+    note = (
+        f"note: this line starts with a dot. The server removes one leading dot from every "
+        f"message line (RFC 5321 §4.5.2, transparency), so it stores {line[1:]!r}."
+    )
+    if not line.startswith(".."):
+        note += f" To keep the dot, double it: {'.' + line!r}."
+    return Padding(untrusted(note, "yellow"), (0, 0, 0, 4))
 
 
 def outcome_view(outcome: Outcome, *, plain: bool) -> RenderableType | None:
@@ -179,13 +185,11 @@ def envelope_view(
         untrusted(f"From: {stored.header_from or '(none)'}{from_note}"),
     )
     to_note = "" if header_addresses(stored.header_to) else "  (no address at all)"
-    table.add_row(
-        untrusted("\n".join(f"RCPT TO:<{r}>" for r in stored.recipients)),
-        untrusted(
-            f"To: {stored.header_to or '(none)'}{to_note}"
-            + (f"\nCc: {stored.header_cc}" if stored.header_cc else "")
-        ),
-    )
+    claims = [untrusted(f"To: {stored.header_to or '(none)'}{to_note}")]
+    if stored.header_cc:
+        claims.append(untrusted(f"Cc: {stored.header_cc}"))
+    recipients = [untrusted(f"RCPT TO:<{r}>") for r in stored.recipients]
+    table.add_row(Text("\n").join(recipients), Text("\n").join(claims))
     parts: list[RenderableType] = [table]
     got = ", ".join(f"{c.folder} ({c.recipient})" for c in stored.copies)
     parts.append(join(Text("Delivered to: ", style="bold"), untrusted(got)))
@@ -321,7 +325,7 @@ def lesson_end(
     ]
     if lesson.learned:
         parts.append(Text("What you saw happen:", style="bold"))
-        parts += [join(Text("  - "), untrusted(item)) for item in lesson.learned]
+        parts.append(_bullets(lesson.learned))
     helped = len(run.assisted)
     verdict = "done" if not helped else f"done with help on {helped} step(s)"
     parts.append(Text(f"Lesson {lesson.number} {verdict}.", style="bold green"))
