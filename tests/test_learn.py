@@ -280,3 +280,26 @@ def test_a_broken_lesson_file_is_one_line_with_file_and_line(home: Path, tmp_pat
         f"smtp-tutor: {tmp_path / '01-broken.toml'}:8: accept pattern"
     )
     assert "Traceback" not in result.stderr
+
+
+def test_hostile_lines_are_shown_literally_in_a_lesson(home: Path, tmp_path: Path) -> None:
+    import subprocess
+
+    script = tmp_path / "hostile.txt"
+    script.write_bytes(
+        b"helo [bold red]x[/] \x1b]0;pwned\x07\xe2\x80\xae\n"
+        b"mail from:<a@example.test>\nrcpt to:<you@tutor.test>\ndata\n"
+        b"Subject: \x1b[2J[link=x]y[/link]\n\nbody\n.\nquit\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "tutor", "learn", "1", "--script", str(script)],
+        capture_output=True,
+        timeout=60,
+        env=dict(os.environ, NO_COLOR="1", COLUMNS="200"),
+    )
+    out = result.stdout
+    assert result.returncode == 0, out.decode(errors="replace")
+    assert b"\x1b" not in out and b"\x07" not in out and "\u202e".encode() not in out
+    text = out.decode()
+    assert "helo [bold red]x[/] \\x1b]0;pwned\\x07\\u202e␍␊" in text
+    assert "Subject: \\x1b[2J[link=x]y[/link]␍␊" in text

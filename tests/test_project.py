@@ -15,7 +15,18 @@ ALLOWED = {
     "click": ("cli.py",),
     "aiosmtpd": ("server/",),
 }
-STDLIB_ONLY = ("wire.py", "codes.py", "events.py", "textsafe.py", "envelope.py", "dnsdata.py")
+STDLIB_ONLY = (
+    "wire.py",
+    "codes.py",
+    "events.py",
+    "textsafe.py",
+    "envelope.py",
+    "dnsdata.py",
+    "session_state.py",
+    "annotations.py",
+    "transcript.py",
+    "explain.py",
+)
 
 
 def imported_modules(path: Path) -> set[str]:

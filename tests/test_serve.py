@@ -79,9 +79,10 @@ def test_seed_session_over_a_plain_socket_is_logged_and_explained(serve: ServePr
     log = serve.text
     # every line the client sent, with its line ending made visible, and every reply explained
     assert "C: helo a.b.c␍␊" in log
-    assert "S: 250 mx.tutor.test Hello a.b.c [127.0.0.1]  — OK" in log
+    assert "S: 250 mx.tutor.test Hello a.b.c [127.0.0.1]  — Greeting accepted (HELO)" in log
     assert "S: 354 Enter message" in log and "— Go ahead" in log
-    assert f"S: 250 2.0.0 OK id={queue_id}  — OK" in log
+    assert f"S: 250 2.0.0 OK id={queue_id}  — Message accepted and queued" in log
+    assert "S: 250 2.1.5 <you@tutor.test> recipient verified  — Recipient accepted" in log
     # the stored message: envelope against headers, mismatch flagged
     stored = serve.wait_for(rb"stored id=" + queue_id.encode() + rb".*").group(0).decode()
     assert "envelope <bugs@looney.example> -> <you@tutor.test>" in stored

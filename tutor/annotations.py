@@ -15,7 +15,7 @@ import base64
 import binascii
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tutor.codes import (
     enhanced_code,
@@ -183,8 +183,9 @@ def _hello(c: _Context) -> _Note | None:
         return _Note(
             f"Greeting accepted (HELO): the server now knows you as {c.argument}",
             "HELO is the old greeting: its reply lists no extensions, so this session "
-            "has plain SMTP only (no STARTTLS, SIZE, PIPELINING). The address in "
-            "brackets, not the name you claimed, is what the server writes in Received:.",
+            "has plain SMTP only (no STARTTLS, SIZE, PIPELINING). The server writes the "
+            "name you gave into its Received: header beside the address it sees you "
+            "connect from; only the address is a fact.",
             f"{R5321} §4.1.1.1",
             "MAIL FROM:<your address>. Use EHLO instead if you need extensions.",
         )
@@ -352,7 +353,7 @@ def _relay_accepted(c: _Context) -> _Note:
     else:
         why = (
             "It relays for anyone who asks: an open relay, which on the Internet is "
-            "found and abused for spam within hours."
+            "quickly found and abused for spam."
         )
     if "captured" in c.text:
         why += " Here the message is only captured: nothing is ever sent on."
@@ -378,7 +379,7 @@ def _syntax_of_path(c: _Context, example: str, keyword: str) -> _Note:
         return _Note(
             "Angle brackets are required around the address",
             "RFC 5321 writes the address inside < >; old tutorials often lost them, "
-            "and strict servers (this one too) refuse the address without them.",
+            "and strict servers refuse the address without them.",
             f"{R5321} §4.1.2",
             f"Send {example}",
         )
@@ -399,12 +400,14 @@ def _data(c: _Context) -> _Note | None:
         return _Note(
             "Go ahead: send the message, then a line with only a dot",
             "From here every line is message text, not a command: headers, an empty "
-            "line, the body, until CRLF.CRLF. A line of yours that starts with a dot "
-            f"gets one more dot (dot-stuffing), so it cannot end the message early.{reach}",
+            "line, the body, until CRLF.CRLF. A text line that starts with a dot is sent "
+            "with one more dot (dot-stuffing), which the server removes, so it cannot end "
+            f"the message early.{reach}",
             f"{R5321} §4.1.1.4, §4.5.2",
         )
-    if c.code == 554 and not c.state.accepted:
-        return _bad_sequence(c)
+    if c.code == 554 and not c.state.accepted:  # "no valid recipients" (RFC 5321 §3.3)
+        note = _bad_sequence(c)
+        return replace(note, headline=note.headline.replace("Bad sequence", "No valid recipients"))
     if c.code == 501 and c.argument:
         return _Note(
             "DATA takes no argument",
@@ -438,9 +441,10 @@ def _starttls(c: _Context) -> _Note | None:
         return _Note(
             "Start the TLS handshake now; after it, send EHLO again — the server "
             "forgot the greeting",
-            "The next bytes must be the TLS handshake; commands pipelined after STARTTLS "
-            "are thrown away. TLS protects this hop only, and servers usually accept any "
-            "certificate unless MTA-STS or DANE is in use.",
+            "The next bytes must be the TLS handshake; a careful server throws away "
+            "commands pipelined after STARTTLS. TLS protects this one hop only, and mail "
+            "servers sending to each other accept any certificate unless MTA-STS or DANE "
+            "is in use.",
             "RFC 3207 §4, §4.2",
             "By hand: openssl s_client -starttls smtp -crlf -connect HOST:PORT",
         )
@@ -490,7 +494,7 @@ def _auth(c: _Context) -> _Note | None:
         return _Note(
             "Encrypt first: this login would cross the network readable by anyone",
             "AUTH PLAIN and LOGIN send the password in base64, an encoding anyone can "
-            "undo, so this server allows them only under TLS.",
+            "undo, so the server allows them only under TLS.",
             "RFC 4954 §6",
             "STARTTLS, then EHLO again, then AUTH.",
         )
@@ -519,8 +523,8 @@ def _auth(c: _Context) -> _Note | None:
     if c.code in (500, 502) and not c.state.tls:
         return _Note(
             "AUTH is not offered here (yet)",
-            "Many servers, this one too, offer AUTH only after STARTTLS, so that no "
-            "password crosses the network in clear.",
+            "Many servers offer AUTH only after STARTTLS, so that no password crosses "
+            "the network in clear.",
             "RFC 4954 §4",
             "STARTTLS, EHLO, then AUTH.",
         )
@@ -991,8 +995,11 @@ _STATUS: dict[str, Callable[[_Context], _Note | None]] = {
         "RFC 7372 §3.2; RFC 7208",
         _temporary_or_permanent(c),
     ),
-    "X.7.25": _authentication_failed(
-        "the sending address failed the reverse DNS check", "RFC 7372 §3.3"
+    "X.7.25": lambda c: _Note(
+        "Refused: the sending server's address failed the reverse DNS check",
+        "Its IP address has no PTR record, or one that does not lead back to it.",
+        "RFC 7372 §3.3",
+        "The sending server's operator must fix its reverse DNS.",
     ),
     "X.7.26": _authentication_failed(
         "the message failed sender authentication (SPF, DKIM, DMARC)", "RFC 7372 §3.4; RFC 7489"

@@ -281,6 +281,72 @@ def mailbox(
         list_messages(console, root, words[0] if words else None, plain=plain)
 
 
+@app.command()
+def explain(
+    text: Annotated[
+        list[str], typer.Argument(help="A code, a reply line, or a pasted bounce; '-' reads stdin.")
+    ],
+    plain: PlainOption = False,
+) -> None:
+    """Explain reply codes and enhanced status codes: one, a reply line, or a whole bounce.
+
+    \b
+    Examples:
+      smtp-tutor explain 354
+      smtp-tutor explain 5.7.1
+      smtp-tutor explain "550 5.1.1 <bob@example.test>: Recipient address rejected"
+      smtp-tutor explain - < bounce.txt
+    """
+    from tutor.explain import explain_args
+    from tutor.ui.console import make_console
+    from tutor.ui.explain_view import render_explained
+
+    make_console(plain=plain).print(render_explained(explain_args(text), plain=plain))
+
+
+@app.command()
+def codes(
+    filter: Annotated[
+        str | None, typer.Argument(help="5xx, 55x, 550, 5.7, 5.7.x, 5.7.26 …; default: everything.")
+    ] = None,
+    plain: PlainOption = False,
+) -> None:
+    """The table of reply codes and enhanced status codes, with their meanings and RFCs.
+
+    \b
+    Examples:
+      smtp-tutor codes
+      smtp-tutor codes 5xx
+      smtp-tutor codes 5.7
+    """
+    from tutor.ui.codes_view import codes_table
+    from tutor.ui.console import make_console
+
+    make_console(plain=plain).print(codes_table(filter, plain=plain))
+
+
+@app.command()
+def annotate(
+    source: Annotated[
+        str,
+        typer.Argument(help="A transcript file (swaks, telnet, nc, smtplib debug); '-' for stdin."),
+    ],
+    plain: PlainOption = False,
+) -> None:
+    """Explain every reply of an SMTP transcript in its context, then sum up what happened.
+
+    \b
+    Examples:
+      swaks --to you@example.test --server mx.example.test | smtp-tutor annotate -
+      smtp-tutor annotate session.log
+    """
+    from tutor.transcript import read
+    from tutor.ui.annotate_view import render_transcript
+    from tutor.ui.console import make_console
+
+    make_console(plain=plain).print(render_transcript(read(source), plain=plain))
+
+
 def main() -> None:
     """Entry point: run the app; user errors become one line and a non-zero exit."""
     try:

@@ -11,6 +11,7 @@ together). Stdlib only.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -63,6 +64,13 @@ def explain(text: str) -> list[Explained]:
             f"found in the text; {LIST_HINT}"
         )
     return _unique(found)
+
+
+def explain_args(args: list[str]) -> list[Explained]:
+    """`explain ARG...`: the arguments joined with spaces, or standard input for a lone "-"."""
+    if args == ["-"]:  # bytes that are not UTF-8 are kept, to be shown escaped
+        return explain(sys.stdin.buffer.read().decode("utf-8", "surrogateescape"))
+    return explain(" ".join(args))
 
 
 def explain_code(token: str) -> Explained:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 from tutor.annotations import Annotation, annotate
@@ -22,8 +24,6 @@ from tutor.errors import UserError
 from tutor.events import Exchange
 from tutor.session_state import SessionState, queue_id
 from tutor.wire import parse_reply_line
-
-FORMATS = ("swaks", "smtplib", "telnet", "nc")
 
 
 class Turn(NamedTuple):
@@ -76,7 +76,7 @@ class Summary:
 
 @dataclass(frozen=True)
 class Transcript:
-    format: str
+    format: str  # "swaks" | "smtplib" | "telnet" | "nc" (a bare terminal log)
     turns: tuple[Turn, ...]
     steps: tuple[Step, ...]
     notes: tuple[Note, ...]
@@ -101,6 +101,22 @@ def parse(text: str) -> Transcript:
     built, notes = build_exchanges(turns, explicit_tls=kind == "swaks")
     steps = tuple(_steps(built))
     return Transcript(kind, turns, steps, tuple(notes), kind == "smtplib", _summarise(steps))
+
+
+def read(source: str) -> Transcript:
+    """Parse the file `source`, or standard input for "-" (what `annotate FILE|-` takes)."""
+    if source == "-":
+        return parse(read_stdin())
+    try:
+        text = Path(source).read_text(encoding="utf-8", errors="surrogateescape")
+    except OSError as error:
+        raise UserError(f"cannot read {source}: {error.strerror or error}") from error
+    return parse(text)
+
+
+def read_stdin() -> str:
+    """All of standard input; bytes that are not UTF-8 are kept, to be shown escaped."""
+    return sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
 
 
 # --- which tool wrote it ------------------------------------------------------------------
@@ -292,7 +308,8 @@ def build_exchanges(
                 if turn.text == ".":
                     close_data()
                 continue
-            pending.append(_Pending("auth" if expect_auth else "command", raw, tls, False))
+            kind = "auth" if expect_auth else "command"
+            pending.append(_Pending(kind, raw, tls, turn.unexpected))
             expect_auth = False
             continue
         if data is not None:
@@ -307,7 +324,7 @@ def build_exchanges(
         else:  # nothing asked: the greeting, or a notice such as 421 on timeout
             sent = _Pending("notice" if built else "greeting", b"", tls, False)
         exchange = Exchange(0, kind=sent.kind, sent=sent.sent, replies=tuple(reply), tls=sent.tls)
-        built.append((exchange, reply_unexpected))
+        built.append((exchange, sent.unexpected or reply_unexpected))
         reply, reply_unexpected = [], False
         expect_auth = line.code == 334
         if line.code == 354 and exchange.kind == "command":
@@ -316,7 +333,8 @@ def build_exchanges(
             tls_on = True
     close_data()
     for sent in pending:  # never answered: the session ended first
-        built.append((Exchange(0, kind=sent.kind, sent=sent.sent, replies=(), tls=sent.tls), False))
+        unanswered = Exchange(0, kind=sent.kind, sent=sent.sent, replies=(), tls=sent.tls)
+        built.append((unanswered, sent.unexpected))
     if reply:  # a reply cut off before its last line
         built.append((Exchange(0, kind="notice", sent=b"", replies=tuple(reply)), False))
     return built, notes

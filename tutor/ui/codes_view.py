@@ -136,7 +136,7 @@ def _reply_table(rows: list[ReplyCode], *, plain: bool) -> RenderableType:
     table.add_column("customary text", overflow="fold", style="dim")
     table.add_column("reference", overflow="fold")
     for r in rows:
-        table.add_row(str(r.code), short_meaning(r.code), r.title, r.rfc)
+        table.add_row(Text(str(r.code)), Text(short_meaning(r.code)), Text(r.title), Text(r.rfc))
     return table
 
 
@@ -160,7 +160,7 @@ def _enhanced_table(rows: list[tuple[str, EnhancedCode]], *, plain: bool) -> Ren
     table.add_column("with reply", overflow="fold")
     table.add_column("reference", overflow="fold")
     for shown, entry in rows:
-        table.add_row(shown, entry.title, used(entry), entry.rfc)
+        table.add_row(Text(shown), Text(entry.title), Text(used(entry)), Text(entry.rfc))
     return table
 
 

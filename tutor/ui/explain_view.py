@@ -22,15 +22,17 @@ def render_explained(items: list[Explained], *, plain: bool = False) -> Renderab
     return Group(*(_item(item, plain=plain) for item in items))
 
 
-def _heading(item: Explained) -> str:
+def _heading(item: Explained) -> Text:
     kind = "reply code" if item.kind == "reply" else "enhanced status code"
-    return f"{item.code} ({kind}): {item.title}"
+    return Text(f"{item.code} ({kind}): {item.title}")
 
 
 def _item(item: Explained, *, plain: bool) -> RenderableType:
     rows: list[RenderableType] = []
-    if item.found_in:
-        rows.append(_fact("found in", untrusted(item.found_in, "bold")))
+    if item.found_in:  # a multi-line reply keeps its lines
+        first, *more = item.found_in.splitlines()
+        rows.append(_fact("found in", untrusted(first, "bold")))
+        rows += [join(Text("          "), untrusted(line, "bold")) for line in more]
     if item.in_context is not None:
         rows += _in_context(item.in_context)
     rows.append(_fact("meaning", Text(item.meaning)))
@@ -46,7 +48,9 @@ def _item(item: Explained, *, plain: bool) -> RenderableType:
     rows.append(_fact("reference", Text(item.rfc, style="dim")))
     style = CLASS_STYLE.get(item.code[:1], "blue")
     if plain:
-        return Group(Text(f"== {_heading(item)} ==", style="bold"), *rows, Text(""))
+        heading = join(Text("== "), _heading(item), Text(" =="))
+        heading.stylize("bold")
+        return Group(heading, *rows, Text(""))
     return Panel(Group(*rows), title=_heading(item), title_align="left", border_style=style)
 
 
@@ -57,7 +61,7 @@ def _fact(label: str, value: Text) -> Text:
 def _in_context(note: Annotation) -> list[RenderableType]:
     """The whole reply read as one: code, enhanced code and text together."""
     rows: list[RenderableType] = [_fact("this reply says", untrusted(note.headline, "bold"))]
-    rows.append(join(Text("  "), untrusted(note.detail)))
+    rows += [join(Text("  "), untrusted(line)) for line in note.detail.splitlines()]
     if note.advice:
         rows.append(join(Text("  next: ", style="italic"), untrusted(note.advice, "italic")))
     rows.append(join(Text("  see: ", style="dim"), untrusted(note.rfc, "dim")))

@@ -59,7 +59,8 @@ def lesson_table(lessons: list[Lesson], progress: Progress, *, plain: bool) -> R
                 join(
                     Text(f"{lesson.number:>2}. "),
                     untrusted(lesson.title),
-                    Text(f"  [{status_label(progress, lesson)}]\n"),
+                    untrusted(f"  [{status_label(progress, lesson)}]"),
+                    Text("\n"),
                 )
             )
         out.rstrip()

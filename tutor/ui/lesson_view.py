@@ -24,15 +24,17 @@ from tutor.envelope import Comparison, header_addresses
 from tutor.events import BounceSent, Exchange, MessageStored, TlsStarted
 from tutor.mailview import StoredMessage
 from tutor.session_state import SessionState
-from tutor.ui.safe import join, lesson_markdown, untrusted, untrusted_line
+from tutor.ui.safe import join, lesson_markdown, untrusted, untrusted_block, untrusted_line
 
 CLASS_STYLE = {2: "green", 3: "cyan", 4: "yellow", 5: "red"}
 
 
 def _box(content: RenderableType, title: str, *, plain: bool, style: str = "") -> RenderableType:
+    """A titled block; the title may hold lesson text, so it is made safe like any other."""
+    heading = untrusted(title, "bold")
     if plain:
-        return Group(Text(f"== {title} ==", style="bold"), content)
-    return Panel(content, title=title, title_align="left", border_style=style or "blue")
+        return Group(join(Text("== "), heading, Text(" ==")), content)
+    return Panel(content, title=heading, title_align="left", border_style=style or "blue")
 
 
 def lesson_intro(lesson: Lesson, total: int, *, plain: bool) -> RenderableType:
@@ -94,18 +96,17 @@ def exchange_view(
         command = "<end of data>"
     note = annotate(command, reply, before)
     style = CLASS_STYLE.get(reply.code // 100, "")
-    explanation = Text()
-    explanation.append(Text(note.headline, style=f"bold {style}"))
+    explanation = untrusted(note.headline, f"bold {style}")  # may quote the client's words
     if note.detail:
-        explanation.append("\n" + note.detail)
+        explanation.append(Text("\n")).append(untrusted_block(note.detail))
     facts = [note.reply_class]
     if note.enhanced and note.enhanced_meaning and not note.enhanced.endswith(".0.0"):
         facts.append(f"{note.enhanced}: {note.enhanced_meaning}")  # X.0.0 adds nothing
     if note.rfc:
         facts.append(note.rfc)
-    explanation.append(Text("\n" + " · ".join(facts), style="dim"))
+    explanation.append(Text("\n")).append(untrusted(" · ".join(facts), "dim"))
     if note.advice:
-        explanation.append(Text("\n" + note.advice, style="italic"))
+        explanation.append(Text("\n")).append(untrusted(note.advice, "italic"))
     rows.append(Padding(explanation, (0, 0, 0, 4)))
     return Group(*rows)
 
@@ -151,7 +152,7 @@ def outcome_view(outcome: Outcome, *, plain: bool) -> RenderableType | None:
             )
         )
     elif outcome.status == runner.PENDING and outcome.missing:
-        lines.append(Text("Not there yet: " + "; ".join(outcome.missing) + ".", style="yellow"))
+        lines.append(untrusted("Not there yet: " + "; ".join(outcome.missing) + ".", "yellow"))
     if not lines:
         return None
     return Padding(Group(*lines), (0, 0, 0, 2))
@@ -160,7 +161,7 @@ def outcome_view(outcome: Outcome, *, plain: bool) -> RenderableType | None:
 def state_line(state: SessionState, *, plain: bool) -> Text:
     facts = state.summary()
     label = "server knows: " if plain else "server knows · "
-    return Text(label + (" · ".join(facts) if facts else "nothing yet"), style="dim")
+    return untrusted(label + (" · ".join(facts) if facts else "nothing yet"), "dim")
 
 
 def envelope_view(

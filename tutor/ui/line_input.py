@@ -15,6 +15,7 @@ from typing import IO, Protocol
 from rich.console import Console
 from rich.text import Text
 
+from tutor.textsafe import visible
 from tutor.ui.safe import untrusted
 
 SMTP_VERBS = (
@@ -90,7 +91,7 @@ class PromptInput:
         )
 
     def set_status(self, text: str) -> None:
-        self.status = text
+        self.status = visible(text)  # it may quote what the learner typed
 
     def read(self, prompt: str) -> str | None:
         from prompt_toolkit import PromptSession

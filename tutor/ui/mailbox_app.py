@@ -57,4 +57,4 @@ def show_message(console: Console, root: Path, ref: str, *, raw: bool, plain: bo
     console.print(message_detail(message, plain=plain))
     others = [m.ref for m in found[1:]]
     if others:
-        console.print(Text(f"other copies of this message: {', '.join(others)}", style="dim"))
+        console.print(untrusted(f"other copies of this message: {', '.join(others)}", "dim"))

@@ -21,11 +21,11 @@ def folder_title(folder: str) -> str:
 
 def message_table(folder: str, messages: list[StoredMessage], *, plain: bool) -> RenderableType:
     if not messages:
-        return Text(f"{folder_title(folder)}: empty")
+        return untrusted(f"{folder_title(folder)}: empty")
     if plain:  # pipes, screen readers, narrow terminals: one labelled line per fact
         return _message_lines(folder, messages)
     table = Table(
-        title=folder_title(folder),
+        title=untrusted(folder_title(folder)),
         title_justify="left",
         show_lines=False,
         box=None if plain else _box(),
@@ -56,7 +56,8 @@ def _message_lines(folder: str, messages: list[StoredMessage]) -> Text:
     out = Text(folder_title(folder) + "\n", style="bold")
     for message in messages:
         mismatch = " (!)" if _comparison(message).mismatch else ""
-        out.append(Text(f"  {message.ref}  id {message.queue_id}  received {message.date}\n"))
+        out.append(untrusted(f"  {message.ref}  id {message.queue_id}  received {message.date}"))
+        out.append("\n")
         out.append(
             join(
                 Text("    envelope: "),
@@ -96,7 +97,7 @@ def message_detail(message: StoredMessage, *, plain: bool) -> RenderableType:
     """Envelope beside headers, then the stored copy with the trace headers marked."""
     comparison = _comparison(message)
     side = Table(
-        title=f"{message.ref}  id {message.queue_id}",
+        title=untrusted(f"{message.ref}  id {message.queue_id}"),
         title_justify="left",
         box=None if plain else _box(),
         pad_edge=False,

@@ -17,6 +17,11 @@ def untrusted(text: str, style: str = "") -> Text:
     return Text(visible(text), style=style)
 
 
+def untrusted_block(text: str, style: str = "") -> Text:
+    """Multi-line untrusted text: each line made visible, the line breaks kept."""
+    return Text("\n", style=style).join(untrusted(line, style) for line in text.split("\n"))
+
+
 def lesson_markdown(text: str) -> Markdown:
     """Lesson text: Markdown is its format, but never rich markup or control characters."""
     return Markdown(visible(text, keep_newlines=True))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
-from tutor.codes import short_meaning
+from tutor.annotations import annotate
 from tutor.envelope import Comparison
 from tutor.events import (
     Authenticated,
@@ -23,8 +23,9 @@ from tutor.events import (
     SessionOpened,
     TlsStarted,
 )
+from tutor.session_state import SessionState
 from tutor.ui.safe import join, untrusted, untrusted_line
-from tutor.wire import parse_reply_line
+from tutor.wire import Reply, parse_reply_line
 
 DATA_PREVIEW_LINES = 12
 BARE_LF_ADVICE = {
@@ -57,6 +58,7 @@ class ServeLog:
         self.console = console
         self.sessions = 0
         self.messages = 0
+        self.states: dict[int, SessionState] = {}  # what each session's server knows
 
     def show(self, event: Event) -> None:
         # In a pipe, one event is one line (for grep); on a screen, lines wrap.
@@ -130,6 +132,7 @@ class ServeLog:
                 )
             ]
         if isinstance(event, SessionClosed):
+            self.states.pop(event.session, None)
             return [join(tag, Text(CLOSE_REASONS.get(event.reason, event.reason), style="dim"))]
         return []
 
@@ -160,12 +163,26 @@ class ServeLog:
             line = join(
                 tag, Text(f"{lock}S: "), untrusted(raw, _reply_style(parsed.code) if parsed else "")
             )
-            if parsed is not None and index == len(event.replies) - 1:
-                reply = event.reply
-                meaning = short_meaning(parsed.code, reply.enhanced if reply else None)
-                line.append(Text("  — " + meaning, style="dim italic"))
+            if parsed is not None and index == len(event.replies) - 1 and event.reply is not None:
+                line.append(untrusted("  — " + self._meaning(event, event.reply), "dim italic"))
             lines.append(line)
+        self._state(event.session).feed_exchange(event)
         return lines
+
+    def _state(self, session: int) -> SessionState:
+        state = self.states.get(session)
+        if state is None:
+            state = self.states[session] = SessionState()
+        return state
+
+    def _meaning(self, event: Exchange, reply: Reply) -> str:
+        """What the reply means here: a 250 after RCPT is not a 250 after the dot."""
+        command = None if event.kind in ("greeting", "notice") else event.command
+        note = annotate(command, reply, self._state(event.session))
+        enhanced = (
+            f" ({note.enhanced})" if note.enhanced and not note.enhanced.endswith(".0.0") else ""
+        )
+        return note.headline + enhanced
 
     def _data_lines(self, tag: Text, sent: bytes) -> list[Text]:
         raw_lines = sent.splitlines(keepends=True)
