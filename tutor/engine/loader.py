@@ -50,6 +50,19 @@ def default_lessons_dir() -> Path:
     return Path(__file__).resolve().parent.parent.parent / "lessons"
 
 
+def key_line(path: Path, key: str, start: int) -> int:
+    """The line of `key =` at or after `start` in a lesson file (for replay problems)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return start
+    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
+    for index in range(max(start - 1, 0), len(lines)):
+        if pattern.match(lines[index]):
+            return index + 1
+    return start
+
+
 def lesson_files(directory: Path) -> list[Path]:
     if not directory.is_dir():
         raise LessonError(f"{directory}: no such lessons folder")

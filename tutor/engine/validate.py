@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tutor.engine.driver import LessonDriver, Turn, canonical_lines, persona_for
-from tutor.engine.loader import Problem, lesson_files, parse
+from tutor.engine.loader import Problem, key_line, lesson_files, parse
 from tutor.engine.model import Lesson, Step
 from tutor.engine.runner import LessonRun
 from tutor.server.runner import TeachingServer
@@ -114,7 +114,7 @@ def _play(
                     return [
                         Problem(
                             path,
-                            step.line,
+                            key_line(path, "counter_example", step.line),
                             f"step {step.id!r}: counter_example "
                             f"{counter.counter_example!r} completed the step",
                         )
