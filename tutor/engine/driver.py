@@ -13,10 +13,10 @@ from email import message_from_string
 from email.policy import default as default_policy
 from pathlib import Path
 
-from tutor.client import SmtpClient, SmtpClientError, TapRecord
+from tutor.client import SmtpClient, SmtpClientError, TapRecord, TlsInfo
 from tutor.engine.model import Lesson
 from tutor.engine.runner import LessonRun, Outcome
-from tutor.events import BounceSent, Event, Exchange, MessageStored, SessionClosed
+from tutor.events import BounceSent, Event, Exchange, MessageStored, SessionClosed, TlsStarted
 from tutor.server.bounce import delivery_failures
 from tutor.server.capture import SessionRecord
 from tutor.server.persona import Persona
@@ -33,6 +33,7 @@ class Turn:
     tap: list[TapRecord] = field(default_factory=list)
     events: list[Event] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
+    tls: TlsInfo | None = None  # STARTTLS succeeded in this turn: what was negotiated
     error: str = ""  # the connection failed: one line saying how
     closed: bool = False  # the session is over (QUIT, 421, or the connection dropped)
 
@@ -123,20 +124,27 @@ class LessonDriver:
                     turn.tap = client.tap_since(mark)
                     return turn  # no reply inside DATA: nothing to judge yet
             else:
-                client.send_line(line)
+                reply = client.send_line(line)
+                if reply.code == 220 and line.split(" ", 1)[0].upper() == "STARTTLS":
+                    # The server said "go ahead": the handshake happens on this socket now.
+                    turn.tls = client.starttls()
         except SmtpClientError as error:
             turn.error = str(error)
         except ValueError as error:  # a line holding CR or LF: the client refuses it
             turn.error = str(error)
             return turn
         turn.tap = client.tap_since(mark)
-        self._collect(turn, self._reply_recorded)
+        ready = self._tls_recorded if turn.tls is not None else self._reply_recorded
+        self._collect(turn, ready)
         last = client.last_reply
         # 221 (QUIT) and 421 always come with the server hanging up (RFC 5321 §3.8).
         if turn.error or client.closed or (last is not None and last.code in (221, 421)):
             turn.closed = True
             self.close_client()
         return turn
+
+    def _tls_recorded(self, events: list[Event]) -> bool:
+        return any(isinstance(e, (TlsStarted, SessionClosed)) for e in events)
 
     def _reply_recorded(self, events: list[Event]) -> bool:
         return any(
