@@ -257,6 +257,24 @@ simple("rcpt_unknown", "with_sender", "RCPT TO:<nobody@tutor.test>")
 simple("rcpt_relay_denied", "with_sender", "RCPT TO:<friend@example.test>")
 
 
+@trigger("rcpt_greylisted")
+def _rcpt_greylisted(lab: Lab) -> list[str]:
+    server = lab.start(Persona(greylist=True))
+    client = lab.with_sender(server)
+    first = client.cmd("RCPT TO:<you@tutor.test>")
+    assert client.code("RCPT TO:<you@tutor.test>").startswith("250 2.1.5")  # the retry passes
+    return first
+
+
+@trigger("data_spam")
+def _data_spam(lab: Lab) -> list[str]:
+    client = lab.in_data()
+    gtube = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\r\n"
+    result = client.cmd(MESSAGE + gtube + b".")
+    assert lab.stored_messages(lab.server) == []
+    return result
+
+
 @trigger("rcpt_relay_ok")
 def _rcpt_relay_ok(lab: Lab) -> list[str]:
     client = lab.with_sender(lab.start(Persona(open_relay=True)))

@@ -121,7 +121,15 @@ def test_forged_seed_message_is_stored_with_trace_headers_on_top(server: Teachin
     raw = only_file(server, "you")
     fields = header_fields(raw)
     names = [name for name, _ in fields]
-    assert names == ["Return-Path", "Received", "Delivered-To", "From", "To", "Subject"]
+    assert names == [
+        "Return-Path",
+        "Received",
+        "Authentication-Results",
+        "Delivered-To",
+        "From",
+        "To",
+        "Subject",
+    ]
 
     assert fields[0] == ("Return-Path", f"<{sender}>")
     received = fields[1][1]
@@ -131,7 +139,11 @@ def test_forged_seed_message_is_stored_with_trace_headers_on_top(server: Teachin
     assert "for <you@tutor.test>;" in received
     date = received.rsplit(";", 1)[1].strip()
     assert email.utils.parsedate_to_datetime(date).tzinfo is not None
-    assert fields[2] == ("Delivered-To", "you@tutor.test")
+    assert fields[2] == (
+        "Authentication-Results",
+        "mx.tutor.test; spf=none smtp.mailfrom=looney.example; dmarc=none (simulated DNS)",
+    )
+    assert fields[3] == ("Delivered-To", "you@tutor.test")
 
     # Below the trace headers: the message exactly as sent (Maildir keeps LF endings).
     assert raw.endswith(SEED.replace(b"\r\n", b"\n"))
@@ -142,8 +154,45 @@ def test_trace_headers_typed_by_the_client_are_kept_below_ours(server: TeachingS
     forged = b"Received: from trusted.example by mx.bank.example; Mon, 1 Jan 2024 08:00 +0000\r\n"
     send(server, "bugs@looney.example", ["you@tutor.test"], forged + SEED)
     names = [name for name, _ in header_fields(only_file(server, "you"))]
-    assert names[:4] == ["Return-Path", "Received", "Delivered-To", "Received"]
-    assert "from trusted.example" in header_fields(only_file(server, "you"))[3][1]
+    assert names[:5] == [
+        "Return-Path",
+        "Received",
+        "Authentication-Results",
+        "Delivered-To",
+        "Received",
+    ]
+    assert "from trusted.example" in header_fields(only_file(server, "you"))[4][1]
+
+
+@pytest.mark.parametrize(
+    ("sender", "header_from", "verdict"),
+    [
+        (
+            "you@tutor.test",
+            "you@tutor.test",
+            "spf=pass smtp.mailfrom=tutor.test; dmarc=pass header.from=tutor.test policy=reject",
+        ),
+        (
+            "victim@innocent.example",
+            "Victim <victim@innocent.example>",
+            "spf=fail "
+            "smtp.mailfrom=innocent.example; dmarc=fail header.from=innocent.example policy=reject",
+        ),
+        (
+            "you@tutor.test",
+            "boss@innocent.example",
+            "spf=pass smtp.mailfrom=tutor.test; "
+            "dmarc=fail header.from=innocent.example policy=reject",
+        ),
+    ],
+)
+def test_spf_and_dmarc_verdicts_from_the_simulated_dns(
+    server: TeachingServer, sender: str, header_from: str, verdict: str
+) -> None:
+    message = f"From: {header_from}\r\nTo: you@tutor.test\r\nSubject: checks\r\n\r\nhi\r\n".encode()
+    send(server, sender, ["you@tutor.test"], message)
+    fields = dict(header_fields(only_file(server, "you")))
+    assert fields["Authentication-Results"] == f"mx.tutor.test; {verdict} (simulated DNS)"
 
 
 def test_null_sender_gets_an_empty_return_path(server: TeachingServer) -> None:

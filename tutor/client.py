@@ -49,6 +49,7 @@ __all__ = [
     "SmtpTlsError",
     "TapRecord",
     "TlsInfo",
+    "client_context",
     "stuffed",
 ]
 
@@ -158,6 +159,15 @@ def stuffed(line: str | bytes) -> bytes:
     return b"." + data if data.startswith(b".") else data
 
 
+def client_context(*, verify: bool) -> ssl.SSLContext:
+    """The system's defaults; without `verify`, any certificate is accepted unchecked."""
+    context = ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 def _encode(text: str | bytes) -> bytes:
     # surrogateescape: text decoded the same way (a non-UTF-8 byte) goes back unchanged.
     return text if isinstance(text, bytes) else text.encode("utf-8", "surrogateescape")
@@ -192,10 +202,14 @@ class SmtpClient:
         sock: socket.socket,
         *,
         timeout: float = DEFAULT_TIMEOUT,
+        tls: ssl.SSLContext | None = None,
+        server_hostname: str = TUTOR_HOSTNAME,
     ) -> None:
         """Take over a connected socket and read the server's banner.
 
-        On any failure the socket is closed before the error propagates.
+        With `tls` (implicit TLS, RFC 8314: the submissions port 465) the handshake comes
+        first and the banner arrives encrypted. On any failure the socket is closed
+        before the error propagates.
         """
         self.timeout = timeout
         self.tap: list[TapRecord] = []
@@ -214,6 +228,8 @@ class SmtpClient:
             peer_host, peer_port = sock.getpeername()[:2]
             self.local_address: tuple[str, int] = (local_host, local_port)
             self.peer_address: tuple[str, int] = (peer_host, peer_port)
+            if tls is not None:
+                self._start_tls(tls, server_hostname)
             self.banner: Reply = self.read_reply()
         except BaseException:
             self.close()
@@ -227,11 +243,17 @@ class SmtpClient:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         source_address: str | tuple[str, int] | None = None,
+        implicit_tls: bool = False,
+        verify: bool = False,
+        server_hostname: str = TUTOR_HOSTNAME,
     ) -> SmtpClient:
         """Open a TCP connection to host:port and read the banner.
 
         `source_address` is a local address to connect from (a host, or (host, port)).
-        Raises SmtpConnectError, SmtpTimeout, SmtpConnectionClosed or SmtpProtocolError.
+        `implicit_tls` runs the TLS handshake before the banner (RFC 8314), checking the
+        certificate against `server_hostname` only with `verify` (see `starttls`).
+        Raises SmtpConnectError, SmtpTimeout, SmtpConnectionClosed, SmtpProtocolError or
+        SmtpTlsError.
         """
         where = _endpoint(host, port)
         bind = (source_address, 0) if isinstance(source_address, str) else source_address
@@ -247,7 +269,8 @@ class SmtpClient:
         except OSError as error:
             reason = error.strerror or str(error)
             raise SmtpConnectError(f"cannot connect to {where}: {reason}") from None
-        return cls(sock, timeout=timeout)
+        tls = client_context(verify=verify) if implicit_tls else None
+        return cls(sock, timeout=timeout, tls=tls, server_hostname=server_hostname)
 
     # --- state ----------------------------------------------------------------------------
 
@@ -543,7 +566,7 @@ class SmtpClient:
         Checking the certificate "on the side" after an unverified handshake would need a
         second handshake, which one SMTP session cannot do, so the choice is up front.
         """
-        sock = self._live_socket()
+        self._live_socket()  # raises if the connection is gone
         if self._tls is not None:
             raise SmtpStateError("TLS is already active on this connection")
         last = self._last_reply
@@ -556,11 +579,11 @@ class SmtpClient:
                 f"the server sent more after its 220, before TLS started: {_quote(extra)!r}",
                 extra,
             )
-        if context is None:
-            context = ssl.create_default_context()
-            if not verify:
-                context.check_hostname = False
-                context.verify_mode = ssl.CERT_NONE
+        return self._start_tls(context or client_context(verify=verify), server_hostname)
+
+    def _start_tls(self, context: ssl.SSLContext, server_hostname: str) -> TlsInfo:
+        """The handshake on this socket (after STARTTLS's 220, or at once for implicit TLS)."""
+        sock = self._live_socket()
         self._tls = context.wrap_bio(
             self._incoming, self._outgoing, server_side=False, server_hostname=server_hostname
         )

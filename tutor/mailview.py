@@ -17,7 +17,6 @@ from pathlib import Path
 
 from tutor.events import RELAY_FOLDER
 
-TRACE_NAMES = ("return-path", "received", "delivered-to")
 _QUEUE_ID = re.compile(r"\bid\s+([A-Za-z0-9]+)")
 
 
@@ -91,9 +90,13 @@ class StoredMessage:
 
 
 def _count_ours(message: Message) -> int:
-    """The server adds Return-Path, Received, Delivered-To, in that order, on top."""
-    names = [name.lower() for name in message.keys()[:3]]
-    return 3 if names == list(TRACE_NAMES) else 0
+    """The server adds Return-Path, Received, [Authentication-Results,] Delivered-To on top."""
+    names = [name.lower() for name in message.keys()[:4]]
+    if names[:2] != ["return-path", "received"]:
+        return 0
+    if names[2:3] == ["authentication-results"] and names[3:4] == ["delivered-to"]:
+        return 4
+    return 3 if names[2:3] == ["delivered-to"] else 0
 
 
 def folders(root: Path) -> list[str]:

@@ -27,6 +27,7 @@ class Persona:
     max_unknown_commands: int = 20
     accounts: dict[str, str] = field(default_factory=lambda: dict(DEMO_ACCOUNTS))
     tls: bool = True
+    greylist: bool = False  # refuse the first try of each (client, sender, recipient) with 451
 
     def with_changes(self, **changes: Any) -> Persona:
         return replace(self, **changes)

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, TLSSetupException
 
-from tutor import dnsdata
+from tutor import authresults, dnsdata
 from tutor.events import (
     Authenticated,
     BareLineFeed,
@@ -50,6 +50,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("tutor.server")
 
 _VERB = re.compile(rb"[A-Za-z]+\Z")
+# The Generic Test for Unsolicited Bulk Email: every spam filter refuses it, on purpose.
+GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 # RFC 1870 §3 and RFC 6531 §3.4 lengthen the MAIL line for their parameters.
 _MAIL_LINE_EXTRA = 26 + 10
 _HELP_TOPICS = {
@@ -493,6 +495,9 @@ class TeachingSMTP(SMTP):
             if folder is None:
                 await self.push(reply("rcpt_unknown", address=shown))
                 return
+            if self._greylisted(path.address):
+                await self.push(reply("rcpt_greylisted", address=shown))
+                return
             await self._accept_recipient(path.address, folder, reply("rcpt_ok", address=shown))
             return
         if not (persona.open_relay or self.session.authenticated):
@@ -510,6 +515,21 @@ class TeachingSMTP(SMTP):
         await self._accept_recipient(
             path.address, RELAY, reply("rcpt_relay_ok", address=shown, why=why)
         )
+
+    def _greylisted(self, recipient: str) -> bool:
+        """Greylisting (RFC 6647): refuse a triplet's first try; a real client retries.
+
+        A teaching server lets the retry through at once; real ones wait some minutes.
+        """
+        if not self.context.persona.greylist:
+            return False
+        peer = self.session.peer if self.session else None
+        client = peer[0] if isinstance(peer, tuple) else str(peer)
+        triplet = (client, (self._mail_from or "").lower(), recipient.lower())
+        if triplet in self.context.greylist_seen:
+            return False
+        self.context.greylist_seen.add(triplet)
+        return True
 
     async def _accept_recipient(self, address: str, folder: str, status: str) -> None:
         assert self.envelope is not None
@@ -540,6 +560,8 @@ class TeachingSMTP(SMTP):
             return
         await self.push(reply("data_go"))
         content, problem = await self._read_message()
+        if problem is None and GTUBE in content:
+            problem = reply("data_spam")
         if problem is not None:
             self._set_rset_state()
             await self.push(problem)
@@ -600,14 +622,18 @@ class TeachingSMTP(SMTP):
         if self.session.authenticated:
             protocol += "A"
         peer = self.session.peer
+        client_address = peer[0] if isinstance(peer, tuple) else str(peer)
+        headers = summarize_headers(content)
+        verdicts = authresults.evaluate(sender, headers.header_from, client_address)
         delivery = Delivery(
             queue_id=queue_id,
             sender=sender,
             helo=self.session.host_name or "",
-            client_address=peer[0] if isinstance(peer, tuple) else str(peer),
+            client_address=client_address,
             protocol=protocol,
             content=content,
             received_at=time.time(),
+            auth_results=verdicts.header(self.hostname),
         )
         try:
             copies = self.context.store.deliver(delivery, recipients)
@@ -616,7 +642,6 @@ class TeachingSMTP(SMTP):
             self._set_rset_state()
             await self.push(reply("data_storage_full"))
             return
-        headers = summarize_headers(content)
         stored = MessageStored(
             self.sid,
             queue_id,

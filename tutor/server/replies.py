@@ -351,6 +351,15 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 7505 §4.1",
     ),
     _r(
+        "rcpt_greylisted",
+        451,
+        "4.7.1",
+        "<{address}> greylisted: first contact from this client and sender, try again later",
+        "RCPT to a local mailbox: the first try of a (client, sender, recipient) triplet, "
+        "when the lesson's persona greylists",
+        "RFC 6647 §2.1",
+    ),
+    _r(
         "rcpt_too_many",
         452,
         "4.5.3",
@@ -414,6 +423,14 @@ TABLE: tuple[ReplySpec, ...] = (
         "Line too long: a text line may be at most 1000 octets including CRLF; not stored",
         "a message line over 1000 octets",
         "RFC 5321 §4.5.3.1.6",
+    ),
+    _r(
+        "data_spam",
+        554,
+        "5.7.1",
+        "Message refused as spam: it contains the GTUBE test string",
+        "a message holding the GTUBE anti-spam test string",
+        "RFC 5321 §4.2.5, RFC 3463 §3.8",
     ),
     _r(
         "data_storage_full",

@@ -40,6 +40,7 @@ class ServerContext:
     loop: asyncio.AbstractEventLoop
     tls_context: ssl.SSLContext | None
     connections: set[Any] = field(default_factory=set)
+    greylist_seen: set[tuple[str, str, str]] = field(default_factory=set)  # (client, from, to)
 
 
 @dataclass(frozen=True)

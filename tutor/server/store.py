@@ -38,6 +38,7 @@ class Delivery:
     protocol: str  # ESMTP, ESMTPS, ESMTPA, ESMTPSA or SMTP (RFC 3848)
     content: bytes  # as received (CRLF line endings, dot-stuffing undone)
     received_at: float
+    auth_results: str = ""  # Authentication-Results value (simulated SPF/DMARC), if any
 
 
 def address_literal(host: str) -> str:
@@ -59,8 +60,10 @@ def trace_headers(persona: Persona, delivery: Delivery, recipient: str) -> bytes
         f"Return-Path: <{delivery.sender}>",
         *received,
         f"\tfor <{recipient}>; {date}",
-        f"Delivered-To: {recipient}",
     ]
+    if delivery.auth_results:
+        lines.append(f"Authentication-Results: {delivery.auth_results}")
+    lines.append(f"Delivered-To: {recipient}")
     return "".join(line + "\n" for line in lines).encode("utf-8", "surrogateescape")
 
 

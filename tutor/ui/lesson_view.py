@@ -24,6 +24,7 @@ from tutor.envelope import Comparison, header_addresses
 from tutor.events import BounceSent, Exchange, MessageStored, TlsStarted
 from tutor.mailview import StoredMessage
 from tutor.session_state import SessionState
+from tutor.ui.mailbox_view import marked_headers
 from tutor.ui.safe import join, lesson_markdown, untrusted, untrusted_block, untrusted_line
 
 CLASS_STYLE = {2: "green", 3: "cyan", 4: "yellow", 5: "red"}
@@ -231,20 +232,13 @@ def _rounded() -> Box:
 
 def trace_view(message: StoredMessage, *, plain: bool) -> RenderableType:
     """The top of the stored copy, with the headers the server added marked."""
-    text = Text()
-    for index, (name, value) in enumerate(message.headers):
-        ours = index < message.ours
-        text.append(
-            Text("server> " if ours else "        ", style="bold magenta" if ours else "dim")
-        )
-        text.append(untrusted(f"{name}: {' '.join(value.split())}", "magenta" if ours else ""))
-        text.append("\n")
-    text.rstrip()
-    caption = Text(
+    text = marked_headers(message)
+    caption = untrusted(
         f"Stored copy in {message.folder}'s mailbox ({message.ref}); server> marks what "
         "the server added: Return-Path is the envelope sender, Received names your "
-        "real address and the envelope, Delivered-To the envelope recipient.",
-        style="dim",
+        "real address and the envelope, Authentication-Results the SPF and DMARC verdicts, "
+        "Delivered-To the envelope recipient.",
+        "dim",
     )
     return Group(Text(""), text, caption)
 

@@ -127,19 +127,11 @@ def message_detail(message: StoredMessage, *, plain: bool) -> RenderableType:
             "To:/Cc: name addresses this message was not delivered to: headers are just text."
         )
 
-    header_lines = Text()
-    for index, (name, value) in enumerate(message.headers):
-        ours = index < message.ours
-        marker = "server> " if ours else "        "
-        header_lines.append(Text(marker, style="bold magenta" if ours else "dim"))
-        header_lines.append(
-            untrusted(f"{name}: {' '.join(value.split())}", "magenta" if ours else "")
-        )
-        header_lines.append("\n")
+    header_lines = marked_headers(message)
     legend = Text(
         "server> marks trace headers this server added (Return-Path = envelope sender, Received, "
-        "Delivered-To). Any other Received: line came in with the message text: "
-        "a claim, not a record.",
+        "Authentication-Results, Delivered-To). Any other Received: line came in with the "
+        "message text: a claim, not a record.",
         style="dim",
     )
     body = untrusted_bytes(message.body.rstrip(b"\n"))
@@ -155,6 +147,20 @@ def message_detail(message: StoredMessage, *, plain: bool) -> RenderableType:
         join(Text("file: ", style="dim"), untrusted(str(message.path), "dim")),
     ]
     return Group(*parts)
+
+
+def marked_headers(message: StoredMessage) -> Text:
+    """The stored copy's headers, those the server added marked `server>`."""
+    text = Text()
+    for index, (name, value) in enumerate(message.headers):
+        ours = index < message.ours
+        text.append(
+            Text("server> " if ours else "        ", style="bold magenta" if ours else "dim")
+        )
+        text.append(untrusted(f"{name}: {' '.join(value.split())}", "magenta" if ours else ""))
+        text.append("\n")
+    text.rstrip()
+    return text
 
 
 def _to_cc(message: StoredMessage) -> str:
