@@ -114,6 +114,10 @@ class MessageStored(Event):
     header_cc: str
     subject: str
     size: int
+    client_address: str = ""
+    helo: str = ""
+    spf: str = ""  # simulated verdicts, as in the Authentication-Results header
+    dmarc: str = ""
 
     @property
     def relayed(self) -> tuple[str, ...]:

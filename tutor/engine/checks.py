@@ -136,6 +136,30 @@ def _envelope_sender(events: Sequence[Event], address: Any) -> Verdict:
     return Verdict(ok, f"the envelope sender should be <{address}>")
 
 
+def _spf(events: Sequence[Event], wanted: Any) -> Verdict:
+    message = _last_message(events)
+    got = message.spf if message else ""
+    return Verdict(
+        got == str(wanted),
+        f"the last message's SPF verdict should be {wanted} (it is {got or 'unknown'})",
+    )
+
+
+def _dmarc(events: Sequence[Event], wanted: Any) -> Verdict:
+    message = _last_message(events)
+    got = message.dmarc if message else ""
+    return Verdict(
+        got == str(wanted),
+        f"the last message's DMARC verdict should be {wanted} (it is {got or 'unknown'})",
+    )
+
+
+def _client_address(events: Sequence[Event], wanted: Any) -> Verdict:
+    message = _last_message(events)
+    got = message.client_address if message else ""
+    return Verdict(got == str(wanted), f"the message should come from client address {wanted}")
+
+
 CHECK_KINDS: dict[str, Callable[[Sequence[Event], Any], Verdict]] = {
     "reply": _reply,
     "enhanced": _enhanced,
@@ -152,6 +176,9 @@ CHECK_KINDS: dict[str, Callable[[Sequence[Event], Any], Verdict]] = {
     "tls": _tls,
     "authenticated": _authenticated,
     "envelope_sender": _envelope_sender,
+    "spf": _spf,
+    "dmarc": _dmarc,
+    "client_address": _client_address,
 }
 
 

@@ -14,7 +14,7 @@ from email.policy import default as default_policy
 from pathlib import Path
 
 from tutor.client import SmtpClient, SmtpClientError, TapRecord, TlsInfo
-from tutor.engine.model import Lesson
+from tutor.engine.model import Lesson, Step
 from tutor.engine.runner import LessonRun, Outcome
 from tutor.events import BounceSent, Event, Exchange, MessageStored, SessionClosed, TlsStarted
 from tutor.server.bounce import delivery_failures
@@ -35,6 +35,7 @@ class Turn:
     outcomes: list[Outcome] = field(default_factory=list)
     tls: TlsInfo | None = None  # STARTTLS succeeded in this turn: what was negotiated
     error: str = ""  # the connection failed: one line saying how
+    note: str = ""  # something the learner should know about how this turn was done
     closed: bool = False  # the session is over (QUIT, 421, or the connection dropped)
 
     @property
@@ -62,20 +63,38 @@ class LessonDriver:
         self.record: SessionRecord | None = None
         self._seen = 0
         self.sessions = 0
+        self.history: list[Event] = []  # every event of every session, for the questions
 
     # --- connection ---------------------------------------------------------------------
 
-    def start(self) -> Turn:
+    def start(self, first: Step | None = None) -> Turn:
+        """Start the server (if it is ours) and open the first session."""
         if self._own_server:
             self.server.start()
+        if first is not None and first.kind == "connect":
+            return self.connect_for(first)
         return self.connect()
 
-    def connect(self) -> Turn:
-        """Open a new session: the server greets it and the runner judges the greeting."""
+    def connect(self, source: str = "") -> Turn:
+        """Open a new session: the server greets it and the runner judges the greeting.
+
+        `source` is a local address to connect from (127.0.0.2, say); where the system
+        cannot use it, the driver connects normally and the Turn says so in `note`.
+        """
         self.close_client()
         host, port = self.server.address
+        note = ""
         try:
-            self.client = SmtpClient.connect(host, port)
+            try:
+                self.client = SmtpClient.connect(host, port, source_address=source or None)
+            except SmtpClientError:
+                if not source:
+                    raise
+                note = (
+                    f"this system cannot connect from {source}, so the tutor connected "
+                    "from the usual loopback address instead"
+                )
+                self.client = SmtpClient.connect(host, port)
         except SmtpClientError as error:
             return Turn(error=str(error), closed=True)
         self.sessions += 1
@@ -84,8 +103,50 @@ class LessonDriver:
         capture.wait_for(lambda: capture.find_peer(local[0], local[1]) is not None, EVENT_WAIT)
         self.record = capture.find_peer(local[0], local[1])
         self._seen = 0
-        turn = Turn()
+        turn = Turn(note=note)
         self._collect(turn, lambda events: any(isinstance(e, Exchange) for e in events))
+        return turn
+
+    def connect_for(self, step: Step) -> Turn:
+        """A connect step: switch the relay setting if it says so, then connect."""
+        if step.open_relay is not None:
+            self.set_relay(step.open_relay)
+        return self.connect(step.source)
+
+    def set_relay(self, open_relay: bool) -> None:
+        """Switch the server's relay setting (a lesson compares closed and open)."""
+        self.server.update_persona(open_relay=open_relay)
+
+    def send_pipeline(self, lines: tuple[str, ...]) -> Turn:
+        """PIPELINING (RFC 2920): every line in one write, then the replies, in order."""
+        if self.client is None or self.client.closed:
+            return Turn(error="not connected", closed=True)
+        client = self.client
+        mark = client.mark()
+        data = b"".join(line.encode("utf-8", "surrogateescape") + b"\r\n" for line in lines)
+        turn = Turn(sent=data)
+        try:
+            client.send_raw(data)
+            for _ in lines:
+                client.read_reply()
+        except SmtpClientError as error:
+            turn.error = str(error)
+        turn.tap = client.tap_since(mark)
+        count = len(lines)
+        self._collect(
+            turn,
+            lambda events: (
+                sum(
+                    1
+                    for e in events
+                    if isinstance(e, Exchange) and e.answered and e.kind == "command"
+                )
+                >= count
+            ),
+        )
+        if turn.error or client.closed:
+            turn.closed = True
+            self.close_client()
         return turn
 
     @property
@@ -164,6 +225,7 @@ class LessonDriver:
         new = record.events[self._seen :]
         self._seen += len(new)
         turn.events += new
+        self.history += new
         for event in new:
             outcome = self.run.observe(event)
             if outcome is not None:
@@ -208,13 +270,9 @@ class LessonDriver:
         if record is not None:
             capture.wait_for(lambda: record.closed is not None, EVENT_WAIT)
             turn.events = list(record.events)
+            self.history += turn.events
             for event in turn.events:
                 outcome = self.run.observe(event)
                 if outcome is not None:
                     turn.outcomes.append(outcome)
         return turn
-
-
-def canonical_lines(text: str) -> list[str]:
-    """A goal step's canonical answer: several commands separated by newlines."""
-    return [line for line in text.splitlines() if line.strip()]

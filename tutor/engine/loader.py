@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from tutor.engine.checks import CHECK_KINDS
-from tutor.engine.model import STEP_KINDS, Check, Lesson, Step
+from tutor.engine.model import STEP_KINDS, Check, Lesson, Question, Step
+from tutor.engine.questions import FACTS
 from tutor.errors import UserError
 
 if sys.version_info >= (3, 11):
@@ -25,7 +26,7 @@ else:  # pragma: no cover - exercised on 3.10 only
 FORMAT_VERSION = 1
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 _TOML_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
-_PERSONA_KEYS = {"open_relay", "max_message_size", "idle_timeout", "tls"}
+_PERSONA_KEYS = {"open_relay", "max_message_size", "idle_timeout", "tls", "greylist"}
 
 
 class LessonError(UserError):
@@ -180,6 +181,7 @@ class _Builder:
             persona=dict(persona),
             misconception=self.text(data, "misconception", 1),
             learned=tuple(self.strings(data, "learned", 1)),
+            questions=tuple(self.questions(data.get("questions", []))),
             source=str(self.path),
         )
 
@@ -234,6 +236,9 @@ class _Builder:
             predict=bool(raw.get("predict", False)),
             optional=bool(raw.get("optional", False)),
             counter_example=self.text(raw, "counter_example", line),
+            source=self.text(raw, "source", line),
+            open_relay=self.flag(raw, "open_relay", line),
+            dns=tuple(self.strings(raw, "dns", line)),
             line=line,
         )
         self.validate_step(step, raw, line)
@@ -256,6 +261,9 @@ class _Builder:
             "predict",
             "optional",
             "counter_example",
+            "source",
+            "open_relay",
+            "dns",
         }
         for key in raw:
             if key not in known:
@@ -272,6 +280,12 @@ class _Builder:
                 )
             if not step.expect:
                 self.problem(line, f"step {step.id!r}: a command step needs `expect` reply codes")
+        if step.kind == "pipeline" and (not step.lines or not step.expect):
+            self.problem(line, f"step {step.id!r}: a pipeline step needs `lines` and `expect`")
+        if (step.source or step.open_relay is not None) and step.kind != "connect":
+            self.problem(
+                line, f"step {step.id!r}: `source` and `open_relay` belong on connect steps"
+            )
         if step.kind == "data" and not step.lines:
             self.problem(
                 line, f"step {step.id!r}: a data step needs `lines` (the canonical message)"
@@ -295,6 +309,37 @@ class _Builder:
                 self.key_line("counter_example", line),
                 f"step {step.id!r}: counter_example is accepted and nothing else can fail it",
             )
+
+    def flag(self, data: dict[str, Any], key: str, line: int) -> bool | None:
+        value = data.get(key)
+        if value is not None and not isinstance(value, bool):
+            self.problem(self.key_line(key, line), f"{key} must be true or false")
+            return None
+        return value
+
+    def questions(self, raw: Any) -> list[Question]:
+        if not isinstance(raw, list):
+            self.problem(self.key_line("questions"), "[[questions]] must be tables")
+            return []
+        out = []
+        lines = [i + 1 for i, text in enumerate(self.lines) if text.strip() == "[[questions]]"]
+        for index, item in enumerate(raw):
+            line = lines[index] if index < len(lines) else 1
+            if not isinstance(item, dict) or set(item) - {"ask", "fact"}:
+                self.problem(line, "a question has `ask` and `fact`, nothing else")
+                continue
+            ask, fact = item.get("ask"), item.get("fact")
+            if not isinstance(ask, str) or not ask.strip():
+                self.problem(line, "a question needs `ask` (the text shown)")
+                continue
+            if fact not in FACTS:
+                self.problem(
+                    self.key_line("fact", line),
+                    f"unknown fact {fact!r} (known: {', '.join(sorted(FACTS))})",
+                )
+                continue
+            out.append(Question(ask.strip(), fact, line))
+        return out
 
     def checks(self, raw: Any, line: int) -> list[Check]:
         if not isinstance(raw, list):

@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-STEP_KINDS = ("connect", "command", "data", "goal", "read", "library")
+STEP_KINDS = ("connect", "command", "data", "goal", "read", "library", "pipeline")
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,9 @@ class Step:
     predict: bool = False  # ask for the reply class before sending
     optional: bool = False
     counter_example: str = ""
+    source: str = ""  # connect steps: the local address to connect from
+    open_relay: bool | None = None  # connect steps: switch the server's relay setting
+    dns: tuple[str, ...] = ()  # domains whose simulated DNS records the step shows
     line: int = 0
 
     def accepts(self, text: str) -> bool:
@@ -54,6 +57,15 @@ class Step:
 
 
 @dataclass(frozen=True)
+class Question:
+    """Asked at the end; the answer is a fact of the learner's own session."""
+
+    ask: str
+    fact: str
+    line: int = 0
+
+
+@dataclass(frozen=True)
 class Lesson:
     id: str
     number: int
@@ -64,6 +76,7 @@ class Lesson:
     persona: dict[str, Any] = field(default_factory=dict)
     misconception: str = ""
     learned: tuple[str, ...] = ()
+    questions: tuple[Question, ...] = ()
     source: str = ""
 
     def step_index(self, step_id: str) -> int:

@@ -74,7 +74,7 @@ class LessonRun:
         for step in self.lesson.steps[self.index :]:
             if step.kind == "connect":
                 return False
-            if step.kind in ("command", "data", "goal"):
+            if step.kind in ("command", "data", "goal", "pipeline"):
                 return True
         return False
 
@@ -140,6 +140,10 @@ class LessonRun:
             return self._checks(step, exchange, feedback, PENDING)
         if step.kind == "library":
             return self._checks(step, exchange, feedback, NOTED)
+        if step.kind == "pipeline":  # replies arrive one by one; the last one decides
+            if exchange.kind == "command" and code in step.expect:
+                return self._checks(step, exchange, feedback, PENDING)
+            return Outcome(NOTED, step, exchange)
         if exchange.kind != "command" or not step.accepts(exchange.command):
             # The lesson's feedback is about *this* step's command; another command's
             # reply is explained by its own annotation instead.

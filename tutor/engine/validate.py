@@ -11,9 +11,11 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tutor.engine.driver import LessonDriver, Turn, canonical_lines, persona_for
+from tutor.engine.answers import Answer, canonical
+from tutor.engine.driver import LessonDriver, Turn, persona_for
 from tutor.engine.loader import Problem, key_line, lesson_files, parse
 from tutor.engine.model import Lesson, Step
+from tutor.engine.questions import fact
 from tutor.engine.runner import LessonRun
 from tutor.server.runner import TeachingServer
 
@@ -75,6 +77,7 @@ def replay(lesson: Lesson, tls_dir: Path | None = None) -> list[Problem]:
         server = _server(lesson, Path(scratch), tls_dir)
         with server:
             problems += _play(lesson, server, path, stop_before=None, counter=None)
+
             for index, step in enumerate(lesson.steps):
                 if step.counter_example:
                     problems += _play(lesson, server, path, stop_before=index, counter=step)
@@ -100,10 +103,12 @@ def _play(
     counter: Step | None,
 ) -> list[Problem]:
     """One fresh session: canonical answers up to `stop_before`, then the counter-example."""
+    server.reset(persona_for(lesson))  # a fresh session on a fresh server state
     run = LessonRun(lesson)
     driver = LessonDriver(lesson, run, server.maildir, server=server)
     try:
-        turn = driver.connect()
+        first = lesson.steps[0]
+        turn = driver.connect_for(first) if first.kind == "connect" else driver.connect()
         if turn.error:
             return [Problem(path, 1, f"cannot connect to the built-in server: {turn.error}")]
         while not run.finished:
@@ -130,29 +135,34 @@ def _play(
                         f"complete it ({_last_reply(turns)})",
                     )
                 ]
-        return []
+        return [
+            Problem(
+                path,
+                question.line,
+                f"question {question.ask!r}: its fact "
+                f"{question.fact!r} has no answer after the canonical session",
+            )
+            for question in lesson.questions
+            if counter is None and not fact(question.fact, driver.history)
+        ]
     finally:
         driver.close_client()
 
 
 def _answer(driver: LessonDriver, step: Step, override: list[str] | None) -> list[Turn]:
     """Send a step's canonical answer (or the given lines) the way a learner would."""
-    run = driver.run
-    if override is not None:
-        lines = override
-    elif step.kind == "read":
-        run.advance()
+    answer = Answer("lines", tuple(override)) if override is not None else canonical(step)
+    if answer.action == "advance":
+        driver.run.advance()
         return []
-    elif step.kind == "connect":
-        return [driver.connect()]
-    elif step.kind == "library":
-        return [driver.send_with_library(step.lines)]
-    elif step.kind == "data":
-        lines = [*step.lines, "."]
-    else:
-        lines = canonical_lines(step.command) + ([*step.lines, "."] if step.lines else [])
+    if answer.action == "connect":
+        return [driver.connect_for(step)]
+    if answer.action == "library":
+        return [driver.send_with_library(answer.lines)]
+    if answer.action == "pipeline":
+        return [driver.send_pipeline(answer.lines)]
     turns = []
-    for line in lines:
+    for line in answer.lines:
         if not driver.connected:
             turns.append(driver.connect())
         turns.append(driver.send(line))

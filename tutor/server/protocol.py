@@ -653,6 +653,10 @@ class TeachingSMTP(SMTP):
             headers.header_cc,
             headers.subject,
             len(content),
+            client_address,
+            self.session.host_name or "",
+            verdicts.spf,
+            verdicts.dmarc,
         )
         self._set_rset_state()
         # Record the 250 and the stored message before the client can read the 250, so

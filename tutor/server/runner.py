@@ -124,6 +124,19 @@ class TeachingServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def reset(self, persona: Persona) -> None:
+        """Back to a given persona with no greylisting memory (validate's fresh start)."""
+        self.persona = persona
+        if self._context is not None:
+            self._context.persona = persona
+            self._context.greylist_seen.clear()
+
+    def update_persona(self, **changes: Any) -> None:
+        """Change a setting while running; connections read it at each command."""
+        self.persona = self.persona.with_changes(**changes)
+        if self._context is not None:
+            self._context.persona = self.persona
+
     # --- facts ------------------------------------------------------------------------
 
     @property

@@ -16,12 +16,13 @@ from rich.text import Text
 
 from tutor import mailview
 from tutor.engine import progress as progress_mod
-from tutor.engine import runner
-from tutor.engine.driver import LessonDriver, Turn, canonical_lines
+from tutor.engine import questions, runner
+from tutor.engine.answers import canonical
+from tutor.engine.driver import LessonDriver, Turn
 from tutor.engine.model import Lesson, Step
 from tutor.engine.progress import Progress
 from tutor.engine.runner import LessonRun
-from tutor.events import Exchange, MessageStored
+from tutor.events import Event, Exchange, MessageStored
 from tutor.session_state import SessionState
 from tutor.ui import lesson_view as view
 from tutor.ui.line_input import LineInput
@@ -50,6 +51,8 @@ class LessonScreen:
     exchanges: list[Exchange] = field(default_factory=list)
     hints_given: int = 0
     shown_step: int = -1
+    prediction: str = ""  # the reply class the learner expects for the current step
+    events: list[Event] = field(default_factory=list)  # everything the server recorded
 
     def __post_init__(self) -> None:
         self.run = LessonRun(self.lesson)
@@ -92,7 +95,7 @@ class LessonScreen:
         first = self.run.step
         if first.kind == "connect":
             self._intro(first)
-        turn = driver.start()
+        turn = driver.start(first)
         self._show_turn(turn, driver)
         if resume > self.run.index:
             self._replay_to(driver, resume)
@@ -113,7 +116,38 @@ class LessonScreen:
             if self.run.index == before:  # could not be replayed: continue from here
                 break
 
+    def _ask_questions(self) -> None:
+        """Two or three questions about the learner's own session, checked on the capture."""
+        if not self.lesson.questions:
+            return
+        self.console.print(
+            Text(
+                "Questions about your own session (the answers are in your transcript above):",
+                style="bold",
+            )
+        )
+        right = 0
+        for number, question in enumerate(self.lesson.questions, start=1):
+            expected = questions.fact(question.fact, self.events)
+            self.console.print(lesson_markdown(f"**{number}.** {question.ask}"))
+            answer = self.line_input.read("answer> ")
+            if answer is None:
+                break
+            if questions.is_right(answer, expected):
+                right += 1
+                self.console.print(Text("  Right.", style="bold green"))
+            else:
+                self.console.print(
+                    untrusted(
+                        f"  Not quite: the answer was {expected or '(nothing)'}; "
+                        f"{questions.WHERE[question.fact]}.",
+                        "yellow",
+                    )
+                )
+        self.console.print(Text(f"{right} of {len(self.lesson.questions)} right.", style="bold"))
+
     def _finish(self) -> None:
+        self._ask_questions()
         status = progress_mod.DONE_WITH_HELP if self.run.assisted else progress_mod.DONE
         import time
 
@@ -137,31 +171,42 @@ class LessonScreen:
 
     # --- one step -------------------------------------------------------------------------
 
-    def _intro(self, step: Step) -> None:
-        if self.shown_step != self.run.index:
-            self.shown_step = self.run.index
-            self.hints_given = 0
-            self.console.print(
-                view.step_intro(step, self.run.index, len(self.lesson.steps), plain=self.plain)
+    def _intro(self, step: Step) -> bool:
+        """Show a step the first time; False if the learner quit at its prediction."""
+        if self.shown_step == self.run.index:
+            return True
+        self.shown_step = self.run.index
+        self.hints_given = 0
+        self.prediction = ""
+        self.console.print(
+            view.step_intro(step, self.run.index, len(self.lesson.steps), plain=self.plain)
+        )
+        if step.dns:
+            self.console.print(view.dns_view(step.dns, plain=self.plain))
+        if step.predict:
+            answer = self.line_input.read(
+                "Predict first: which class of reply will this get? (2, 3, 4 or 5; Enter skips) > "
             )
+            if answer is None:
+                return False
+            self.prediction = answer.strip()[:1] if answer.strip()[:1] in "2345" else ""
+        return True
 
     def _step(self, driver: LessonDriver) -> bool:
         """Handle one input for the current step; False when the learner quits."""
         step = self.run.step
-        self._intro(step)
+        if not self._intro(step):
+            return False
         self._save()
         self.line_input.set_status(" · ".join(self.state.summary()))
         if step.kind == "connect":
-            self._reconnect(driver, announce=False)
+            self._reconnect(driver, announce=False, step=step)
             return True
-        if step.kind in ("read", "library"):
+        if step.kind in ("read", "library", "pipeline"):
             answer = self.line_input.read("Press Enter to continue (/quit to stop) > ")
             if answer is None or answer.strip() == "/quit":
                 return False
-            if step.kind == "read":
-                self.run.advance()
-            else:
-                self._perform(driver, step)
+            self._perform(driver, step)
             return True
         prompt = "data> " if driver.in_data else "smtp> "
         line = self.line_input.read(prompt)
@@ -196,33 +241,36 @@ class LessonScreen:
 
     def _perform(self, driver: LessonDriver, step: Step, *, quiet: bool = False) -> None:
         """Do a step's canonical answer, visibly ("show me", resuming, library steps)."""
-        if step.kind == "read":
+        answer = canonical(step)
+        if answer.action == "advance":
             self.run.advance()
-            return
-        if step.kind == "connect":
-            self._reconnect(driver, announce=False)
-            return
-        if step.kind == "library":
+        elif answer.action == "connect":
+            self._reconnect(driver, announce=False, step=step)
+        elif answer.action == "library":
             self.console.print(
                 Text("The tutor hands this message to Python's smtplib.send_message:", style="bold")
             )
-            for line in step.lines:
+            for line in answer.lines:
                 self.console.print(untrusted("    " + line))
-            turn = driver.send_with_library(step.lines)
-            self._show_library(turn)
-            return
-        lines = [*step.lines, "."] if step.kind == "data" else canonical_lines(step.command)
-        if step.kind == "goal" and step.lines:
-            lines += [*step.lines, "."]
-        for line in lines:
-            if not quiet:
-                self.console.print(
-                    Text(f"{'data' if driver.in_data else 'smtp'}> ", style="bold"),
-                    untrusted(line),
-                    Text("   (typed by the tutor)", style="dim"),
-                    sep="",
-                )
-            self._send(driver, line, quiet=quiet)
+            self._show_library(driver.send_with_library(answer.lines))
+        elif answer.action == "pipeline":
+            self.console.print(
+                Text("The tutor sends these lines in one write (PIPELINING):", style="bold")
+            )
+            for line in answer.lines:
+                self.console.print(untrusted("    " + line + "␍␊"))
+            turn = driver.send_pipeline(answer.lines)
+            self._show_turn(turn, driver)
+        else:
+            for line in answer.lines:
+                if not quiet:
+                    self.console.print(
+                        Text(f"{'data' if driver.in_data else 'smtp'}> ", style="bold"),
+                        untrusted(line),
+                        Text("   (typed by the tutor)", style="dim"),
+                        sep="",
+                    )
+                self._send(driver, line, quiet=quiet)
 
     # --- slash commands ---------------------------------------------------------------------
 
@@ -280,6 +328,7 @@ class LessonScreen:
     # --- showing what happened ----------------------------------------------------------------
 
     def _absorb(self, turn: Turn) -> None:
+        self.events += turn.events
         for event in turn.events:
             if isinstance(event, Exchange):
                 self.state.feed_exchange(event)
@@ -289,12 +338,16 @@ class LessonScreen:
         """What happened, in order: exchanges and events, then how the step went."""
         if turn.error and not turn.events:
             self.console.print(untrusted(f"  {turn.error}", "red"))
+        if turn.note:
+            self.console.print(untrusted(f"  note: {turn.note}", "yellow"))
+        self.events += turn.events
         for event in turn.events:
             if isinstance(event, Exchange):
                 before = self.state.copy()
                 self.state.feed_exchange(event)
                 self.exchanges.append(event)
                 self.console.print(view.exchange_view(event, before, plain=self.plain))
+                self._check_prediction(event)
             elif isinstance(event, MessageStored):
                 self._show_stored(event)
             else:
@@ -308,6 +361,26 @@ class LessonScreen:
         if turn.events:
             self.console.print(view.state_line(self.state, plain=self.plain))
 
+    def _check_prediction(self, exchange: Exchange) -> None:
+        """Compare the learner's guess with the first reply to the step's kind of command."""
+        if not self.prediction or exchange.code is None:
+            return
+        step = self.lesson.steps[min(self.shown_step, len(self.lesson.steps) - 1)]
+        if exchange.kind == "command" and not step.accepts(exchange.command):
+            return
+        guess, self.prediction = self.prediction, ""
+        actual = str(exchange.code)[0]
+        if guess == actual:
+            self.console.print(Text(f"  Your prediction was right: {guess}xx.", style="bold green"))
+        else:
+            self.console.print(
+                Text(
+                    f"  You predicted {guess}xx; the server answered {exchange.code} "
+                    f"({actual}xx). Worth a second look at why.",
+                    style="bold yellow",
+                )
+            )
+
     def _show_stored(self, stored: MessageStored) -> None:
         copies = []
         for copy in stored.copies:
@@ -315,6 +388,7 @@ class LessonScreen:
         self.console.print(view.envelope_view(stored, copies, plain=self.plain))
 
     def _show_library(self, turn: Turn) -> None:
+        self.events += turn.events
         before = SessionState()
         for event in turn.events:
             if isinstance(event, Exchange):
@@ -344,11 +418,14 @@ class LessonScreen:
             self.run.go_to(restart)
         self._reconnect(driver, announce=True)
 
-    def _reconnect(self, driver: LessonDriver, *, announce: bool) -> None:
+    def _reconnect(self, driver: LessonDriver, *, announce: bool, step: Step | None = None) -> None:
         if announce:
             self.console.print(Text("Reconnecting…", style="dim"))
         self.state = SessionState()
-        turn = driver.connect()
+        if step is not None and step.open_relay is not None:
+            setting = "an OPEN relay" if step.open_relay else "a closed relay"
+            self.console.print(Text(f"The server is now {setting}.", style="bold magenta"))
+        turn = driver.connect_for(step) if step is not None else driver.connect()
         self._show_turn(turn, driver)
 
 

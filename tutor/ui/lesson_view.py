@@ -16,7 +16,9 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from tutor import dnsdata
 from tutor.annotations import annotate
+from tutor.dnsdata import SIMULATED_NOTE
 from tutor.engine import runner
 from tutor.engine.model import Lesson, Step
 from tutor.engine.runner import LessonRun, Outcome
@@ -263,6 +265,48 @@ def event_note(event: object, *, plain: bool) -> Text | None:
             Text(f", stored in {event.copy.folder}.", style="yellow"),
         )
     return None
+
+
+def dns_view(domains: Sequence[str], *, plain: bool) -> RenderableType:
+    """Records from the simulated DNS table, labelled as simulated."""
+    table = Table(
+        box=None if plain else _rounded(),
+        title="DNS records (" + SIMULATED_NOTE + ")",
+        title_justify="left",
+        show_header=True,
+    )
+    for column in ("domain", "MX", "A", "SPF", "DMARC"):
+        table.add_column(column, overflow="fold")
+    for domain in domains:
+        record = dnsdata.lookup(domain)
+        if record is None:
+            table.add_row(
+                untrusted(domain), Text("(not in the table)"), Text(""), Text(""), Text("")
+            )
+            continue
+        if not record.exists:
+            table.add_row(
+                untrusted(domain),
+                Text("NXDOMAIN: the name does not exist"),
+                Text(""),
+                Text(""),
+                Text(""),
+            )
+            continue
+        if record.null_mx:
+            mx = "0 .  (null MX: accepts no mail, RFC 7505)"
+        elif record.mx:
+            mx = ", ".join(f"{pref} {host}" for pref, host in record.mx)
+        else:
+            mx = "none: mail goes to the A record (RFC 5321 §5.1)" if record.a else "none"
+        table.add_row(
+            untrusted(domain),
+            untrusted(mx),
+            untrusted(", ".join(record.a) or "-"),
+            untrusted(record.spf or "-"),
+            untrusted(record.dmarc or "-"),
+        )
+    return table
 
 
 def sequence_diagram(exchanges: Sequence[Exchange], *, plain: bool, width: int = 76) -> Text:

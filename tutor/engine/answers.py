@@ -1,0 +1,33 @@
+"""A step's canonical answer: what "show me", resuming and validate all send."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tutor.engine.model import Step
+
+
+@dataclass(frozen=True)
+class Answer:
+    action: str  # "advance" | "connect" | "library" | "pipeline" | "lines"
+    lines: tuple[str, ...] = ()
+
+
+def canonical_lines(text: str) -> list[str]:
+    """A goal step's canonical answer: several commands separated by newlines."""
+    return [line for line in text.splitlines() if line.strip()]
+
+
+def canonical(step: Step) -> Answer:
+    if step.kind == "read":
+        return Answer("advance")
+    if step.kind == "connect":
+        return Answer("connect")
+    if step.kind in ("library", "pipeline"):
+        return Answer(step.kind, step.lines)
+    if step.kind == "data":
+        return Answer("lines", (*step.lines, "."))
+    lines = canonical_lines(step.command)
+    if step.lines:  # a goal whose answer includes a message
+        lines += [*step.lines, "."]
+    return Answer("lines", tuple(lines))

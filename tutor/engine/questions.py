@@ -1,0 +1,125 @@
+"""End-of-lesson questions: each answer is a fact of the learner's own session.
+
+The facts come from what the server recorded (the capture), so they differ from one run
+to the next and cannot be learned by heart: the learner reads them off their transcript.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from tutor.events import BounceSent, Event, Exchange, MessageStored
+
+
+def _messages(events: Sequence[Event]) -> list[MessageStored]:
+    return [e for e in events if isinstance(e, MessageStored)]
+
+
+def _last_message(events: Sequence[Event]) -> MessageStored | None:
+    messages = _messages(events)
+    return messages[-1] if messages else None
+
+
+def _commands(events: Sequence[Event]) -> list[Exchange]:
+    return [e for e in events if isinstance(e, Exchange) and e.kind == "command" and e.replies]
+
+
+def _queue_id(events: Sequence[Event]) -> str:
+    message = _last_message(events)
+    return message.queue_id if message else ""
+
+
+def _client_address(events: Sequence[Event]) -> str:
+    message = _last_message(events)
+    return message.client_address if message else ""
+
+
+def _helo_name(events: Sequence[Event]) -> str:
+    for exchange in reversed(_commands(events)):
+        if exchange.verb in ("HELO", "EHLO") and (exchange.code or 0) == 250:
+            return exchange.command.split(" ", 1)[1].strip() if " " in exchange.command else ""
+    return ""
+
+
+def _envelope_sender(events: Sequence[Event]) -> str:
+    message = _last_message(events)
+    return message.sender if message else ""
+
+
+def _recipients_accepted(events: Sequence[Event]) -> str:
+    message = _last_message(events)
+    return str(len(message.recipients)) if message else ""
+
+
+def _copies(events: Sequence[Event]) -> str:
+    message = _last_message(events)
+    return str(len(message.copies)) if message else ""
+
+
+def _refused_code(events: Sequence[Event]) -> str:
+    for exchange in _commands(events):
+        reply = exchange.reply
+        if reply is not None and reply.code >= 400 and reply.enhanced:
+            return reply.enhanced
+    return ""
+
+
+def _last_code(events: Sequence[Event]) -> str:
+    commands = [e for e in _commands(events) if e.verb != "QUIT"]
+    return str(commands[-1].code) if commands else ""
+
+
+def _bounce_to(events: Sequence[Event]) -> str:
+    bounces = [e for e in events if isinstance(e, BounceSent) and e.copy is not None]
+    return bounces[-1].to if bounces else ""
+
+
+def _spf(events: Sequence[Event]) -> str:
+    message = _last_message(events)
+    return message.spf if message else ""
+
+
+def _dmarc(events: Sequence[Event]) -> str:
+    message = _last_message(events)
+    return message.dmarc if message else ""
+
+
+FACTS: dict[str, Callable[[Sequence[Event]], str]] = {
+    "queue_id": _queue_id,
+    "client_address": _client_address,
+    "helo_name": _helo_name,
+    "envelope_sender": _envelope_sender,
+    "recipients_accepted": _recipients_accepted,
+    "copies": _copies,
+    "refused_code": _refused_code,
+    "last_code": _last_code,
+    "bounce_to": _bounce_to,
+    "spf": _spf,
+    "dmarc": _dmarc,
+}
+
+WHERE = {
+    "queue_id": "the 250 after your lone dot says `OK id=…`",
+    "client_address": "the server's HELO/EHLO reply shows it in [brackets], and so does Received:",
+    "helo_name": "the name you typed after HELO or EHLO",
+    "envelope_sender": "the address you gave with MAIL FROM (and Return-Path: in the stored copy)",
+    "recipients_accepted": "count the 250 replies to your RCPT TO commands",
+    "copies": "one copy per accepted mailbox: see 'Delivered to'",
+    "refused_code": "the x.y.z code in the first refusal you provoked",
+    "last_code": "the code of the last reply before these questions",
+    "bounce_to": "a bounce goes to the envelope sender (MAIL FROM)",
+    "spf": "the spf= part of the Authentication-Results: header",
+    "dmarc": "the dmarc= part of the Authentication-Results: header",
+}
+
+
+def fact(name: str, events: Sequence[Event]) -> str:
+    return FACTS[name](events)
+
+
+def normalise(answer: str) -> str:
+    return "".join(answer.split()).strip("<>").lower()
+
+
+def is_right(answer: str, expected: str) -> bool:
+    return bool(expected) and normalise(answer) == normalise(expected)
