@@ -1,4 +1,4 @@
-"""Run `smtp-tutor serve` as a real subprocess and read its log as it is written."""
+"""Run smtp-tutor (`serve`, or `learn --telnet`) as a real subprocess and read its output."""
 
 from __future__ import annotations
 
@@ -15,13 +15,16 @@ from pathlib import Path
 STARTUP_TIMEOUT = 30.0
 
 
-class ServeProcess:
-    def __init__(self, maildir: Path, *args: str, python_prefix: list[str] | None = None) -> None:
+class LiveProcess:
+    """A smtp-tutor subprocess whose output is read line by line as it is written."""
+
+    def __init__(
+        self, args: list[str], ready: bytes, python_prefix: list[str] | None = None
+    ) -> None:
         command = python_prefix or [sys.executable, "-m", "tutor"]
-        self.maildir = maildir
         env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200")
         self.proc = subprocess.Popen(
-            [*command, "serve", "--port", "0", "--maildir", str(maildir), *args],
+            [*command, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
@@ -32,7 +35,7 @@ class ServeProcess:
         self.stderr = b""
         self._pump_thread = threading.Thread(target=self._pump, daemon=True)
         self._pump_thread.start()
-        banner = self.wait_for(rb"listening on \[?[0-9a-f.:]+?\]?:(\d+)", STARTUP_TIMEOUT)
+        banner = self.wait_for(ready, STARTUP_TIMEOUT)
         self.port = int(banner.group(1))
 
     def _pump(self) -> None:
@@ -94,3 +97,15 @@ class ServeProcess:
         for pipe in (self.proc.stdout, self.proc.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+class ServeProcess(LiveProcess):
+    """`smtp-tutor serve` on a free port; `port` is read from its banner."""
+
+    def __init__(self, maildir: Path, *args: str, python_prefix: list[str] | None = None) -> None:
+        self.maildir = maildir
+        super().__init__(
+            ["serve", "--port", "0", "--maildir", str(maildir), *args],
+            rb"listening on \[?[0-9a-f.:]+?\]?:(\d+)",
+            python_prefix,
+        )

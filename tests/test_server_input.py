@@ -451,3 +451,19 @@ def test_plaintext_pipelined_after_starttls_is_discarded(
     started = next(e for e in record.events if isinstance(e, TlsStarted))
     assert started.discarded == len(injected)
     assert not any(e.sent.startswith(b"MAIL FROM:<attacker") for e in record.exchanges)
+
+
+def test_commands_before_a_half_close_are_all_answered(server: TeachingServer) -> None:
+    """A client may pipeline QUIT and close its side at once (printf … | nc -N does)."""
+    import socket as socket_module
+
+    with socket_module.create_connection(server.address, timeout=10) as sock:
+        sock.sendall(b"HELO a.b.c\r\nNOOP\r\nQUIT\r\n")
+        sock.shutdown(socket_module.SHUT_WR)
+        received = b""
+        while chunk := sock.recv(4096):
+            received += chunk
+    lines = received.decode().splitlines()
+    assert lines[1].startswith("250 mx.tutor.test Hello")
+    assert lines[2] == "250 2.0.0 OK"
+    assert lines[3] == "221 2.0.0 mx.tutor.test closing connection"

@@ -96,6 +96,13 @@ def learn(
     ] = None,
     plain: PlainOption = False,
     lessons_dir: LessonsDirOption = None,
+    telnet: Annotated[
+        bool,
+        typer.Option("--telnet", help="Coach mode: type into telnet or nc in another window."),
+    ] = False,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="Coach mode's port (0 picks a free one).")
+    ] = 2525,
 ) -> None:
     """Take a lesson: type real SMTP commands into a real server, every reply explained.
 
@@ -106,6 +113,7 @@ def learn(
       smtp-tutor learn 1
       smtp-tutor learn envelope
       smtp-tutor learn 1 --script my-session.txt --plain
+      smtp-tutor learn 1 --telnet          then: telnet 127.0.0.1 2525 in another window
     """
     from tutor.ui.console import make_console
     from tutor.ui.learn_app import learn as run_learn
@@ -117,6 +125,7 @@ def learn(
         script=script,
         lessons_dir=_lessons_dir(lessons_dir),
         plain=plain,
+        telnet_port=port if telnet else None,
     )
     raise typer.Exit(code)
 
@@ -219,8 +228,14 @@ def serve(
         int, typer.Option(min=1, help="Connection cap (421 4.7.0 beyond).")
     ] = 1000,
     plain: Annotated[bool, typer.Option("--plain", help="No colour: a plain line log.")] = False,
+    log: Annotated[
+        bool, typer.Option("--log", help="The line log even on a terminal (no dashboard).")
+    ] = False,
 ) -> None:
     """Run the teaching SMTP server for real clients and show every session, explained.
+
+    On a terminal: a live dashboard (connections, a session's transcript, stored
+    messages; keys j/k, Enter, p, q). In a pipe, or with --log or --plain: a line log.
 
     \b
     Examples:
@@ -236,7 +251,12 @@ def serve(
         host, port, _maildir(maildir), open_relay, idle_timeout, max_connections, tls_port
     )
     raise typer.Exit(
-        run(options, make_console(plain=plain), make_console(plain=plain, stderr=True))
+        run(
+            options,
+            make_console(plain=plain),
+            make_console(plain=plain, stderr=True),
+            line_log=log or plain,
+        )
     )
 
 
@@ -345,6 +365,60 @@ def annotate(
     from tutor.ui.console import make_console
 
     make_console(plain=plain).print(render_transcript(read(source), plain=plain))
+
+
+@app.command()
+def sandbox(
+    connect: Annotated[
+        str | None,
+        typer.Option(
+            "--connect",
+            metavar="HOST[:PORT]",
+            help="Talk to this server instead of the built-in one (port 25 if not given).",
+        ),
+    ] = None,
+    script: Annotated[
+        str | None,
+        typer.Option("--script", help="Read the lines from FILE ('-' for stdin)."),
+    ] = None,
+    implicit_tls: Annotated[
+        bool,
+        typer.Option("--implicit-tls", help="TLS from the first byte, as on port 465 (RFC 8314)."),
+    ] = False,
+    insecure: Annotated[
+        bool,
+        typer.Option("--insecure", help="Do not check the certificate of a --connect server."),
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(min=0.1, help="Seconds to wait for the server, at most, each time.")
+    ] = 10.0,
+    plain: PlainOption = False,
+) -> None:
+    """A raw SMTP shell: type commands to a real server, every reply explained in context.
+
+    Without --connect, a private teaching server is started on loopback. /help inside
+    lists the sandbox's own commands (/tls, /wire, /b64, /plain, /mailbox, /reset, …).
+
+    \b
+    Examples:
+      smtp-tutor sandbox
+      smtp-tutor sandbox --script session.txt --plain
+      smtp-tutor sandbox --connect 127.0.0.1:2525           (smtp-tutor serve, or a lab MTA)
+      smtp-tutor sandbox --connect 127.0.0.1:4650 --implicit-tls --insecure
+      smtp-tutor sandbox --connect mail.example.net:587     (asks first: leaves the machine)
+    """
+    from tutor.sandbox import builtin_target, parse_target
+    from tutor.ui.console import make_console
+    from tutor.ui.sandbox_app import SandboxOptions, run
+
+    if connect is None:
+        target = builtin_target(implicit_tls=implicit_tls)
+    else:
+        target = parse_target(connect, implicit_tls=implicit_tls)
+    options = SandboxOptions(target, script, insecure, timeout, plain)
+    raise typer.Exit(
+        run(make_console(plain=plain), make_console(plain=plain, stderr=True), options)
+    )
 
 
 def main() -> None:

@@ -148,6 +148,13 @@ class TeachingSMTP(SMTP):
         cipher = ssl_object.cipher()[0] if ssl_object and ssl_object.cipher() else "?"
         self._publish(TlsStarted(self.sid, version or "?", cipher, discarded))
 
+    def eof_received(self) -> bool | None:
+        """The client half-closed. aiosmtpd cancels the session at once, losing a QUIT the
+        client pipelined just before; instead let the command loop answer what already
+        arrived and stop when the reader reaches the end (IncompleteReadError)."""
+        self._reader.feed_eof()
+        return self._original_transport is None and not self._tls_active
+
     def connection_lost(self, error: Exception | None) -> None:
         self.context.connections.discard(self)
         self._finish_pending()
@@ -244,6 +251,10 @@ class TeachingSMTP(SMTP):
         """Read one line ending in LF; None if it overran the reader (already drained)."""
         try:
             line = await self._reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as error:  # the client sent EOF
+            if error.partial:  # an unfinished line: shown as sent, never answered
+                self._begin(kind, error.partial)
+            raise
         except asyncio.LimitOverrunError as error:
             head = await self._reader.read(error.consumed)
             self._begin(kind, head[:COMMAND_LINE_LIMIT] + b"...")
@@ -277,9 +288,15 @@ class TeachingSMTP(SMTP):
                     await self.push(reply("command_too_long"))
                     continue
                 await self._dispatch(line)
+            except asyncio.IncompleteReadError:
+                # The client sent EOF: every complete line before it has been answered
+                # (a pipelined QUIT included); now close our side too.
+                self._close_reason = self._close_reason or "client"
+                if self.transport is not None:
+                    self.transport.close()
+                return
             except asyncio.CancelledError:
-                # The client hung up (eof_received cancels us): close our side too, or
-                # the connection lingers half-open until the idle timeout.
+                # The connection was lost: close our side too, or it lingers half-open.
                 if self.transport is not None:
                     self._writer.close()
                 raise
@@ -583,6 +600,9 @@ class TeachingSMTP(SMTP):
             while True:
                 try:
                     line = await self._reader.readuntil(b"\r\n")
+                except asyncio.IncompleteReadError as error:  # EOF mid-message: store nothing
+                    _keep(sent, error.partial, limit)
+                    raise
                 except asyncio.LimitOverrunError as error:
                     line = await self._reader.read(error.consumed)
                     problem = problem or reply("data_line_too_long")

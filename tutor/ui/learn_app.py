@@ -146,8 +146,12 @@ def learn(
     script: str | None,
     lessons_dir: Path | None,
     plain: bool,
+    telnet_port: int | None = None,
 ) -> int:
-    """`smtp-tutor learn [LESSON]`: exit 0 when the lesson was completed, 1 when not."""
+    """`smtp-tutor learn [LESSON]`: exit 0 when the lesson was completed, 1 when not.
+
+    With telnet_port the learner uses a real client in another window (coach mode).
+    """
     lessons = load_all(lessons_dir)
     progress = load_progress(errors)
     if ref is None:
@@ -162,6 +166,20 @@ def learn(
         line_input = _prompt_input(lesson)
     else:
         line_input = StreamInput(sys.stdin, console)
+    if telnet_port is not None:
+        from tutor.ui.coach_app import CoachScreen
+
+        coach = CoachScreen(
+            lesson,
+            len(lessons),
+            console,
+            line_input,
+            progress,
+            default_maildir(),
+            plain=plain,
+            port=telnet_port,
+        )
+        return 0 if coach.play() else 1
     completed = _play(console, lessons, lesson, progress, line_input, plain=plain)
     return 0 if completed else 1
 

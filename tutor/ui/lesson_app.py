@@ -25,6 +25,7 @@ from tutor.engine.runner import LessonRun
 from tutor.events import Event, Exchange, MessageStored
 from tutor.session_state import SessionState
 from tutor.ui import lesson_view as view
+from tutor.ui import sandbox_view
 from tutor.ui.line_input import LineInput
 from tutor.ui.safe import lesson_markdown, untrusted
 
@@ -96,7 +97,7 @@ class LessonScreen:
         if first.kind == "connect":
             self._intro(first)
         turn = driver.start(first)
-        self._show_turn(turn, driver)
+        self._show_turn(turn)
         if resume > self.run.index:
             self._replay_to(driver, resume)
 
@@ -232,7 +233,7 @@ class LessonScreen:
                 view.sent_line(wire or turn.sent, plain=self.plain, tls=self.state.tls)
             )
         elif not quiet or turn.error:
-            self._show_turn(turn, driver)
+            self._show_turn(turn)
         else:
             self._absorb(turn)
         if turn.closed and self.run.needs_session():
@@ -260,7 +261,7 @@ class LessonScreen:
             for line in answer.lines:
                 self.console.print(untrusted("    " + line + "␍␊"))
             turn = driver.send_pipeline(answer.lines)
-            self._show_turn(turn, driver)
+            self._show_turn(turn)
         else:
             for line in answer.lines:
                 if not quiet:
@@ -334,12 +335,13 @@ class LessonScreen:
                 self.state.feed_exchange(event)
                 self.exchanges.append(event)
 
-    def _show_turn(self, turn: Turn, driver: LessonDriver) -> None:
+    def _show_turn(self, turn: Turn) -> None:
         """What happened, in order: exchanges and events, then how the step went."""
         if turn.error and not turn.events:
             self.console.print(untrusted(f"  {turn.error}", "red"))
         if turn.note:
             self.console.print(untrusted(f"  note: {turn.note}", "yellow"))
+        first_tls = not any(e.tls for e in self.exchanges)  # for the wire line below
         self.events += turn.events
         for event in turn.events:
             if isinstance(event, Exchange):
@@ -354,6 +356,10 @@ class LessonScreen:
                 note = view.event_note(event, plain=self.plain)
                 if note is not None:
                     self.console.print(note)
+        for extra in sandbox_view.lesson_tls_view(
+            turn.tls, turn.tap, turn.exchanges, first_tls=first_tls, plain=self.plain
+        ):
+            self.console.print(extra)
         for outcome in _settled(turn.outcomes):
             rendered = view.outcome_view(outcome, plain=self.plain)
             if rendered is not None:
@@ -426,7 +432,7 @@ class LessonScreen:
             setting = "an OPEN relay" if step.open_relay else "a closed relay"
             self.console.print(Text(f"The server is now {setting}.", style="bold magenta"))
         turn = driver.connect_for(step) if step is not None else driver.connect()
-        self._show_turn(turn, driver)
+        self._show_turn(turn)
 
 
 _SLASH = {"/hint", "/show", "/skip", "/back", "/state", "/help", "/quit"}
