@@ -47,6 +47,13 @@ def lesson_intro(lesson: Lesson, total: int, *, plain: bool) -> RenderableType:
     if lesson.objectives:
         parts.append(Text("You will:", style="bold"))
         parts.append(_bullets(lesson.objectives))
+    if lesson.misconception:
+        parts.append(
+            join(
+                Text("A common belief this lesson puts to the test: ", style="bold"),
+                untrusted(lesson.misconception, "italic"),
+            )
+        )
     title = f"Lesson {lesson.number} of {total}: {lesson.title}"
     return _box(Group(*parts), title, plain=plain, style="magenta")
 
