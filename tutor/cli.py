@@ -35,6 +35,10 @@ LessonsDirOption = Annotated[
     Path | None,
     typer.Option("--lessons-dir", help="Use the lessons in this folder (a teacher's own)."),
 ]
+TranscriptOption = Annotated[
+    Path | None,
+    typer.Option("--transcript", help="Also write the session to FILE: .md, .html, .svg or .txt."),
+]
 PlainOption = Annotated[
     bool, typer.Option("--plain", help="No colour, no boxes (pipes, screen readers).")
 ]
@@ -103,6 +107,7 @@ def learn(
     port: Annotated[
         int, typer.Option(min=0, max=65535, help="Coach mode's port (0 picks a free one).")
     ] = 2525,
+    transcript: TranscriptOption = None,
 ) -> None:
     """Take a lesson: type real SMTP commands into a real server, every reply explained.
 
@@ -119,15 +124,57 @@ def learn(
     from tutor.ui.learn_app import learn as run_learn
 
     code = run_learn(
-        make_console(plain=plain),
+        make_console(plain=plain, record=transcript is not None),
         make_console(plain=plain, stderr=True),
         lesson,
         script=script,
         lessons_dir=_lessons_dir(lessons_dir),
         plain=plain,
         telnet_port=port if telnet else None,
+        transcript=_transcript(transcript),
     )
     raise typer.Exit(code)
+
+
+@app.command()
+def demo(
+    lesson: Annotated[str, typer.Argument(help="Lesson number or id.")],
+    delay: Annotated[
+        float, typer.Option(min=0, help="Seconds between steps; 0 runs straight through.")
+    ] = 1.5,
+    plain: PlainOption = False,
+    lessons_dir: LessonsDirOption = None,
+    transcript: TranscriptOption = None,
+) -> None:
+    """Play a lesson's canonical session on the real server, for a class to watch.
+
+    On a terminal: space pauses, n goes on at once, q stops.
+
+    \b
+    Examples:
+      smtp-tutor demo 1
+      smtp-tutor demo 2 --delay 0 --transcript lesson2.html
+    """
+    from tutor.ui.console import make_console
+    from tutor.ui.learn_app import demo as run_demo
+
+    code = run_demo(
+        make_console(plain=plain, record=transcript is not None),
+        lesson,
+        delay=delay,
+        lessons_dir=_lessons_dir(lessons_dir),
+        plain=plain,
+        transcript=_transcript(transcript),
+    )
+    raise typer.Exit(code)
+
+
+def _transcript(value: Path | None) -> Path | None:
+    if value is None:
+        return None
+    from tutor.ui.transcript_export import check_path
+
+    return check_path(value)
 
 
 @lessons_app.callback(invoke_without_command=True)

@@ -43,6 +43,7 @@ class Progress:
     last_lesson: str = ""
     seen_welcome: bool = False
     warning: str = ""  # set when a corrupt file was moved aside
+    persist: bool = True  # False for a demo: nothing is written
 
     @classmethod
     def load(cls, path: Path | None = None) -> Progress:
@@ -94,6 +95,8 @@ class Progress:
         self.save()
 
     def save(self) -> None:
+        if not self.persist:
+            return
         data = {
             "format": 1,
             "last_lesson": self.last_lesson,

@@ -8,7 +8,7 @@ import sys
 from rich.console import Console
 
 
-def make_console(*, plain: bool = False, stderr: bool = False) -> Console:
+def make_console(*, plain: bool = False, stderr: bool = False, record: bool = False) -> Console:
     """Colour on a terminal; plain text (no colour, no wrapping) in a pipe or with --plain."""
     stream = sys.stderr if stderr else sys.stdout
     is_tty = stream.isatty()
@@ -20,4 +20,5 @@ def make_console(*, plain: bool = False, stderr: bool = False) -> Console:
         highlight=False,
         emoji=False,
         markup=False,
+        record=record,  # kept for --transcript
     )

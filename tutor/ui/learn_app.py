@@ -147,6 +147,7 @@ def learn(
     lessons_dir: Path | None,
     plain: bool,
     telnet_port: int | None = None,
+    transcript: Path | None = None,
 ) -> int:
     """`smtp-tutor learn [LESSON]`: exit 0 when the lesson was completed, 1 when not.
 
@@ -166,22 +167,73 @@ def learn(
         line_input = _prompt_input(lesson)
     else:
         line_input = StreamInput(sys.stdin, console)
-    if telnet_port is not None:
-        from tutor.ui.coach_app import CoachScreen
+    title = f"smtp-tutor: lesson {lesson.number}, {lesson.title}"
+    try:
+        if telnet_port is not None:
+            from tutor.ui.coach_app import CoachScreen
 
-        coach = CoachScreen(
-            lesson,
-            len(lessons),
-            console,
-            line_input,
-            progress,
-            default_maildir(),
-            plain=plain,
-            port=telnet_port,
-        )
-        return 0 if coach.play() else 1
-    completed = _play(console, lessons, lesson, progress, line_input, plain=plain)
+            coach = CoachScreen(
+                lesson,
+                len(lessons),
+                console,
+                line_input,
+                progress,
+                default_maildir(),
+                plain=plain,
+                port=telnet_port,
+            )
+            completed = coach.play()
+        else:
+            completed = _play(console, lessons, lesson, progress, line_input, plain=plain)
+    finally:
+        _write_transcript(console, transcript, title)
     return 0 if completed else 1
+
+
+def demo(
+    console: Console,
+    ref: str,
+    *,
+    delay: float,
+    lessons_dir: Path | None,
+    plain: bool,
+    transcript: Path | None,
+) -> int:
+    """`smtp-tutor demo LESSON`: the tutor plays the lesson's canonical answers."""
+    import io
+
+    from tutor.ui.demo_app import DemoScreen
+
+    lessons = load_all(lessons_dir)
+    lesson = find_lesson(lessons, ref)
+    screen = DemoScreen(
+        lesson,
+        len(lessons),
+        console,
+        StreamInput(io.StringIO(), console),
+        Progress(progress_path(), persist=False),
+        default_maildir(),
+        plain=plain,
+        delay=delay,
+        interactive=interactive_terminal(),
+    )
+    try:
+        completed = screen.play()
+    finally:
+        _write_transcript(
+            console, transcript, f"smtp-tutor demo: lesson {lesson.number}, {lesson.title}"
+        )
+    return 0 if completed else 1
+
+
+def _write_transcript(console: Console, path: Path | None, title: str) -> None:
+    if path is not None:
+        from tutor.ui import transcript_export
+
+        transcript_export.write(console, path, title)
+        console.print(
+            join(Text("transcript written to ", style="dim"), untrusted(str(path), "dim"))
+        )
 
 
 def _open_script(path: str) -> IO[str]:

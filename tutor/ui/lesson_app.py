@@ -265,13 +265,17 @@ class LessonScreen:
         else:
             for line in answer.lines:
                 if not quiet:
-                    self.console.print(
-                        Text(f"{'data' if driver.in_data else 'smtp'}> ", style="bold"),
-                        untrusted(line),
-                        Text("   (typed by the tutor)", style="dim"),
-                        sep="",
-                    )
+                    self._echo_typed(f"{'data' if driver.in_data else 'smtp'}> ", line)
                 self._send(driver, line, quiet=quiet)
+
+    def _echo_typed(self, prompt: str, line: str) -> None:
+        """Show a line the tutor types for the learner (show me, resume, demo)."""
+        self.console.print(
+            Text(prompt, style="bold"),
+            untrusted(line),
+            Text("   (typed by the tutor)", style="dim"),
+            sep="",
+        )
 
     # --- slash commands ---------------------------------------------------------------------
 

@@ -1,0 +1,110 @@
+"""`smtp-tutor demo LESSON`: the lesson played by the tutor itself, for a class to watch.
+
+Every canonical command really goes to the server, typed out at a readable pace. On a
+terminal: space pauses and resumes, n (or →) goes on at once, q stops. Without a
+terminal, or with --delay 0, it runs straight through.
+"""
+
+from __future__ import annotations
+
+import select
+import sys
+import time
+from dataclasses import dataclass
+
+from rich.text import Text
+
+from tutor.engine import questions
+from tutor.engine.driver import LessonDriver
+from tutor.ui.lesson_app import LessonScreen
+from tutor.ui.safe import lesson_markdown, untrusted
+
+TYPING = 0.03  # seconds per character of the typing effect
+
+
+@dataclass
+class DemoScreen(LessonScreen):
+    delay: float = 1.5
+    interactive: bool = False  # keys and the typing effect only on a real terminal
+
+    def _step(self, driver: LessonDriver) -> bool:
+        step = self.run.step
+        self.prediction = ""
+        self._intro_demo()
+        if not self._pause():
+            return False
+        before = self.run.index
+        self._perform(driver, step)
+        if self.run.index == before and not self.run.finished:
+            # The canonical answer did not complete the step (a lesson bug): say so, go on.
+            self.console.print(
+                Text("(the demo could not complete this step; moving on)", style="red")
+            )
+            self.run.skip()
+        return True
+
+    def _intro_demo(self) -> None:
+        """The step's text; no prediction prompt (nobody is typing)."""
+        from tutor.ui import lesson_view as view
+
+        if self.shown_step == self.run.index:
+            return
+        self.shown_step = self.run.index
+        step = self.run.step
+        self.console.print(
+            view.step_intro(step, self.run.index, len(self.lesson.steps), plain=self.plain)
+        )
+        if step.dns:
+            self.console.print(view.dns_view(step.dns, plain=self.plain))
+
+    def _echo_typed(self, prompt: str, line: str) -> None:
+        """The tutor "types" the line: character by character on a terminal."""
+        if not (self.interactive and self.delay > 0):
+            super()._echo_typed(prompt, line)
+            return
+        self.console.print(Text(prompt, style="bold"), end="")
+        for char in untrusted(line).plain:
+            self.console.print(char, end="", markup=False, highlight=False)
+            self.console.file.flush()
+            time.sleep(TYPING)
+        self.console.print()
+
+    def _ask_questions(self) -> None:
+        """In a demo the answers are shown, read off the session just played."""
+        for number, question in enumerate(self.lesson.questions, start=1):
+            answer = questions.fact(question.fact, self.events)
+            self.console.print(lesson_markdown(f"**{number}.** {question.ask}"))
+            self.console.print(
+                untrusted(f"  answer: {answer}  ({questions.WHERE[question.fact]})", "green")
+            )
+
+    def _pause(self) -> bool:
+        """Wait `delay` seconds between steps; space pauses, n goes on, q stops."""
+        if self.delay <= 0:
+            return True
+        if not self.interactive:
+            time.sleep(self.delay)
+            return True
+        from tutor.ui.keys import TerminalKeys
+
+        keys = TerminalKeys()
+        paused = False
+        deadline = time.monotonic() + self.delay
+        with keys.raw():
+            while paused or time.monotonic() < deadline:
+                timeout = 0.2 if paused else max(0.0, deadline - time.monotonic())
+                ready, _, _ = select.select([sys.stdin], [], [], timeout)
+                for key in keys.read() if ready else []:
+                    if key in ("q", "c-c", "escape"):
+                        return False
+                    if key in ("n", "right", "enter"):
+                        return True
+                    if key == " ":
+                        paused = not paused
+                        self.console.print(
+                            Text(
+                                "paused (space resumes, n steps on)" if paused else "resumed",
+                                style="dim",
+                            )
+                        )
+        return True
