@@ -307,3 +307,19 @@ def test_hostile_lines_are_shown_literally_in_a_lesson(home: Path, tmp_path: Pat
     text = out.decode()
     assert "helo [bold red]x[/] \\x1b]0;pwned\\x07\\u202e␍␊" in text
     assert "Subject: \\x1b[2J[link=x]y[/link]␍␊" in text
+
+
+def test_presentation_mode_shows_one_step_per_screen_with_a_large_code(home: Path) -> None:
+    tutor = Tutor("learn", "1", "--present")
+    tutor.expect(r"Lesson 1 · The SMTP conversation · step 1 of 11")
+    tutor.expect(r"220 · DONE")
+    tutor.type("", prompt=r"Enter: next step · b: back")
+    tutor.type("helo a.b.c")
+    tutor.expect(r"██████   ██████   ██████")  # 250, in the block font
+    tutor.expect(r"250 · DONE")
+    tutor.type("b", prompt=r"Enter: next step · b: back")
+    tutor.expect(r"step 2 of 11")  # the previous screen again, to re-read
+    tutor.type("", prompt=r"Enter: next step · b: back")
+    tutor.expect(r"step 3 of 11")
+    tutor.type("/quit")
+    assert tutor.finish() == 1

@@ -39,6 +39,10 @@ TranscriptOption = Annotated[
     Path | None,
     typer.Option("--transcript", help="Also write the session to FILE: .md, .html, .svg or .txt."),
 ]
+PresentOption = Annotated[
+    bool,
+    typer.Option("--present", help="Projector layout: one step per screen, reply codes large."),
+]
 PlainOption = Annotated[
     bool, typer.Option("--plain", help="No colour, no boxes (pipes, screen readers).")
 ]
@@ -108,6 +112,7 @@ def learn(
         int, typer.Option(min=0, max=65535, help="Coach mode's port (0 picks a free one).")
     ] = 2525,
     transcript: TranscriptOption = None,
+    present: PresentOption = False,
 ) -> None:
     """Take a lesson: type real SMTP commands into a real server, every reply explained.
 
@@ -132,6 +137,7 @@ def learn(
         plain=plain,
         telnet_port=port if telnet else None,
         transcript=_transcript(transcript),
+        present=present,
     )
     raise typer.Exit(code)
 
@@ -145,6 +151,7 @@ def demo(
     plain: PlainOption = False,
     lessons_dir: LessonsDirOption = None,
     transcript: TranscriptOption = None,
+    present: PresentOption = False,
 ) -> None:
     """Play a lesson's canonical session on the real server, for a class to watch.
 
@@ -165,6 +172,7 @@ def demo(
         lessons_dir=_lessons_dir(lessons_dir),
         plain=plain,
         transcript=_transcript(transcript),
+        present=present,
     )
     raise typer.Exit(code)
 

@@ -11,6 +11,7 @@ import select
 import sys
 import time
 from dataclasses import dataclass
+from typing import ClassVar
 
 from rich.text import Text
 
@@ -26,11 +27,12 @@ TYPING = 0.03  # seconds per character of the typing effect
 class DemoScreen(LessonScreen):
     delay: float = 1.5
     interactive: bool = False  # keys and the typing effect only on a real terminal
+    asks_predictions: ClassVar[bool] = False  # nobody is typing
+    pauses_in_present: ClassVar[bool] = False  # the demo's own pause paces it
 
     def _step(self, driver: LessonDriver) -> bool:
         step = self.run.step
-        self.prediction = ""
-        self._intro_demo()
+        self._intro(step)
         if not self._pause():
             return False
         before = self.run.index
@@ -42,20 +44,6 @@ class DemoScreen(LessonScreen):
             )
             self.run.skip()
         return True
-
-    def _intro_demo(self) -> None:
-        """The step's text; no prediction prompt (nobody is typing)."""
-        from tutor.ui import lesson_view as view
-
-        if self.shown_step == self.run.index:
-            return
-        self.shown_step = self.run.index
-        step = self.run.step
-        self.console.print(
-            view.step_intro(step, self.run.index, len(self.lesson.steps), plain=self.plain)
-        )
-        if step.dns:
-            self.console.print(view.dns_view(step.dns, plain=self.plain))
 
     def _echo_typed(self, prompt: str, line: str) -> None:
         """The tutor "types" the line: character by character on a terminal."""

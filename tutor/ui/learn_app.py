@@ -148,6 +148,7 @@ def learn(
     plain: bool,
     telnet_port: int | None = None,
     transcript: Path | None = None,
+    present: bool = False,
 ) -> int:
     """`smtp-tutor learn [LESSON]`: exit 0 when the lesson was completed, 1 when not.
 
@@ -181,10 +182,13 @@ def learn(
                 default_maildir(),
                 plain=plain,
                 port=telnet_port,
+                present=present,
             )
             completed = coach.play()
         else:
-            completed = _play(console, lessons, lesson, progress, line_input, plain=plain)
+            completed = _play(
+                console, lessons, lesson, progress, line_input, plain=plain, present=present
+            )
     finally:
         _write_transcript(console, transcript, title)
     return 0 if completed else 1
@@ -198,6 +202,7 @@ def demo(
     lessons_dir: Path | None,
     plain: bool,
     transcript: Path | None,
+    present: bool = False,
 ) -> int:
     """`smtp-tutor demo LESSON`: the tutor plays the lesson's canonical answers."""
     import io
@@ -216,6 +221,7 @@ def demo(
         plain=plain,
         delay=delay,
         interactive=interactive_terminal(),
+        present=present,
     )
     try:
         completed = screen.play()
@@ -261,9 +267,17 @@ def _play(
     line_input: LineInput,
     *,
     plain: bool,
+    present: bool = False,
 ) -> bool:
     screen = LessonScreen(
-        lesson, len(lessons), console, line_input, progress, default_maildir(), plain=plain
+        lesson,
+        len(lessons),
+        console,
+        line_input,
+        progress,
+        default_maildir(),
+        plain=plain,
+        present=present,
     )
     return screen.play()
 

@@ -10,11 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from rich.console import Console
 from rich.text import Text
 
 from tutor import mailview
+from tutor.annotations import annotate
 from tutor.engine import progress as progress_mod
 from tutor.engine import questions, runner
 from tutor.engine.answers import canonical
@@ -25,7 +27,7 @@ from tutor.engine.runner import LessonRun
 from tutor.events import Event, Exchange, MessageStored
 from tutor.session_state import SessionState
 from tutor.ui import lesson_view as view
-from tutor.ui import sandbox_view
+from tutor.ui import present_view, sandbox_view
 from tutor.ui.line_input import LineInput
 from tutor.ui.safe import lesson_markdown, untrusted
 
@@ -53,6 +55,10 @@ class LessonScreen:
     hints_given: int = 0
     shown_step: int = -1
     prediction: str = ""  # the reply class the learner expects for the current step
+    present: bool = False  # projector layout: a clean screen per step, the code large
+    quit_requested: bool = False
+    asks_predictions: ClassVar[bool] = True
+    pauses_in_present: ClassVar[bool] = True
     events: list[Event] = field(default_factory=list)  # everything the server recorded
 
     def __post_init__(self) -> None:
@@ -179,12 +185,8 @@ class LessonScreen:
         self.shown_step = self.run.index
         self.hints_given = 0
         self.prediction = ""
-        self.console.print(
-            view.step_intro(step, self.run.index, len(self.lesson.steps), plain=self.plain)
-        )
-        if step.dns:
-            self.console.print(view.dns_view(step.dns, plain=self.plain))
-        if step.predict:
+        self._show_step(step, self.run.index)
+        if step.predict and self.asks_predictions:
             answer = self.line_input.read(
                 "Predict first: which class of reply will this get? (2, 3, 4 or 5; Enter skips) > "
             )
@@ -193,10 +195,37 @@ class LessonScreen:
             self.prediction = answer.strip()[:1] if answer.strip()[:1] in "2345" else ""
         return True
 
+    def _show_step(self, step: Step, index: int) -> None:
+        """A step's text; in presentation mode on a clean screen, under a banner."""
+        if self.present:
+            self.console.clear()
+            self.console.print(
+                present_view.step_banner(
+                    self.lesson.number, self.lesson.title, index, len(self.lesson.steps)
+                )
+            )
+        self.console.print(view.step_intro(step, index, len(self.lesson.steps), plain=self.plain))
+        if step.dns:
+            self.console.print(view.dns_view(step.dns, plain=self.plain))
+
+    def _present_pause(self) -> None:
+        """Presentation mode: the class reads the result before the next screen."""
+        while not self.quit_requested:
+            answer = self.line_input.read(
+                "Enter: next step · b: back to the previous step · /quit > "
+            )
+            if answer is None or answer.strip() == "/quit":
+                self.quit_requested = True
+            elif answer.strip().lower() == "b" and self.run.index > 0:
+                index = self.run.index - 1
+                self._show_step(self.lesson.steps[index], index)
+            else:
+                return
+
     def _step(self, driver: LessonDriver) -> bool:
         """Handle one input for the current step; False when the learner quits."""
         step = self.run.step
-        if not self._intro(step):
+        if self.quit_requested or not self._intro(step):
             return False
         self._save()
         self.line_input.set_status(" · ".join(self.state.summary()))
@@ -353,6 +382,10 @@ class LessonScreen:
                 self.state.feed_exchange(event)
                 self.exchanges.append(event)
                 self.console.print(view.exchange_view(event, before, plain=self.plain))
+                if self.present and event.reply is not None:
+                    command = None if event.kind in ("greeting", "notice") else event.command
+                    explained = annotate(command, event.reply, before)
+                    self.console.print(present_view.present_reply(event.reply.code, explained))
                 self._check_prediction(event)
             elif isinstance(event, MessageStored):
                 self._show_stored(event)
@@ -364,12 +397,20 @@ class LessonScreen:
             turn.tls, turn.tap, turn.exchanges, first_tls=first_tls, plain=self.plain
         ):
             self.console.print(extra)
-        for outcome in _settled(turn.outcomes):
+        settled = _settled(turn.outcomes)
+        for outcome in settled:
             rendered = view.outcome_view(outcome, plain=self.plain)
             if rendered is not None:
                 self.console.print(rendered)
         if turn.events:
             self.console.print(view.state_line(self.state, plain=self.plain))
+        if (
+            self.present
+            and self.pauses_in_present
+            and not self.run.finished
+            and any(o.status == runner.DONE for o in settled)
+        ):
+            self._present_pause()
 
     def _check_prediction(self, exchange: Exchange) -> None:
         """Compare the learner's guess with the first reply to the step's kind of command."""
