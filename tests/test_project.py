@@ -23,6 +23,7 @@ STDLIB_ONLY = (
     "envelope.py",
     "dnsdata.py",
     "session_state.py",
+    "dashboard_model.py",
     "annotations.py",
     "transcript.py",
     "explain.py",
@@ -90,3 +91,28 @@ def test_docs_list_every_reply_of_the_table() -> None:
 
     doc = (PACKAGE.parent / "docs" / "server.md").read_text(encoding="utf-8")
     assert doc.endswith(markdown_table()), "regenerate the table in docs/server.md"
+
+
+def test_the_lesson_format_doc_matches_the_loader() -> None:
+    """docs/lessons.md names every step kind, step key, check and fact the loader knows."""
+    import re
+
+    from tutor.engine import loader
+    from tutor.engine.checks import CHECK_KINDS
+    from tutor.engine.model import STEP_KINDS
+    from tutor.engine.questions import FACTS
+
+    doc = (PACKAGE.parent / "docs" / "lessons.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`([a-z_]+)`", doc))
+    source = (PACKAGE / "engine" / "loader.py").read_text()
+    known_block = source[source.index("known = {") : source.index("}", source.index("known = {"))]
+    step_keys = set(re.findall(r'"([a-z_]+)"', known_block))
+    for names, what in (
+        (STEP_KINDS, "step kind"),
+        (CHECK_KINDS, "check"),
+        (FACTS, "fact"),
+        (step_keys, "step key"),
+        (loader._PERSONA_KEYS, "persona key"),
+    ):
+        missing = sorted(set(names) - documented)
+        assert missing == [], f"docs/lessons.md does not describe {what}(s): {missing}"
