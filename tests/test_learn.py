@@ -35,14 +35,14 @@ class Tutor:
 
     def __init__(self, *args: str, columns: int = 120, env: dict[str, str] | None = None) -> None:
         assert pexpect is not None
-        environment = dict(
-            os.environ,
-            PROMPT_TOOLKIT_NO_CPR="1",
-            TERM="xterm-256color",
-            COLUMNS=str(columns),
-            LINES="50",
+        environment = {
+            **os.environ,
+            "PROMPT_TOOLKIT_NO_CPR": "1",
+            "TERM": "xterm-256color",
+            "COLUMNS": str(columns),
+            "LINES": "50",
             **(env or {}),
-        )
+        }
         self.child = pexpect.spawn(
             sys.executable,
             ["-m", "tutor", *args],
@@ -323,3 +323,12 @@ def test_presentation_mode_shows_one_step_per_screen_with_a_large_code(home: Pat
     tutor.expect(r"step 3 of 11")
     tutor.type("/quit")
     assert tutor.finish() == 1
+
+
+def test_term_dumb_gets_plain_line_input_in_a_terminal(home: Path) -> None:
+    tutor = Tutor("learn", "1", env={"TERM": "dumb"})
+    tutor.type("helo a.b.c", prompt=r"smtp> ")
+    tutor.expect(r"250 mx\.tutor\.test Hello a\.b\.c \[127\.0\.0\.1\]")
+    tutor.type("/quit", prompt=r"smtp> ")
+    assert tutor.finish() == 1
+    assert "\x1b[" not in tutor.raw.split("Step 2/11")[1]  # no colour, no cursor movement

@@ -47,36 +47,57 @@ class LineInput(Protocol):
 
 
 class StreamInput:
-    """Lines from a file or a pipe, echoed so that the transcript reads like a session."""
+    """Plain lines: from a file or a pipe (echoed, so the transcript reads like a session),
+    or from a terminal where prompt_toolkit is not wanted (TERM=dumb: prompt, then read)."""
 
     def __init__(self, stream: IO[str], console: Console, *, echo: bool = True) -> None:
         self.stream = stream
         self.console = console
         self.echo = echo
+        self.typed = _isatty(stream)  # a person types: show the prompt first, no echo
 
     def set_status(self, text: str) -> None:
-        pass  # no toolbar in a pipe: the state line is printed after each reply instead
+        pass  # no toolbar here: the state line is printed after each reply instead
 
     def read(self, prompt: str) -> str | None:
-        line = self.stream.readline()
+        if self.typed:
+            self.console.print(Text(prompt, style="bold"), end="")
+            self.console.file.flush()
+        try:
+            line = self.stream.readline()
+        except KeyboardInterrupt:
+            return None
         if not line:
             return None
         line = line.rstrip("\r\n")
-        if self.echo:
+        if self.echo and not self.typed:
             self.console.print(Text(prompt, style="bold"), untrusted(line), sep="")
         return line
+
+
+def _isatty(stream: IO[str]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 class PromptInput:
     """prompt_toolkit's PromptSession: history, completion, toolbar; Ctrl-C/Ctrl-D quit."""
 
-    def __init__(self, words: Iterable[str], keys: str, history_file: str | None) -> None:
+    def __init__(
+        self,
+        words: Iterable[str],
+        keys: str,
+        history_file: str | None,
+        slash_commands: Iterable[str] = SLASH_COMMANDS,
+    ) -> None:
         from prompt_toolkit import PromptSession
         from prompt_toolkit.completion import WordCompleter
         from prompt_toolkit.history import FileHistory, InMemoryHistory
 
         completer = WordCompleter(
-            sorted(set(SMTP_VERBS) | set(SLASH_COMMANDS) | set(words)),
+            sorted(set(SMTP_VERBS) | set(slash_commands) | set(words)),
             ignore_case=True,
             sentence=True,
         )
