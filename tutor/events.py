@@ -118,6 +118,7 @@ class MessageStored(Event):
     helo: str = ""
     spf: str = ""  # simulated verdicts, as in the Authentication-Results header
     dmarc: str = ""
+    body_lines: tuple[str, ...] = ()  # the body as stored (first lines), for lesson checks
 
     @property
     def relayed(self) -> tuple[str, ...]:

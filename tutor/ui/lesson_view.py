@@ -26,7 +26,7 @@ from tutor.envelope import Comparison, header_addresses
 from tutor.events import BounceSent, Exchange, MessageStored, TlsStarted
 from tutor.mailview import StoredMessage
 from tutor.session_state import SessionState
-from tutor.ui.mailbox_view import marked_headers
+from tutor.ui.mailbox_view import marked_headers, stored_body
 from tutor.ui.safe import join, lesson_markdown, untrusted, untrusted_block, untrusted_line
 
 CLASS_STYLE = {2: "green", 3: "cyan", 4: "yellow", 5: "red"}
@@ -249,7 +249,11 @@ def trace_view(message: StoredMessage, *, plain: bool) -> RenderableType:
         "Delivered-To the envelope recipient.",
         "dim",
     )
-    return Group(Text(""), text, caption)
+    body = stored_body(message, limit=BODY_LINES)
+    return Group(Text(""), text, Text(""), body, caption)
+
+
+BODY_LINES = 12  # of the stored body, below the headers
 
 
 def event_note(event: object, *, plain: bool) -> Text | None:
@@ -275,45 +279,39 @@ def event_note(event: object, *, plain: bool) -> Text | None:
 
 
 def dns_view(domains: Sequence[str], *, plain: bool) -> RenderableType:
-    """Records from the simulated DNS table, labelled as simulated."""
-    table = Table(
-        box=None if plain else _rounded(),
-        title="DNS records (" + SIMULATED_NOTE + ")",
-        title_justify="left",
-        show_header=True,
-    )
-    for column in ("domain", "MX", "A", "SPF", "DMARC"):
-        table.add_column(column, overflow="fold")
+    """Records from the simulated DNS table, labelled as simulated; one block per domain,
+    so it reads at 80 columns too."""
+    out = Text(f"DNS records from the {SIMULATED_NOTE}", style="bold")
     for domain in domains:
-        record = dnsdata.lookup(domain)
-        if record is None:
-            table.add_row(
-                untrusted(domain), Text("(not in the table)"), Text(""), Text(""), Text("")
-            )
-            continue
-        if not record.exists:
-            table.add_row(
-                untrusted(domain),
-                Text("NXDOMAIN: the name does not exist"),
-                Text(""),
-                Text(""),
-                Text(""),
-            )
-            continue
-        if record.null_mx:
-            mx = "0 .  (null MX: accepts no mail, RFC 7505)"
-        elif record.mx:
-            mx = ", ".join(f"{pref} {host}" for pref, host in record.mx)
-        else:
-            mx = "none: mail goes to the A record (RFC 5321 §5.1)" if record.a else "none"
-        table.add_row(
-            untrusted(domain),
-            untrusted(mx),
-            untrusted(", ".join(record.a) or "-"),
-            untrusted(record.spf or "-"),
-            untrusted(record.dmarc or "-"),
-        )
-    return table
+        out.append("\n")
+        out.append(untrusted(f"  {domain}", "bold"))
+        for label, value in _dns_rows(domain):
+            out.append("\n")
+            out.append(Text(f"    {label:<6}", style="dim"))
+            out.append(untrusted(value))
+    return out
+
+
+def _dns_rows(domain: str) -> list[tuple[str, str]]:
+    record = dnsdata.lookup(domain)
+    if record is None:
+        return [("", "not in the table")]
+    if not record.exists:
+        return [("", "NXDOMAIN: the name does not exist")]
+    rows = []
+    if record.null_mx:
+        rows.append(("MX", "0 .   a null MX: this domain accepts no mail (RFC 7505)"))
+    elif record.mx:
+        rows += [("MX", f"{preference} {host}") for preference, host in record.mx]
+    else:
+        fallback = "mail goes to the A record instead (RFC 5321 §5.1)" if record.a else ""
+        rows.append(("MX", f"none; {fallback}" if fallback else "none"))
+    rows += [("A", address) for address in record.a]
+    if record.spf:
+        rows.append(("SPF", record.spf))
+    if record.dmarc:
+        rows.append(("DMARC", record.dmarc))
+    return rows
 
 
 def sequence_diagram(exchanges: Sequence[Exchange], *, plain: bool, width: int = 76) -> Text:

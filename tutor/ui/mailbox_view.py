@@ -10,7 +10,7 @@ from rich.text import Text
 from tutor.envelope import Comparison
 from tutor.events import RELAY_FOLDER
 from tutor.mailview import StoredMessage
-from tutor.ui.safe import join, untrusted, untrusted_bytes
+from tutor.ui.safe import join, untrusted
 
 
 def folder_title(folder: str) -> str:
@@ -134,7 +134,7 @@ def message_detail(message: StoredMessage, *, plain: bool) -> RenderableType:
         "message text: a claim, not a record.",
         style="dim",
     )
-    body = untrusted_bytes(message.body.rstrip(b"\n"))
+    body = stored_body(message)
     parts: list[RenderableType] = [side]
     parts += [Text("! " + note, style="yellow") for note in notes]
     parts += [
@@ -147,6 +147,16 @@ def message_detail(message: StoredMessage, *, plain: bool) -> RenderableType:
         join(Text("file: ", style="dim"), untrusted(str(message.path), "dim")),
     ]
     return Group(*parts)
+
+
+def stored_body(message: StoredMessage, limit: int | None = None) -> Text:
+    """The body as stored, line by line (each line made visible), at most `limit` lines."""
+    lines = message.body.rstrip(b"\n").decode("utf-8", "backslashreplace").split("\n")
+    shown = lines if limit is None else lines[:limit]
+    text = Text("\n").join(untrusted(line) for line in shown)
+    if limit is not None and len(lines) > limit:
+        text.append(Text(f"\n… {len(lines) - limit} more lines", style="dim"))
+    return text
 
 
 def marked_headers(message: StoredMessage) -> Text:
