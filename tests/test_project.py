@@ -27,6 +27,8 @@ STDLIB_ONLY = (
     "annotations.py",
     "transcript.py",
     "explain.py",
+    "authcodec.py",
+    "wiredump.py",
 )
 
 

@@ -218,7 +218,7 @@ def _ehlo_accepted(c: _Context) -> _Note:
         else "Greeting accepted (EHLO): the server offers no extensions"
     )
     lead = "Each line after the first names an extension; you may use only those."
-    if c.state.tls:
+    if c.state.tls and c.state.greeting_forgotten:  # not after implicit TLS (port 465)
         lead = (
             "This is the greeting after STARTTLS: the server forgot the first one, and "
             "the list may differ (AUTH is often offered only now). " + lead
@@ -448,6 +448,15 @@ def _starttls(c: _Context) -> _Note | None:
             "RFC 3207 §4, §4.2",
             "By hand: openssl s_client -starttls smtp -crlf -connect HOST:PORT",
         )
+    if c.code == 454 and c.state.greeting == "EHLO" and "STARTTLS" not in c.state.extensions:
+        return _Note(
+            "No TLS here: this server did not offer STARTTLS",
+            "Its EHLO reply does not list STARTTLS, so it cannot encrypt this connection. "
+            "A mail server sending here would carry on in plaintext (STARTTLS is "
+            "opportunistic) unless MTA-STS or DANE demands TLS for this domain.",
+            "RFC 3207 §4; RFC 8461; RFC 7672",
+            "Send mail unencrypted only if that is acceptable; otherwise QUIT.",
+        )
     if c.code == 454:
         return _Note(
             "TLS is not available right now",
@@ -472,6 +481,14 @@ def _starttls(c: _Context) -> _Note | None:
 def _auth(c: _Context) -> _Note | None:
     if c.code == 334:
         return _challenge(c)
+    if 200 <= c.code < 300 and c.code != 235 and c.stage in ("AUTH", "auth"):
+        return _Note(
+            f"AUTH answered with {c.code}, not 235",
+            "RFC 4954 defines 235 for a successful login; this reply is the server's own "
+            "idea. Test servers (Postfix's smtp-sink, for one) say yes to anything without "
+            "checking the credentials.",
+            "RFC 4954 §6",
+        )
     if c.code == 235:
         user = _user_after(c)
         who = f" as {user}" if user else ""
@@ -491,8 +508,12 @@ def _auth(c: _Context) -> _Note | None:
             "Check the credentials before trying again.",
         )
     if c.code == 538:
+        sent = c.stage == "AUTH" and len(c.argument.split()) > 1  # an initial response
         return _Note(
-            "Encrypt first: this login would cross the network readable by anyone",
+            "Encrypt first: refused, but the credentials on that line already crossed "
+            "the network readable by anyone"
+            if sent
+            else "Encrypt first: this login would cross the network readable by anyone",
             "AUTH PLAIN and LOGIN send the password in base64, an encoding anyone can "
             "undo, so the server allows them only under TLS.",
             "RFC 4954 §6",

@@ -434,7 +434,7 @@ def sandbox(
     ] = None,
     script: Annotated[
         str | None,
-        typer.Option("--script", help="Read the lines from FILE ('-' for stdin)."),
+        typer.Option("--script", metavar="FILE", help="Read the lines from FILE ('-' for stdin)."),
     ] = None,
     implicit_tls: Annotated[
         bool,
@@ -445,7 +445,10 @@ def sandbox(
         typer.Option("--insecure", help="Do not check the certificate of a --connect server."),
     ] = False,
     timeout: Annotated[
-        float, typer.Option(min=0.1, help="Seconds to wait for the server, at most, each time.")
+        float,
+        typer.Option(
+            min=0.1, metavar="SECONDS", help="How long to wait for the server, each time."
+        ),
     ] = 10.0,
     plain: PlainOption = False,
 ) -> None:
@@ -474,6 +477,68 @@ def sandbox(
     raise typer.Exit(
         run(make_console(plain=plain), make_console(plain=plain, stderr=True), options)
     )
+
+
+@app.command()
+def challenge(
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(help="N (number or id) plays one; validate [PATH…] checks files."),
+    ] = None,
+    script: Annotated[
+        str | None,
+        typer.Option("--script", help="Read your lines from FILE ('-' for stdin)."),
+    ] = None,
+    plain: PlainOption = False,
+    telnet: Annotated[
+        bool, typer.Option("--telnet", help="Play from telnet or nc in another window.")
+    ] = False,
+    port: Annotated[
+        int, typer.Option(min=0, max=65535, help="The --telnet port (0 picks a free one).")
+    ] = 2525,
+    challenges_dir: Annotated[
+        Path | None, typer.Option("--challenges-dir", help="Use the challenges in this folder.")
+    ] = None,
+    static: Annotated[
+        bool, typer.Option("--static", help="With validate: only check the files.")
+    ] = False,
+) -> None:
+    """Challenges: open-ended goals, judged on what the server stores, not on what you type.
+
+    With no argument: the list, with your progress. Playing one exits 0 when solved,
+    1 when left unsolved.
+
+    \b
+    Examples:
+      smtp-tutor challenge
+      smtp-tutor challenge 1
+      smtp-tutor challenge backscatter --telnet     then: telnet 127.0.0.1 2525
+      smtp-tutor challenge 1 --script attempt.txt --plain
+      smtp-tutor challenge validate
+    """
+    from tutor.ui import challenge_app
+    from tutor.ui.console import make_console
+
+    words = list(args or [])
+    console = make_console(plain=plain)
+    if words[:1] == ["validate"]:
+        paths = [Path(word) for word in words[1:]]
+        code = challenge_app.validate(console, paths, challenges_dir, replay=not static)
+    elif len(words) > 1:
+        raise UsageError("give one challenge (number or id), or: validate [PATH…]")
+    elif not words:
+        code = challenge_app.list_challenges(console, challenges_dir, plain=plain)
+    else:
+        code = challenge_app.play(
+            console,
+            make_console(plain=plain, stderr=True),
+            words[0],
+            script=script,
+            challenges_dir=challenges_dir,
+            plain=plain,
+            telnet_port=port if telnet else None,
+        )
+    raise typer.Exit(code)
 
 
 def main() -> None:

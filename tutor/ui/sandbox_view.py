@@ -1,0 +1,279 @@
+"""The sandbox's own views: TLS facts, the wire, base64 and AUTH made visible, help.
+
+The lesson screen shows TLS facts and the first encrypted exchange with these too.
+Everything that came from the network or the learner is untrusted (ui.safe); the hex
+dump's printable column holds only ASCII letters, digits and punctuation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rich.console import Group, RenderableType
+from rich.padding import Padding
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from tutor.annotations import extension_meaning
+from tutor.authcodec import AuthDecoding, B64Report, auth_note, auth_plain, shown
+from tutor.client import TapRecord, TlsInfo
+from tutor.events import RELAY_FOLDER, Exchange, MessageStored
+from tutor.sandbox import SLASH_COMMANDS
+from tutor.session_state import SessionState
+from tutor.tlsfacts import CertFacts, tls_facts, verification_note
+from tutor.ui.safe import join, untrusted, untrusted_line
+from tutor.wiredump import WireSide, ciphertext_summary, hexdump, sides
+
+PLAINTEXT_LINES = 6  # lines of SMTP text shown per side in the wire view
+
+
+def section(
+    content: RenderableType, title: str, *, plain: bool, style: str = "blue"
+) -> RenderableType:
+    """A titled block: a panel, or a `== title ==` line with --plain."""
+    if plain:
+        return Group(Text(f"== {title} ==", style="bold"), content)
+    return Panel(content, title=Text(title, style="bold"), title_align="left", border_style=style)
+
+
+def _facts_table(rows: Sequence[tuple[str, Text]]) -> Table:
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for label, value in rows:
+        table.add_row(Text(label), value)
+    return table
+
+
+# --- TLS -------------------------------------------------------------------------------------
+
+
+def tls_panel(
+    info: TlsInfo, *, builtin: bool, plain: bool, title: str = "TLS: this connection is encrypted"
+) -> RenderableType:
+    """Version, cipher, the certificate's facts, and what "verified" means here."""
+    facts = tls_facts(info)
+    rows: list[tuple[str, Text]] = [
+        ("protocol", untrusted(facts.version)),
+        ("cipher", untrusted(f"{facts.cipher} ({facts.cipher_bits}-bit)")),
+    ]
+    cert = facts.cert
+    if cert is None:
+        rows.append(("certificate", untrusted(facts.cert_problem, "yellow")))
+    else:
+        rows += _cert_rows(cert)
+    verdict = "yes" if facts.verified else "no"
+    rows.append(("verified", Text(verdict, style="green" if facts.verified else "yellow")))
+    note = verification_note(facts, builtin=builtin)
+    body = Group(_facts_table(rows), untrusted(note, "" if facts.verified else "yellow"))
+    return section(body, title, plain=plain, style="magenta")
+
+
+def _cert_rows(cert: CertFacts) -> list[tuple[str, Text]]:
+    issuer = cert.issuer
+    if cert.self_signed:
+        issuer += "  (the subject itself: self-signed)"
+    valid = f"{cert.not_before:%Y-%m-%d} to {cert.not_after:%Y-%m-%d} (UTC)"
+    if cert.expired():
+        valid += "  (not valid now)"
+    return [
+        ("subject", untrusted(cert.subject)),
+        ("names (SAN)", untrusted(", ".join(cert.names) or "(none)")),
+        ("issuer", untrusted(issuer)),
+        ("valid", untrusted(valid)),
+        ("key", untrusted(cert.key)),
+        ("SHA-256", Text("\n").join([untrusted(cert.sha256[:47]), untrusted(cert.sha256[48:])])),
+    ]
+
+
+def no_tls_line() -> Text:
+    return Text(
+        "This connection is not encrypted. After EHLO, STARTTLS upgrades it (if the server "
+        "offers it); every byte so far crossed the network readable by anyone on the path.",
+        style="yellow",
+    )
+
+
+# --- the wire ----------------------------------------------------------------------------------
+
+
+def wire_view(records: Sequence[TapRecord], *, plain: bool) -> RenderableType:
+    """The last exchange: SMTP text beside the bytes that were written and read."""
+    if not records:
+        return Text("Nothing has crossed the wire yet in this session.", style="dim")
+    parts: list[RenderableType] = []
+    for side in sides(records):
+        parts += _side(side, plain=plain)
+    caption = "From the client's byte tap: what smtp-tutor wrote to and read from the socket."
+    if any(record.tls for record in records):
+        caption += (
+            " Under TLS only the two ends can turn the ciphertext back into SMTP. Each TLS "
+            "record has a 5-byte header in the clear: its type (16 handshake, 17 application "
+            "data), a version field (03 03, or 03 01 in a first hello) and a length; once "
+            "the handshake is done, what follows is encrypted."
+        )
+    parts.append(Text(caption, style="dim"))
+    return section(Group(*parts), "On the wire: the last exchange", plain=plain)
+
+
+def _side(side: WireSide, *, plain: bool) -> list[RenderableType]:
+    arrow = (
+        ("C: you -> server" if plain else "you → server")
+        if side.direction == "sent"
+        else ("S: server -> you" if plain else "server → you")
+    )
+    out: list[RenderableType] = []
+    if side.plaintext:
+        out.append(Text(f"{arrow}: {len(side.plaintext)} bytes of SMTP text", style="bold"))
+        out += _text_lines(side.plaintext)
+    else:
+        out.append(Text(f"{arrow}: TLS handshake or housekeeping, no SMTP text", style="bold"))
+    if side.tls and not side.plaintext:
+        what = f"on the wire: {len(side.wire)} bytes of TLS records"
+    elif side.tls:
+        what = f"on the wire: {len(side.wire)} bytes of TLS ciphertext"
+    else:
+        what = f"on the wire: the same {len(side.wire)} bytes, unencrypted (no TLS)"
+    out.append(Text("  " + what, style="magenta" if side.tls else "yellow"))
+    out += [Text("    " + row) for row in hexdump(side.wire)]
+    return out
+
+
+def _text_lines(data: bytes) -> list[Text]:
+    lines = data.splitlines(keepends=True)
+    out = [join(Text("    "), untrusted_line(line)) for line in lines[:PLAINTEXT_LINES]]
+    if len(lines) > PLAINTEXT_LINES:
+        out.append(Text(f"    … {len(lines) - PLAINTEXT_LINES} more lines", style="dim"))
+    return out
+
+
+def wire_line(records: Sequence[TapRecord], *, plain: bool) -> RenderableType | None:
+    """One line for the lesson screen: what an eavesdropper saw of an encrypted command."""
+    summary = ciphertext_summary(records)
+    if summary is None:
+        return None
+    text = Text(f"{summary}: all an eavesdropper sees of it.", style="magenta")
+    return Padding(text, (0, 0, 0, 2))
+
+
+# --- base64 and AUTH ------------------------------------------------------------------------------
+
+
+def b64_view(report: B64Report) -> RenderableType:
+    lines = [
+        join(Text("base64 of "), untrusted(f'"{report.text}"'), Text(":")),
+        join(Text("  "), untrusted(report.encoded, "bold")),
+    ]
+    if report.decoded is not None:
+        lines.append(
+            join(
+                Text("it is base64 itself, and decodes to: "),
+                untrusted(f'"{shown(report.decoded)}"', "bold"),
+            )
+        )
+    lines.append(Text("Base64 is an encoding, not encryption: anyone can reverse it.", style="dim"))
+    return Group(*lines)
+
+
+def plain_view(user: str, password: str) -> RenderableType:
+    value = auth_plain(user, password)
+    return Group(
+        Text("The AUTH PLAIN argument is base64 of: (empty authzid) NUL user NUL password"),
+        join(Text("  "), untrusted(value, "bold")),
+        join(Text("type:  "), untrusted(f"AUTH PLAIN {value}", "bold")),
+        join(
+            Text("it decodes to: "),
+            untrusted(f'"\\0{user}\\0{password}"'),
+            Text("  (RFC 4616 §2)"),
+        ),
+        Text(
+            "Base64 is not encryption: anyone who sees this line can decode the password. "
+            "Send it only after STARTTLS (the built-in server answers 538 before).",
+            style="yellow",
+        ),
+    )
+
+
+def auth_view(decoding: AuthDecoding, *, tls: bool) -> RenderableType:
+    note = untrusted(auth_note(decoding, tls=tls), "magenta" if tls else "yellow")
+    return Padding(note, (0, 0, 0, 4))
+
+
+# --- the session ---------------------------------------------------------------------------------
+
+
+def stored_line(stored: MessageStored) -> RenderableType:
+    copies = []
+    for copy in stored.copies:
+        where = f"{copy.folder} ({copy.recipient})"
+        if copy.folder == RELAY_FOLDER:
+            where += ": relay mail, captured here and never sent"
+        copies.append(where)
+    text = untrusted(
+        f"The server stored message {stored.queue_id} in: {'; '.join(copies)}. "
+        "/mailbox lists what it holds.",
+        "green",
+    )
+    return Padding(text, (0, 0, 0, 2))
+
+
+def state_view(state: SessionState, *, plain: bool) -> RenderableType:
+    facts = state.summary()
+    lines: list[RenderableType] = [untrusted("server knows: " + " · ".join(facts), "bold")]
+    if state.extensions:
+        lines.append(Text("extensions offered in the last EHLO reply:"))
+        for keyword, params in state.extensions.items():
+            line = f"{keyword} {params}".strip()
+            lines.append(untrusted(f"  {line} — {extension_meaning(line)}"))
+    elif state.greeting == "HELO":
+        lines.append(Text("HELO was used: no extensions are available in this session."))
+    return Group(*lines)
+
+
+def help_view(*, builtin: bool) -> RenderableType:
+    table = Table(box=None, show_header=False, pad_edge=False)
+    table.add_column(no_wrap=True, style="bold")
+    table.add_column()
+    for usage, what in SLASH_COMMANDS.values():
+        if usage == "/mailbox" and not builtin:
+            what += " (not for this server)"
+        table.add_row(Text(usage), Text(what))
+    lines: list[RenderableType] = [
+        Text(
+            "Anything else is sent to the server as typed, CRLF added. After DATA's 354, "
+            "every line is message text until a line with only '.'; a text line that "
+            "starts with a dot must be typed with one more ('..'), as the server removes "
+            "one (dot-stuffing, RFC 5321 §4.5.2). Slash commands work outside DATA only."
+        ),
+        table,
+    ]
+    if builtin:
+        lines.append(
+            Text(
+                "Demo accounts for AUTH (after STARTTLS and a new EHLO): "
+                "you / tutor-password, alice / wonderland."
+            )
+        )
+    return Group(*lines)
+
+
+# --- the lesson screen ---------------------------------------------------------------------------
+
+
+def lesson_tls_view(
+    tls: TlsInfo | None,
+    tap: Sequence[TapRecord],
+    exchanges: Sequence[Exchange],
+    *,
+    first_tls: bool,
+    plain: bool,
+) -> list[RenderableType]:
+    """After STARTTLS in a lesson: the TLS facts; for the first encrypted exchange, the wire."""
+    if tls is not None:
+        title = "TLS started: from here on, this connection is encrypted"
+        return [tls_panel(tls, builtin=True, plain=plain, title=title)]
+    if first_tls and any(exchange.tls for exchange in exchanges):
+        line = wire_line(tap, plain=plain)
+        return [line] if line is not None else []
+    return []
