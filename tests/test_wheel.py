@@ -44,6 +44,13 @@ def test_wheel_contains_the_lessons(wheel: Path) -> None:
     assert "tutor/cli.py" in names
 
 
+def test_wheel_contains_the_challenges(wheel: Path) -> None:
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = {n.rsplit("/", 1)[1] for n in names if n.startswith("tutor/challenges/")}
+    assert {p.name for p in (ROOT / "challenges").glob("*.toml")} <= shipped
+    assert len([n for n in shipped if n.endswith(".toml")]) >= 5
+
+
 def test_installed_wheel_runs_a_lesson_outside_the_repo(wheel: Path, tmp_path: Path) -> None:
     target = tmp_path / "site"
     subprocess.run(
@@ -101,3 +108,43 @@ def test_installed_wheel_runs_a_lesson_outside_the_repo(wheel: Path, tmp_path: P
     )
     assert learned.returncode == 0, learned.stdout + learned.stderr
     assert "Lesson 1 done." in learned.stdout
+
+
+def test_installed_wheel_lists_and_plays_a_challenge(wheel: Path, tmp_path: Path) -> None:
+    target = tmp_path / "site"
+    install = ["install", "--no-deps", "-q", "--target", str(target), str(wheel)]
+    subprocess.run(
+        [sys.executable, "-m", "pip", *install],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    env = dict(
+        os.environ, PYTHONPATH=str(target), SMTP_TUTOR_HOME=str(tmp_path / "home"), COLUMNS="400"
+    )
+    listed = subprocess.run(
+        [sys.executable, "-m", "tutor", "challenge", "--plain"],
+        cwd=elsewhere,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert f"challenges from: {target}" in listed.stdout, listed.stdout + listed.stderr
+    attempt = (
+        "helo a.b.c\nmail from:<you@tutor.test>\nrcpt to:<alice@tutor.test>\n"
+        "data\nTo: bob@tutor.test\n\nhi\n.\n"
+    )
+    played = subprocess.run(
+        [sys.executable, "-m", "tutor", "challenge", "1", "--plain"],
+        cwd=elsewhere,
+        env=env,
+        input=attempt,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert played.returncode == 0, played.stdout + played.stderr
+    assert "Challenge 1 solved." in played.stdout

@@ -6,10 +6,12 @@ stored messages (with their copies and headers), bounces, TLS, AUTH.
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from tutor import dnsdata
 from tutor.envelope import Comparison, header_addresses
 from tutor.events import Authenticated, BounceSent, Event, Exchange, MessageStored, TlsStarted
 
@@ -160,6 +162,121 @@ def _client_address(events: Sequence[Event], wanted: Any) -> Verdict:
     return Verdict(got == str(wanted), f"the message should come from client address {wanted}")
 
 
+def _last_stored_in(events: Sequence[Event], folder: Any) -> Verdict:
+    message = _last_message(events)
+    if message is None:
+        return Verdict(False, f"no message has reached {folder}'s mailbox yet")
+    folders = sorted({c.folder for c in message.copies})
+    return Verdict(
+        folder in folders,
+        f"the last message should reach {folder}'s mailbox (it went to {', '.join(folders)})",
+    )
+
+
+def _to_only(events: Sequence[Event], address: Any) -> Verdict:
+    message = _last_message(events)
+    if message is None:
+        return Verdict(False, "no message stored yet")
+    named = header_addresses(message.header_to)
+    ok = {a.lower() for a in named} == {str(address).lower()}
+    return Verdict(
+        ok, f"To: should name only {address} (it names {', '.join(named) or 'no address'})"
+    )
+
+
+def _refused_alongside(events: Sequence[Event], count: Any) -> Verdict:
+    """RCPT refusals in the transaction of the last stored message (after its MAIL FROM)."""
+    last = max((i for i, e in enumerate(events) if isinstance(e, MessageStored)), default=-1)
+    if last < 0:
+        return Verdict(False, "no message stored yet")
+    refused = 0
+    for event in reversed(events[:last]):
+        if not isinstance(event, Exchange) or event.kind != "command":
+            continue
+        if event.verb == "MAIL" and event.code == 250:
+            break
+        if event.verb == "RCPT" and (event.code or 0) >= 400:
+            refused += 1
+    return Verdict(
+        refused >= int(count),
+        f"at least {count} recipient(s) of the delivered message should be refused "
+        f"(in its own transaction; {refused} were)",
+    )
+
+
+def _bounce_not_to(events: Sequence[Event], address: Any) -> Verdict:
+    bounces = [e for e in events if isinstance(e, BounceSent)]
+    sent = [b.to for b in bounces if b.copy is not None]
+    ok = any(to.lower() != str(address).lower() for to in sent)
+    if sent:
+        why = f"a bounce should go to someone other than {address} (it went to {sent[-1]})"
+    elif bounces:
+        why = "a delivery failed, but the sender was <>, so no bounce was sent"
+    else:
+        why = "no bounce has been sent yet (a bounce follows a delivery that fails after the 250)"
+    return Verdict(ok, why)
+
+
+def helo_claim_problem(helo: str, client_address: str, domain: str = "") -> str:
+    """Why a HELO name is *not* a claim to be some other host; "" when it is one.
+
+    A claim: a fully qualified domain name (it has a dot) that is not this machine
+    (localhost, its host name), not an address literal, and that the simulated DNS does
+    not point at the address the server saw. `domain` narrows it to hosts in that domain.
+    """
+    name = helo.strip().rstrip(".").lower()
+    if not name:
+        return "the message has no HELO name"
+    if name.startswith("["):
+        return f"{helo} is an address literal: it names an address, not a host"
+    if name == "localhost" or name.endswith(".localhost"):
+        return f"{helo} is this machine's own name"
+    if "." not in name:
+        return f"{helo} is not a full domain name (it needs a dot, like mail.example.net)"
+    if name == socket.gethostname().lower():
+        return f"{helo} is this machine's own host name"
+    wanted = domain.strip(".").lower()
+    if wanted and name != wanted and not name.endswith("." + wanted):
+        return f"the HELO name should be a host in {domain} (it is {helo})"
+    record = dnsdata.lookup(name)
+    if record is not None and client_address in record.a:
+        return (
+            f"{helo} points at {client_address} in the simulated DNS, the address the "
+            "message came from: that claim is true"
+        )
+    return ""
+
+
+def _helo_claims(events: Sequence[Event], wanted: Any) -> Verdict:
+    message = _last_message(events)
+    if message is None:
+        return Verdict(False, "no message stored yet")
+    domain = wanted if isinstance(wanted, str) else ""
+    problem = helo_claim_problem(message.helo, message.client_address, domain)
+    if wanted is False:
+        return Verdict(bool(problem), f"the HELO name {message.helo} should not claim another host")
+    return Verdict(not problem, f"the Received: line should name a host not yours: {problem}")
+
+
+def _body_lines(events: Sequence[Event]) -> tuple[str, ...] | None:
+    message = _last_message(events)
+    if message is None:
+        return None
+    return message.body_lines
+
+
+def _body_has_line(events: Sequence[Event], wanted: Any) -> Verdict:
+    lines = _body_lines(events)
+    ok = lines is not None and str(wanted) in lines
+    return Verdict(ok, f"the stored message should hold a line {wanted!r}")
+
+
+def _body_lacks_line(events: Sequence[Event], wanted: Any) -> Verdict:
+    lines = _body_lines(events)
+    ok = lines is not None and str(wanted) not in lines
+    return Verdict(ok, f"the stored message should not hold a line {wanted!r}")
+
+
 CHECK_KINDS: dict[str, Callable[[Sequence[Event], Any], Verdict]] = {
     "reply": _reply,
     "enhanced": _enhanced,
@@ -179,6 +296,13 @@ CHECK_KINDS: dict[str, Callable[[Sequence[Event], Any], Verdict]] = {
     "spf": _spf,
     "dmarc": _dmarc,
     "client_address": _client_address,
+    "last_stored_in": _last_stored_in,
+    "to_only": _to_only,
+    "refused_alongside": _refused_alongside,
+    "bounce_not_to": _bounce_not_to,
+    "helo_claims": _helo_claims,
+    "body_has_line": _body_has_line,
+    "body_lacks_line": _body_lacks_line,
 }
 
 

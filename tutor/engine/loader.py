@@ -51,6 +51,14 @@ def default_lessons_dir() -> Path:
     return Path(__file__).resolve().parent.parent.parent / "lessons"
 
 
+def default_challenges_dir() -> Path:
+    """The challenges shipped with the tutor (lesson-format files; see docs/challenges.md)."""
+    packaged = Path(__file__).resolve().parent.parent / "challenges"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent.parent / "challenges"
+
+
 def key_line(path: Path, key: str, start: int) -> int:
     """The line of `key =` at or after `start` in a lesson file (for replay problems)."""
     try:

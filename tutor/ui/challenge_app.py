@@ -1,0 +1,318 @@
+"""`smtp-tutor challenge`: open-ended goals, judged on what the server stored.
+
+A challenge is played by the lesson screen (the tutor's prompt, or a --script) or by
+the coach screen (a real telnet in another window); only the framing differs: a goal
+instead of a lesson, "Not solved yet" with what is missing once an attempt has settled,
+and progress kept under "challenge:<id>" without ever losing a solve.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import IO
+
+from rich.console import Console, Group, RenderableType
+from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
+
+from tutor.engine import challenges, runner
+from tutor.engine import progress as progress_mod
+from tutor.engine import validate as checks
+from tutor.engine.driver import LessonDriver, Turn, persona_for
+from tutor.engine.loader import default_challenges_dir
+from tutor.engine.model import Lesson
+from tutor.engine.progress import Progress, progress_path
+from tutor.errors import UserError
+from tutor.events import BounceSent, MessageStored
+from tutor.paths import data_home, default_maildir
+from tutor.server.runner import TeachingServer
+from tutor.ui.coach_app import CoachScreen
+from tutor.ui.lesson_app import LessonScreen, completion_words
+from tutor.ui.lesson_view import sequence_diagram
+from tutor.ui.line_input import LineInput, PromptInput, StreamInput, interactive_terminal
+from tutor.ui.safe import join, lesson_markdown, untrusted
+
+HOW = (
+    "Any commands you like: the challenge is judged on what the server stores, replies and "
+    "bounces, not on what you type. /hint gives a hint, /show solves it for you (counts as "
+    "help), /quit stops."
+)
+
+
+# --- views --------------------------------------------------------------------------------
+
+
+def _box(content: RenderableType, title: str, *, plain: bool, style: str) -> RenderableType:
+    heading = untrusted(title, "bold")
+    if plain:
+        return Group(join(Text("== "), heading, Text(" ==")), content)
+    return Panel(content, title=heading, title_align="left", border_style=style)
+
+
+def challenge_intro(challenge: Lesson, total: int, *, plain: bool) -> RenderableType:
+    parts: list[RenderableType] = []
+    if challenge.summary:
+        parts.append(untrusted(challenge.summary, "bold"))
+    parts.append(Text(HOW, style="dim"))
+    title = f"Challenge {challenge.number} of {total}: {challenge.title}"
+    return _box(Group(*parts), title, plain=plain, style="magenta")
+
+
+def challenge_end(
+    challenge: Lesson, assisted: bool, screen: LessonScreen, *, plain: bool
+) -> RenderableType:
+    parts: list[RenderableType] = [
+        Text("Your session, as a sequence diagram:", style="bold"),
+        sequence_diagram(screen.exchanges, plain=plain),
+    ]
+    if challenge.learned:
+        parts.append(Text("Why it worked:", style="bold"))
+        parts.append(lesson_markdown("\n".join(f"- {item}" for item in challenge.learned)))
+    verdict = "solved with help" if assisted else "solved"
+    parts.append(Text(f"Challenge {challenge.number} {verdict}.", style="bold green"))
+    title = f"End of challenge {challenge.number}: {challenge.title}"
+    return _box(Group(*parts), title, plain=plain, style="green")
+
+
+def missing_view(missing: list[str], *, final: bool) -> Text:
+    lead = "Not solved: still missing: " if final else "Not solved yet: "
+    return untrusted(lead + "; ".join(missing) + ".", "bold yellow")
+
+
+def challenge_table(found: list[Lesson], progress: Progress, *, plain: bool) -> RenderableType:
+    def label(challenge: Lesson) -> str:
+        return challenges.LABELS.get(challenges.status(progress, challenge), "not tried")
+
+    if plain:
+        out = Text()
+        for challenge in found:
+            out.append(
+                join(
+                    Text(f"{challenge.number:>2}. "),
+                    untrusted(challenge.title),
+                    untrusted(f"  [{label(challenge)}]"),
+                    Text("\n    "),
+                    untrusted(challenge.summary, "dim"),
+                    Text("\n"),
+                )
+            )
+        out.rstrip()
+        return out
+    table = Table(box=None, show_header=True, pad_edge=False)
+    table.add_column("#", justify="right")
+    table.add_column("challenge")
+    table.add_column("progress")
+    for challenge in found:
+        table.add_row(
+            str(challenge.number),
+            join(untrusted(challenge.title), Text("\n"), untrusted(challenge.summary, "dim")),
+            Text(label(challenge)),
+        )
+    return table
+
+
+# --- the screens --------------------------------------------------------------------------
+
+
+@dataclass
+class ChallengeScreen(LessonScreen):
+    """The lesson screen, framed as a challenge."""
+
+    last_missing: tuple[str, ...] = ()  # what the last settled attempt lacked
+
+    def play(self) -> bool:
+        self.console.print(challenge_intro(self.lesson, self.total, plain=self.plain))
+        driver = LessonDriver(self.lesson, self.run, self.maildir)
+        try:
+            self._start(driver, 0)
+            while not self.run.finished:
+                if not self._step(driver):
+                    self._stopped()
+                    return False
+            self._finish()
+            return True
+        finally:
+            driver.close()
+
+    def _resume_index(self) -> int:
+        return 0  # a challenge always starts afresh
+
+    def _save(self) -> None:
+        challenges.record(self.progress, self.lesson, progress_mod.IN_PROGRESS, ())
+
+    def _finish(self) -> None:
+        self._ask_questions()
+        assisted = bool(self.run.assisted)
+        status = progress_mod.DONE_WITH_HELP if assisted else progress_mod.DONE
+        challenges.record(self.progress, self.lesson, status, sorted(self.run.assisted))
+        self.console.print(challenge_end(self.lesson, assisted, self, plain=self.plain))
+
+    def _stopped(self) -> None:
+        self._save()
+        missing: list[str] = []
+        if not self.run.finished:
+            events = self.run.step_events
+            if challenges.settled_attempt(events) or not self.last_missing:
+                missing = challenges.unmet(self.run.step, events)
+            else:  # a new session since the last attempt: report that attempt
+                missing = list(self.last_missing)
+        if missing:
+            self.console.print(missing_view(missing, final=True))
+        if challenges.status(self.progress, self.lesson) in challenges.SOLVED:
+            self.console.print(
+                Text(
+                    f"Not solved this time; your earlier solve of challenge "
+                    f"{self.lesson.number} is kept.",
+                    style="bold",
+                )
+            )
+            return
+        self.console.print(
+            Text(
+                f"Challenge {self.lesson.number} is not solved yet. Try again with "
+                f"`smtp-tutor challenge {self.lesson.number}`; /hint inside gives a hint.",
+                style="bold",
+            )
+        )
+
+    def _show_turn(self, turn: Turn) -> None:
+        """As in a lesson, but "not yet" is said once an attempt has settled, not per line."""
+        quiet = [replace(o, missing=()) if o.status == runner.PENDING else o for o in turn.outcomes]
+        super()._show_turn(replace(turn, outcomes=quiet))
+        if self.run.finished or not self.run.step.checks:
+            return
+        # An attempt settles with a stored message (and the bounce it causes, if any):
+        # in the tutor's prompt both come in one turn, from a real telnet one by one.
+        ends_attempt = any(isinstance(e, (MessageStored, BounceSent)) for e in turn.events)
+        events = self.run.step_events
+        if not ends_attempt or not challenges.settled_attempt(events):
+            return
+        missing = challenges.unmet(self.run.step, events)
+        if missing:
+            self.last_missing = tuple(missing)
+            self.console.print(missing_view(missing, final=False))
+
+
+@dataclass
+class ChallengeCoachScreen(ChallengeScreen, CoachScreen):
+    """A challenge played from a real telnet (or nc) in another window."""
+
+    def play(self) -> bool:
+        self.console.print(challenge_intro(self.lesson, self.total, plain=self.plain))
+        server = TeachingServer(self.maildir, persona_for(self.lesson), port=self.port)
+        self.server = server
+        from tutor import serve as serve_mod
+
+        serve_mod.start(server)  # bind errors become one clear line
+        driver = LessonDriver(self.lesson, self.run, self.maildir, server=server)
+        try:
+            self._instructions(server)
+            completed = self._coach(driver, server)
+        except KeyboardInterrupt:
+            completed = False
+        finally:
+            driver.close_client()
+            server.stop()
+        if completed:
+            self._finish()
+        else:
+            self._stopped()
+        return completed
+
+
+# --- the commands -------------------------------------------------------------------------
+
+
+def list_challenges(console: Console, challenges_dir: Path | None, *, plain: bool) -> int:
+    found = challenges.load_challenges(challenges_dir)
+    progress = Progress.load()
+    console.print(challenge_table(found, progress, plain=plain or not console.is_terminal))
+    solved = sum(1 for c in found if challenges.status(progress, c) in challenges.SOLVED)
+    console.print(Text(f"{solved} of {len(found)} solved.", style="bold"))
+    console.print(
+        join(
+            Text("challenges from: ", style="dim"),
+            untrusted(str(challenges_dir or default_challenges_dir()), "dim"),
+        )
+    )
+    console.print(
+        join(Text("progress kept in: ", style="dim"), untrusted(str(progress_path()), "dim"))
+    )
+    console.print(
+        Text(
+            "play one with: smtp-tutor challenge N   (add --telnet to use a real telnet)",
+            style="dim",
+        )
+    )
+    return 0
+
+
+def play(
+    console: Console,
+    errors: Console,
+    ref: str,
+    *,
+    script: str | None,
+    challenges_dir: Path | None,
+    plain: bool,
+    telnet_port: int | None = None,
+) -> int:
+    """`smtp-tutor challenge N`: exit 0 when solved, 1 when left unsolved."""
+    found = challenges.load_challenges(challenges_dir)
+    challenge = challenges.find(found, ref)
+    progress = Progress.load()
+    if progress.warning:
+        errors.print(Text("warning: " + progress.warning, style="yellow"))
+    line_input: LineInput
+    if script is not None:
+        line_input = StreamInput(sys.stdin if script == "-" else _open_script(script), console)
+    elif interactive_terminal():
+        home = data_home()
+        home.mkdir(parents=True, exist_ok=True)
+        line_input = PromptInput(
+            completion_words(challenge),
+            "Enter: send · /hint /show /quit",
+            history_file=str(home / "history"),
+        )
+    else:
+        line_input = StreamInput(sys.stdin, console)
+    arguments = (challenge, len(found), console, line_input, progress, default_maildir())
+    if telnet_port is not None:
+        coach = ChallengeCoachScreen(*arguments, plain=plain, port=telnet_port)
+        return 0 if coach.play() else 1
+    screen = ChallengeScreen(*arguments, plain=plain)
+    return 0 if screen.play() else 1
+
+
+def _open_script(path: str) -> IO[str]:
+    try:
+        return open(path, encoding="utf-8")
+    except OSError as error:
+        raise UserError(f"cannot read the script {path}: {error.strerror}") from error
+
+
+def validate(
+    console: Console, paths: list[Path], challenges_dir: Path | None, *, replay: bool
+) -> int:
+    """Static checks (as for lessons, plus a goal and a counter-example), then a replay."""
+    targets = paths or [challenges_dir or default_challenges_dir()]
+    for target in targets:
+        if not target.exists():
+            raise UserError(f"{target}: no such file or folder")
+    report = checks.check_files(targets)
+    problems = list(report.problems)
+    for challenge in report.lessons:
+        problems += challenges.static_problems(challenge)
+    if replay:
+        for challenge in report.lessons:
+            problems += checks.replay(challenge)
+    for problem in problems:
+        console.print(untrusted(str(problem)))
+    what = "checked and replayed" if replay else "checked"
+    verdict = "ok" if not problems else f"{len(problems)} problem(s)"
+    style = "bold" if not problems else "bold red"
+    console.print(Text(f"{len(report.lessons)} challenge(s) {what}: {verdict}", style=style))
+    return 0 if not problems else 1
