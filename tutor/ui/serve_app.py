@@ -1,4 +1,4 @@
-"""`smtp-tutor serve` in a terminal: start the server, print its line log until Ctrl-C."""
+"""`smtp-tutor serve`: start the server, show the dashboard or print the line log until Ctrl-C."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rich.text import Text
 
 from tutor import serve
 from tutor.events import RELAY_FOLDER
+from tutor.ui import dashboard
 from tutor.ui.safe import join, untrusted
 from tutor.ui.serve_log import ServeLog
 
@@ -24,7 +25,10 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise _Stop
 
 
-def run(options: serve.ServeOptions, console: Console, errors: Console) -> int:
+def run(
+    options: serve.ServeOptions, console: Console, errors: Console, *, line_log: bool = False
+) -> int:
+    """The live dashboard on a terminal; the line log in a pipe, or when line_log asks."""
     server = serve.build_server(options)
     if options.host and not serve.is_loopback(options.host):
         errors.print(
@@ -35,6 +39,8 @@ def run(options: serve.ServeOptions, console: Console, errors: Console) -> int:
             )
         )
     serve.start(server)
+    if not line_log and dashboard.wanted(console, sys.stdin.isatty()):
+        return dashboard.run_dashboard(server, options, console)
     log = ServeLog(console)
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if hasattr(signal, "SIGTERM") else None
     try:
