@@ -467,3 +467,25 @@ def test_commands_before_a_half_close_are_all_answered(server: TeachingServer) -
     assert lines[1].startswith("250 mx.tutor.test Hello")
     assert lines[2] == "250 2.0.0 OK"
     assert lines[3] == "221 2.0.0 mx.tutor.test closing connection"
+
+
+def test_bare_lf_message_sent_in_one_burst_with_data_is_reported(server: TeachingServer) -> None:
+    """Plain nc pastes DATA and the message at once: the warning must not wait for more bytes."""
+    import socket as socket_module
+
+    with socket_module.create_connection(server.address, timeout=10) as sock:
+        reader = sock.makefile("rb")
+        reader.readline()
+        sock.sendall(b"HELO a\nMAIL FROM:<a@example.test>\nRCPT TO:<you@tutor.test>\n")
+        for _ in range(3):
+            reader.readline()
+        sock.sendall(b"DATA\nSubject: x\n\nbody\n.\n")
+        assert reader.readline().startswith(b"354 ")
+        assert server.capture.wait_for(
+            lambda: any(
+                isinstance(e, BareLineFeed) and e.in_data
+                for r in server.capture.sessions()
+                for e in r.events
+            ),
+            5,
+        )

@@ -604,6 +604,12 @@ class TeachingSMTP(SMTP):
     async def _read_message(self) -> tuple[bytes, str | None]:
         """Read DATA lines until CRLF.CRLF; only that ends a message (no bare-LF ending)."""
         self._in_data = True
+        # Message lines that came in the same burst as DATA (plain nc sends everything
+        # at once) are already buffered: data_received saw them before DATA was read.
+        buffered = bytes(getattr(self._reader, "_buffer", b""))
+        if not self._bare_lf_reported[True] and has_bare_lf(buffered):
+            self._bare_lf_reported[True] = True
+            self._publish(BareLineFeed(self.sid, True))
         self._begin("data", b"")
         assert self._pending is not None
         sent = self._pending.sent
