@@ -340,3 +340,32 @@ def test_no_outbound_connection_even_as_an_open_relay(tmp_path: Path) -> None:
     assert len(relayed) == 3  # two recipients of the first message, one of the second
     [bounce] = stored_files(tmp_path / "Maildir", "you")
     assert bounce.read_text().startswith("Return-Path: <>\n")
+
+
+def test_transcripts_one_file_per_session(tmp_path: Path) -> None:
+    handouts = tmp_path / "handouts"
+    process = ServeProcess(
+        tmp_path / "Maildir",
+        "--plain",
+        "--transcripts",
+        str(handouts),
+        "--transcript-format",
+        "html",
+    )
+    try:
+        for name in ("first.example", "second.example"):
+            with RawClient(process.address) as client:
+                client.cmd(f"EHLO {name}")
+                client.cmd("QUIT")
+            process.wait_for(b"closed after QUIT")
+        with RawClient(process.address) as client:  # still open when the server stops
+            client.cmd("HELO third.example")
+            assert process.interrupt() == 0
+    finally:
+        process.kill()
+    files = sorted(p.name for p in handouts.iterdir())
+    assert files == ["session-0001.html", "session-0002.html", "session-0003.html"]
+    first = (handouts / "session-0001.html").read_text()
+    assert "EHLO first.example" in first and "Greeting accepted (EHLO)" in first
+    assert "second.example" not in first
+    assert "Service shutting down" in (handouts / "session-0003.html").read_text()

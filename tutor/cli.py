@@ -286,6 +286,13 @@ def serve(
     log: Annotated[
         bool, typer.Option("--log", help="The line log even on a terminal (no dashboard).")
     ] = False,
+    transcripts: Annotated[
+        Path | None,
+        typer.Option("--transcripts", help="Write each session's transcript into this folder."),
+    ] = None,
+    transcript_format: Annotated[
+        str, typer.Option("--transcript-format", help="md, html, svg or txt.")
+    ] = "md",
 ) -> None:
     """Run the teaching SMTP server for real clients and show every session, explained.
 
@@ -296,11 +303,15 @@ def serve(
     Examples:
       smtp-tutor serve
       smtp-tutor serve --port 2525 --open-relay
+      smtp-tutor serve --transcripts handouts/ --transcript-format html
       then, in another terminal:  telnet 127.0.0.1 2525   or   nc -C 127.0.0.1 2525
     """
     from tutor.serve import ServeOptions
     from tutor.ui.console import make_console
     from tutor.ui.serve_app import run
+    from tutor.ui.serve_transcripts import SessionTranscripts
+
+    writer = SessionTranscripts(transcripts, transcript_format) if transcripts else None
 
     options = ServeOptions(
         host, port, _maildir(maildir), open_relay, idle_timeout, max_connections, tls_port
@@ -311,6 +322,7 @@ def serve(
             make_console(plain=plain),
             make_console(plain=plain, stderr=True),
             line_log=log or plain,
+            transcripts=writer,
         )
     )
 

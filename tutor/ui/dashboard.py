@@ -425,13 +425,19 @@ class KeySource(Protocol):
     def flush(self) -> list[str]: ...
 
 
+class EventSource(Protocol):
+    """The capture's queue, or a wrapper of it (serve --transcripts tees it)."""
+
+    def get_nowait(self) -> Event: ...
+
+
 class Dashboard:
     """The loop: drain the queue, react to keys, redraw at most `rate` times a second."""
 
     def __init__(
         self,
         console: Console,
-        events: queue.SimpleQueue[Event],
+        events: EventSource,
         header: Header,
         *,
         rate: float = MAX_FRAMES_PER_SECOND,
@@ -694,6 +700,7 @@ def run_dashboard(
     options: serve.ServeOptions,
     console: Console,
     keys: TerminalKeys | None = None,
+    events: EventSource | None = None,
 ) -> int:
     """serve with the dashboard: until q or Ctrl-C, then stop the server (421 to everyone).
 
@@ -701,7 +708,9 @@ def run_dashboard(
     server before it propagates."""
     from tutor.ui.keys import TerminalKeys
 
-    dashboard = Dashboard(console, server.capture.events, Header.for_server(server, options))
+    dashboard = Dashboard(
+        console, events or server.capture.events, Header.for_server(server, options)
+    )
     keys = keys or TerminalKeys()
     try:
         with keys.raw():

@@ -11,10 +11,12 @@ from rich.console import Console
 from rich.text import Text
 
 from tutor import serve
-from tutor.events import RELAY_FOLDER
+from tutor.events import RELAY_FOLDER, Event
+from tutor.server.runner import TeachingServer
 from tutor.ui import dashboard
 from tutor.ui.safe import join, untrusted
 from tutor.ui.serve_log import ServeLog
+from tutor.ui.serve_transcripts import SessionTranscripts, TeeEvents
 
 
 class _Stop(Exception):
@@ -26,7 +28,12 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
 
 
 def run(
-    options: serve.ServeOptions, console: Console, errors: Console, *, line_log: bool = False
+    options: serve.ServeOptions,
+    console: Console,
+    errors: Console,
+    *,
+    line_log: bool = False,
+    transcripts: SessionTranscripts | None = None,
 ) -> int:
     """The live dashboard on a terminal; the line log in a pipe, or when line_log asks."""
     server = serve.build_server(options)
@@ -39,15 +46,31 @@ def run(
             )
         )
     serve.start(server)
-    if not line_log and dashboard.wanted(console, sys.stdin.isatty()):
-        return dashboard.run_dashboard(server, options, console)
+    events: TeeEvents | queue.SimpleQueue[Event] = server.capture.events
+    if transcripts is not None:
+        events = TeeEvents(server.capture.events, transcripts)
+    try:
+        if not line_log and dashboard.wanted(console, sys.stdin.isatty()):
+            return dashboard.run_dashboard(server, options, console, events=events)
+        return _line_log(server, options, console, events)
+    finally:
+        if transcripts is not None:
+            transcripts.close()
+
+
+def _line_log(
+    server: TeachingServer,
+    options: serve.ServeOptions,
+    console: Console,
+    events: TeeEvents | queue.SimpleQueue[Event],
+) -> int:
     log = ServeLog(console)
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if hasattr(signal, "SIGTERM") else None
     try:
         _banner(console, server, options)
         while True:
             try:
-                event = server.capture.events.get(timeout=0.5)
+                event = events.get(timeout=0.5)
             except queue.Empty:
                 continue
             log.show(event)
@@ -58,7 +81,7 @@ def run(
         server.stop()
         while True:  # what the last sessions said before the stop
             try:
-                log.show(server.capture.events.get_nowait())
+                log.show(events.get_nowait())
             except queue.Empty:
                 break
         if previous is not None:
