@@ -214,10 +214,14 @@ def lessons_validate(
 ) -> None:
     """Check lesson files, then replay every lesson on the built-in server."""
     from tutor.ui.console import make_console
-    from tutor.ui.validate_app import validate
+    from tutor.ui.validate_app import lesson_targets, validate
 
     raise typer.Exit(
-        validate(make_console(), paths or [], _lessons_dir(lessons_dir), replay=not static)
+        validate(
+            make_console(),
+            lesson_targets(paths or [], _lessons_dir(lessons_dir)),
+            replay=not static,
+        )
     )
 
 

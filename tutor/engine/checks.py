@@ -138,22 +138,22 @@ def _envelope_sender(events: Sequence[Event], address: Any) -> Verdict:
     return Verdict(ok, f"the envelope sender should be <{address}>")
 
 
-def _spf(events: Sequence[Event], wanted: Any) -> Verdict:
-    message = _last_message(events)
-    got = message.spf if message else ""
-    return Verdict(
-        got == str(wanted),
-        f"the last message's SPF verdict should be {wanted} (it is {got or 'unknown'})",
-    )
+def _verdict(name: str, label: str) -> Callable[[Sequence[Event], Any], Verdict]:
+    """A check on one of the last message's simulated verdicts (spf, dmarc)."""
+
+    def check(events: Sequence[Event], wanted: Any) -> Verdict:
+        message = _last_message(events)
+        got = str(getattr(message, name, "")) if message else ""
+        return Verdict(
+            got == str(wanted),
+            f"the last message's {label} verdict should be {wanted} (it is {got or 'unknown'})",
+        )
+
+    return check
 
 
-def _dmarc(events: Sequence[Event], wanted: Any) -> Verdict:
-    message = _last_message(events)
-    got = message.dmarc if message else ""
-    return Verdict(
-        got == str(wanted),
-        f"the last message's DMARC verdict should be {wanted} (it is {got or 'unknown'})",
-    )
+_spf = _verdict("spf", "SPF")
+_dmarc = _verdict("dmarc", "DMARC")
 
 
 def _client_address(events: Sequence[Event], wanted: Any) -> Verdict:

@@ -20,15 +20,13 @@ from rich.text import Text
 
 from tutor.engine import challenges, runner
 from tutor.engine import progress as progress_mod
-from tutor.engine import validate as checks
-from tutor.engine.driver import LessonDriver, Turn, persona_for
+from tutor.engine.driver import Turn
 from tutor.engine.loader import default_challenges_dir
 from tutor.engine.model import Lesson
 from tutor.engine.progress import Progress, progress_path
 from tutor.errors import UserError
 from tutor.events import BounceSent, MessageStored
 from tutor.paths import data_home, default_maildir
-from tutor.server.runner import TeachingServer
 from tutor.ui.coach_app import CoachScreen
 from tutor.ui.lesson_app import LessonScreen, completion_words
 from tutor.ui.lesson_view import sequence_diagram
@@ -123,19 +121,8 @@ class ChallengeScreen(LessonScreen):
 
     last_missing: tuple[str, ...] = ()  # what the last settled attempt lacked
 
-    def play(self) -> bool:
-        self.console.print(challenge_intro(self.lesson, self.total, plain=self.plain))
-        driver = LessonDriver(self.lesson, self.run, self.maildir)
-        try:
-            self._start(driver, 0)
-            while not self.run.finished:
-                if not self._step(driver):
-                    self._stopped()
-                    return False
-            self._finish()
-            return True
-        finally:
-            driver.close()
+    def _intro_panel(self) -> RenderableType:
+        return challenge_intro(self.lesson, self.total, plain=self.plain)
 
     def _resume_index(self) -> int:
         return 0  # a challenge always starts afresh
@@ -198,29 +185,8 @@ class ChallengeScreen(LessonScreen):
 
 @dataclass
 class ChallengeCoachScreen(ChallengeScreen, CoachScreen):
-    """A challenge played from a real telnet (or nc) in another window."""
-
-    def play(self) -> bool:
-        self.console.print(challenge_intro(self.lesson, self.total, plain=self.plain))
-        server = TeachingServer(self.maildir, persona_for(self.lesson), port=self.port)
-        self.server = server
-        from tutor import serve as serve_mod
-
-        serve_mod.start(server)  # bind errors become one clear line
-        driver = LessonDriver(self.lesson, self.run, self.maildir, server=server)
-        try:
-            self._instructions(server)
-            completed = self._coach(driver, server)
-        except KeyboardInterrupt:
-            completed = False
-        finally:
-            driver.close_client()
-            server.stop()
-        if completed:
-            self._finish()
-        else:
-            self._stopped()
-        return completed
+    """A challenge played from a real telnet (or nc) in another window: the coach
+    screen's loop (CoachScreen.play) with the challenge's framing."""
 
 
 # --- the commands -------------------------------------------------------------------------
@@ -298,21 +264,9 @@ def validate(
     console: Console, paths: list[Path], challenges_dir: Path | None, *, replay: bool
 ) -> int:
     """Static checks (as for lessons, plus a goal and a counter-example), then a replay."""
+    from tutor.ui.validate_app import validate as validate_files
+
     targets = paths or [challenges_dir or default_challenges_dir()]
-    for target in targets:
-        if not target.exists():
-            raise UserError(f"{target}: no such file or folder")
-    report = checks.check_files(targets)
-    problems = list(report.problems)
-    for challenge in report.lessons:
-        problems += challenges.static_problems(challenge)
-    if replay:
-        for challenge in report.lessons:
-            problems += checks.replay(challenge)
-    for problem in problems:
-        console.print(untrusted(str(problem)))
-    what = "checked and replayed" if replay else "checked"
-    verdict = "ok" if not problems else f"{len(problems)} problem(s)"
-    style = "bold" if not problems else "bold red"
-    console.print(Text(f"{len(report.lessons)} challenge(s) {what}: {verdict}", style=style))
-    return 0 if not problems else 1
+    return validate_files(
+        console, targets, replay=replay, noun="challenge", extra=challenges.static_problems
+    )

@@ -20,7 +20,6 @@ from tutor.events import BareLineFeed, Event, Exchange, SessionClosed, SessionOp
 from tutor.server.runner import TeachingServer
 from tutor.session_state import SessionState
 from tutor.ui.lesson_app import LessonScreen
-from tutor.ui.lesson_view import lesson_intro
 from tutor.ui.safe import lesson_markdown, untrusted
 
 WAIT = 0.3  # how often the loop wakes to stay responsive to Ctrl-C while no event comes
@@ -52,7 +51,7 @@ class CoachScreen(LessonScreen):
     server: TeachingServer | None = field(default=None, init=False)
 
     def play(self) -> bool:
-        self.console.print(lesson_intro(self.lesson, self.total, plain=self.plain))
+        self.console.print(self._intro_panel())
         server = TeachingServer(self.maildir, persona_for(self.lesson), port=self.port)
         self.server = server
         from tutor import serve as serve_mod
@@ -70,8 +69,7 @@ class CoachScreen(LessonScreen):
         if completed:
             self._finish()
         else:
-            self._save()
-            self.console.print(Text("Stopped. Progress is kept.", style="bold"))
+            self._stopped()
         return completed
 
     def _instructions(self, server: TeachingServer) -> None:

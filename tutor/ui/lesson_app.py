@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.text import Text
 
 from tutor import mailview
@@ -69,25 +69,32 @@ class LessonScreen:
     def play(self) -> bool:
         """Run the lesson to its end or until the learner quits; True if completed."""
         resume = self._resume_index()
-        self.console.print(view.lesson_intro(self.lesson, self.total, plain=self.plain))
+        self.console.print(self._intro_panel())
         driver = LessonDriver(self.lesson, self.run, self.maildir)
         try:
             self._start(driver, resume)
             while not self.run.finished:
                 if not self._step(driver):
-                    self._save()
-                    self.console.print(
-                        Text(
-                            f"Stopped at step {self.run.index + 1}. Progress is kept: "
-                            f"`smtp-tutor learn {self.lesson.number}` picks up here.",
-                            style="bold",
-                        )
-                    )
+                    self._stopped()
                     return False
             self._finish()
             return True
         finally:
             driver.close()
+
+    def _intro_panel(self) -> RenderableType:
+        return view.lesson_intro(self.lesson, self.total, plain=self.plain)
+
+    def _stopped(self) -> None:
+        """The learner stopped before the end: keep progress and say how to resume."""
+        self._save()
+        self.console.print(
+            Text(
+                f"Stopped at step {self.run.index + 1}. Progress is kept: "
+                f"`smtp-tutor learn {self.lesson.number}` picks up here.",
+                style="bold",
+            )
+        )
 
     def _resume_index(self) -> int:
         saved = self.progress.of(self.lesson.id)
