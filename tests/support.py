@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
+import subprocess
+import sys
 
 TIMEOUT = 10.0
 
@@ -65,3 +68,17 @@ class RawClient:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def run_cli(
+    *args: str, stdin: str | None = None, columns: int = 200, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """`python -m tutor ARGS` as a user runs it: output captured, one width for wrapping."""
+    return subprocess.run(
+        [sys.executable, "-m", "tutor", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=dict(os.environ, COLUMNS=str(columns)),
+    )

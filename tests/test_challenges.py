@@ -8,7 +8,6 @@ counter-example, a plausible attempt that misses the goal. Both go through the r
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.serve_process import LiveProcess
+from tests.support import run_cli
 from tutor.engine import challenges
 from tutor.engine.answers import canonical
 from tutor.engine.loader import default_challenges_dir
@@ -39,14 +39,7 @@ SHIPPED = challenges.load_challenges()
 
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tutor", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=dict(os.environ, COLUMNS="400"),
-    )
+    return run_cli(*args, stdin=stdin, columns=400)
 
 
 def goal_of(challenge: Lesson) -> Step:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support import run_cli
 from tutor.server.runner import TeachingServer
 
 BOUNCE = """\
@@ -21,14 +21,7 @@ Status: 5.1.1
 
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tutor", *args, "--plain"],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ, COLUMNS="200"),
-    )
+    return run_cli(*args, "--plain", stdin=stdin, columns=200)
 
 
 def test_explain_one_code() -> None:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import xml.etree.ElementTree as ElementTree
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 
+from tests.support import run_cli
 from tutor.engine.loader import load_all
 
 SEED = (
@@ -20,14 +19,7 @@ SEED = (
 
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tutor", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=dict(os.environ, COLUMNS="100"),
-    )
+    return run_cli(*args, stdin=stdin, columns=100)
 
 
 @pytest.mark.parametrize("number", [str(lesson.number) for lesson in load_all()])

@@ -3,24 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
+
+from tests.support import run_cli
 
 LESSON_HEAD = 'format_version = 1\nid = "mine"\ntitle = "A teacher\'s lesson"\n'
 CONNECT = '[[steps]]\nid = "connect"\nkind = "connect"\nexplain = "Connecting."\n'
 
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tutor", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=dict(os.environ, COLUMNS="200"),
-    )
+    return run_cli(*args, stdin=stdin, columns=200)
 
 
 def write_lesson(folder: Path, body: str, name: str = "01-mine.toml") -> Path:
