@@ -23,7 +23,7 @@ from tutor.engine import runner
 from tutor.engine.model import Lesson, Step
 from tutor.engine.runner import LessonRun, Outcome
 from tutor.envelope import Comparison, header_addresses
-from tutor.events import BounceSent, Exchange, MessageStored, TlsStarted
+from tutor.events import RELAY_FOLDER, BounceSent, Exchange, MessageStored, TlsStarted
 from tutor.mailview import StoredMessage
 from tutor.session_state import SessionState
 from tutor.ui.mailbox_view import marked_headers, stored_body
@@ -242,8 +242,13 @@ def _rounded() -> Box:
 def trace_view(message: StoredMessage, *, plain: bool) -> RenderableType:
     """The top of the stored copy, with the headers the server added marked."""
     text = marked_headers(message)
+    where = (
+        f"the {message.folder} folder (kept here, never sent)"
+        if message.folder == RELAY_FOLDER
+        else f"{message.folder}'s mailbox"
+    )
     caption = untrusted(
-        f"Stored copy in {message.folder}'s mailbox ({message.ref}); server> marks what "
+        f"Stored copy in {where} ({message.ref}); server> marks what "
         "the server added: Return-Path is the envelope sender, Received names your "
         "real address and the envelope, Authentication-Results the SPF and DMARC verdicts, "
         "Delivered-To the envelope recipient.",
