@@ -35,7 +35,8 @@ def visible(text: str, *, keep_tabs: bool = False, keep_newlines: bool = False) 
 
     keep_newlines keeps LF for multi-line text we lay out ourselves (lesson Markdown).
     """
-    if text.isprintable() and not any(ch in _BIDI for ch in text):
+    # isdisjoint walks the string in C: this check runs for every line serve logs.
+    if text.isprintable() and _BIDI.isdisjoint(text):
         return text
     out = []
     for char in text:

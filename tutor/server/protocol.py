@@ -72,6 +72,8 @@ _HELP_TOPICS = {
 
 def echo_safe(text: str, *, allow_utf8: bool) -> str:
     """Text that is safe to echo in a reply: printable, and ASCII unless SMTPUTF8 is in use."""
+    if text.isprintable() and (allow_utf8 or text.isascii()):
+        return text  # the usual case, checked in C rather than character by character
     return "".join(ch if ch.isprintable() and (allow_utf8 or ch.isascii()) else "?" for ch in text)
 
 

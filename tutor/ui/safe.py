@@ -39,6 +39,9 @@ def untrusted_line(raw: bytes, style: str = "") -> Text:
 def join(*parts: Text | str) -> Text:
     """Concatenate trusted literals (plain str, never parsed) and Text pieces."""
     out = Text()
-    for part in parts:
-        out.append(part if isinstance(part, Text) else Text(part))
+    for part in parts:  # append_text: the same result, half the cost (serve logs a lot)
+        if isinstance(part, Text):
+            out.append_text(part)
+        else:
+            out.append(part)
     return out

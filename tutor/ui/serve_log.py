@@ -59,12 +59,22 @@ class ServeLog:
         self.sessions = 0
         self.messages = 0
         self.states: dict[int, SessionState] = {}  # what each session's server knows
+        # Asked once: rich's is_terminal re-reads the environment on every call.
+        self._soft = not console.is_terminal
+        # A pipe or a file without colour: a rendered Text is exactly its plain text, so
+        # write that and skip rich's render pipeline. Under load (docs/performance.md)
+        # that pipeline, run for every log line, took most of serve's CPU and slowed the
+        # server thread through the shared GIL.
+        self._direct = self._soft and console.color_system is None and not console.record
 
     def show(self, event: Event) -> None:
         # In a pipe, one event is one line (for grep); on a screen, lines wrap.
-        soft = not self.console.is_terminal
         for line in self.render(event):
-            self.console.print(line, soft_wrap=soft)
+            plain = line.plain
+            if self._direct and "\t" not in plain:  # rich would expand a tab
+                self.console.file.write(plain + "\n")
+            else:
+                self.console.print(line, soft_wrap=self._soft)
 
     def render(self, event: Event) -> list[Text]:
         tag = _tag(event.session)
