@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from rich.console import Console, RenderableType
 from rich.table import Table
@@ -173,18 +173,17 @@ def learn(
         if telnet_port is not None:
             from tutor.ui.coach_app import CoachScreen
 
-            coach = CoachScreen(
-                lesson,
-                len(lessons),
+            completed = _play(
                 console,
-                line_input,
+                lessons,
+                lesson,
                 progress,
-                default_maildir(),
+                line_input,
                 plain=plain,
-                port=telnet_port,
                 present=present,
+                screen=CoachScreen,
+                port=telnet_port,
             )
-            completed = coach.play()
         else:
             completed = _play(
                 console, lessons, lesson, progress, line_input, plain=plain, present=present
@@ -268,8 +267,11 @@ def _play(
     *,
     plain: bool,
     present: bool = False,
+    screen: type[LessonScreen] = LessonScreen,
+    **options: Any,
 ) -> bool:
-    screen = LessonScreen(
+    """Play one lesson on a lesson screen (or a subclass: coach mode) and say if it was done."""
+    played = screen(
         lesson,
         len(lessons),
         console,
@@ -278,8 +280,9 @@ def _play(
         default_maildir(),
         plain=plain,
         present=present,
+        **options,
     )
-    return screen.play()
+    return played.play()
 
 
 def reset_progress(
