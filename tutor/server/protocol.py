@@ -795,9 +795,16 @@ class TeachingSMTP(SMTP):
             return MISSING
 
 
+CAPTURED_DATA_LIMIT = 64 * 1024  # of a message's raw bytes kept in the capture
+
+
 def _keep(sent: bytearray, line: bytes, limit: int) -> None:
-    """Keep the raw DATA bytes for the capture, up to a bound that protects memory."""
-    room = limit + 4096 - len(sent)
+    """Keep a message's raw bytes for the capture, up to a bound that protects memory.
+
+    The capture shows a message (its first lines, its size); the stored copy holds it
+    whole. Keeping every byte of every message made a long `serve` grow without bound.
+    """
+    room = min(limit + 4096, CAPTURED_DATA_LIMIT) - len(sent)
     if room > 0:
         sent += line[:room]
 
