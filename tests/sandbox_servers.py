@@ -11,14 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import shutil
 import socket
 import subprocess
 import threading
 from collections.abc import Iterator
 from typing import Any
 
-import pytest
+from tests.support import require_tool
 
 TIMEOUT = 10.0
 
@@ -105,16 +104,8 @@ class PostfixSink:
 
 
 def smtp_sink_binary() -> str:
-    """The smtp-sink binary; skipped where it is missing, but never silently in CI."""
-    found = shutil.which("smtp-sink") or next(
-        (p for p in ("/usr/sbin/smtp-sink", "/usr/lib/postfix/smtp-sink") if os.access(p, os.X_OK)),
-        None,
-    )
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("smtp-sink (Postfix) is not installed, and CI must run this test")
-        pytest.skip("smtp-sink (Postfix) is not installed")
-    return found
+    """The smtp-sink binary (Postfix's test server), often outside PATH."""
+    return require_tool("smtp-sink", "/usr/sbin/smtp-sink", "/usr/lib/postfix/smtp-sink")
 
 
 @contextlib.contextmanager

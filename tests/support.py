@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import ssl
 import subprocess
@@ -82,3 +83,23 @@ def run_cli(
         timeout=timeout,
         env=dict(os.environ, COLUMNS=str(columns)),
     )
+
+
+def require_tool(name: str, *places: str, linux_only: bool = False) -> str:
+    """A real client the test needs (swaks, nc, openssl, smtp-sink): its path.
+
+    Missing on a developer's machine: the test is skipped. Missing in CI (the CI variable
+    is set): the test fails, because .ci/run installs every tool. A CI job that cannot have
+    a tool (the GitHub macOS and Windows runners) says so with SMTP_TUTOR_OPTIONAL_TOOLS=1.
+    """
+    import pytest
+
+    found = shutil.which(name) or next((p for p in places if os.access(p, os.X_OK)), None)
+    if linux_only and not sys.platform.startswith("linux"):
+        found = None  # e.g. Debian's netcat-openbsd flags (-C, -q) that BSD nc lacks
+    if found is None:
+        message = f"{name} is not installed (this test drives the real client)"
+        if os.environ.get("CI") and not os.environ.get("SMTP_TUTOR_OPTIONAL_TOOLS"):
+            pytest.fail(message + "; .ci/run installs it")
+        pytest.skip(message)
+    return found

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.support import run_cli
+from tests.support import require_tool, run_cli
 from tutor.server.runner import TeachingServer
 
 BOUNCE = """\
@@ -64,11 +62,7 @@ def test_codes_table_and_filter() -> None:
 
 
 def test_annotate_a_real_swaks_run(server: TeachingServer, tmp_path: Path) -> None:
-    swaks = shutil.which("swaks")
-    if swaks is None:
-        if os.environ.get("CI"):
-            pytest.fail("swaks is not installed; .ci/run installs it")
-        pytest.skip("swaks is not installed")
+    swaks = require_tool("swaks")
     host, port = server.address
     transcript = subprocess.run(
         [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
 import subprocess
 import sys
@@ -11,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.serve_process import LiveProcess
+from tests.support import require_tool
 
 SEED_CRLF = [
     b"helo a.b.c\r\n",
@@ -79,11 +79,7 @@ def test_a_bare_lf_client_is_told_at_once_and_can_still_finish(coach: LiveProces
 
 
 def test_nc_dash_c_drives_the_lesson(coach: LiveProcess) -> None:
-    nc = shutil.which("nc")
-    if nc is None:
-        pytest.skip("nc is not installed") if not __import__("os").environ.get(
-            "CI"
-        ) else pytest.fail("nc is not installed; .ci/run installs it")
+    nc = require_tool("nc", linux_only=True)
     script = b"".join(SEED_CRLF).replace(b"\r\n", b"\n")
     subprocess.run(
         [nc, "-C", "-q", "2", "127.0.0.1", str(coach.port)],

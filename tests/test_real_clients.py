@@ -7,9 +7,7 @@ skips its tests on a development machine and fails them in CI (the CI variable i
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import smtplib
 import ssl
 import subprocess
@@ -18,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import require_tool
 from tutor.events import MessageStored
 from tutor.server.capture import Capture
 from tutor.server.persona import DEMO_ACCOUNTS
@@ -30,16 +29,6 @@ DEMO_PASSWORD = DEMO_ACCOUNTS[DEMO_USER]
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
-def require_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (needed to test the server with a real client)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 def run(argv: list[str], stdin: str = "") -> subprocess.CompletedProcess[str]:

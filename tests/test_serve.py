@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import smtplib
 import socket
 import ssl
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.serve_process import ServeProcess
-from tests.support import RawClient
+from tests.support import RawClient, require_tool
 from tutor.server.persona import DEMO_ACCOUNTS
 
 SEED_SESSION = [
@@ -29,15 +28,7 @@ SEED_MESSAGE = (
 )
 
 
-def need(tool: str) -> str:
-    path = shutil.which(tool)
-    if path is None:
-        import os
-
-        if os.environ.get("CI"):
-            pytest.fail(f"{tool} is not installed; .ci/run installs it")
-        pytest.skip(f"{tool} is not installed")
-    return path
+need = require_tool
 
 
 @pytest.fixture
@@ -231,7 +222,7 @@ def test_nc_with_bare_lf_is_told_at_once(serve: ServeProcess) -> None:
 
 
 def test_nc_dash_c_session(serve: ServeProcess) -> None:
-    nc = need("nc")
+    nc = need("nc", linux_only=True)
     script = (
         b"helo nc.example.test\nmail from:<nc@example.test>\nrcpt to:<alice@tutor.test>\n"
         b"data\nSubject: nc\n\nhi\n.\nquit\n"

@@ -11,7 +11,6 @@ import io
 import os
 import re
 import selectors
-import shutil
 import subprocess
 import sys
 import time
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console, RenderableType
 
+from tests.support import require_tool
 from tutor.errors import UserError
 from tutor.server.runner import TeachingServer
 from tutor.transcript import Transcript, detect_format, parse, read
@@ -29,16 +29,6 @@ from tutor.wire import parse_reply_line
 TIMEOUT = 10.0
 PROCESS_TIMEOUT = 30.0
 BODY_LINE = "550 looks like a reply"
-
-
-def require_tool(name: str) -> str:
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} is not installed (needed to produce a real transcript)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 def render(renderable: RenderableType) -> str:
@@ -255,7 +245,7 @@ def test_real_smtplib_debug_output(server: TeachingServer, level: int) -> None:
 
 def test_real_nc_session(server: TeachingServer) -> None:
     host, port = server.address
-    log = terminal_log([require_tool("nc"), "-C", host, str(port)], SESSION)
+    log = terminal_log([require_tool("nc", linux_only=True), "-C", host, str(port)], SESSION)
     assert f"\n{BODY_LINE}\n.\n250 2.0.0 OK id=" in log, log
     t = parse(log)
     assert t.format == "nc"
