@@ -51,100 +51,75 @@ def test_wheel_contains_the_challenges(wheel: Path) -> None:
     assert len([n for n in shipped if n.endswith(".toml")]) >= 5
 
 
-def test_installed_wheel_runs_a_lesson_outside_the_repo(wheel: Path, tmp_path: Path) -> None:
-    target = tmp_path / "site"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "-q",
-            "--target",
-            str(target),
-            str(wheel),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    env = dict(
-        os.environ, PYTHONPATH=str(target), SMTP_TUTOR_HOME=str(tmp_path / "home"), COLUMNS="400"
-    )
-    where = subprocess.run(
-        [sys.executable, "-c", "import tutor; print(tutor.__file__)"],
-        cwd=elsewhere,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert where.stdout.startswith(str(target)), "the test must exercise the installed wheel"
-    listed = subprocess.run(
-        [sys.executable, "-m", "tutor", "lessons", "--plain"],
-        cwd=elsewhere,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+class Installed:
+    """The wheel installed into its own folder, run from a folder far from the sources."""
+
+    def __init__(self, wheel: Path, tmp_path: Path) -> None:
+        self.target = tmp_path / "site"
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "install",
+                "--no-deps",
+                "-q",
+                "--target",
+                str(self.target),
+                str(wheel),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=300,
+        )
+        self.cwd = tmp_path / "elsewhere"
+        self.cwd.mkdir()
+        self.env = dict(
+            os.environ,
+            PYTHONPATH=str(self.target),
+            SMTP_TUTOR_HOME=str(tmp_path / "home"),
+            COLUMNS="400",
+        )
+
+    def run(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, *args],
+            cwd=self.cwd,
+            env=self.env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+
+
+@pytest.fixture
+def installed(wheel: Path, tmp_path: Path) -> Installed:
+    return Installed(wheel, tmp_path)
+
+
+def test_installed_wheel_runs_a_lesson_outside_the_repo(installed: Installed) -> None:
+    where = installed.run("-c", "import tutor; print(tutor.__file__)")
+    assert where.stdout.startswith(str(installed.target)), "the test must use the installed wheel"
+    listed = installed.run("-m", "tutor", "lessons", "--plain")
     assert "1. The SMTP conversation" in listed.stdout, listed.stdout + listed.stderr
-    assert f"lessons from: {target}" in listed.stdout
+    assert f"lessons from: {installed.target}" in listed.stdout
     session = (
         "helo a.b.c\nmail from:<a@example.test>\nrcpt to:<you@tutor.test>\n"
         "data\nSubject: x\n\nhi\n.\nquit\n"
     )
-    learned = subprocess.run(
-        [sys.executable, "-m", "tutor", "learn", "1", "--plain"],
-        cwd=elsewhere,
-        env=env,
-        input=session,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    learned = installed.run("-m", "tutor", "learn", "1", "--plain", stdin=session)
     assert learned.returncode == 0, learned.stdout + learned.stderr
     assert "Lesson 1 done." in learned.stdout
 
 
-def test_installed_wheel_lists_and_plays_a_challenge(wheel: Path, tmp_path: Path) -> None:
-    target = tmp_path / "site"
-    install = ["install", "--no-deps", "-q", "--target", str(target), str(wheel)]
-    subprocess.run(
-        [sys.executable, "-m", "pip", *install],
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    env = dict(
-        os.environ, PYTHONPATH=str(target), SMTP_TUTOR_HOME=str(tmp_path / "home"), COLUMNS="400"
-    )
-    listed = subprocess.run(
-        [sys.executable, "-m", "tutor", "challenge", "--plain"],
-        cwd=elsewhere,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert f"challenges from: {target}" in listed.stdout, listed.stdout + listed.stderr
+def test_installed_wheel_lists_and_plays_a_challenge(installed: Installed) -> None:
+    listed = installed.run("-m", "tutor", "challenge", "--plain")
+    assert f"challenges from: {installed.target}" in listed.stdout, listed.stdout + listed.stderr
     attempt = (
         "helo a.b.c\nmail from:<you@tutor.test>\nrcpt to:<alice@tutor.test>\n"
         "data\nTo: bob@tutor.test\n\nhi\n.\n"
     )
-    played = subprocess.run(
-        [sys.executable, "-m", "tutor", "challenge", "1", "--plain"],
-        cwd=elsewhere,
-        env=env,
-        input=attempt,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    played = installed.run("-m", "tutor", "challenge", "1", "--plain", stdin=attempt)
     assert played.returncode == 0, played.stdout + played.stderr
     assert "Challenge 1 solved." in played.stdout
