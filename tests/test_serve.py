@@ -344,11 +344,11 @@ def test_transcripts_one_file_per_session(tmp_path: Path) -> None:
         "html",
     )
     try:
-        for name in ("first.example", "second.example"):
+        for number, name in enumerate(("first.example", "second.example"), start=1):
             with RawClient(process.address) as client:
                 client.cmd(f"EHLO {name}")
                 client.cmd("QUIT")
-            process.wait_for(b"closed after QUIT")
+            process.wait_for(rb"#%d +closed after QUIT" % number)
         with RawClient(process.address) as client:  # still open when the server stops
             client.cmd("HELO third.example")
             assert process.interrupt() == 0

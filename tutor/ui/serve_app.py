@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 import signal
 import sys
-from types import FrameType
+import threading
 
 from rich.console import Console
 from rich.text import Text
@@ -18,13 +18,9 @@ from tutor.ui.safe import join, untrusted
 from tutor.ui.serve_log import ServeLog
 from tutor.ui.serve_transcripts import SessionTranscripts, TeeEvents
 
-
-class _Stop(Exception):
-    """SIGTERM: stop as cleanly as on Ctrl-C."""
-
-
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    raise _Stop
+_STOP_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)
+)
 
 
 def run(
@@ -65,18 +61,19 @@ def _line_log(
     events: TeeEvents | queue.SimpleQueue[Event],
 ) -> int:
     log = ServeLog(console)
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if hasattr(signal, "SIGTERM") else None
+    # Ctrl-C and SIGTERM only ask the loop to stop: an exception raised at an arbitrary
+    # point could cut a log line or a transcript file in half.
+    stop = threading.Event()
+    previous = {number: signal.signal(number, lambda *_: stop.set()) for number in _STOP_SIGNALS}
     try:
         _banner(console, server, options)
-        while True:
+        while not stop.is_set():
             try:
-                event = events.get(timeout=0.5)
+                event = events.get(timeout=0.2)
             except queue.Empty:
                 continue
             log.show(event)
             console.file.flush()
-    except (KeyboardInterrupt, _Stop):
-        pass
     finally:
         server.stop()
         while True:  # what the last sessions said before the stop
@@ -84,8 +81,8 @@ def _line_log(
                 log.show(events.get_nowait())
             except queue.Empty:
                 break
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     console.print(
         join(
             Text(
