@@ -70,7 +70,7 @@ class DemoScreen(LessonScreen):
         """Wait `delay` seconds between steps; space pauses, n goes on, q stops."""
         if self.delay <= 0:
             return True
-        if not self.interactive:
+        if not self.interactive or sys.platform == "win32":  # select() needs POSIX for stdin
             time.sleep(self.delay)
             return True
         from tutor.ui.keys import TerminalKeys

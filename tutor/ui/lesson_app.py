@@ -27,7 +27,7 @@ from tutor.engine.runner import LessonRun
 from tutor.events import Event, Exchange, MessageStored
 from tutor.session_state import SessionState
 from tutor.ui import lesson_view as view
-from tutor.ui import present_view, sandbox_view
+from tutor.ui import present_view
 from tutor.ui.line_input import LineInput
 from tutor.ui.safe import lesson_markdown, untrusted
 
@@ -400,10 +400,14 @@ class LessonScreen:
                 note = view.event_note(event, plain=self.plain)
                 if note is not None:
                     self.console.print(note)
-        for extra in sandbox_view.lesson_tls_view(
-            turn.tls, turn.tap, turn.exchanges, first_tls=first_tls, plain=self.plain
-        ):
-            self.console.print(extra)
+        if turn.tls is not None or any(e.tls for e in turn.exchanges):
+            # TLS views need the certificate reader: imported only when TLS is in play.
+            from tutor.ui import sandbox_view
+
+            for extra in sandbox_view.lesson_tls_view(
+                turn.tls, turn.tap, turn.exchanges, first_tls=first_tls, plain=self.plain
+            ):
+                self.console.print(extra)
         settled = _settled(turn.outcomes)
         for outcome in settled:
             rendered = view.outcome_view(outcome, plain=self.plain)
