@@ -160,7 +160,7 @@ class _Detail:
         if self._cache is None or self._cache[0] != width:
             parts: list[RenderableType] = [message_detail(self.message, plain=False)]
             if self.others:
-                parts.append(Text(f"other copies: {', '.join(self.others)}", style="dim"))
+                parts.append(untrusted(f"other copies: {', '.join(self.others)}", "dim"))
             rendered = console.render_lines(
                 Group(*parts), console.options.update_width(width), pad=False
             )

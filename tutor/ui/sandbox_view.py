@@ -32,9 +32,10 @@ def section(
     content: RenderableType, title: str, *, plain: bool, style: str = "blue"
 ) -> RenderableType:
     """A titled block: a panel, or a `== title ==` line with --plain."""
+    heading = untrusted(title, "bold")  # a title may name a server or a host
     if plain:
-        return Group(Text(f"== {title} ==", style="bold"), content)
-    return Panel(content, title=Text(title, style="bold"), title_align="left", border_style=style)
+        return Group(join(Text("== "), heading, Text(" ==")), content)
+    return Panel(content, title=heading, title_align="left", border_style=style)
 
 
 def _facts_table(rows: Sequence[tuple[str, Text]]) -> Table:
