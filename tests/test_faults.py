@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from tests.pty_session import PtySession
 from tests.serve_process import ServeProcess
 from tests.support import RawClient
 from tutor.events import SessionClosed
@@ -37,7 +38,6 @@ from tutor.server.runner import TeachingServer
 WAIT = 10.0
 HEADERS = b"From: Fault Tester <tester@client.example>\r\nTo: you@tutor.test\r\n"
 STORED_ID = re.compile(rb"^\tby mx\.tutor\.test with \S+ id (\S+)$", re.M)
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\x1b[=>]|\r")
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -336,53 +336,14 @@ def test_ctrl_c_on_serve_while_a_client_is_mid_data(tmp_path: Path) -> None:
 # --- Ctrl-C and resizing in `learn` (a pseudo-terminal) -------------------------------------
 
 
-class Terminal:
+class Terminal(PtySession):
     """`smtp-tutor learn` in a pty whose size is the pty's own (no COLUMNS), so it can change."""
 
     def __init__(self, home: Path, *args: str, rows: int = 50, columns: int = 100) -> None:
-        pexpect = pytest.importorskip("pexpect")
+        pytest.importorskip("pexpect")
         env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
         env.update(PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm-256color", SMTP_TUTOR_HOME=str(home))
-        self.pexpect = pexpect
-        self.child = pexpect.spawn(
-            sys.executable,
-            ["-m", "tutor", *args],
-            env=env,
-            dimensions=(rows, columns),
-            encoding="utf-8",
-            codec_errors="replace",
-            timeout=20,
-        )
-        self.raw = ""
-        self.position = 0
-
-    def screen(self) -> str:
-        return ANSI.sub("", self.raw)
-
-    def expect(self, pattern: str) -> re.Match[str]:
-        regex = re.compile(pattern)
-        while True:
-            match = regex.search(self.screen(), self.position)
-            if match:
-                self.position = match.end()
-                return match
-            try:
-                self.raw += self.child.read_nonblocking(65536, timeout=20)
-            except (self.pexpect.TIMEOUT, self.pexpect.EOF):
-                raise AssertionError(
-                    f"no {pattern!r}; the screen after it shows:\n{self.screen()[self.position :]}"
-                ) from None
-
-    def type(self, line: str, prompt: str = r"(smtp|data)>") -> None:
-        self.expect(prompt)
-        self.child.sendline(line)
-
-    def finish(self) -> int:
-        with contextlib.suppress(self.pexpect.EOF):
-            while True:
-                self.raw += self.child.read_nonblocking(65536, timeout=20)
-        self.child.close()
-        return int(self.child.exitstatus if self.child.exitstatus is not None else -1)
+        super().__init__(*args, rows=rows, columns=columns, environment=env)
 
 
 def saved_step(home: Path) -> str:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from pathlib import Path
 
 import pytest
+
+from tests.pty_session import PtySession
 
 pexpect = pytest.importorskip("pexpect") if sys.platform != "win32" else None
 
@@ -27,14 +28,12 @@ SEED = [
     ".",
     "quit",
 ]
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\x1b[=>]|\r")
 
 
-class Tutor:
-    """smtp-tutor in a pty: type lines, wait for text, read the screen's transcript."""
+class Tutor(PtySession):
+    """smtp-tutor in a 50-row pty, prompt_toolkit's cursor queries off."""
 
     def __init__(self, *args: str, columns: int = 120, env: dict[str, str] | None = None) -> None:
-        assert pexpect is not None
         environment = {
             **os.environ,
             "PROMPT_TOOLKIT_NO_CPR": "1",
@@ -43,52 +42,7 @@ class Tutor:
             "LINES": "50",
             **(env or {}),
         }
-        self.child = pexpect.spawn(
-            sys.executable,
-            ["-m", "tutor", *args],
-            env=environment,
-            dimensions=(50, columns),
-            encoding="utf-8",
-            timeout=20,
-            codec_errors="replace",
-        )
-        self.raw = ""
-        self.position = 0  # how far expect() has read, in the escape-free text
-
-    def screen(self) -> str:
-        return ANSI.sub("", self.raw)
-
-    def expect(self, pattern: str) -> str:
-        """Wait for a regex in the escape-free output after what was already matched."""
-        regex = re.compile(pattern)
-        while True:
-            text = self.screen()
-            match = regex.search(text, self.position)
-            if match:
-                self.position = match.end()
-                return match.group(0)
-            try:
-                self.raw += self.child.read_nonblocking(65536, timeout=20)
-            except pexpect.TIMEOUT:
-                raise AssertionError(
-                    f"no {pattern!r} on screen; after position {self.position} "
-                    f"it shows:\n{text[self.position :]}"
-                ) from None
-            except pexpect.EOF:
-                raise AssertionError(f"exited before {pattern!r}; it showed:\n{text}") from None
-
-    def type(self, line: str, *, prompt: str = r"(smtp|data)>") -> None:
-        self.expect(prompt)
-        self.child.sendline(line)
-
-    def finish(self) -> int:
-        try:
-            while True:
-                self.raw += self.child.read_nonblocking(65536, timeout=20)
-        except pexpect.EOF:
-            pass
-        self.child.close()
-        return int(self.child.exitstatus if self.child.exitstatus is not None else -1)
+        super().__init__(*args, rows=50, columns=columns, environment=environment)
 
 
 @pytest.fixture

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.pty_session import PtySession
 from tests.support import RawClient
 from tutor.server.runner import TeachingServer
 
@@ -17,60 +17,23 @@ pexpect = pytest.importorskip("pexpect") if sys.platform != "win32" else None
 
 pytestmark = pytest.mark.posix
 
-ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\x1b[=>()][0-9A-Za-z]?|\r")
 
-
-class Serve:
+class Serve(PtySession):
     """smtp-tutor serve in a 120x40 pty: press keys, wait for text on the screen."""
 
     def __init__(self, maildir: Path, *args: str) -> None:
-        assert pexpect is not None
         env = dict(os.environ, TERM="xterm-256color", COLUMNS="120", LINES="40")
-        self.child = pexpect.spawn(
-            sys.executable,
-            ["-m", "tutor", "serve", "--port", "0", "--maildir", str(maildir), *args],
-            env=env,
-            dimensions=(40, 120),
-            encoding="utf-8",
-            codec_errors="replace",
-            timeout=20,
+        super().__init__(
+            "serve",
+            "--port",
+            "0",
+            "--maildir",
+            str(maildir),
+            *args,
+            rows=40,
+            columns=120,
+            environment=env,
         )
-        self.raw = ""
-        self.position = 0
-
-    def screen(self) -> str:
-        return ANSI.sub("", self.raw)
-
-    def expect(self, pattern: str) -> re.Match[str]:
-        """Wait for a regex in the escape-free output, after what was matched before."""
-        assert pexpect is not None
-        regex = re.compile(pattern)
-        while True:
-            match = regex.search(self.screen(), self.position)
-            if match:
-                self.position = match.end()
-                return match
-            try:
-                self.raw += self.child.read_nonblocking(65536, timeout=20)
-            except pexpect.TIMEOUT:
-                raise AssertionError(
-                    f"no {pattern!r}; the screen shows:\n{self.screen()[self.position :]}"
-                ) from None
-            except pexpect.EOF:
-                raise AssertionError(f"exited before {pattern!r}:\n{self.screen()}") from None
-
-    def press(self, key: str) -> None:
-        self.child.send(key)
-
-    def finish(self) -> int:
-        assert pexpect is not None
-        try:
-            while True:
-                self.raw += self.child.read_nonblocking(65536, timeout=20)
-        except pexpect.EOF:
-            pass
-        self.child.close()
-        return int(self.child.exitstatus if self.child.exitstatus is not None else -1)
 
 
 def test_dashboard_shows_a_client_pauses_and_quits(tmp_path: Path) -> None:

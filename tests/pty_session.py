@@ -1,0 +1,80 @@
+"""smtp-tutor in a pseudo-terminal (pexpect): type, press keys, wait for text on screen.
+
+Shared by the lesson, fault and dashboard tests. POSIX only: their modules are marked
+`posix`, which conftest skips on Windows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+
+# Colour and cursor sequences, OSC titles, keypad and charset switches, carriage returns.
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\x1b[=>()][0-9A-Za-z]?|\r")
+
+
+class PtySession:
+    """`python -m tutor ARGS` in a pty of rows x columns; `environment` replaces os.environ."""
+
+    def __init__(
+        self,
+        *args: str,
+        rows: int = 50,
+        columns: int = 120,
+        environment: dict[str, str] | None = None,
+    ) -> None:
+        import pexpect
+
+        self.pexpect = pexpect
+        self.child = pexpect.spawn(
+            sys.executable,
+            ["-m", "tutor", *args],
+            env=environment if environment is not None else dict(os.environ),
+            dimensions=(rows, columns),
+            encoding="utf-8",
+            codec_errors="replace",
+            timeout=20,
+        )
+        self.raw = ""
+        self.position = 0  # how far expect() has read, in the escape-free text
+
+    def screen(self) -> str:
+        return ANSI.sub("", self.raw)
+
+    def expect(self, pattern: str) -> re.Match[str]:
+        """Wait for a regex in the escape-free output, after what was matched before."""
+        regex = re.compile(pattern)
+        while True:
+            text = self.screen()
+            match = regex.search(text, self.position)
+            if match:
+                self.position = match.end()
+                return match
+            try:
+                self.raw += self.child.read_nonblocking(65536, timeout=20)
+            except self.pexpect.TIMEOUT:
+                raise AssertionError(
+                    f"no {pattern!r} on screen; after what was matched it shows:\n"
+                    f"{text[self.position :]}"
+                ) from None
+            except self.pexpect.EOF:
+                raise AssertionError(f"exited before {pattern!r}; it showed:\n{text}") from None
+
+    def type(self, line: str, *, prompt: str = r"(smtp|data)>") -> None:
+        """Wait for the prompt, then type the line and Enter."""
+        self.expect(prompt)
+        self.child.sendline(line)
+
+    def press(self, key: str) -> None:
+        self.child.send(key)
+
+    def finish(self) -> int:
+        """Read to the end; the exit code."""
+        try:
+            while True:
+                self.raw += self.child.read_nonblocking(65536, timeout=20)
+        except self.pexpect.EOF:
+            pass
+        self.child.close()
+        return int(self.child.exitstatus if self.child.exitstatus is not None else -1)
