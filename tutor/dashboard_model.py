@@ -129,7 +129,7 @@ class StoredInfo:
     @property
     def comparison(self) -> Comparison:
         e = self.event
-        return Comparison(e.sender, e.header_from, e.recipients, e.header_to, e.header_cc)
+        return e.comparison
 
     @property
     def differences(self) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
+from tutor.envelope import Comparison
 from tutor.wire import Reply, line_ending, parse_reply_line
 
 
@@ -119,6 +120,13 @@ class MessageStored(Event):
     spf: str = ""  # simulated verdicts, as in the Authentication-Results header
     dmarc: str = ""
     body_lines: tuple[str, ...] = ()  # the body as stored (first lines), for lesson checks
+
+    @property
+    def comparison(self) -> Comparison:
+        """Its envelope against the headers it claims."""
+        return Comparison(
+            self.sender, self.header_from, self.recipients, self.header_to, self.header_cc
+        )
 
     @property
     def relayed(self) -> tuple[str, ...]:

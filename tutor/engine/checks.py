@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tutor import dnsdata
-from tutor.envelope import Comparison, header_addresses
+from tutor.envelope import header_addresses
 from tutor.events import Authenticated, BounceSent, Event, Exchange, MessageStored, TlsStarted
 
 
@@ -80,13 +80,7 @@ def _sender_differs(events: Sequence[Event], wanted: Any) -> Verdict:
     message = _last_message(events)
     if message is None:
         return Verdict(False, "no message stored yet")
-    comparison = Comparison(
-        message.sender,
-        message.header_from,
-        message.recipients,
-        message.header_to,
-        message.header_cc,
-    )
+    comparison = message.comparison
     return Verdict(
         comparison.sender_matches != bool(wanted),
         "From: should claim someone other than the envelope sender",
@@ -97,13 +91,7 @@ def _mismatch(events: Sequence[Event], wanted: Any) -> Verdict:
     message = _last_message(events)
     if message is None:
         return Verdict(False, "no message stored yet")
-    comparison = Comparison(
-        message.sender,
-        message.header_from,
-        message.recipients,
-        message.header_to,
-        message.header_cc,
-    )
+    comparison = message.comparison
     return Verdict(comparison.mismatch == bool(wanted), "envelope and headers should disagree")
 
 

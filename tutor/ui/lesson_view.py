@@ -22,7 +22,7 @@ from tutor.dnsdata import SIMULATED_NOTE
 from tutor.engine import runner
 from tutor.engine.model import Lesson, Step
 from tutor.engine.runner import LessonRun, Outcome
-from tutor.envelope import Comparison, header_addresses
+from tutor.envelope import header_addresses
 from tutor.events import RELAY_FOLDER, BounceSent, Exchange, MessageStored, TlsStarted
 from tutor.mailview import StoredMessage
 from tutor.session_state import SessionState
@@ -178,9 +178,7 @@ def envelope_view(
     stored: MessageStored, copies: Sequence[StoredMessage], *, plain: bool
 ) -> RenderableType:
     """Where the message went (envelope) beside what it claims (headers)."""
-    comparison = Comparison(
-        stored.sender, stored.header_from, stored.recipients, stored.header_to, stored.header_cc
-    )
+    comparison = stored.comparison
     table = Table(
         box=None if plain else _rounded(),
         show_header=True,

@@ -11,7 +11,6 @@ from rich.console import Console
 from rich.text import Text
 
 from tutor.annotations import annotate
-from tutor.envelope import Comparison
 from tutor.events import (
     Authenticated,
     BareLineFeed,
@@ -206,9 +205,7 @@ class ServeLog:
         return out
 
     def _stored(self, tag: Text, event: MessageStored) -> list[Text]:
-        comparison = Comparison(
-            event.sender, event.header_from, event.recipients, event.header_to, event.header_cc
-        )
+        comparison = event.comparison
         folders = ", ".join(sorted({c.folder for c in event.copies}))
         line = join(
             tag,
