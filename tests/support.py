@@ -72,9 +72,36 @@ class RawClient:
 
 
 def run_cli(
+    *args: str, stdin: str | bytes | None = None, columns: int = 200
+) -> subprocess.CompletedProcess[str]:
+    """`smtp-tutor ARGS` run in this process (typer's CliRunner): the same parser, the same
+    Environment, the same exit statuses as the installed command, without a new interpreter.
+
+    stdin and stdout are not terminals here; use run_cli_process where the process itself
+    is the point (python -m, signals, completion) and tests/pty_session.py for a terminal.
+    """
+    from typer.testing import CliRunner
+
+    from tutor.cli import app
+
+    try:
+        runner = CliRunner(mix_stderr=False)  # type: ignore[call-arg]  # click < 8.2
+    except TypeError:
+        runner = CliRunner()  # click >= 8.2 (or typer's own): stderr is always separate
+    result = runner.invoke(
+        app, list(args), input=stdin, env={"COLUMNS": str(columns)}, prog_name="smtp-tutor"
+    )
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # a bug, not an exit status: show its traceback
+    return subprocess.CompletedProcess(
+        ["smtp-tutor", *args], result.exit_code, result.stdout, result.stderr
+    )
+
+
+def run_cli_process(
     *args: str, stdin: str | None = None, columns: int = 200, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    """`python -m tutor ARGS` as a user runs it: output captured, one width for wrapping."""
+    """`python -m tutor ARGS` in a new process: output captured, one width for wrapping."""
     return subprocess.run(
         [sys.executable, "-m", "tutor", *args],
         input=stdin,

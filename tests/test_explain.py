@@ -176,14 +176,14 @@ def test_unknown_or_missing_codes_are_one_clear_line(text: str, message: str) ->
     assert "\n" not in str(raised.value)
 
 
-def test_explain_args_joins_words_or_reads_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert [i.code for i in explain_args(["550", "5.1.1", "no", "such", "user"])] == [
-        "550",
-        "5.1.1",
-    ]
+def test_explain_args_joins_words_or_reads_stdin() -> None:
+    from tutor.env import Environment
+
+    words = ["550", "5.1.1", "no", "such", "user"]
+    assert [i.code for i in explain_args(words, lambda: "")] == ["550", "5.1.1"]
     stdin = io.TextIOWrapper(io.BytesIO(DSN_FRAGMENT.encode() + b"\xff\n"))
-    monkeypatch.setattr("sys.stdin", stdin)
-    assert [i.code for i in explain_args(["-"])] == ["5.1.1", "550"]
+    env = Environment(stdin=stdin)
+    assert [i.code for i in explain_args(["-"], env.read_stdin)] == ["5.1.1", "550"]
 
 
 # --- the view -----------------------------------------------------------------------------

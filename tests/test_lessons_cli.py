@@ -110,7 +110,7 @@ def test_progress_reset(tutor_home: Path) -> None:
     progress = tutor_home / "progress.json"
     progress.write_text(json.dumps({"lessons": {"conversation": {"status": "done"}}}))
     refused = run("progress", "reset")
-    assert refused.returncode == 1
+    assert refused.returncode == 2  # a usage error, as for `mailbox clear` without --yes
     assert (
         refused.stderr.strip()
         == "smtp-tutor: not resetting all progress without confirmation: add --yes"

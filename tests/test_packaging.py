@@ -36,7 +36,17 @@ def test_every_command_has_help_with_examples() -> None:
         "demo",
         "sandbox",
         "challenge",
+        "lessons",
+        "progress",
+        "mailbox list",
+        "mailbox show",
+        "mailbox clear",
+        "challenge list",
+        "challenge play",
+        "challenge validate",
+        "lessons validate",
+        "progress reset",
     ):
-        result = run_cli(command, "--help")
+        result = run_cli(*command.split(), "--help")
         assert result.returncode == 0, command
         assert "Examples:" in result.stdout, f"{command} --help has no examples"

@@ -424,16 +424,18 @@ def test_text_without_replies_is_refused(text: str) -> None:
         parse(text)
 
 
-def test_read_a_file_or_stdin(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_read_a_file_or_stdin(tmp_path: Path) -> None:
+    from tutor.env import Environment
+
     log = "220 mx ESMTP\nEHLO a\n250 mx \xe9\nQUIT\n221 bye\n"
     path = tmp_path / "session.log"
     path.write_bytes(log.encode("latin-1"))  # not UTF-8: kept, shown escaped
-    t = read(str(path))
+    env = Environment(stdin=io.TextIOWrapper(io.BytesIO(log.encode())))
+    t = read(str(path), env.read_stdin)
     assert t.format == "nc" and len(t.exchanges) == 3
-    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(log.encode())))
-    assert read("-").exchanges[1].replies == ("250 mx \xe9",)
+    assert read("-", env.read_stdin).exchanges[1].replies == ("250 mx \xe9",)
     with pytest.raises(UserError, match="cannot read"):
-        read(str(tmp_path / "missing.log"))
+        read(str(tmp_path / "missing.log"), env.read_stdin)
 
 
 # --- the view -----------------------------------------------------------------------------

@@ -1,28 +1,198 @@
-"""The command line: parse, build the environment, map errors to exit codes. Thin."""
+"""The command line: parse, build the Environment, map errors to exit statuses. Thin.
+
+The grammar (README, "Commands"): options that apply to every command (--plain,
+--debug, --lessons-dir) may stand before or after the command; a group's first word
+that is not one of its commands goes to its default command (`mailbox you` is
+`mailbox list you`, `challenge 3` is `challenge play 3`).
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from tutor import __version__
+from tutor.env import Environment, ExitStatus
 from tutor.errors import UsageError, UserError
 
-app = typer.Typer(
-    name="smtp-tutor",
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"]},
+# --- the grammar ----------------------------------------------------------------------------
+
+GLOBAL_FLAGS = ("--plain", "--debug")
+GLOBAL_VALUES = ("--lessons-dir",)
+GLOBAL_EPILOG = (
+    "Options for every command, before or after it: --plain (no colour, no boxes), "
+    "--lessons-dir DIR (a teacher's lesson folder), --debug (tracebacks for errors)."
 )
-lessons_app = typer.Typer(rich_markup_mode=None, help="List the lessons, or validate lesson files.")
-progress_app = typer.Typer(rich_markup_mode=None, help="Your progress through the lessons.")
+
+
+def hoist_global_options(args: Sequence[str]) -> list[str]:
+    """Move the options every command shares to the front, wherever they were typed
+    (up to a `--`), so that `smtp-tutor lessons --plain` means `smtp-tutor --plain lessons`."""
+    front: list[str] = []
+    rest: list[str] = []
+    words = list(args)
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word == "--":
+            rest += words[index:]
+            break
+        name = word.split("=", 1)[0]
+        if word in GLOBAL_FLAGS or (name in GLOBAL_VALUES and "=" in word):
+            front.append(word)
+        elif word in GLOBAL_VALUES and index + 1 < len(words):
+            front += [word, words[index + 1]]
+            index += 1
+        else:
+            rest.append(word)
+        index += 1
+    return front + rest
+
+
+# The parser's own ways out (usage errors, --help, Exit): they pass through untouched.
+# Typer re-exports click's exceptions, or vendors click (newer releases), so they are
+# found from typer's public names rather than by importing click.
+_PARSER_EXITS: tuple[type[BaseException], ...] = (
+    typer.Exit,
+    typer.Abort,
+    *(cls for cls in typer.BadParameter.__mro__ if cls.__name__ == "ClickException"),
+)
+
+
+class _Group(TyperGroup):
+    """Typer's group, plus: the shared options' note in every command's help, and an
+    optional default command for a first word that is not a command name."""
+
+    when_empty: str | None = None  # the command run for no arguments at all
+    when_word: str | None = None  # the command a non-command first word goes to
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None and GLOBAL_EPILOG not in (command.epilog or ""):
+            command.epilog = "\n\n".join(filter(None, [command.epilog, GLOBAL_EPILOG]))
+        return command
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        helps = ctx.help_option_names
+        if not args and self.when_empty:
+            args = [self.when_empty]
+        elif args and self.when_word and args[0] not in self.commands and args[0] not in helps:
+            default = self.when_empty if args[0].startswith("-") else self.when_word
+            args = [default or self.when_word, *args]
+        return super().parse_args(ctx, args)
+
+
+class _RootGroup(_Group):
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args))
+
+    def invoke(self, ctx: Any) -> Any:
+        """The one place where errors become exit statuses."""
+        try:
+            return super().invoke(ctx)
+        except _PARSER_EXITS:
+            raise
+        except UserError as error:
+            if _debug(ctx):
+                raise
+            typer.echo(f"smtp-tutor: {error}", err=True)
+            raise typer.Exit(ExitStatus(error.exit_code)) from None
+        except KeyboardInterrupt:
+            typer.echo("smtp-tutor: interrupted", err=True)
+            raise typer.Exit(ExitStatus.INTERRUPTED) from None
+        except Exception as error:  # a bug: one line, the traceback only on request
+            if _debug(ctx):
+                raise
+            typer.echo(
+                f"smtp-tutor: internal error: {type(error).__name__}: {error} "
+                "(run again with --debug for the traceback)",
+                err=True,
+            )
+            raise typer.Exit(ExitStatus.BUG) from None
+
+
+class _MailboxGroup(_Group):
+    when_empty = "list"
+    when_word = "list"
+
+
+class _ChallengeGroup(_Group):
+    when_empty = "list"
+    when_word = "play"
+
+
+def _debug(ctx: Any) -> bool:
+    env = ctx.find_object(Environment)
+    return bool(env and env.debug)
+
+
+def _typer(cls: type[TyperGroup], help: str | None = None) -> typer.Typer:
+    """A typer app with this project's settings; its help is the callback's docstring
+    unless given here (an explicit help=None would hide the docstring)."""
+    settings: dict[str, Any] = {"help": help} if help is not None else {}
+    return typer.Typer(
+        cls=cls,
+        rich_markup_mode=None,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+        **settings,
+    )
+
+
+app = _typer(_RootGroup)
+lessons_app = _typer(_Group)
+progress_app = _typer(_Group)
+mailbox_app = _typer(
+    _MailboxGroup,
+    """What the server stored, one Maildir per mailbox: list them, show one, or clear.
+
+    A first word that is not a command lists that mailbox (`mailbox you`).
+
+    \b
+    Examples:
+      smtp-tutor mailbox                         every mailbox
+      smtp-tutor mailbox you                     only you@tutor.test
+      smtp-tutor mailbox show you/1              one message, envelope beside headers
+      smtp-tutor mailbox clear --all --yes       empty every mailbox
+      smtp-tutor mailbox --maildir /tmp/class    another Maildir root
+    """,
+)
+challenge_app = _typer(
+    _ChallengeGroup,
+    """Challenges: open-ended goals, judged on what the server stores, not on what you type.
+
+    With no command: the list. A first word that is not a command plays that challenge
+    (`challenge 3` is `challenge play 3`).
+
+    \b
+    Examples:
+      smtp-tutor challenge
+      smtp-tutor challenge 1
+      smtp-tutor challenge play backscatter --telnet
+      smtp-tutor challenge validate
+    """,
+)
 app.add_typer(lessons_app, name="lessons")
 app.add_typer(progress_app, name="progress")
+app.add_typer(mailbox_app, name="mailbox")
+app.add_typer(challenge_app, name="challenge")
 
-_state: dict[str, object] = {"debug": False, "lessons_dir": None}
+
+def env_of(ctx: typer.Context) -> Environment:
+    """The Environment the root callback made (a bare one if a test invoked a command alone)."""
+    return ctx.find_object(Environment) or ctx.ensure_object(Environment)
+
+
+def finish(status: int) -> None:
+    raise typer.Exit(ExitStatus(status))
+
+
+# --- shared options -------------------------------------------------------------------------
 
 
 def _version(value: bool) -> None:
@@ -31,10 +201,21 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-LessonsDirOption = Annotated[
-    Path | None,
-    typer.Option("--lessons-dir", help="Use the lessons in this folder (a teacher's own)."),
-]
+def _complete_mailboxes(incomplete: str) -> list[str]:
+    from tutor import mailview
+    from tutor.paths import default_maildir
+
+    return [name for name in mailview.folders(default_maildir()) if name.startswith(incomplete)]
+
+
+def _complete_challenges(incomplete: str) -> list[str]:
+    from tutor.engine import challenges
+
+    found = challenges.load_challenges(None)
+    words = [str(c.number) for c in found] + [c.id for c in found]
+    return [word for word in words if word.startswith(incomplete)]
+
+
 TranscriptOption = Annotated[
     Path | None,
     typer.Option("--transcript", help="Also write the session to FILE: .md, .html, .svg or .txt."),
@@ -43,9 +224,30 @@ PresentOption = Annotated[
     bool,
     typer.Option("--present", help="Projector layout: one step per screen, reply codes large."),
 ]
-PlainOption = Annotated[
-    bool, typer.Option("--plain", help="No colour, no boxes (pipes, screen readers).")
+MaildirOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--maildir", help="Maildir root (one folder per mailbox). Default: under the data dir."
+    ),
 ]
+ScriptOption = Annotated[
+    str | None,
+    typer.Option("--script", metavar="FILE", help="Read your lines from FILE ('-' for stdin)."),
+]
+ChallengesDirOption = Annotated[
+    Path | None, typer.Option("--challenges-dir", help="Use the challenges in this folder.")
+]
+
+
+def _transcript(value: Path | None) -> Path | None:
+    if value is None:
+        return None
+    from tutor.ui.transcript_export import check_path
+
+    return check_path(value)
+
+
+# --- the root ------------------------------------------------------------------------------
 
 
 @app.callback(invoke_without_command=True)
@@ -58,12 +260,18 @@ def _root(
         ),
     ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
-    lessons_dir: LessonsDirOption = None,
-    plain: PlainOption = False,
+    lessons_dir: Annotated[
+        Path | None,
+        typer.Option("--lessons-dir", help="Use the lessons in this folder (a teacher's own)."),
+    ] = None,
+    plain: Annotated[
+        bool, typer.Option("--plain", help="No colour, no boxes (pipes, screen readers).")
+    ] = False,
 ) -> None:
     """Learn SMTP by doing: a real SMTP server on loopback, every reply explained.
 
-    Run with no command for the lesson menu.
+    Run with no command for the lesson menu. --plain, --lessons-dir and --debug work
+    before or after any command.
 
     \b
     Examples:
@@ -71,39 +279,26 @@ def _root(
       smtp-tutor learn 1                    lesson 1: the SMTP conversation
       smtp-tutor serve                      the teaching server for telnet, nc, swaks
       smtp-tutor mailbox show you/1         a stored message: envelope beside headers
+      smtp-tutor lessons --plain            the lesson list without colour
     """
-    _state["debug"] = debug
-    _state["lessons_dir"] = lessons_dir
+    env = Environment(plain=plain, debug=debug, lessons_dir=lessons_dir)
+    ctx.obj = env
     if ctx.invoked_subcommand is None:
-        from tutor.ui.console import make_console
         from tutor.ui.learn_app import menu
 
-        raise typer.Exit(
-            menu(
-                make_console(plain=plain),
-                make_console(plain=plain, stderr=True),
-                lessons_dir,
-                plain=plain,
-            )
-        )
+        finish(menu(env.terminal, env.lessons_dir, env.maildir(None)))
 
 
-def _lessons_dir(value: Path | None) -> Path | None:
-    chosen = value or _state["lessons_dir"]
-    return chosen if isinstance(chosen, Path) else None
+# --- lessons --------------------------------------------------------------------------------
 
 
 @app.command()
 def learn(
+    ctx: typer.Context,
     lesson: Annotated[
         str | None, typer.Argument(help="Lesson number or id. Default: continue.")
     ] = None,
-    script: Annotated[
-        str | None,
-        typer.Option("--script", help="Read the learner's lines from FILE ('-' for stdin)."),
-    ] = None,
-    plain: PlainOption = False,
-    lessons_dir: LessonsDirOption = None,
+    script: ScriptOption = None,
     telnet: Annotated[
         bool,
         typer.Option("--telnet", help="Coach mode: type into telnet or nc in another window."),
@@ -111,6 +306,7 @@ def learn(
     port: Annotated[
         int, typer.Option(min=0, max=65535, help="Coach mode's port (0 picks a free one).")
     ] = 2525,
+    maildir: MaildirOption = None,
     transcript: TranscriptOption = None,
     present: PresentOption = False,
 ) -> None:
@@ -125,31 +321,31 @@ def learn(
       smtp-tutor learn 1 --script my-session.txt --plain
       smtp-tutor learn 1 --telnet          then: telnet 127.0.0.1 2525 in another window
     """
-    from tutor.ui.console import make_console
     from tutor.ui.learn_app import learn as run_learn
 
-    code = run_learn(
-        make_console(plain=plain, record=transcript is not None),
-        make_console(plain=plain, stderr=True),
-        lesson,
-        script=script,
-        lessons_dir=_lessons_dir(lessons_dir),
-        plain=plain,
-        telnet_port=port if telnet else None,
-        transcript=_transcript(transcript),
-        present=present,
+    env = env_of(ctx)
+    finish(
+        run_learn(
+            env.terminal,
+            lesson,
+            script=script,
+            lessons_dir=env.lessons_dir,
+            maildir=env.maildir(maildir),
+            telnet_port=port if telnet else None,
+            transcript=_transcript(transcript),
+            present=present,
+        )
     )
-    raise typer.Exit(code)
 
 
 @app.command()
 def demo(
+    ctx: typer.Context,
     lesson: Annotated[str, typer.Argument(help="Lesson number or id.")],
     delay: Annotated[
         float, typer.Option(min=0, help="Seconds between steps; 0 runs straight through.")
     ] = 1.5,
-    plain: PlainOption = False,
-    lessons_dir: LessonsDirOption = None,
+    maildir: MaildirOption = None,
     transcript: TranscriptOption = None,
     present: PresentOption = False,
 ) -> None:
@@ -162,33 +358,24 @@ def demo(
       smtp-tutor demo 1
       smtp-tutor demo 2 --delay 0 --transcript lesson2.html
     """
-    from tutor.ui.console import make_console
     from tutor.ui.learn_app import demo as run_demo
 
-    code = run_demo(
-        make_console(plain=plain, record=transcript is not None),
-        lesson,
-        delay=delay,
-        lessons_dir=_lessons_dir(lessons_dir),
-        plain=plain,
-        transcript=_transcript(transcript),
-        present=present,
+    env = env_of(ctx)
+    finish(
+        run_demo(
+            env.terminal,
+            lesson,
+            delay=delay,
+            lessons_dir=env.lessons_dir,
+            maildir=env.maildir(maildir),
+            transcript=_transcript(transcript),
+            present=present,
+        )
     )
-    raise typer.Exit(code)
-
-
-def _transcript(value: Path | None) -> Path | None:
-    if value is None:
-        return None
-    from tutor.ui.transcript_export import check_path
-
-    return check_path(value)
 
 
 @lessons_app.callback(invoke_without_command=True)
-def lessons(
-    ctx: typer.Context, plain: PlainOption = False, lessons_dir: LessonsDirOption = None
-) -> None:
+def lessons(ctx: typer.Context) -> None:
     """List the lessons with your progress, and where progress is stored.
 
     \b
@@ -196,74 +383,83 @@ def lessons(
       smtp-tutor lessons
       smtp-tutor lessons validate
       smtp-tutor lessons validate my-lessons/
+      smtp-tutor lessons --lessons-dir my-lessons/
     """
     if ctx.invoked_subcommand is None:
-        from tutor.ui.console import make_console
         from tutor.ui.learn_app import list_lessons
 
-        list_lessons(make_console(plain=plain), _lessons_dir(lessons_dir), plain=plain)
+        env = env_of(ctx)
+        list_lessons(env.terminal, env.lessons_dir)
 
 
 @lessons_app.command("validate")
 def lessons_validate(
+    ctx: typer.Context,
     paths: Annotated[list[Path] | None, typer.Argument(help="Lesson files or folders.")] = None,
-    lessons_dir: LessonsDirOption = None,
     static: Annotated[
         bool, typer.Option("--static", help="Only check the files; no replay.")
     ] = False,
 ) -> None:
-    """Check lesson files, then replay every lesson on the built-in server."""
-    from tutor.ui.console import make_console
+    """Check lesson files, then replay every lesson on the built-in server.
+
+    Without PATHS: the shipped lessons, or the --lessons-dir folder.
+
+    \b
+    Examples:
+      smtp-tutor lessons validate
+      smtp-tutor lessons validate my-lessons/ --static
+    """
     from tutor.ui.validate_app import lesson_targets, validate
 
-    raise typer.Exit(
-        validate(
-            make_console(),
-            lesson_targets(paths or [], _lessons_dir(lessons_dir)),
-            replay=not static,
-        )
+    env = env_of(ctx)
+    finish(
+        validate(env.terminal.out, lesson_targets(paths or [], env.lessons_dir), replay=not static)
     )
+
+
+@progress_app.callback(invoke_without_command=True)
+def progress(ctx: typer.Context) -> None:
+    """Your progress through the lessons (the same list as `smtp-tutor lessons`).
+
+    \b
+    Examples:
+      smtp-tutor progress
+      smtp-tutor progress reset 1
+    """
+    if ctx.invoked_subcommand is None:
+        from tutor.ui.learn_app import list_lessons
+
+        env = env_of(ctx)
+        list_lessons(env.terminal, env.lessons_dir)
 
 
 @progress_app.command("reset")
 def progress_reset(
+    ctx: typer.Context,
     lesson: Annotated[
         str | None, typer.Argument(help="One lesson (number or id). Default: all.")
     ] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first.")] = False,
-    lessons_dir: LessonsDirOption = None,
 ) -> None:
-    """Forget progress (asks first unless --yes).
+    """Forget progress (asks first unless --yes; refuses without a terminal to ask on).
 
     \b
     Examples:
       smtp-tutor progress reset 1
       smtp-tutor progress reset --yes
     """
-    from tutor.ui.console import make_console
     from tutor.ui.learn_app import reset_progress
 
-    raise typer.Exit(
-        reset_progress(make_console(), lesson, yes=yes, lessons_dir=_lessons_dir(lessons_dir))
-    )
+    env = env_of(ctx)
+    finish(reset_progress(env.terminal, lesson, yes=yes, lessons_dir=env.lessons_dir))
 
 
-def _maildir(value: Path | None) -> Path:
-    from tutor.paths import default_maildir
-
-    return (value or default_maildir()).expanduser()
-
-
-MaildirOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--maildir", help="Maildir root (one folder per mailbox). Default: under the data dir."
-    ),
-]
+# --- the server and its mail ----------------------------------------------------------------
 
 
 @app.command()
 def serve(
+    ctx: typer.Context,
     host: Annotated[
         str | None,
         typer.Option(help="Address to listen on. Default: 127.0.0.1 and ::1 (loopback only)."),
@@ -286,7 +482,6 @@ def serve(
     max_connections: Annotated[
         int, typer.Option(min=1, help="Connection cap (421 4.7.0 beyond).")
     ] = 1000,
-    plain: Annotated[bool, typer.Option("--plain", help="No colour: a plain line log.")] = False,
     log: Annotated[
         bool, typer.Option("--log", help="The line log even on a terminal (no dashboard).")
     ] = False,
@@ -311,73 +506,113 @@ def serve(
       then, in another terminal:  telnet 127.0.0.1 2525   or   nc -C 127.0.0.1 2525
     """
     from tutor.serve import ServeOptions
-    from tutor.ui.console import make_console
     from tutor.ui.serve_app import run
     from tutor.ui.serve_transcripts import SessionTranscripts
 
+    env = env_of(ctx)
     writer = SessionTranscripts(transcripts, transcript_format) if transcripts else None
-
     options = ServeOptions(
-        host, port, _maildir(maildir), open_relay, idle_timeout, max_connections, tls_port
+        host, port, env.maildir(maildir), open_relay, idle_timeout, max_connections, tls_port
     )
-    raise typer.Exit(
-        run(
-            options,
-            make_console(plain=plain),
-            make_console(plain=plain, stderr=True),
-            line_log=log or plain,
-            transcripts=writer,
-        )
-    )
+    finish(run(options, env.terminal, line_log=log or env.plain, transcripts=writer))
 
 
-@app.command()
-def mailbox(
-    args: Annotated[
-        list[str] | None,
-        typer.Argument(
-            help="MAILBOX to list, or: show ID (ID is you/1, a queue id, or a file key)."
-        ),
-    ] = None,
-    maildir: MaildirOption = None,
-    raw: Annotated[
-        bool, typer.Option("--raw", help="With show: the stored file as it is.")
-    ] = False,
-    plain: Annotated[bool, typer.Option("--plain", help="No colour, no boxes.")] = False,
+MailboxArgument = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="[MAILBOX]",
+        help="One mailbox (you, alice, bob, postmaster, relay). Default: every one.",
+        autocompletion=_complete_mailboxes,
+    ),
+]
+
+
+@mailbox_app.command("list")
+def mailbox_list(
+    ctx: typer.Context, folder: MailboxArgument = None, maildir: MaildirOption = None
 ) -> None:
-    """List stored messages per mailbox, or show one with its envelope beside its headers.
+    """List the stored messages of every mailbox, or of one (the default command).
 
     \b
     Examples:
       smtp-tutor mailbox                 every mailbox
       smtp-tutor mailbox you             only you@tutor.test
-      smtp-tutor mailbox show you/1      the first message in you's mailbox
+      smtp-tutor mailbox list --maildir /tmp/class-maildir
+    """
+    from tutor.ui.mailbox_app import list_messages
+
+    env = env_of(ctx)
+    list_messages(env.terminal, env.maildir(maildir), folder)
+
+
+@mailbox_app.command("show")
+def mailbox_show(
+    ctx: typer.Context,
+    ref: Annotated[
+        str,
+        typer.Argument(
+            metavar="ID", help="MAILBOX/N (as listed: you/1), a queue id, or a Maildir file key."
+        ),
+    ],
+    maildir: MaildirOption = None,
+    raw: Annotated[bool, typer.Option("--raw", help="The stored file as it is.")] = False,
+) -> None:
+    """Show one stored message: its envelope beside its headers, the trace headers marked.
+
+    \b
+    Examples:
+      smtp-tutor mailbox show you/1
       smtp-tutor mailbox show you/1 --raw > message.eml
     """
-    from tutor.ui.console import make_console
-    from tutor.ui.mailbox_app import list_messages, show_message
+    from tutor.ui.mailbox_app import show_message
 
-    words = list(args or [])
-    root = _maildir(maildir)
-    console = make_console(plain=plain)
-    if words[:1] == ["show"]:
-        if len(words) != 2:
-            raise UsageError(
-                "usage: smtp-tutor mailbox show ID   (for example: smtp-tutor mailbox show you/1)"
-            )
-        show_message(console, root, words[1], raw=raw, plain=plain)
-    elif len(words) > 1:
-        raise UsageError("give one MAILBOX, or: show ID")
-    else:
-        list_messages(console, root, words[0] if words else None, plain=plain)
+    env = env_of(ctx)
+    show_message(env.terminal, env.maildir(maildir), ref, raw=raw)
+
+
+@mailbox_app.command("clear")
+def mailbox_clear(
+    ctx: typer.Context,
+    folder: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[MAILBOX]",
+            help="The mailbox to empty (or --all).",
+            autocompletion=_complete_mailboxes,
+        ),
+    ] = None,
+    all_folders: Annotated[
+        bool, typer.Option("--all", help="Empty every mailbox, captured relay mail too.")
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first.")] = False,
+    maildir: MaildirOption = None,
+) -> None:
+    """Delete stored messages: one mailbox, or every one with --all. The folders stay.
+
+    Asks first unless --yes; without a terminal to ask on, refuses (exit 2).
+
+    \b
+    Examples:
+      smtp-tutor mailbox clear you
+      smtp-tutor mailbox clear --all --yes
+    """
+    from tutor.ui.mailbox_app import clear_messages
+
+    if (folder is None) == (not all_folders):
+        raise UsageError("name one MAILBOX to clear, or give --all (not both)")
+    env = env_of(ctx)
+    finish(clear_messages(env.terminal, env.maildir(maildir), folder, yes=yes))
+
+
+# --- reference ------------------------------------------------------------------------------
 
 
 @app.command()
 def explain(
+    ctx: typer.Context,
     text: Annotated[
         list[str], typer.Argument(help="A code, a reply line, or a pasted bounce; '-' reads stdin.")
     ],
-    plain: PlainOption = False,
 ) -> None:
     """Explain reply codes and enhanced status codes: one, a reply line, or a whole bounce.
 
@@ -389,18 +624,18 @@ def explain(
       smtp-tutor explain - < bounce.txt
     """
     from tutor.explain import explain_args
-    from tutor.ui.console import make_console
     from tutor.ui.explain_view import render_explained
 
-    make_console(plain=plain).print(render_explained(explain_args(text), plain=plain))
+    env = env_of(ctx)
+    env.terminal.out.print(render_explained(explain_args(text, env.read_stdin), plain=env.plain))
 
 
 @app.command()
 def codes(
+    ctx: typer.Context,
     filter: Annotated[
         str | None, typer.Argument(help="5xx, 55x, 550, 5.7, 5.7.x, 5.7.26 …; default: everything.")
     ] = None,
-    plain: PlainOption = False,
 ) -> None:
     """The table of reply codes and enhanced status codes, with their meanings and RFCs.
 
@@ -411,18 +646,18 @@ def codes(
       smtp-tutor codes 5.7
     """
     from tutor.ui.codes_view import codes_table
-    from tutor.ui.console import make_console
 
-    make_console(plain=plain).print(codes_table(filter, plain=plain))
+    env = env_of(ctx)
+    env.terminal.out.print(codes_table(filter, plain=env.plain))
 
 
 @app.command()
 def annotate(
+    ctx: typer.Context,
     source: Annotated[
         str,
         typer.Argument(help="A transcript file (swaks, telnet, nc, smtplib debug); '-' for stdin."),
     ],
-    plain: PlainOption = False,
 ) -> None:
     """Explain every reply of an SMTP transcript in its context, then sum up what happened.
 
@@ -433,13 +668,17 @@ def annotate(
     """
     from tutor.transcript import read
     from tutor.ui.annotate_view import render_transcript
-    from tutor.ui.console import make_console
 
-    make_console(plain=plain).print(render_transcript(read(source), plain=plain))
+    env = env_of(ctx)
+    env.terminal.out.print(render_transcript(read(source, env.read_stdin), plain=env.plain))
+
+
+# --- practice -------------------------------------------------------------------------------
 
 
 @app.command()
 def sandbox(
+    ctx: typer.Context,
     connect: Annotated[
         str | None,
         typer.Option(
@@ -448,10 +687,7 @@ def sandbox(
             help="Talk to this server instead of the built-in one (port 25 if not given).",
         ),
     ] = None,
-    script: Annotated[
-        str | None,
-        typer.Option("--script", metavar="FILE", help="Read the lines from FILE ('-' for stdin)."),
-    ] = None,
+    script: ScriptOption = None,
     implicit_tls: Annotated[
         bool,
         typer.Option("--implicit-tls", help="TLS from the first byte, as on port 465 (RFC 8314)."),
@@ -466,7 +702,7 @@ def sandbox(
             min=0.1, metavar="SECONDS", help="How long to wait for the server, each time."
         ),
     ] = 10.0,
-    plain: PlainOption = False,
+    maildir: MaildirOption = None,
 ) -> None:
     """A raw SMTP shell: type commands to a real server, every reply explained in context.
 
@@ -482,99 +718,101 @@ def sandbox(
       smtp-tutor sandbox --connect mail.example.net:587     (asks first: leaves the machine)
     """
     from tutor.sandbox import builtin_target, parse_target
-    from tutor.ui.console import make_console
     from tutor.ui.sandbox_app import SandboxOptions, run
 
     if connect is None:
         target = builtin_target(implicit_tls=implicit_tls)
     else:
         target = parse_target(connect, implicit_tls=implicit_tls)
-    options = SandboxOptions(target, script, insecure, timeout, plain)
-    raise typer.Exit(
-        run(make_console(plain=plain), make_console(plain=plain, stderr=True), options)
-    )
+    env = env_of(ctx)
+    options = SandboxOptions(target, script, insecure, timeout)
+    finish(run(env.terminal, options, env.maildir(maildir)))
 
 
-@app.command()
-def challenge(
-    args: Annotated[
-        list[str] | None,
-        typer.Argument(help="N (number or id) plays one; validate [PATH…] checks files."),
-    ] = None,
-    script: Annotated[
-        str | None,
-        typer.Option("--script", help="Read your lines from FILE ('-' for stdin)."),
-    ] = None,
-    plain: PlainOption = False,
+@challenge_app.command("list")
+def challenge_list(ctx: typer.Context, challenges_dir: ChallengesDirOption = None) -> None:
+    """The challenges with your progress (the default command).
+
+    \b
+    Examples:
+      smtp-tutor challenge
+      smtp-tutor challenge list --challenges-dir my-challenges/
+    """
+    from tutor.ui import challenge_app as screens
+
+    finish(screens.list_challenges(env_of(ctx).terminal, challenges_dir))
+
+
+@challenge_app.command("play")
+def challenge_play(
+    ctx: typer.Context,
+    challenge: Annotated[
+        str,
+        typer.Argument(
+            metavar="N", help="Challenge number or id.", autocompletion=_complete_challenges
+        ),
+    ],
+    script: ScriptOption = None,
     telnet: Annotated[
         bool, typer.Option("--telnet", help="Play from telnet or nc in another window.")
     ] = False,
     port: Annotated[
         int, typer.Option(min=0, max=65535, help="The --telnet port (0 picks a free one).")
     ] = 2525,
-    challenges_dir: Annotated[
-        Path | None, typer.Option("--challenges-dir", help="Use the challenges in this folder.")
-    ] = None,
-    static: Annotated[
-        bool, typer.Option("--static", help="With validate: only check the files.")
-    ] = False,
+    challenges_dir: ChallengesDirOption = None,
+    maildir: MaildirOption = None,
 ) -> None:
-    """Challenges: open-ended goals, judged on what the server stores, not on what you type.
+    """Play one challenge: a goal, judged on what the server stores, not on what you type.
 
-    With no argument: the list, with your progress. Playing one exits 0 when solved,
-    1 when left unsolved.
+    Exits 0 when solved, 1 when left unsolved. `smtp-tutor challenge N` is short for this.
 
     \b
     Examples:
-      smtp-tutor challenge
+      smtp-tutor challenge play 1
       smtp-tutor challenge 1
       smtp-tutor challenge backscatter --telnet     then: telnet 127.0.0.1 2525
       smtp-tutor challenge 1 --script attempt.txt --plain
-      smtp-tutor challenge validate
     """
-    from tutor.ui import challenge_app
-    from tutor.ui.console import make_console
+    from tutor.ui import challenge_app as screens
 
-    words = list(args or [])
-    console = make_console(plain=plain)
-    if words[:1] == ["validate"]:
-        paths = [Path(word) for word in words[1:]]
-        code = challenge_app.validate(console, paths, challenges_dir, replay=not static)
-    elif len(words) > 1:
-        raise UsageError("give one challenge (number or id), or: validate [PATH…]")
-    elif not words:
-        code = challenge_app.list_challenges(console, challenges_dir, plain=plain)
-    else:
-        code = challenge_app.play(
-            console,
-            make_console(plain=plain, stderr=True),
-            words[0],
+    env = env_of(ctx)
+    finish(
+        screens.play(
+            env.terminal,
+            challenge,
             script=script,
             challenges_dir=challenges_dir,
-            plain=plain,
+            maildir=env.maildir(maildir),
             telnet_port=port if telnet else None,
         )
-    raise typer.Exit(code)
+    )
 
 
-def main() -> None:
-    """Entry point: run the app; user errors become one line and a non-zero exit."""
+@challenge_app.command("validate")
+def challenge_validate(
+    ctx: typer.Context,
+    paths: Annotated[list[Path] | None, typer.Argument(help="Challenge files or folders.")] = None,
+    challenges_dir: ChallengesDirOption = None,
+    static: Annotated[
+        bool, typer.Option("--static", help="Only check the files; no replay.")
+    ] = False,
+) -> None:
+    """Check challenge files (a goal, and a way to miss it), then replay each one.
+
+    \b
+    Examples:
+      smtp-tutor challenge validate
+      smtp-tutor challenge validate my-challenges/ --static
+    """
+    from tutor.ui import challenge_app as screens
+
+    finish(screens.validate(env_of(ctx).terminal, paths or [], challenges_dir, replay=not static))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: run the app; exit with the status the root group decided."""
     try:
-        app()
-    except UserError as error:
-        if _state["debug"]:
-            raise
-        print(f"smtp-tutor: {error}", file=sys.stderr)
-        sys.exit(error.exit_code)
-    except KeyboardInterrupt:
+        app(args=argv)
+    except KeyboardInterrupt:  # outside a command: while parsing, or at start-up
         print("smtp-tutor: interrupted", file=sys.stderr)
-        sys.exit(130)
-    except Exception as error:  # a bug: one line, the traceback only on request
-        if _state["debug"]:
-            raise
-        print(
-            f"smtp-tutor: internal error: {type(error).__name__}: {error} "
-            "(run again with --debug for the traceback)",
-            file=sys.stderr,
-        )
-        sys.exit(70)
+        sys.exit(ExitStatus.INTERRUPTED)

@@ -11,8 +11,7 @@ together). Stdlib only.
 from __future__ import annotations
 
 import re
-import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from tutor.annotations import Annotation, annotate_alone
@@ -66,10 +65,10 @@ def explain(text: str) -> list[Explained]:
     return _unique(found)
 
 
-def explain_args(args: list[str]) -> list[Explained]:
+def explain_args(args: list[str], read_stdin: Callable[[], str]) -> list[Explained]:
     """`explain ARG...`: the arguments joined with spaces, or standard input for a lone "-"."""
-    if args == ["-"]:  # bytes that are not UTF-8 are kept, to be shown escaped
-        return explain(sys.stdin.buffer.read().decode("utf-8", "surrogateescape"))
+    if args == ["-"]:
+        return explain(read_stdin())
     return explain(" ".join(args))
 
 

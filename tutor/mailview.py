@@ -134,6 +134,24 @@ def read_folder(root: Path, folder: str) -> list[StoredMessage]:
     return messages
 
 
+def clear_folder(root: Path, folder: str) -> int:
+    """Delete every message of one Maildir folder (new/ and cur/); returns how many."""
+    removed = 0
+    for sub in ("new", "cur"):
+        directory = root / folder / sub
+        if not directory.is_dir():
+            continue
+        for path in directory.iterdir():
+            if path.name.startswith(".") or not path.is_file():
+                continue
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                continue  # a mail program moved or removed it meanwhile
+            removed += 1
+    return removed
+
+
 def find(root: Path, ref: str) -> list[StoredMessage]:
     """Messages matching `folder/N`, a queue id, or a Maildir key."""
     folder, slash, number = ref.partition("/")

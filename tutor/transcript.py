@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import ast
 import re
-import sys
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -103,7 +102,7 @@ def parse(text: str) -> Transcript:
     return Transcript(kind, turns, steps, tuple(notes), kind == "smtplib", _summarise(steps))
 
 
-def read(source: str) -> Transcript:
+def read(source: str, read_stdin: Callable[[], str]) -> Transcript:
     """Parse the file `source`, or standard input for "-" (what `annotate FILE|-` takes)."""
     if source == "-":
         return parse(read_stdin())
@@ -112,11 +111,6 @@ def read(source: str) -> Transcript:
     except OSError as error:
         raise UserError(f"cannot read {source}: {error.strerror or error}") from error
     return parse(text)
-
-
-def read_stdin() -> str:
-    """All of standard input; bytes that are not UTF-8 are kept, to be shown escaped."""
-    return sys.stdin.buffer.read().decode("utf-8", "surrogateescape")
 
 
 # --- which tool wrote it ------------------------------------------------------------------

@@ -8,12 +8,10 @@ and progress kept under "challenge:<id>" without ever losing a solve.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import IO
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -24,14 +22,13 @@ from tutor.engine.driver import Turn
 from tutor.engine.loader import default_challenges_dir
 from tutor.engine.model import Lesson
 from tutor.engine.progress import Progress, progress_path
-from tutor.errors import UserError
 from tutor.events import BounceSent, MessageStored
-from tutor.paths import data_home, default_maildir
 from tutor.ui.coach_app import CoachScreen
 from tutor.ui.lesson_app import LessonScreen, completion_words
 from tutor.ui.lesson_view import sequence_diagram
-from tutor.ui.line_input import LineInput, PromptInput, StreamInput, interactive_terminal
+from tutor.ui.line_input import PromptInput, choose_input, history_file
 from tutor.ui.safe import join, lesson_markdown, untrusted
+from tutor.ui.terminal import Terminal
 
 HOW = (
     "Any commands you like: the challenge is judged on what the server stores, replies and "
@@ -192,7 +189,8 @@ class ChallengeCoachScreen(ChallengeScreen, CoachScreen):
 # --- the commands -------------------------------------------------------------------------
 
 
-def list_challenges(console: Console, challenges_dir: Path | None, *, plain: bool) -> int:
+def list_challenges(term: Terminal, challenges_dir: Path | None) -> int:
+    console, plain = term.out, term.plain
     found = challenges.load_challenges(challenges_dir)
     progress = Progress.load()
     console.print(challenge_table(found, progress, plain=plain or not console.is_terminal))
@@ -217,13 +215,12 @@ def list_challenges(console: Console, challenges_dir: Path | None, *, plain: boo
 
 
 def play(
-    console: Console,
-    errors: Console,
+    term: Terminal,
     ref: str,
     *,
     script: str | None,
     challenges_dir: Path | None,
-    plain: bool,
+    maildir: Path,
     telnet_port: int | None = None,
 ) -> int:
     """`smtp-tutor challenge N`: exit 0 when solved, 1 when left unsolved."""
@@ -231,21 +228,18 @@ def play(
     challenge = challenges.find(found, ref)
     progress = Progress.load()
     if progress.warning:
-        errors.print(Text("warning: " + progress.warning, style="yellow"))
-    line_input: LineInput
-    if script is not None:
-        line_input = StreamInput(sys.stdin if script == "-" else _open_script(script), console)
-    elif interactive_terminal():
-        home = data_home()
-        home.mkdir(parents=True, exist_ok=True)
-        line_input = PromptInput(
+        term.err.print(Text("warning: " + progress.warning, style="yellow"))
+    line_input = choose_input(
+        term,
+        script,
+        lambda: PromptInput(
             completion_words(challenge),
             "Enter: send · /hint /show /quit",
-            history_file=str(home / "history"),
-        )
-    else:
-        line_input = StreamInput(sys.stdin, console)
-    arguments = (challenge, len(found), console, line_input, progress, default_maildir())
+            history_file=history_file("history"),
+        ),
+    )
+    plain = term.plain
+    arguments = (challenge, len(found), term.out, line_input, progress, maildir)
     if telnet_port is not None:
         coach = ChallengeCoachScreen(*arguments, plain=plain, port=telnet_port)
         return 0 if coach.play() else 1
@@ -253,20 +247,13 @@ def play(
     return 0 if screen.play() else 1
 
 
-def _open_script(path: str) -> IO[str]:
-    try:
-        return open(path, encoding="utf-8")
-    except OSError as error:
-        raise UserError(f"cannot read the script {path}: {error.strerror}") from error
-
-
 def validate(
-    console: Console, paths: list[Path], challenges_dir: Path | None, *, replay: bool
+    term: Terminal, paths: list[Path], challenges_dir: Path | None, *, replay: bool
 ) -> int:
     """Static checks (as for lessons, plus a goal and a counter-example), then a replay."""
     from tutor.ui.validate_app import validate as validate_files
 
     targets = paths or [challenges_dir or default_challenges_dir()]
     return validate_files(
-        console, targets, replay=replay, noun="challenge", extra=challenges.static_problems
+        term.out, targets, replay=replay, noun="challenge", extra=challenges.static_problems
     )

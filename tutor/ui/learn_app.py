@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from rich.console import Console, RenderableType
 from rich.table import Table
@@ -14,12 +13,12 @@ from tutor.engine import progress as progress_mod
 from tutor.engine.loader import default_lessons_dir, load_all
 from tutor.engine.model import Lesson
 from tutor.engine.progress import Progress, progress_path
-from tutor.errors import UserError
-from tutor.paths import data_home, default_maildir
+from tutor.errors import UsageError, UserError
 from tutor.textsafe import visible
 from tutor.ui.lesson_app import LessonScreen, completion_words
-from tutor.ui.line_input import LineInput, PromptInput, StreamInput, interactive_terminal
+from tutor.ui.line_input import LineInput, PromptInput, StreamInput, choose_input, history_file
 from tutor.ui.safe import join, untrusted
+from tutor.ui.terminal import Terminal, confirm
 
 WELCOME = (
     "Welcome to smtp-tutor. Each lesson starts a real SMTP server on this machine "
@@ -88,7 +87,8 @@ def continue_target(lessons: list[Lesson], progress: Progress) -> Lesson | None:
     return None
 
 
-def list_lessons(console: Console, lessons_dir: Path | None, *, plain: bool) -> None:
+def list_lessons(term: Terminal, lessons_dir: Path | None) -> None:
+    console, plain = term.out, term.plain
     lessons = load_all(lessons_dir)
     progress = Progress.load()
     console.print(lesson_table(lessons, progress, plain=plain or not console.is_terminal))
@@ -104,12 +104,13 @@ def list_lessons(console: Console, lessons_dir: Path | None, *, plain: bool) -> 
     console.print(Text("start one with: smtp-tutor learn N", style="dim"))
 
 
-def menu(console: Console, errors: Console, lessons_dir: Path | None, *, plain: bool) -> int:
+def menu(term: Terminal, lessons_dir: Path | None, maildir: Path) -> int:
     """`smtp-tutor` with no arguments: the welcome, then the lesson menu."""
+    console, plain = term.out, term.plain
     lessons = load_all(lessons_dir)
-    progress = load_progress(errors)
-    if not interactive_terminal():
-        list_lessons(console, lessons_dir, plain=plain)
+    progress = load_progress(term.err)
+    if not term.interactive:
+        list_lessons(term, lessons_dir)
         return 0
     if not progress.seen_welcome:
         console.print(Text(WELCOME))
@@ -135,17 +136,16 @@ def menu(console: Console, errors: Console, lessons_dir: Path | None, *, plain: 
             except UserError as error:
                 console.print(Text(str(error), style="yellow"))
                 continue
-        _play(console, lessons, lesson, progress, _prompt_input(lesson), plain=plain)
+        _play(console, lessons, lesson, progress, _prompt_input(lesson), maildir, plain=plain)
 
 
 def learn(
-    console: Console,
-    errors: Console,
+    term: Terminal,
     ref: str | None,
     *,
     script: str | None,
     lessons_dir: Path | None,
-    plain: bool,
+    maildir: Path,
     telnet_port: int | None = None,
     transcript: Path | None = None,
     present: bool = False,
@@ -154,20 +154,17 @@ def learn(
 
     With telnet_port the learner uses a real client in another window (coach mode).
     """
+    if transcript is not None:
+        term = term.recorded()
+    console, plain = term.out, term.plain
     lessons = load_all(lessons_dir)
-    progress = load_progress(errors)
+    progress = load_progress(term.err)
     if ref is None:
         target = continue_target(lessons, progress)
         lesson = target or lessons[0]
     else:
         lesson = find_lesson(lessons, ref)
-    if script is not None:
-        stream: IO[str] = sys.stdin if script == "-" else _open_script(script)
-        line_input: LineInput = StreamInput(stream, console)
-    elif interactive_terminal():
-        line_input = _prompt_input(lesson)
-    else:
-        line_input = StreamInput(sys.stdin, console)
+    line_input = choose_input(term, script, lambda: _prompt_input(lesson))
     title = f"smtp-tutor: lesson {lesson.number}, {lesson.title}"
     try:
         if telnet_port is not None:
@@ -179,6 +176,7 @@ def learn(
                 lesson,
                 progress,
                 line_input,
+                maildir,
                 plain=plain,
                 present=present,
                 screen=CoachScreen,
@@ -186,7 +184,14 @@ def learn(
             )
         else:
             completed = _play(
-                console, lessons, lesson, progress, line_input, plain=plain, present=present
+                console,
+                lessons,
+                lesson,
+                progress,
+                line_input,
+                maildir,
+                plain=plain,
+                present=present,
             )
     finally:
         _write_transcript(console, transcript, title)
@@ -194,12 +199,12 @@ def learn(
 
 
 def demo(
-    console: Console,
+    term: Terminal,
     ref: str,
     *,
     delay: float,
     lessons_dir: Path | None,
-    plain: bool,
+    maildir: Path,
     transcript: Path | None,
     present: bool = False,
 ) -> int:
@@ -208,6 +213,7 @@ def demo(
 
     from tutor.ui.demo_app import DemoScreen
 
+    console = term.recorded().out if transcript is not None else term.out
     lessons = load_all(lessons_dir)
     lesson = find_lesson(lessons, ref)
     screen = DemoScreen(
@@ -216,10 +222,10 @@ def demo(
         console,
         StreamInput(io.StringIO(), console),
         Progress(progress_path(), persist=False),
-        default_maildir(),
-        plain=plain,
+        maildir,
+        plain=term.plain,
         delay=delay,
-        interactive=interactive_terminal(),
+        interactive=term.interactive,
         present=present,
     )
     try:
@@ -241,20 +247,11 @@ def _write_transcript(console: Console, path: Path | None, title: str) -> None:
         )
 
 
-def _open_script(path: str) -> IO[str]:
-    try:
-        return open(path, encoding="utf-8")
-    except OSError as error:
-        raise UserError(f"cannot read the script {path}: {error.strerror}") from error
-
-
 def _prompt_input(lesson: Lesson) -> LineInput:
-    home = data_home()
-    home.mkdir(parents=True, exist_ok=True)
     return PromptInput(
         completion_words(lesson),
         "Enter: send · /hint /show /skip /back /quit",
-        history_file=str(home / "history"),
+        history_file=history_file("history"),
     )
 
 
@@ -264,6 +261,7 @@ def _play(
     lesson: Lesson,
     progress: Progress,
     line_input: LineInput,
+    maildir: Path,
     *,
     plain: bool,
     present: bool = False,
@@ -277,7 +275,7 @@ def _play(
         console,
         line_input,
         progress,
-        default_maildir(),
+        maildir,
         plain=plain,
         present=present,
         **options,
@@ -285,9 +283,8 @@ def _play(
     return played.play()
 
 
-def reset_progress(
-    console: Console, ref: str | None, *, yes: bool, lessons_dir: Path | None
-) -> int:
+def reset_progress(term: Terminal, ref: str | None, *, yes: bool, lessons_dir: Path | None) -> int:
+    console = term.out
     progress = Progress.load()
     if ref is not None:
         lesson = find_lesson(load_all(lessons_dir), ref)
@@ -295,10 +292,9 @@ def reset_progress(
     else:
         what, lesson_id = "all progress", None
     if not yes:
-        if not interactive_terminal():
-            raise UserError(f"not resetting {what} without confirmation: add --yes")
-        answer = input(f"Reset {what}? [y/N] ")
-        if answer.strip().lower() not in ("y", "yes"):
+        if not term.stdin_isatty:
+            raise UsageError(f"not resetting {what} without confirmation: add --yes")
+        if not confirm(term, f"Reset {what}? [y/N] "):
             console.print(Text("Nothing reset."))
             return 1
     progress.reset(lesson_id)

@@ -7,16 +7,16 @@ bottom toolbar with the session state and the keys.
 
 from __future__ import annotations
 
-import os
-import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import IO, Protocol
 
 from rich.console import Console
 from rich.text import Text
 
+from tutor.paths import data_home
 from tutor.textsafe import visible
 from tutor.ui.safe import untrusted
+from tutor.ui.terminal import Terminal
 
 SMTP_VERBS = (
     "HELO",
@@ -125,6 +125,20 @@ class PromptInput:
         return text
 
 
-def interactive_terminal() -> bool:
-    """prompt_toolkit only for a real terminal on both ends, and not for TERM=dumb."""
-    return sys.stdin.isatty() and sys.stdout.isatty() and os.environ.get("TERM") != "dumb"
+def choose_input(
+    term: Terminal, script: str | None, make_prompt: Callable[[], LineInput]
+) -> LineInput:
+    """Where the learner's lines come from: a --script FILE (or '-'), prompt_toolkit at a
+    real terminal, or plain lines read from standard input (a pipe, TERM=dumb)."""
+    if script is not None:
+        return StreamInput(term.open_script(script), term.out)
+    if term.interactive:
+        return make_prompt()
+    return StreamInput(term.stdin, term.out)
+
+
+def history_file(name: str) -> str:
+    """A prompt history file in the data directory (made on first use)."""
+    home = data_home()
+    home.mkdir(parents=True, exist_ok=True)
+    return str(home / name)

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from rich.console import Console
 from rich.text import Text
 
 from tutor import mailview
-from tutor.errors import UserError
+from tutor.errors import UsageError, UserError
 from tutor.textsafe import visible
 from tutor.ui.mailbox_view import message_detail, message_table, print_raw
 from tutor.ui.safe import join, untrusted
+from tutor.ui.terminal import Terminal, confirm
 
 
-def list_messages(console: Console, root: Path, folder: str | None, *, plain: bool) -> None:
+def list_messages(term: Terminal, root: Path, folder: str | None) -> None:
+    console, plain = term.out, term.plain
     names = mailview.folders(root)
     if not names:
         console.print(
@@ -27,11 +27,7 @@ def list_messages(console: Console, root: Path, folder: str | None, *, plain: bo
         )
         return
     if folder is not None:
-        if folder not in names:
-            raise UserError(
-                f"no mailbox {visible(folder)!r} under {root}; there are: {', '.join(names)}"
-            )
-        names = [folder]
+        names = [_existing(root, names, folder)]
     for index, name in enumerate(names):
         if index:
             console.print()
@@ -40,7 +36,15 @@ def list_messages(console: Console, root: Path, folder: str | None, *, plain: bo
         console.print(message_table(name, messages, plain=plain or narrow))
 
 
-def show_message(console: Console, root: Path, ref: str, *, raw: bool, plain: bool) -> None:
+def _existing(root: Path, names: list[str], folder: str) -> str:
+    if folder not in names:
+        there = ", ".join(names) if names else "none yet"
+        raise UserError(f"no mailbox {visible(folder)!r} under {root}; there are: {there}")
+    return folder
+
+
+def show_message(term: Terminal, root: Path, ref: str, *, raw: bool) -> None:
+    console = term.out
     found = mailview.find(root, ref)
     if not found:
         raise UserError(
@@ -48,13 +52,42 @@ def show_message(console: Console, root: Path, ref: str, *, raw: bool, plain: bo
         )
     message = found[0]
     if raw:
-        if sys.stdout.isatty():
+        if term.stdout_isatty:
             print_raw(console, message)
         else:  # piped: the exact bytes, for a file or another tool
-            sys.stdout.buffer.write(message.raw)
-            sys.stdout.flush()
+            stream = console.file
+            stream.flush()
+            binary = getattr(stream, "buffer", None)
+            if binary is not None:
+                binary.write(message.raw)
+                binary.flush()
+            else:  # a text-only stream (tests): the bytes as they decode
+                stream.write(message.raw.decode("utf-8", "surrogateescape"))
         return
-    console.print(message_detail(message, plain=plain))
+    console.print(message_detail(message, plain=term.plain))
     others = [m.ref for m in found[1:]]
     if others:
         console.print(untrusted(f"other copies of this message: {', '.join(others)}", "dim"))
+
+
+def clear_messages(term: Terminal, root: Path, folder: str | None, *, yes: bool) -> int:
+    """Delete the stored messages of one mailbox (or of all, folder None); the folders stay,
+    so a running server and any mail program keep working."""
+    names = mailview.folders(root)
+    chosen = names if folder is None else [_existing(root, names, folder)]
+    count = sum(len(mailview.read_folder(root, name)) for name in chosen)
+    what = "every mailbox" if folder is None else f"mailbox {folder}"
+    if count == 0:
+        term.out.print(join(Text(f"Nothing to clear in {what} under "), untrusted(str(root))))
+        return 0
+    if not yes:
+        if not term.stdin_isatty:
+            raise UsageError(f"not deleting {count} message(s) without confirmation: add --yes")
+        if not confirm(term, f"Delete {count} message(s) from {what}? [y/N] "):
+            term.out.print(Text("Nothing deleted."))
+            return 1
+    removed = sum(mailview.clear_folder(root, name) for name in chosen)
+    term.out.print(
+        join(Text(f"Deleted {removed} message(s) from {what} under "), untrusted(str(root)))
+    )
+    return 0

@@ -7,9 +7,8 @@ what happened with the lesson screen's exchange view and the sandbox's own views
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
-from typing import IO
+from pathlib import Path
 
 from rich.console import Console
 from rich.padding import Padding
@@ -17,9 +16,7 @@ from rich.text import Text
 
 from tutor import mailview
 from tutor.authcodec import b64_report
-from tutor.errors import UserError
 from tutor.events import MessageStored, TlsStarted
-from tutor.paths import data_home, default_maildir
 from tutor.sandbox import (
     SLASH_COMMANDS,
     Result,
@@ -32,9 +29,10 @@ from tutor.sandbox import (
     pipe_lines,
 )
 from tutor.ui import lesson_view, sandbox_view
-from tutor.ui.line_input import LineInput, PromptInput, StreamInput, interactive_terminal
+from tutor.ui.line_input import LineInput, PromptInput, choose_input, history_file
 from tutor.ui.mailbox_view import message_table
 from tutor.ui.safe import join, untrusted
+from tutor.ui.terminal import Terminal
 
 ADDRESSES = (
     "<you@tutor.test>",
@@ -50,12 +48,22 @@ class SandboxOptions:
     script: str | None = None
     insecure: bool = False
     timeout: float = 10.0
-    plain: bool = False
 
 
-def run(console: Console, errors: Console, options: SandboxOptions) -> int:
+def run(term: Terminal, options: SandboxOptions, maildir: Path) -> int:
     """The whole sandbox; 0 when the learner leaves, 1 when they decline to connect."""
-    line_input, interactive = _line_input(options.script, console)
+    console, errors = term.out, term.err
+    line_input = choose_input(
+        term,
+        options.script,
+        lambda: PromptInput(
+            ADDRESSES,
+            "Enter: send · /help · /quit",
+            history_file=history_file("sandbox-history"),
+            slash_commands=SLASH_COMMANDS,
+        ),
+    )
+    interactive = isinstance(line_input, PromptInput)
     target = options.target
     if not target.loopback:
         if interactive:
@@ -74,42 +82,16 @@ def run(console: Console, errors: Console, options: SandboxOptions) -> int:
                 style="yellow",
             )
         )
-    sandbox = Sandbox(
-        target, timeout=options.timeout, insecure=options.insecure, maildir=default_maildir()
-    )
+    sandbox = Sandbox(target, timeout=options.timeout, insecure=options.insecure, maildir=maildir)
     try:
         opened = sandbox.open()
-        screen = SandboxScreen(console, line_input, sandbox, plain=options.plain)
+        screen = SandboxScreen(console, line_input, sandbox, plain=term.plain)
         screen.intro()
         screen.show(opened)
         screen.loop()
     finally:
         sandbox.close()
     return 0
-
-
-def _line_input(script: str | None, console: Console) -> tuple[LineInput, bool]:
-    if script is not None:
-        stream: IO[str] = sys.stdin if script == "-" else _open_script(script)
-        return StreamInput(stream, console), False
-    if interactive_terminal():
-        home = data_home()
-        home.mkdir(parents=True, exist_ok=True)
-        prompt = PromptInput(
-            ADDRESSES,
-            "Enter: send · /help · /quit",
-            history_file=str(home / "sandbox-history"),
-            slash_commands=SLASH_COMMANDS,
-        )
-        return prompt, True
-    return StreamInput(sys.stdin, console), False
-
-
-def _open_script(path: str) -> IO[str]:
-    try:
-        return open(path, encoding="utf-8")
-    except OSError as error:
-        raise UserError(f"cannot read the script {path}: {error.strerror}") from error
 
 
 class SandboxScreen:

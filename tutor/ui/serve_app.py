@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import queue
 import signal
-import sys
 import threading
 
 from rich.console import Console
@@ -17,6 +16,7 @@ from tutor.ui import dashboard
 from tutor.ui.safe import join, untrusted
 from tutor.ui.serve_log import ServeLog
 from tutor.ui.serve_transcripts import SessionTranscripts, TeeEvents
+from tutor.ui.terminal import Terminal
 
 _STOP_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)
@@ -25,13 +25,13 @@ _STOP_SIGNALS = tuple(
 
 def run(
     options: serve.ServeOptions,
-    console: Console,
-    errors: Console,
+    term: Terminal,
     *,
     line_log: bool = False,
     transcripts: SessionTranscripts | None = None,
 ) -> int:
     """The live dashboard on a terminal; the line log in a pipe, or when line_log asks."""
+    console, errors = term.out, term.err
     server = serve.build_server(options)
     if options.host and not serve.is_loopback(options.host):
         errors.print(
@@ -46,7 +46,7 @@ def run(
     if transcripts is not None:
         events = TeeEvents(server.capture.events, transcripts)
     try:
-        if not line_log and dashboard.wanted(console, sys.stdin.isatty()):
+        if not line_log and dashboard.wanted(console, term.stdin_isatty):
             return dashboard.run_dashboard(server, options, console, events=events)
         return _line_log(server, options, console, events)
     finally:
@@ -136,4 +136,4 @@ def _banner(console: Console, server: object, options: serve.ServeOptions) -> No
             style="dim",
         )
     )
-    sys.stdout.flush()
+    console.file.flush()
