@@ -14,7 +14,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 RUN = ROOT / "bench" / "run.py"
 
-pytestmark = pytest.mark.posix  # the startup part drives `learn` in a pseudo-terminal
+pytestmark = [pytest.mark.posix, pytest.mark.slow]  # the startup part drives `learn` in a pty
 
 
 def bench(*args: str) -> subprocess.CompletedProcess[str]:

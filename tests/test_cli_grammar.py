@@ -219,3 +219,24 @@ def test_ctrl_c_is_exit_130(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_usage_errors_exit_2() -> None:
     assert run_cli("no-such-command").returncode == ExitStatus.USAGE
     assert run_cli("mailbox", "show").returncode == ExitStatus.USAGE
+
+
+# --- completion ---------------------------------------------------------------------------
+
+
+def complete(words: str, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    monkeypatch.setenv("_SMTP_TUTOR_COMPLETE", "complete_bash")
+    monkeypatch.setenv("COMP_WORDS", words)
+    monkeypatch.setenv("COMP_CWORD", str(len(words.split(" ")) - 1))
+    return run_cli().stdout.split()
+
+
+def test_completion_offers_subcommands_challenges_and_mailboxes(
+    server: TeachingServer, monkeypatch: pytest.MonkeyPatch, tutor_home: Path
+) -> None:
+    assert complete("smtp-tutor mailbox s", monkeypatch) == ["show"]
+    assert complete("smtp-tutor challenge p", monkeypatch) == ["play"]
+    assert "backscatter" in complete("smtp-tutor challenge play ", monkeypatch)
+    deliver(server, "you@tutor.test")
+    (tutor_home / "Maildir").symlink_to(server.maildir)
+    assert complete("smtp-tutor mailbox clear y", monkeypatch) == ["you"]

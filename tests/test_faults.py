@@ -187,6 +187,7 @@ def test_a_copy_that_fails_takes_back_the_copies_already_written(
 
 
 @pytest.mark.posix
+@pytest.mark.slow
 def test_kill_9_right_after_a_250_keeps_the_message(tmp_path: Path) -> None:
     serve = ServeProcess(tmp_path / "Maildir", "--plain")
     try:
@@ -313,6 +314,7 @@ def test_refused_connections_never_use_up_the_cap(start_server: Any) -> None:
 
 
 @pytest.mark.posix
+@pytest.mark.slow
 def test_ctrl_c_on_serve_while_a_client_is_mid_data(tmp_path: Path) -> None:
     serve = ServeProcess(tmp_path / "Maildir", "--plain")
     try:
@@ -394,6 +396,7 @@ def test_ctrl_c_in_learn_keeps_progress_without_a_traceback(
 
 
 @pytest.mark.posix
+@pytest.mark.slow
 def test_resizing_the_terminal_mid_lesson(tutor_home: Path) -> None:
     terminal = Terminal(tutor_home, "learn", "1", columns=100)
     box = terminal.expect(r"╭─ Step 2/\d+[^\n]*")

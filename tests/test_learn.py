@@ -79,6 +79,7 @@ def test_lesson_1_by_typing_the_seed_session(home: Path) -> None:
     assert len(list((home / "Maildir" / "you" / "new").iterdir())) == 1
 
 
+@pytest.mark.slow
 def test_sequence_errors_are_real_replies_and_the_step_waits(home: Path) -> None:
     tutor = Tutor("learn", "1")
     tutor.type("helo a.b.c")
@@ -96,6 +97,7 @@ def test_sequence_errors_are_real_replies_and_the_step_waits(home: Path) -> None
     assert tutor.finish() == 1
 
 
+@pytest.mark.slow
 def test_early_quit_reconnects_and_starts_the_session_again(home: Path) -> None:
     tutor = Tutor("learn", "1")
     tutor.type("helo a.b.c")
@@ -125,6 +127,7 @@ def test_hints_in_stages_then_show_me_counts_as_helped(home: Path) -> None:
     assert progress["lessons"]["conversation"]["assisted"] == ["helo"]
 
 
+@pytest.mark.slow
 def test_resume_after_quitting_replays_earlier_steps(home: Path) -> None:
     tutor = Tutor("learn", "1")
     tutor.type("helo a.b.c")
@@ -146,6 +149,7 @@ def test_resume_after_quitting_replays_earlier_steps(home: Path) -> None:
     assert progress["lessons"]["conversation"]["status"] == "done"
 
 
+@pytest.mark.slow
 def test_a_corrupt_progress_file_is_kept_aside_with_one_warning(home: Path) -> None:
     (home / "progress.json").write_text("{not json")
     tutor = Tutor("learn", "1")
@@ -156,6 +160,7 @@ def test_a_corrupt_progress_file_is_kept_aside_with_one_warning(home: Path) -> N
 
 
 @pytest.mark.parametrize("number", [str(n) for n in range(2, 12)])
+@pytest.mark.slow
 def test_lessons_2_to_11_complete_through_the_interactive_path(home: Path, number: str) -> None:
     from tutor.engine.answers import canonical
     from tutor.engine.loader import load_all
@@ -200,6 +205,7 @@ def test_plain_and_no_color_have_no_escape_codes(home: Path, tmp_path: Path) -> 
     assert "╭" not in result.stdout or flags == []
 
 
+@pytest.mark.slow
 def test_piped_stdin_uses_plain_line_input(home: Path) -> None:
     import subprocess
 
@@ -216,6 +222,7 @@ def test_piped_stdin_uses_plain_line_input(home: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_a_broken_lesson_file_is_one_line_with_file_and_line(home: Path, tmp_path: Path) -> None:
     import subprocess
 
@@ -237,6 +244,7 @@ def test_a_broken_lesson_file_is_one_line_with_file_and_line(home: Path, tmp_pat
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_hostile_lines_are_shown_literally_in_a_lesson(home: Path, tmp_path: Path) -> None:
     import subprocess
 
@@ -285,6 +293,7 @@ def test_term_dumb_gets_plain_line_input_in_a_terminal(home: Path) -> None:
     assert "\x1b[" not in tutor.raw.split("Step 2/11")[1]  # no colour, no cursor movement
 
 
+@pytest.mark.slow
 def test_a_goal_step_is_reached_by_other_commands_than_the_canonical_ones(home: Path) -> None:
     """Lesson 6 asks for any unknown command and names 'hello' as its example: 'frobnicate'
     reaches the goal just as well, because steps are judged on what happened."""

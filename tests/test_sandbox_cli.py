@@ -290,6 +290,7 @@ def test_interactive_sandbox_prompt_help_b64_plain_quit(tutor_home: Path) -> Non
 
 
 @pytest.mark.posix
+@pytest.mark.slow
 def test_a_non_loopback_server_is_asked_about_first(tutor_home: Path) -> None:
     from tests.test_learn import Tutor
 

@@ -79,6 +79,7 @@ def test_ctrl_c_and_sigterm_quit_the_dashboard_cleanly(tmp_path: Path) -> None:
         assert "Traceback" not in serve.screen()
 
 
+@pytest.mark.slow
 def test_log_flag_keeps_the_line_log_on_a_terminal(tmp_path: Path) -> None:
     serve = Serve(tmp_path / "Maildir", "--log")
     port = int(serve.expect(r"listening on 127\.0\.0\.1:(\d+)").group(1))
@@ -92,6 +93,7 @@ def test_log_flag_keeps_the_line_log_on_a_terminal(tmp_path: Path) -> None:
     assert "stopped: 1 session, 0 messages stored in" in serve.screen()
 
 
+@pytest.mark.slow
 def test_the_terminal_is_restored_even_when_the_dashboard_fails(
     server: TeachingServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -15,7 +15,7 @@ from tutor.ui.serve_log import ServeLog
 
 
 def pipe_console(*, record: bool = False) -> tuple[Console, io.StringIO]:
-    """As make_console(plain=True) builds it for a pipe; record=True takes rich's own path."""
+    """As the Environment builds it for a pipe with --plain; record=True takes rich's own path."""
     out = io.StringIO()
     console = Console(
         file=out,

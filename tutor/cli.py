@@ -79,7 +79,9 @@ class _Group(TyperGroup):
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         helps = ctx.help_option_names
-        if not args and self.when_empty:
+        if ctx.resilient_parsing:  # shell completion: offer the command names as typed
+            pass
+        elif not args and self.when_empty:
             args = [self.when_empty]
         elif args and self.when_word and args[0] not in self.commands and args[0] not in helps:
             default = self.when_empty if args[0].startswith("-") else self.when_word
@@ -520,7 +522,7 @@ def serve(
 MailboxArgument = Annotated[
     str | None,
     typer.Argument(
-        metavar="[MAILBOX]",
+        metavar="MAILBOX",
         help="One mailbox (you, alice, bob, postmaster, relay). Default: every one.",
         autocompletion=_complete_mailboxes,
     ),
@@ -576,7 +578,7 @@ def mailbox_clear(
     folder: Annotated[
         str | None,
         typer.Argument(
-            metavar="[MAILBOX]",
+            metavar="MAILBOX",
             help="The mailbox to empty (or --all).",
             autocompletion=_complete_mailboxes,
         ),

@@ -78,7 +78,10 @@ def clear_messages(term: Terminal, root: Path, folder: str | None, *, yes: bool)
     count = sum(len(mailview.read_folder(root, name)) for name in chosen)
     what = "every mailbox" if folder is None else f"mailbox {folder}"
     if count == 0:
-        term.out.print(join(Text(f"Nothing to clear in {what} under "), untrusted(str(root))))
+        empty = "Every mailbox" if folder is None else f"Mailbox {folder}"
+        term.out.print(
+            join(Text(f"{empty} under "), untrusted(str(root)), Text(" is already empty."))
+        )
         return 0
     if not yes:
         if not term.stdin_isatty:
