@@ -32,7 +32,7 @@ class CertFacts:
     key: str  # "EC secp256r1", "RSA 2048 bits"
 
     def expired(self, now: datetime.datetime | None = None) -> bool:
-        moment = now or datetime.datetime.now(datetime.timezone.utc)
+        moment = now or datetime.datetime.now(datetime.UTC)
         return not self.not_before <= moment <= self.not_after
 
 

@@ -8,7 +8,7 @@ can point --lessons-dir at a folder of their own. Files load in name order
 from __future__ import annotations
 
 import re
-import sys
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,11 +17,6 @@ from tutor.engine.checks import CHECK_KINDS
 from tutor.engine.model import STEP_KINDS, Check, Lesson, Question, Step
 from tutor.engine.questions import FACTS
 from tutor.errors import UserError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
 
 FORMAT_VERSION = 1
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*\Z")

@@ -56,7 +56,7 @@ def _make_self_signed(hostname: str) -> tuple[bytes, bytes]:
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "smtp-tutor (self-signed, for teaching)"),
         ]
     )
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
