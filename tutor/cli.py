@@ -19,14 +19,17 @@ from typer.core import TyperGroup
 from tutor import __version__
 from tutor.env import Environment, ExitStatus
 from tutor.errors import UsageError, UserError
+from tutor.ui.reply_detail import Verbosity
 
 # --- the grammar ----------------------------------------------------------------------------
 
-GLOBAL_FLAGS = ("--plain", "--debug")
+GLOBAL_FLAGS = ("--plain", "--debug", "--brief", "--verbose")
 GLOBAL_VALUES = ("--lessons-dir",)
 GLOBAL_EPILOG = (
     "Options for every command, before or after it: --plain (no colour, no boxes), "
-    "--lessons-dir DIR (a teacher's lesson folder), --debug (tracebacks for errors)."
+    "--brief / --verbose (explain replies briefly / always in full; by default in full "
+    "the first time), --lessons-dir DIR (a teacher's lesson folder), --debug (tracebacks "
+    "for errors)."
 )
 
 
@@ -269,6 +272,12 @@ def _root(
     plain: Annotated[
         bool, typer.Option("--plain", help="No colour, no boxes (pipes, screen readers).")
     ] = False,
+    brief: Annotated[
+        bool, typer.Option("--brief", help="Explain each reply in one line, even the first time.")
+    ] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", help="Explain each reply in full, every time.")
+    ] = False,
 ) -> None:
     """Learn SMTP by doing: a real SMTP server on loopback, every reply explained.
 
@@ -283,7 +292,10 @@ def _root(
       smtp-tutor mailbox show you/1         a stored message: envelope beside headers
       smtp-tutor lessons --plain            the lesson list without colour
     """
-    env = Environment(plain=plain, debug=debug, lessons_dir=lessons_dir)
+    if brief and verbose:
+        raise UsageError("--brief and --verbose contradict each other: give one")
+    verbosity = Verbosity.BRIEF if brief else Verbosity.VERBOSE if verbose else Verbosity.AUTO
+    env = Environment(plain=plain, debug=debug, lessons_dir=lessons_dir, verbosity=verbosity)
     ctx.obj = env
     if ctx.invoked_subcommand is None:
         from tutor.ui.learn_app import menu

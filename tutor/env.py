@@ -19,6 +19,7 @@ from typing import IO
 
 from rich.console import Console
 
+from tutor.ui.reply_detail import Verbosity
 from tutor.ui.terminal import Terminal, build_console
 
 
@@ -52,6 +53,7 @@ class Environment:
     plain: bool = False
     debug: bool = False
     lessons_dir: Path | None = None
+    verbosity: Verbosity = Verbosity.AUTO
     stdin: IO[str] = field(default_factory=lambda: sys.stdin)
     stdout: IO[str] = field(default_factory=lambda: sys.stdout)
     stderr: IO[str] = field(default_factory=lambda: sys.stderr)
@@ -84,6 +86,7 @@ class Environment:
             stdin_isatty=self.stdin_isatty,
             stdout_isatty=self.stdout_isatty,
             dumb=self.dumb,
+            verbosity=self.verbosity,
         )
 
     def read_stdin(self) -> str:

@@ -27,6 +27,7 @@ from tutor.ui.coach_app import CoachScreen
 from tutor.ui.lesson_app import LessonScreen, completion_words
 from tutor.ui.lesson_view import sequence_diagram
 from tutor.ui.line_input import PromptInput, choose_input, history_file
+from tutor.ui.reply_detail import ReplyMemory
 from tutor.ui.safe import join, lesson_markdown, untrusted
 from tutor.ui.terminal import Terminal
 
@@ -241,9 +242,11 @@ def play(
     plain = term.plain
     arguments = (challenge, len(found), term.out, line_input, progress, maildir)
     if telnet_port is not None:
-        coach = ChallengeCoachScreen(*arguments, plain=plain, port=telnet_port)
+        coach = ChallengeCoachScreen(
+            *arguments, plain=plain, port=telnet_port, replies=ReplyMemory(term.verbosity)
+        )
         return 0 if coach.play() else 1
-    screen = ChallengeScreen(*arguments, plain=plain)
+    screen = ChallengeScreen(*arguments, plain=plain, replies=ReplyMemory(term.verbosity))
     return 0 if screen.play() else 1
 
 

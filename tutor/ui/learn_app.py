@@ -17,6 +17,7 @@ from tutor.errors import UsageError, UserError
 from tutor.textsafe import visible
 from tutor.ui.lesson_app import LessonScreen, completion_words
 from tutor.ui.line_input import LineInput, PromptInput, StreamInput, choose_input, history_file
+from tutor.ui.reply_detail import ReplyMemory
 from tutor.ui.safe import join, untrusted
 from tutor.ui.terminal import Terminal, confirm
 
@@ -136,7 +137,16 @@ def menu(term: Terminal, lessons_dir: Path | None, maildir: Path) -> int:
             except UserError as error:
                 console.print(Text(str(error), style="yellow"))
                 continue
-        _play(console, lessons, lesson, progress, _prompt_input(lesson), maildir, plain=plain)
+        _play(
+            console,
+            lessons,
+            lesson,
+            progress,
+            _prompt_input(lesson),
+            maildir,
+            plain=plain,
+            replies=ReplyMemory(term.verbosity),
+        )
 
 
 def learn(
@@ -181,6 +191,7 @@ def learn(
                 present=present,
                 screen=CoachScreen,
                 port=telnet_port,
+                replies=ReplyMemory(term.verbosity),
             )
         else:
             completed = _play(
@@ -192,6 +203,7 @@ def learn(
                 maildir,
                 plain=plain,
                 present=present,
+                replies=ReplyMemory(term.verbosity),
             )
     finally:
         _write_transcript(console, transcript, title)
@@ -227,6 +239,7 @@ def demo(
         delay=delay,
         interactive=term.interactive,
         present=present,
+        replies=ReplyMemory(term.verbosity),
     )
     try:
         completed = screen.play()

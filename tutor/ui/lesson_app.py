@@ -29,15 +29,18 @@ from tutor.session_state import SessionState
 from tutor.ui import lesson_view as view
 from tutor.ui import present_view
 from tutor.ui.line_input import LineInput
+from tutor.ui.reply_detail import ReplyMemory
 from tutor.ui.safe import lesson_markdown, untrusted
 
 HELP = (
     "Type SMTP commands as you would in telnet; each goes to the real server as typed.\n"
     "/hint   a hint (again for a closer one)      /show   the tutor types the answer\n"
     "/skip   move on (counts as helped)           /back   read the previous step again\n"
-    "/state  what the server knows now            /quit   stop here; progress is kept"
+    "/state  what the server knows now            /more   the last reply explained in full\n"
+    "/quit   stop here; progress is kept"
 )
 _ADDRESS = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
+_PREDICTION = re.compile(r"[2-5](?:xx|\d\d)?", re.IGNORECASE)
 
 
 @dataclass
@@ -55,11 +58,14 @@ class LessonScreen:
     hints_given: int = 0
     shown_step: int = -1
     prediction: str = ""  # the reply class the learner expects for the current step
+    pending: str | None = None  # a line typed at another prompt, to be carried out next
     present: bool = False  # projector layout: a clean screen per step, the code large
     quit_requested: bool = False
     asks_predictions: ClassVar[bool] = True
     pauses_in_present: ClassVar[bool] = True
     events: list[Event] = field(default_factory=list)  # everything the server recorded
+    replies: ReplyMemory = field(default_factory=ReplyMemory)  # full once, then brief
+    last_explained: tuple[Exchange, SessionState] | None = None  # for /more
 
     def __post_init__(self) -> None:
         self.run = LessonRun(self.lesson)
@@ -199,7 +205,19 @@ class LessonScreen:
             )
             if answer is None:
                 return False
-            self.prediction = answer.strip()[:1] if answer.strip()[:1] in "2345" else ""
+            self.prediction, self.pending = _read_prediction(answer)
+            if self.pending is not None:
+                self.console.print(
+                    untrusted(
+                        "  That is a command, not a prediction: prediction skipped, "
+                        f"and {self.pending.split()[0]} is carried out now.",
+                        "yellow",
+                    )
+                )
+            elif answer.strip() and not self.prediction:
+                self.console.print(
+                    Text("  A prediction is one digit, 2 to 5: skipped this time.", style="yellow")
+                )
         return True
 
     def _show_step(self, step: Step, index: int) -> None:
@@ -235,7 +253,7 @@ class LessonScreen:
         if self.quit_requested or not self._intro(step):
             return False
         self._save()
-        self.line_input.set_status(" · ".join(self.state.summary()))
+        self._show_status()
         if step.kind == "connect":
             self._reconnect(driver, announce=False, step=step)
             return True
@@ -246,7 +264,14 @@ class LessonScreen:
             self._perform(driver, step)
             return True
         prompt = "data> " if driver.in_data else "smtp> "
-        line = self.line_input.read(prompt)
+        line, self.pending = (
+            (self.pending, None)
+            if self.pending is not None
+            else (
+                self.line_input.read(prompt),
+                None,
+            )
+        )
         if line is None:
             return False
         if line.startswith("/") and line.split()[0] in _SLASH:
@@ -323,6 +348,14 @@ class LessonScreen:
             self.console.print(Text(HELP))
         elif command == "/state":
             self.console.print(view.state_line(self.state, plain=self.plain))
+        elif command == "/more":
+            if self.last_explained is None:
+                self.console.print(Text("No reply to explain yet.", style="dim"))
+            else:
+                exchange, before = self.last_explained
+                self.console.print(
+                    view.exchange_view(exchange, before, plain=self.plain, show_sent=False)
+                )
         elif command == "/hint":
             self._hint(step)
         elif command in ("/show", "/skip"):
@@ -388,7 +421,7 @@ class LessonScreen:
                 before = self.state.copy()
                 self.state.feed_exchange(event)
                 self.exchanges.append(event)
-                self.console.print(view.exchange_view(event, before, plain=self.plain))
+                self._show_exchange(event, before)
                 if self.present and event.reply is not None:
                     command = None if event.kind in ("greeting", "notice") else event.command
                     explained = annotate(command, event.reply, before)
@@ -415,6 +448,7 @@ class LessonScreen:
                 self.console.print(rendered)
         if turn.events:
             self.console.print(view.state_line(self.state, plain=self.plain))
+            self._show_status()
         if (
             self.present
             and self.pauses_in_present
@@ -422,6 +456,25 @@ class LessonScreen:
             and any(o.status == runner.DONE for o in settled)
         ):
             self._present_pause()
+
+    def _show_exchange(self, exchange: Exchange, before: SessionState) -> None:
+        """An exchange, its meaning in full the first time its code appears, then brief."""
+        brief = exchange.reply is not None and self.replies.brief(exchange.reply)
+        self.console.print(view.exchange_view(exchange, before, plain=self.plain, brief=brief))
+        if exchange.reply is not None:
+            self.last_explained = (exchange, before)
+        if brief and self.replies.first_brief():
+            self.console.print(
+                Text(
+                    "    (a code you have met is explained briefly from now on; "
+                    "/more explains the last reply in full)",
+                    style="dim",
+                )
+            )
+
+    def _show_status(self) -> None:
+        """The bottom toolbar: what the server knows after the last reply."""
+        self.line_input.set_status(" · ".join(self.state.summary()))
 
     def _check_prediction(self, exchange: Exchange) -> None:
         """Compare the learner's guess with the first reply to the step's kind of command."""
@@ -491,7 +544,22 @@ class LessonScreen:
         self._show_turn(turn)
 
 
-_SLASH = {"/hint", "/show", "/skip", "/back", "/state", "/help", "/quit"}
+_SLASH = {"/hint", "/show", "/skip", "/back", "/state", "/more", "/help", "/quit"}
+
+
+def _read_prediction(answer: str) -> tuple[str, str | None]:
+    """What was typed at the prediction prompt: (a reply class, or ""; a line to carry out).
+
+    A digit 2-5 is a prediction. A slash command or anything that looks like an SMTP line
+    (more than one character) is not swallowed: it is carried out as if typed at the
+    prompt, and the prediction is skipped.
+    """
+    text = answer.strip()
+    if _PREDICTION.fullmatch(text):  # 5, 5xx or 550: the class is the first digit
+        return text[0], None
+    if len(text) > 1:
+        return "", answer
+    return "", None
 
 
 def _settled(outcomes: list[runner.Outcome]) -> list[runner.Outcome]:

@@ -88,9 +88,15 @@ def reply_lines(exchange: Exchange, *, plain: bool) -> list[Text]:
 
 
 def exchange_view(
-    exchange: Exchange, before: SessionState, *, plain: bool, show_sent: bool = True
+    exchange: Exchange,
+    before: SessionState,
+    *,
+    plain: bool,
+    show_sent: bool = True,
+    brief: bool = False,
 ) -> RenderableType:
-    """One exchange: sent, replied, and what the reply means here (in this state)."""
+    """One exchange: sent, replied, and what the reply means here (in this state);
+    `brief`: only the headline of the meaning (a code already explained in full)."""
     rows: list[RenderableType] = []
     if show_sent and exchange.kind == "command":
         rows.append(sent_line(exchange.sent, plain=plain, tls=exchange.tls))
@@ -107,6 +113,9 @@ def exchange_view(
     note = annotate(command, reply, before)
     style = CLASS_STYLE.get(reply.code // 100, "")
     explanation = untrusted(note.headline, f"bold {style}")  # may quote the client's words
+    if brief:
+        rows.append(Padding(explanation, (0, 0, 0, 4)))
+        return Group(*rows)
     if note.detail:
         explanation.append(Text("\n")).append(untrusted_block(note.detail))
     facts = [note.reply_class]

@@ -33,7 +33,7 @@ SMTP_VERBS = (
     "AUTH PLAIN",
     "AUTH LOGIN",
 )
-SLASH_COMMANDS = ("/hint", "/show", "/skip", "/back", "/state", "/help", "/quit")
+SLASH_COMMANDS = ("/hint", "/show", "/skip", "/back", "/state", "/more", "/help", "/quit")
 
 
 class LineInput(Protocol):
@@ -106,7 +106,7 @@ class PromptInput:
         self.session: object = PromptSession(
             completer=completer,
             history=history,
-            bottom_toolbar=lambda: f"{self.status}   {keys}" if self.status else keys,
+            bottom_toolbar=lambda: toolbar_text(self.status, keys, _columns()),
             complete_while_typing=False,
             enable_history_search=True,
         )
@@ -123,6 +123,29 @@ class PromptInput:
         except (EOFError, KeyboardInterrupt):
             return None
         return text
+
+
+def toolbar_text(status: str, keys: str, columns: int) -> str:
+    """The state after the last reply, then the keys, cut to the terminal's width: the
+    state keeps its start (greeted, sender…) and loses its tail first."""
+    width = max(columns - 1, 20)
+    if not status:
+        return keys[:width]
+    if len(status) + 3 + len(keys) <= width:
+        return f"{status}   {keys}"
+    room = width - len(keys) - 3
+    if room >= 20:
+        return f"{status[: room - 1]}…   {keys}"
+    return status[: width - 1] + "…" if len(status) >= width else status
+
+
+def _columns() -> int:
+    from prompt_toolkit.application import get_app
+
+    try:
+        return get_app().output.get_size().columns
+    except Exception:  # no running application: assume the narrowest common terminal
+        return 80
 
 
 def choose_input(

@@ -15,6 +15,7 @@ from typing import IO
 from rich.console import Console
 
 from tutor.errors import UserError
+from tutor.ui.reply_detail import Verbosity
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class Terminal:
     stdin_isatty: bool
     stdout_isatty: bool
     dumb: bool  # TERM=dumb: a terminal that cannot take prompt_toolkit's drawing
+    verbosity: Verbosity = Verbosity.AUTO  # how much of each reply's meaning to show
 
     @property
     def interactive(self) -> bool:
