@@ -34,6 +34,7 @@ class LessonProgress:
     status: str = NOT_STARTED
     assisted: list[str] = field(default_factory=list)
     completed_at: float | None = None
+    session: list[str] = field(default_factory=list)  # the learner's lines, to replay on resume
 
 
 @dataclass
@@ -66,6 +67,7 @@ class Progress:
                     status=str(entry.get("status", NOT_STARTED)),
                     assisted=[str(s) for s in entry.get("assisted", [])],
                     completed_at=entry.get("completed_at"),
+                    session=[str(line) for line in entry.get("session", [])],
                 )
         except (ValueError, TypeError, AttributeError):
             backup = path.with_name(f"{path.stem}.corrupt-{int(time.time())}{path.suffix}")
@@ -107,6 +109,7 @@ class Progress:
                     "status": v.status,
                     "assisted": v.assisted,
                     "completed_at": v.completed_at,
+                    "session": v.session,
                 }
                 for key, v in self.lessons.items()
             },
