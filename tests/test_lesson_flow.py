@@ -120,3 +120,82 @@ def test_the_toolbar_fits_the_terminal(columns: int) -> None:
     assert len(text) < columns
     assert text.startswith("greeted: EHLO")
     assert toolbar_text("", keys, columns) == keys[: columns - 1]
+
+
+# --- resume, replay, skip -----------------------------------------------------------------
+
+SEED = [
+    "helo a.b.c",
+    "mail from:<bugs@looney.example>",
+    "rcpt to:<you@tutor.test>",
+    "data",
+    "From: Bugs Bunny",
+    "To: Daffy Duck",
+    "Subject: Loony Toons!",
+    "",
+    "Hi there!",
+    ".",
+]
+
+
+def progress_of(home: Path, lesson_id: str) -> dict[str, object]:
+    import json
+
+    entry = json.loads((home / "progress.json").read_text(encoding="utf-8"))["lessons"]
+    return dict(entry[lesson_id])
+
+
+def test_resume_replays_the_learners_own_lines_visibly(tmp_path: Path, tutor_home: Path) -> None:
+    learn(tmp_path, "1", ["HELO my.own.name", "mail from:<me@own.example>"])
+    assert progress_of(tutor_home, "conversation")["session"] == [
+        "HELO my.own.name",
+        "mail from:<me@own.example>",
+    ]
+    out = learn(tmp_path, "1", [])
+    replay = out[out.index("Picking up where you left off") :]
+    assert "replays your own lines from last time" in replay
+    assert "smtp> HELO my.own.name   (replayed: your line from last time)" in replay
+    assert "250 2.1.0 <me@own.example>" in replay
+    assert "Step 4/" in replay  # and the lesson goes on at RCPT
+
+
+def test_a_resume_after_a_message_does_not_store_it_again(
+    tmp_path: Path, tutor_home: Path
+) -> None:
+    learn(tmp_path, "1", SEED)  # quits at the second message's steps
+    assert progress_of(tutor_home, "conversation")["session"] == ["helo a.b.c"]
+    out = learn(tmp_path, "1", [])
+    assert "smtp> helo a.b.c   (replayed" in out
+    assert "data> " not in out[out.index("Picking up") :]
+    assert len(list((tutor_home / "Maildir" / "you" / "new").iterdir())) == 1
+
+
+def test_replaying_a_finished_lesson_keeps_it_done(tmp_path: Path, tutor_home: Path) -> None:
+    learn(tmp_path, "1", [*SEED, "/skip", "quit"])
+    assert progress_of(tutor_home, "conversation")["status"] == "done"
+    learn(tmp_path, "1", ["helo a.b.c"])  # play it again, stop half way
+    assert progress_of(tutor_home, "conversation")["status"] == "done"
+
+
+def test_skip_inside_data_ends_the_message_and_says_so(tmp_path: Path, tutor_home: Path) -> None:
+    lines = [
+        *SEED,
+        "mail from:<you@tutor.test>",
+        "rcpt to:<alice@tutor.test>",
+        "data",
+        "Subject: half",
+        "/skip",
+        "quit",
+    ]
+    out = learn(tmp_path, "1", lines)
+    said = out.index("only a line with a lone dot ends it")
+    assert "data> .   (typed by the tutor)" in out[said:]
+    assert "C: .␍␊" in out[said:]
+    assert "Not there yet" not in out[said:]
+    assert "S: 221" in out[said:]  # quit went out as a command, not as message text
+    assert len(list((tutor_home / "Maildir" / "alice" / "new").iterdir())) == 1
+
+
+def test_the_lone_dot_is_shown_as_bytes(tmp_path: Path) -> None:
+    out = learn(tmp_path, "1", SEED)
+    assert "data> .\n  C: .␍␊\n  S: 250 2.0.0 OK" in out

@@ -45,10 +45,10 @@ class DemoScreen(LessonScreen):
             self.run.skip()
         return True
 
-    def _echo_typed(self, prompt: str, line: str) -> None:
+    def _echo_typed(self, prompt: str, line: str, how: str = "typed by the tutor") -> None:
         """The tutor "types" the line: character by character on a terminal."""
         if not (self.interactive and self.delay > 0):
-            super()._echo_typed(prompt, line)
+            super()._echo_typed(prompt, line, how)
             return
         self.console.print(Text(prompt, style="bold"), end="")
         for char in untrusted(line).plain:

@@ -23,6 +23,7 @@ from tutor.engine.answers import canonical
 from tutor.engine.driver import LessonDriver, Turn
 from tutor.engine.model import Lesson, Step
 from tutor.engine.progress import Progress
+from tutor.engine.resume import SessionLines
 from tutor.engine.runner import LessonRun
 from tutor.events import Event, Exchange, MessageStored
 from tutor.session_state import SessionState
@@ -66,6 +67,8 @@ class LessonScreen:
     events: list[Event] = field(default_factory=list)  # everything the server recorded
     replies: ReplyMemory = field(default_factory=ReplyMemory)  # full once, then brief
     last_explained: tuple[Exchange, SessionState] | None = None  # for /more
+    session_lines: SessionLines = field(default_factory=SessionLines)  # replayed on resume
+    judging: bool = True  # False while a skipped step's last line goes out
 
     def __post_init__(self) -> None:
         self.run = LessonRun(self.lesson)
@@ -118,23 +121,54 @@ class LessonScreen:
         turn = driver.start(first)
         self._show_turn(turn)
         if resume > self.run.index:
-            self._replay_to(driver, resume)
+            self._replay_to(driver, resume, self.progress.of(self.lesson.id).session)
 
-    def _replay_to(self, driver: LessonDriver, target: int) -> None:
-        """Resuming: a new session knows nothing, so the tutor re-sends earlier answers."""
-        self.console.print(
-            Text(
-                "Picking up where you left off. A new connection is a new session, so the tutor "
-                "re-sends your earlier steps first:",
-                style="bold",
+    def _replay_to(self, driver: LessonDriver, target: int, saved: list[str]) -> None:
+        """Resuming: a new session knows nothing, so the tutor replays, visibly, the
+        learner's own lines that built the session last time (or, from an older progress
+        file, the lesson's answers for the steps already done, and says so)."""
+        if saved:
+            self.console.print(
+                Text(
+                    "Picking up where you left off. A new connection is a new session and the "
+                    "server remembers nothing, so the tutor replays your own lines from last "
+                    "time:",
+                    style="bold",
+                )
             )
-        )
-        while self.run.index < target and not self.run.finished:
-            step = self.run.step
-            before = self.run.index
-            self._perform(driver, step, quiet=True)
-            if self.run.index == before:  # could not be replayed: continue from here
-                break
+            for line in saved:
+                if self.run.finished:
+                    break
+                self._replay_line(driver, line, "your line from last time")
+        else:
+            self.console.print(
+                Text(
+                    "Picking up where you left off. A new connection is a new session and the "
+                    "server remembers nothing; your lines from last time were not kept, so the "
+                    "tutor replays the lesson's answers for the steps you did:",
+                    style="bold",
+                )
+            )
+            while self.run.index < target and not self.run.finished:
+                before = self.run.index
+                answer = canonical(self.run.step)
+                if answer.action != "lines":
+                    self._perform(driver, self.run.step, quiet=True)
+                for line in answer.lines if answer.action == "lines" else ():
+                    self._replay_line(driver, line, "the lesson's line")
+                if self.run.index == before:  # could not be replayed: continue from here
+                    break
+        if self.run.index < target and not self.run.finished:
+            self.run.go_to(target)
+        self.console.print(view.state_line(self.state, plain=self.plain))
+
+    def _replay_line(self, driver: LessonDriver, line: str, whose: str) -> None:
+        """One replayed line: shown as typed by the tutor, with the first line of each reply."""
+        self._echo_typed(f"{'data' if driver.in_data else 'smtp'}> ", line, f"replayed: {whose}")
+        turn = self._send(driver, line, quiet=True)
+        for exchange in turn.exchanges:
+            if exchange.replies:
+                self.console.print(untrusted("      " + exchange.replies[0], "dim"))
 
     def _ask_questions(self) -> None:
         """Two or three questions about the learner's own session, checked on the capture."""
@@ -181,12 +215,17 @@ class LessonScreen:
         self.console.print(view.lesson_end(self.lesson, self.run, self.exchanges, plain=self.plain))
 
     def _save(self) -> None:
+        """Where the learner is, and the lines of the open session (for a resume). Playing
+        a finished lesson again never lowers its status."""
         step = self.run.step.id if not self.run.finished else ""
+        saved = self.progress.of(self.lesson.id)
+        finished = saved.status in (progress_mod.DONE, progress_mod.DONE_WITH_HELP)
         self.progress.update(
             self.lesson.id,
-            status=progress_mod.IN_PROGRESS,
+            status=saved.status if finished else progress_mod.IN_PROGRESS,
             step=step,
-            assisted=sorted(self.run.assisted),
+            assisted=sorted(set(self.run.assisted) | (set(saved.assisted) if finished else set())),
+            session=list(self.session_lines.lines),
         )
 
     # --- one step -------------------------------------------------------------------------
@@ -286,6 +325,7 @@ class LessonScreen:
                 self.console.print(note)
         if not driver.connected:
             self._reconnect(driver, announce=True)
+        self.session_lines.sent(line)
         turn = driver.send(line)
         if not turn.events and not turn.error and not quiet:
             # A message line: no reply until the lone dot, so show the bytes as they went.
@@ -329,12 +369,12 @@ class LessonScreen:
                     self._echo_typed(f"{'data' if driver.in_data else 'smtp'}> ", line)
                 self._send(driver, line, quiet=quiet)
 
-    def _echo_typed(self, prompt: str, line: str) -> None:
+    def _echo_typed(self, prompt: str, line: str, how: str = "typed by the tutor") -> None:
         """Show a line the tutor types for the learner (show me, resume, demo)."""
         self.console.print(
             Text(prompt, style="bold"),
             untrusted(line),
-            Text("   (typed by the tutor)", style="dim"),
+            Text(f"   ({how})", style="dim"),
             sep="",
         )
 
@@ -360,6 +400,8 @@ class LessonScreen:
             self._hint(step)
         elif command in ("/show", "/skip"):
             if command == "/skip" and (step.optional or step.kind == "read"):
+                if driver.in_data:
+                    self._end_message_for_skip(driver)
                 # Optional steps come in groups (a second message): skip the group.
                 optional = step.optional
                 self.run.advance(skipped=True)
@@ -385,6 +427,23 @@ class LessonScreen:
                 self.console.print(lesson_markdown(previous.after))
         return True
 
+    def _end_message_for_skip(self, driver: LessonDriver) -> None:
+        """Skipping while the server reads message text: only a lone dot gets out of DATA
+        (or hanging up), so the tutor ends the message, visibly, before moving on."""
+        self.console.print(
+            Text(
+                "The server is reading your message text, and only a line with a lone dot "
+                "ends it. The tutor types the dot, so the server stores what you typed so far:",
+                style="yellow",
+            )
+        )
+        self._echo_typed("data> ", ".")
+        self.judging = False  # the step is being skipped: no "not there yet" for it
+        try:
+            self._send(driver, ".")
+        finally:
+            self.judging = True
+
     def _hint(self, step: Step) -> None:
         if self.hints_given < len(step.hints):
             label = f"**Hint {self.hints_given + 1}/{len(step.hints)}:** "
@@ -407,6 +466,7 @@ class LessonScreen:
             if isinstance(event, Exchange):
                 self.state.feed_exchange(event)
                 self.exchanges.append(event)
+                self.session_lines.saw(event)
 
     def _show_turn(self, turn: Turn) -> None:
         """What happened, in order: exchanges and events, then how the step went."""
@@ -421,6 +481,7 @@ class LessonScreen:
                 before = self.state.copy()
                 self.state.feed_exchange(event)
                 self.exchanges.append(event)
+                self.session_lines.saw(event)
                 self._show_exchange(event, before)
                 if self.present and event.reply is not None:
                     command = None if event.kind in ("greeting", "notice") else event.command
@@ -441,7 +502,7 @@ class LessonScreen:
                 turn.tls, turn.tap, turn.exchanges, first_tls=first_tls, plain=self.plain
             ):
                 self.console.print(extra)
-        settled = _settled(turn.outcomes)
+        settled = _settled(turn.outcomes) if self.judging else []
         for outcome in settled:
             rendered = view.outcome_view(outcome, plain=self.plain)
             if rendered is not None:
@@ -537,6 +598,7 @@ class LessonScreen:
         if announce:
             self.console.print(Text("Reconnecting…", style="dim"))
         self.state = SessionState()
+        self.session_lines.new_session()
         if step is not None and step.open_relay is not None:
             setting = "an OPEN relay" if step.open_relay else "a closed relay"
             self.console.print(Text(f"The server is now {setting}.", style="bold magenta"))

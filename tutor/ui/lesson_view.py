@@ -102,6 +102,11 @@ def exchange_view(
         rows.append(sent_line(exchange.sent, plain=plain, tls=exchange.tls))
     elif show_sent and exchange.kind == "auth":
         rows.append(Text("  (AUTH answer sent, base64)", style="dim"))
+    elif show_sent and exchange.kind == "data" and exchange.sent:
+        # The message lines were shown as they went; the lone dot that ends it is shown
+        # here, with its line ending, like every other line.
+        last = exchange.sent.splitlines(keepends=True)[-1]
+        rows.append(sent_line(last, plain=plain, tls=exchange.tls))
     rows += reply_lines(exchange, plain=plain)
     reply = exchange.reply
     if reply is None:
