@@ -538,8 +538,10 @@ _ENHANCED_TABLE: tuple[EnhancedCode, ...] = (
        "The recipient address matches more than one mailbox at the destination, so it "
        "cannot be delivered as written.", _R3463),
     _e("X.1.5", "Destination address valid",
-       "The recipient address is fine. Used in positive replies, typically to RCPT "
-       "TO.", _R3463, 250),
+       "The server takes this recipient. Used in positive replies to RCPT TO; it says "
+       "only that this server accepts the address now, not that the mailbox exists or "
+       "that the message will arrive (mail it relays can still bounce later).",
+       _R3463, 250),
     _e("X.1.6", "Destination mailbox has moved, No forwarding address",
        "The address used to work but no longer takes mail, and no new address is "
        "known.", _R3463),
