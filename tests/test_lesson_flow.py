@@ -159,9 +159,7 @@ def test_resume_replays_the_learners_own_lines_visibly(tmp_path: Path, tutor_hom
     assert "Step 4/" in replay  # and the lesson goes on at RCPT
 
 
-def test_a_resume_after_a_message_does_not_store_it_again(
-    tmp_path: Path, tutor_home: Path
-) -> None:
+def test_a_resume_after_a_message_does_not_store_it_again(tmp_path: Path, tutor_home: Path) -> None:
     learn(tmp_path, "1", SEED)  # quits at the second message's steps
     assert progress_of(tutor_home, "conversation")["session"] == ["helo a.b.c"]
     out = learn(tmp_path, "1", [])
@@ -199,3 +197,39 @@ def test_skip_inside_data_ends_the_message_and_says_so(tmp_path: Path, tutor_hom
 def test_the_lone_dot_is_shown_as_bytes(tmp_path: Path) -> None:
     out = learn(tmp_path, "1", SEED)
     assert "data> .\n  C: .␍␊\n  S: 250 2.0.0 OK" in out
+
+
+# --- a bare LF, sent on purpose -----------------------------------------------------------
+
+BARE_LF_MESSAGE = [
+    "mail from:<bugs@looney.example>",
+    "rcpt to:<you@tutor.test>",
+    "data",
+    "Subject: lf",
+    "/lf .",  # LF . LF: message text, not the end
+    ".",  # LF . CRLF: still text
+    ".",  # CRLF . CRLF: the end
+]
+
+
+def test_lf_in_a_lesson_shows_what_a_bare_lf_does(tmp_path: Path, tutor_home: Path) -> None:
+    out = learn(tmp_path, "1", ["/lf helo a.b.c", *BARE_LF_MESSAGE])
+    assert "C: helo a.b.c␊\n" in out and "S: 250 mx.tutor.test Hello a.b.c" in out
+    assert "That line ended in LF alone." in out
+    assert "C: .␊" in out and "a dot on a line ended by a bare LF is message text" in out
+    assert "that dot did not end the message" in out
+    assert out.count("S: 250 2.0.0 OK") == 1
+    stored = next((tutor_home / "Maildir" / "you" / "new").iterdir()).read_bytes()
+    # The server reads lines up to CRLF: ".<LF>.<CRLF>" is one line of text, whose first
+    # dot goes as any leading dot does (RFC 5321 §4.5.2); the second dot stays.
+    assert stored.endswith(b"Subject: lf\n\n.\n")
+
+
+def test_lf_in_the_sandbox(tmp_path: Path) -> None:
+    lines = ["/lf ehlo a.b.c", *BARE_LF_MESSAGE, "quit"]
+    result = run_cli("sandbox", "--plain", stdin="\n".join(lines) + "\n")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "C: ehlo a.b.c␊" in out and "C: .␊" in out
+    assert "that dot did not end the message" in out
+    assert out.count("S: 250 2.0.0 OK") == 1

@@ -53,6 +53,7 @@ SLASH_COMMANDS: dict[str, tuple[str, str]] = {
     "/b64": ("/b64 TEXT", "base64 of TEXT (\\0 is a NUL byte); decoded too if it is base64"),
     "/plain": ("/plain USER PASS", "the AUTH PLAIN argument, base64(\\0USER\\0PASS)"),
     "/pipe": ("/pipe CMD ; CMD …", "send several commands in one write, then read the replies"),
+    "/lf": ("/lf TEXT", "send TEXT ended by LF alone (as plain nc does), not CRLF"),
     "/reset": ("/reset", "close this connection and open a new session"),
     "/quit": ("/quit", "leave (send QUIT first if you want to be polite)"),
 }
@@ -78,6 +79,8 @@ def parse_slash(line: str) -> SlashCommand:
     name = name.lower()
     if name not in SLASH_COMMANDS:
         raise SlashError(f"no sandbox command {name!r}: /help lists them")
+    if name == "/lf":  # the text exactly as typed after "/lf ", spaces and all
+        return SlashCommand(name, line.lstrip().partition(" ")[2].rstrip("\r\n"))
     command = SlashCommand(name, argument.strip())
     usage = SLASH_COMMANDS[name][0]
     wanted = {"/b64": 1, "/pipe": 1, "/plain": 2}.get(name, 0)
@@ -189,6 +192,7 @@ class Result:
     notes: list[str] = field(default_factory=list)  # facts worth a line of their own
     events: list[Event] = field(default_factory=list)  # built-in server: stored, bounced
     data_line: str | None = None  # a message line sent (no reply comes until the dot)
+    data_ending: bytes = CRLF  # how that line ended on the wire (LF alone after /lf)
     error: str = ""  # one line: how the connection failed
     closed: bool = False  # the session is over
 
@@ -223,6 +227,7 @@ class Sandbox:
         self._seen = 0
         self._message = bytearray()  # message lines sent since the 354
         self._message_mark = 0
+        self._after_bare_lf = False  # the last message line ended in LF alone (/lf)
         self._auth_answers = 0
 
     # --- facts ------------------------------------------------------------------------
@@ -300,6 +305,8 @@ class Sandbox:
             self.server = None
 
     def _drop_client(self) -> None:
+        self._after_bare_lf = False
+        self._message.clear()
         if self.client is not None:
             self.client.close()
             self.client = None
@@ -448,10 +455,58 @@ class Sandbox:
             return Result(error="not connected: /reset opens a new session", closed=True)
         return self.client
 
+    def send_bare_lf(self, text: str) -> Result:
+        """One line ended by LF alone, as plain nc sends it: a command is still answered;
+        in DATA it is message text, and a dot on the next line does not end the message
+        (only CRLF . CRLF does, RFC 5321 §4.1.1.4)."""
+        client = self._usable()
+        if isinstance(client, Result):
+            return client
+        data = _encoded(text) + b"\n"
+        if b"\r" in data or b"\n" in data[:-1]:
+            return Result(error="a line cannot hold CR or LF of its own")
+        if client.in_data:
+            if not self._message:
+                self._message_mark = client.mark()
+            client.send_raw(data)
+            self._message += data
+            self._after_bare_lf = True
+            result = Result(data_line=text, data_ending=b"\n")
+            self.last_tap = client.tap_since(self._message_mark)
+            return self._finish(result)
+        result = Result()
+        mark = client.mark()
+        self._take_unsolicited(client, result)
+        tls_now = client.tls_active
+        try:
+            client.send_raw(data)
+            reply = client.read_reply()
+        except SmtpClientError as error:
+            self.last_tap = client.tap_since(mark)
+            return self._failed(result, error)
+        self._record_exchange(result, "command", data, reply, tls=tls_now)
+        self.last_tap = client.tap_since(mark)
+        self._collect(result)
+        return self._finish(result)
+
     def _data_line(self, client: SmtpClient, line: str) -> Result:
         result = Result()
         if not self._message:
             self._message_mark = client.mark()
+        if line == "." and self._after_bare_lf:
+            # LF . CRLF is message text, not the end: say so instead of waiting for a reply.
+            client.send_raw(b"." + CRLF)
+            self._message += b"." + CRLF
+            self._after_bare_lf = False
+            result.data_line = line
+            result.notes.append(
+                "that dot did not end the message: the line before it ended in LF alone, so "
+                "the server has not seen CRLF . CRLF and keeps the dot as text. "
+                "Type . again to end the message."
+            )
+            self.last_tap = client.tap_since(self._message_mark)
+            return self._finish(result)
+        self._after_bare_lf = False
         try:
             if line == ".":
                 sent = bytes(self._message) + b"." + CRLF

@@ -16,7 +16,15 @@ from pathlib import Path
 from tutor.client import SmtpClient, SmtpClientError, TapRecord, TlsInfo
 from tutor.engine.model import Lesson, Step
 from tutor.engine.runner import LessonRun, Outcome
-from tutor.events import BounceSent, Event, Exchange, MessageStored, SessionClosed, TlsStarted
+from tutor.events import (
+    BareLineFeed,
+    BounceSent,
+    Event,
+    Exchange,
+    MessageStored,
+    SessionClosed,
+    TlsStarted,
+)
 from tutor.server.bounce import delivery_failures
 from tutor.server.capture import SessionRecord
 from tutor.server.persona import Persona
@@ -64,6 +72,7 @@ class LessonDriver:
         self._seen = 0
         self.sessions = 0
         self.history: list[Event] = []  # every event of every session, for the questions
+        self._after_bare_lf = False  # the last message line ended in LF alone (/lf)
 
     # --- connection ---------------------------------------------------------------------
 
@@ -158,6 +167,7 @@ class LessonDriver:
         return self.client is not None and self.client.in_data
 
     def close_client(self) -> None:
+        self._after_bare_lf = False
         if self.client is not None:
             self.client.close()
             self.client = None
@@ -178,10 +188,23 @@ class LessonDriver:
         turn = Turn(sent=line.encode("utf-8", "surrogateescape") + b"\r\n")
         try:
             if client.in_data:
+                if line == "." and self._after_bare_lf:
+                    # The line before ended in LF alone, so this is LF . CRLF, not
+                    # CRLF . CRLF: message text, not the end (RFC 5321 §4.1.1.4).
+                    client.send_raw(b".\r\n")
+                    self._after_bare_lf = False
+                    turn.tap = client.tap_since(mark)
+                    turn.note = (
+                        "that dot did not end the message: the line before it ended in LF "
+                        "alone, so the server has not seen CRLF . CRLF and keeps the dot as "
+                        "message text. Type . again to end the message."
+                    )
+                    return turn
                 if line == ".":
                     client.end_data()
                 else:
                     client.send_data_line(line)
+                    self._after_bare_lf = False
                     turn.tap = client.tap_since(mark)
                     return turn  # no reply inside DATA: nothing to judge yet
             else:
@@ -203,6 +226,40 @@ class LessonDriver:
             turn.closed = True
             self.close_client()
         return turn
+
+    def send_bare_lf(self, line: str) -> Turn:
+        """Send one line ended by LF alone, as plain `nc` does, to see what the server makes
+        of it: a command is still answered; in DATA no reply comes, and a lone dot with a
+        bare LF does not end the message (RFC 5321 §4.1.1.4)."""
+        if self.client is None or self.client.closed:
+            return Turn(error="not connected", closed=True)
+        client = self.client
+        data = line.encode("utf-8", "surrogateescape") + b"\n"
+        if b"\r" in data or b"\n" in data[:-1]:
+            return Turn(error="a line cannot hold CR or LF of its own")
+        mark = client.mark()
+        turn = Turn(sent=data)
+        try:
+            client.send_raw(data)
+            if client.in_data:  # no reply: the server notes the first bare LF of a session
+                self._after_bare_lf = True
+                turn.tap = client.tap_since(mark)
+                if not self._bare_lf_noted(in_data=True):
+                    self._collect(turn, lambda events: any(_bare_lf(e, True) for e in events))
+                return turn
+            client.read_reply()
+        except SmtpClientError as error:
+            turn.error = str(error)
+        turn.tap = client.tap_since(mark)
+        self._collect(turn, self._reply_recorded)
+        if turn.error or client.closed:
+            turn.closed = True
+            self.close_client()
+        return turn
+
+    def _bare_lf_noted(self, *, in_data: bool) -> bool:
+        record = self.record
+        return record is not None and any(_bare_lf(e, in_data) for e in record.events)
 
     def _tls_recorded(self, events: list[Event]) -> bool:
         return any(isinstance(e, (TlsStarted, SessionClosed)) for e in events)
@@ -276,3 +333,7 @@ class LessonDriver:
                 if outcome is not None:
                     turn.outcomes.append(outcome)
         return turn
+
+
+def _bare_lf(event: Event, in_data: bool) -> bool:
+    return isinstance(event, BareLineFeed) and event.in_data == in_data

@@ -37,6 +37,7 @@ HELP = (
     "Type SMTP commands as you would in telnet; each goes to the real server as typed.\n"
     "/hint   a hint (again for a closer one)      /show   the tutor types the answer\n"
     "/skip   move on (counts as helped)           /back   read the previous step again\n"
+    "/lf TEXT  send TEXT ended by LF alone (as plain nc does), not CRLF\n"
     "/state  what the server knows now            /more   the last reply explained in full\n"
     "/quit   stop here; progress is kept"
 )
@@ -320,6 +321,9 @@ class LessonScreen:
 
     def _send(self, driver: LessonDriver, line: str, *, quiet: bool = False) -> Turn:
         if driver.in_data:
+            if line.split()[0] == "/lf":
+                self._bare_lf(driver, line[len("/lf ") :])
+                return True
             note = view.data_line_note(line, plain=self.plain)
             if note is not None and not quiet:
                 self.console.print(note)
@@ -339,6 +343,8 @@ class LessonScreen:
             self._absorb(turn)
         if turn.closed and self.run.needs_session():
             self._session_over(driver, turn)
+            if turn.note:
+                self.console.print(untrusted(f"  note: {turn.note}", "yellow"))
         return turn
 
     def _perform(self, driver: LessonDriver, step: Step, *, quiet: bool = False) -> None:
@@ -433,6 +439,15 @@ class LessonScreen:
         self.console.print(
             Text(
                 "The server is reading your message text, and only a line with a lone dot "
+    def _bare_lf(self, driver: LessonDriver, text: str) -> None:
+        """/lf TEXT: send TEXT ended by LF alone, as plain nc does, and show what happens."""
+        if not driver.connected:
+            self._reconnect(driver, announce=True)
+        turn = driver.send_bare_lf(text)
+        if driver.in_data or not turn.exchanges:
+            self.console.print(view.sent_line(turn.sent, plain=self.plain, tls=self.state.tls))
+        self._show_turn(turn)
+
                 "ends it. The tutor types the dot, so the server stores what you typed so far:",
                 style="yellow",
             )
@@ -606,7 +621,7 @@ class LessonScreen:
         self._show_turn(turn)
 
 
-_SLASH = {"/hint", "/show", "/skip", "/back", "/state", "/more", "/help", "/quit"}
+_SLASH = {"/hint", "/show", "/skip", "/back", "/state", "/more", "/lf", "/help", "/quit"}
 
 
 def _read_prediction(answer: str) -> tuple[str, str | None]:

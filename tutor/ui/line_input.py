@@ -33,7 +33,17 @@ SMTP_VERBS = (
     "AUTH PLAIN",
     "AUTH LOGIN",
 )
-SLASH_COMMANDS = ("/hint", "/show", "/skip", "/back", "/state", "/more", "/help", "/quit")
+SLASH_COMMANDS = (
+    "/hint",
+    "/show",
+    "/skip",
+    "/back",
+    "/state",
+    "/more",
+    "/lf",
+    "/help",
+    "/quit",
+)
 
 
 class LineInput(Protocol):

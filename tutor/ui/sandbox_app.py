@@ -129,7 +129,10 @@ class SandboxScreen:
             line = self.line_input.read(self._prompt())
             if line is None:
                 return
-            if not self.sandbox.in_data and line.startswith("/"):
+            # In DATA a line starting with "/" is message text, except /lf, which exists
+            # to send message text with a bare LF.
+            bare_lf = line == "/lf" or line.startswith("/lf ")
+            if (not self.sandbox.in_data and line.startswith("/")) or bare_lf:
                 try:
                     command = parse_slash(line)
                 except SlashError as error:
@@ -182,6 +185,8 @@ class SandboxScreen:
                 print_(untrusted(str(error), "yellow"))
                 return
             self.show(sandbox.pipeline(lines))
+        elif command.name == "/lf":
+            self.show(sandbox.send_bare_lf(command.argument))
         elif command.name == "/reset":
             print_(Text("New connection: a new session; the server remembers nothing.", "dim"))
             self.show(sandbox.reset())
@@ -225,7 +230,7 @@ class SandboxScreen:
             if shown.auth is not None:
                 print_(sandbox_view.auth_view(shown.auth, tls=exchange.tls))
         if result.data_line is not None:
-            raw = result.data_line.encode("utf-8", "surrogateescape") + b"\r\n"
+            raw = result.data_line.encode("utf-8", "surrogateescape") + result.data_ending
             print_(lesson_view.sent_line(raw, plain=self.plain, tls=self.sandbox.state.tls))
         if result.tls is not None:
             panel = sandbox_view.tls_panel(
