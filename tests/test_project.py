@@ -118,3 +118,24 @@ def test_the_lesson_format_doc_matches_the_loader() -> None:
     ):
         missing = sorted(set(names) - documented)
         assert missing == [], f"docs/lessons.md does not describe {what}(s): {missing}"
+
+
+def test_the_robot_sees_only_the_screen() -> None:
+    """tutor/robot knows the tutor only through the screen: no tutor module but its own,
+    no lesson file, and no library but the standard one and the terminal emulator."""
+    import sys
+
+    for path in sorted((PACKAGE / "robot").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                assert node.level == 0, f"{path.name}: relative import"
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                allowed = top in sys.stdlib_module_names or top in ("__future__", "pyte")
+                assert allowed or name.startswith("tutor.robot"), f"{path.name} imports {name}"

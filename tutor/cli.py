@@ -242,6 +242,14 @@ ScriptOption = Annotated[
 ChallengesDirOption = Annotated[
     Path | None, typer.Option("--challenges-dir", help="Use the challenges in this folder.")
 ]
+FollowHintsOption = Annotated[
+    bool,
+    typer.Option(
+        "--follow-hints",
+        help="Take each one (numbers N…, default all) in a pseudo-terminal, typing only what "
+        "the hints offer, with colour and with --plain.",
+    ),
+]
 
 
 def _transcript(value: Path | None) -> Path | None:
@@ -409,10 +417,14 @@ def lessons(ctx: typer.Context) -> None:
 @lessons_app.command("validate")
 def lessons_validate(
     ctx: typer.Context,
-    paths: Annotated[list[Path] | None, typer.Argument(help="Lesson files or folders.")] = None,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Lesson files or folders (numbers with --follow-hints)."),
+    ] = None,
     static: Annotated[
         bool, typer.Option("--static", help="Only check the files; no replay.")
     ] = False,
+    follow_hints: FollowHintsOption = False,
 ) -> None:
     """Check lesson files, then replay every lesson on the built-in server.
 
@@ -422,10 +434,15 @@ def lessons_validate(
     Examples:
       smtp-tutor lessons validate
       smtp-tutor lessons validate my-lessons/ --static
+      smtp-tutor lessons validate --follow-hints 1 2
     """
     from tutor.ui.validate_app import lesson_targets, validate
 
     env = env_of(ctx)
+    if follow_hints:
+        from tutor.ui.robot_report import follow_hints as robot
+
+        finish(robot(env.terminal, "lesson", [str(p) for p in paths or []], env.lessons_dir))
     finish(
         validate(env.terminal.out, lesson_targets(paths or [], env.lessons_dir), replay=not static)
     )
@@ -805,11 +822,15 @@ def challenge_play(
 @challenge_app.command("validate")
 def challenge_validate(
     ctx: typer.Context,
-    paths: Annotated[list[Path] | None, typer.Argument(help="Challenge files or folders.")] = None,
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Challenge files or folders (numbers with --follow-hints)."),
+    ] = None,
     challenges_dir: ChallengesDirOption = None,
     static: Annotated[
         bool, typer.Option("--static", help="Only check the files; no replay.")
     ] = False,
+    follow_hints: FollowHintsOption = False,
 ) -> None:
     """Check challenge files (a goal, and a way to miss it), then replay each one.
 
@@ -817,9 +838,15 @@ def challenge_validate(
     Examples:
       smtp-tutor challenge validate
       smtp-tutor challenge validate my-challenges/ --static
+      smtp-tutor challenge validate --follow-hints
     """
     from tutor.ui import challenge_app as screens
 
+    if follow_hints:
+        from tutor.ui.robot_report import follow_hints as robot
+
+        chosen = [str(p) for p in paths or []]
+        finish(robot(env_of(ctx).terminal, "challenge", chosen, challenges_dir))
     finish(screens.validate(env_of(ctx).terminal, paths or [], challenges_dir, replay=not static))
 
 
