@@ -20,15 +20,17 @@ from tutor import __version__
 from tutor.env import Environment, ExitStatus
 from tutor.errors import UsageError, UserError
 from tutor.ui.reply_detail import Verbosity
+from tutor.ui.theme import DEFAULT_THEME, THEMES
 
 # --- the grammar ----------------------------------------------------------------------------
 
 GLOBAL_FLAGS = ("--plain", "--debug", "--brief", "--verbose")
-GLOBAL_VALUES = ("--lessons-dir",)
+GLOBAL_VALUES = ("--lessons-dir", "--theme")
 GLOBAL_EPILOG = (
     "Options for every command, before or after it: --plain (no colour, no boxes), "
     "--brief / --verbose (explain replies briefly / always in full; by default in full "
-    "the first time), --lessons-dir DIR (a teacher's lesson folder), --debug (tracebacks "
+    "the first time), --theme dark|light (colours for a dark or a light background, such "
+    "as a projector), --lessons-dir DIR (a teacher's lesson folder), --debug (tracebacks "
     "for errors)."
 )
 
@@ -206,6 +208,12 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
+def _theme(value: str) -> str:
+    if value not in THEMES:
+        raise typer.BadParameter(f"{value!r} is not a theme: choose {' or '.join(THEMES)}")
+    return value
+
+
 def _complete_mailboxes(incomplete: str) -> list[str]:
     from tutor import mailview
     from tutor.paths import default_maildir
@@ -286,11 +294,22 @@ def _root(
     verbose: Annotated[
         bool, typer.Option("--verbose", help="Explain each reply in full, every time.")
     ] = False,
+    theme: Annotated[
+        str,
+        typer.Option(
+            "--theme",
+            metavar="dark|light",
+            envvar="SMTP_TUTOR_THEME",
+            callback=_theme,
+            autocompletion=lambda: list(THEMES),
+            help="Colours for a dark terminal, or for a light one (a projector, white paper).",
+        ),
+    ] = DEFAULT_THEME,
 ) -> None:
     """Learn SMTP by doing: a real SMTP server on loopback, every reply explained.
 
-    Run with no command for the lesson menu. --plain, --lessons-dir and --debug work
-    before or after any command.
+    Run with no command for the lesson menu. --plain, --theme, --lessons-dir and --debug
+    work before or after any command.
 
     \b
     Examples:
@@ -299,11 +318,14 @@ def _root(
       smtp-tutor serve                      the teaching server for telnet, nc, swaks
       smtp-tutor mailbox show you/1         a stored message: envelope beside headers
       smtp-tutor lessons --plain            the lesson list without colour
+      smtp-tutor demo 1 --present --theme light   a demo for a projector
     """
     if brief and verbose:
         raise UsageError("--brief and --verbose contradict each other: give one")
     verbosity = Verbosity.BRIEF if brief else Verbosity.VERBOSE if verbose else Verbosity.AUTO
-    env = Environment(plain=plain, debug=debug, lessons_dir=lessons_dir, verbosity=verbosity)
+    env = Environment(
+        plain=plain, debug=debug, lessons_dir=lessons_dir, verbosity=verbosity, theme=theme
+    )
     ctx.obj = env
     if ctx.invoked_subcommand is None:
         from tutor.ui.learn_app import menu

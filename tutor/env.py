@@ -21,6 +21,7 @@ from rich.console import Console
 
 from tutor.ui.reply_detail import Verbosity
 from tutor.ui.terminal import Terminal, build_console
+from tutor.ui.theme import DEFAULT_THEME
 
 
 class ExitStatus(IntEnum):
@@ -53,6 +54,7 @@ class Environment:
     plain: bool = False
     debug: bool = False
     lessons_dir: Path | None = None
+    theme: str = DEFAULT_THEME  # "dark" or "light": see tutor/ui/theme.py
     verbosity: Verbosity = Verbosity.AUTO
     stdin: IO[str] = field(default_factory=lambda: sys.stdin)
     stdout: IO[str] = field(default_factory=lambda: sys.stdout)
@@ -74,7 +76,9 @@ class Environment:
     def _console(self, stream: IO[str]) -> Console:
         isatty = _isatty(stream)
         colour = wants_colour(plain=self.plain, environ=self.environ, isatty=isatty)
-        return build_console(stream, colour=colour, force_terminal=colour and not isatty)
+        return build_console(
+            stream, colour=colour, force_terminal=colour and not isatty, theme=self.theme
+        )
 
     @cached_property
     def terminal(self) -> Terminal:
@@ -86,6 +90,7 @@ class Environment:
             stdin_isatty=self.stdin_isatty,
             stdout_isatty=self.stdout_isatty,
             dumb=self.dumb,
+            theme=self.theme,
             verbosity=self.verbosity,
         )
 

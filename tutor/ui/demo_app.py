@@ -1,8 +1,11 @@
 """`smtp-tutor demo LESSON`: the lesson played by the tutor itself, for a class to watch.
 
-Every canonical command really goes to the server, typed out at a readable pace. On a
-terminal: space pauses and resumes, n (or →) goes on at once, q stops. Without a
-terminal, or with --delay 0, it runs straight through.
+Every canonical command really goes to the server, typed out at a readable pace. Each
+step is held for `delay` seconds before the tutor types (the class reads it) and each
+reply for `delay` seconds after it arrives (the class reads that too, before the next
+command or, with --present, the next screen replaces it). On a terminal: space pauses
+and resumes, n (or →) goes on at once, q stops. Without a terminal, or with --delay 0,
+it runs straight through.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import ClassVar
 from rich.text import Text
 
 from tutor.engine import questions
-from tutor.engine.driver import LessonDriver
+from tutor.engine.driver import LessonDriver, Turn
 from tutor.ui.lesson_app import LessonScreen
 from tutor.ui.safe import lesson_markdown, untrusted
 
@@ -28,10 +31,12 @@ class DemoScreen(LessonScreen):
     delay: float = 1.5
     interactive: bool = False  # keys and the typing effect only on a real terminal
     asks_predictions: ClassVar[bool] = False  # nobody is typing
-    pauses_in_present: ClassVar[bool] = False  # the demo's own pause paces it
+    pauses_in_present: ClassVar[bool] = False  # the demo's own holds pace it
 
     def _step(self, driver: LessonDriver) -> bool:
         step = self.run.step
+        if self.quit_requested:  # q while a reply was held
+            return False
         self._intro(step)
         if not self._pause():
             return False
@@ -45,6 +50,20 @@ class DemoScreen(LessonScreen):
             self.run.skip()
         return True
 
+    def _show_turn(self, turn: Turn) -> None:
+        """A reply stays on screen for the delay before anything replaces it."""
+        super()._show_turn(turn)
+        self._hold_if_replied(turn)
+
+    def _show_library(self, turn: Turn) -> None:
+        super()._show_library(turn)
+        self._hold_if_replied(turn)
+
+    def _hold_if_replied(self, turn: Turn) -> None:
+        replied = any(exchange.reply is not None for exchange in turn.exchanges)
+        if replied and not self.quit_requested and not self._pause():
+            self.quit_requested = True
+
     def _echo_typed(self, prompt: str, line: str, how: str = "typed by the tutor") -> None:
         """The tutor "types" the line: character by character on a terminal."""
         if not (self.interactive and self.delay > 0):
@@ -55,7 +74,7 @@ class DemoScreen(LessonScreen):
             self.console.print(char, end="", markup=False, highlight=False)
             self.console.file.flush()
             time.sleep(TYPING)
-        self.console.print()
+        self.console.print(Text(f"   ({how})", style="dim"))
 
     def _ask_questions(self) -> None:
         """In a demo the answers are shown, read off the session just played."""
@@ -67,7 +86,7 @@ class DemoScreen(LessonScreen):
             )
 
     def _pause(self) -> bool:
-        """Wait `delay` seconds between steps; space pauses, n goes on, q stops."""
+        """Hold the screen for `delay` seconds; space pauses, n goes on, q stops (False)."""
         if self.delay <= 0:
             return True
         if not self.interactive or sys.platform == "win32":  # select() needs POSIX for stdin

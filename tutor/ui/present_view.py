@@ -1,7 +1,9 @@
 """Presentation mode: one step per screen, the reply code large, for a projector.
 
-Only bold and reverse video carry emphasis: they read on light and dark backgrounds
-alike, and the words always say what a colour would.
+Each reply is shown once: the exchange as the lesson screen shows it (sent, replied,
+the headline), then the code in a block font with its verdict in words, then the rest
+of its meaning. The block and the verdict use only bold and reverse video, which read
+on light and dark backgrounds alike; the words always say what a colour would.
 """
 
 from __future__ import annotations
@@ -10,8 +12,11 @@ from rich.console import Group, RenderableType
 from rich.padding import Padding
 from rich.text import Text
 
-from tutor.annotations import Annotation
-from tutor.ui.safe import untrusted
+from tutor.annotations import annotate
+from tutor.events import Exchange
+from tutor.session_state import SessionState
+from tutor.ui import lesson_view as view
+from tutor.ui.safe import untrusted, untrusted_block
 
 # A 3x5 block font for the digits of a reply code.
 _DIGITS = {
@@ -39,19 +44,36 @@ def big_code(code: int) -> Text:
     return Text("\n".join(rows), style="bold")
 
 
-def present_reply(code: int, note: Annotation) -> RenderableType:
-    verdict = VERDICT.get(code // 100, "")
-    heading = Text(f" {code} · {verdict} ", style="bold reverse")
-    parts: list[RenderableType] = [
-        Padding(big_code(code), (1, 0, 0, 4)),
-        Padding(heading, (1, 0, 0, 4)),
-        Padding(untrusted(note.headline, "bold"), (1, 0, 0, 4)),
+def present_exchange(exchange: Exchange, before: SessionState, *, plain: bool) -> RenderableType:
+    """An exchange on the projector, each thing once: what was sent and the exact reply
+    with its headline (as on the lesson screen), then the code large with its verdict in
+    words, then the rest of its meaning."""
+    rows: list[RenderableType] = [view.exchange_view(exchange, before, plain=plain, brief=True)]
+    reply = exchange.reply
+    if reply is None:
+        return Group(*rows)
+    command = None if exchange.kind in ("greeting", "notice") else exchange.command
+    note = annotate("<end of data>" if exchange.kind == "data" else command, reply, before)
+    verdict = VERDICT.get(reply.code // 100, "")
+    rows += [
+        Padding(big_code(reply.code), (1, 0, 0, 4)),
+        Padding(Text(f" {reply.code} · {verdict} ", style="bold reverse"), (1, 0, 0, 4)),
     ]
-    if note.enhanced and not note.enhanced.endswith(".0.0") and note.enhanced_meaning:
-        parts.append(Padding(untrusted(f"{note.enhanced}: {note.enhanced_meaning}"), (0, 0, 0, 4)))
+    facts = [note.reply_class]
+    if note.enhanced and note.enhanced_meaning and not note.enhanced.endswith(".0.0"):
+        facts.append(f"{note.enhanced}: {note.enhanced_meaning}")  # X.0.0 adds nothing
     if note.rfc:
-        parts.append(Padding(Text(note.rfc), (0, 0, 1, 4)))
-    return Group(*parts)
+        facts.append(note.rfc)
+    meaning = [untrusted(" · ".join(facts))]
+    if note.detail and note.detail.count("\n") < _DETAIL_LINES:  # an EHLO's list is on screen
+        meaning.insert(0, untrusted_block(note.detail))
+    if note.advice:
+        meaning.append(untrusted(note.advice, "bold"))
+    rows.append(Padding(Group(*meaning), (1, 0, 1, 4)))
+    return Group(*rows)
+
+
+_DETAIL_LINES = 3  # a longer detail would push the reply off a projected screen
 
 
 def step_banner(lesson_number: int, title: str, index: int, total: int) -> Text:

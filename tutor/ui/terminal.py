@@ -16,6 +16,7 @@ from rich.console import Console
 
 from tutor.errors import UserError
 from tutor.ui.reply_detail import Verbosity
+from tutor.ui.theme import DEFAULT_THEME, ThemedConsole
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Terminal:
     stdin_isatty: bool
     stdout_isatty: bool
     dumb: bool  # TERM=dumb: a terminal that cannot take prompt_toolkit's drawing
+    theme: str = DEFAULT_THEME  # colours for a dark or a light background (ui/theme.py)
     verbosity: Verbosity = Verbosity.AUTO  # how much of each reply's meaning to show
 
     @property
@@ -41,6 +43,7 @@ class Terminal:
             colour=self.out.color_system is not None,
             force_terminal=self.out.is_terminal and not self.stdout_isatty,
             record=True,
+            theme=self.theme,
         )
         return replace(self, out=out)
 
@@ -55,11 +58,18 @@ class Terminal:
 
 
 def build_console(
-    stream: IO[str], *, colour: bool, force_terminal: bool, record: bool = False
+    stream: IO[str],
+    *,
+    colour: bool,
+    force_terminal: bool,
+    record: bool = False,
+    theme: str = DEFAULT_THEME,
 ) -> Console:
     """The one way a rich Console is made: markup, emoji and highlighting always off,
-    because what it prints is mostly untrusted text (see tutor/ui/safe.py)."""
-    return Console(
+    because what it prints is mostly untrusted text (see tutor/ui/safe.py). The light
+    theme redraws colours for a white background; without colour there is nothing to do."""
+    console_class = ThemedConsole if colour and theme == "light" else Console
+    return console_class(
         file=stream,
         no_color=not colour,
         color_system="auto" if colour else None,
