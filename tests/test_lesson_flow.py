@@ -233,3 +233,41 @@ def test_lf_in_the_sandbox(tmp_path: Path) -> None:
     assert "C: ehlo a.b.c␊" in out and "C: .␊" in out
     assert "that dot did not end the message" in out
     assert out.count("S: 250 2.0.0 OK") == 1
+
+
+# --- the bounce lesson 5 talks about, on screen -------------------------------------------
+
+
+def test_lesson_5_shows_the_bounce_it_talks_about() -> None:
+    result = run_cli("demo", "5", "--delay", "0", "--plain")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    shown = out.index("The bounce, as stored in captured-relay/")
+    bounce = " ".join(out[shown : shown + 2000].split())  # padded to the width: fold it
+    assert "To: <victim@innocent.example>" in bounce  # MAIL FROM, not From:
+    assert "failed: nobody@nowhere.invalid Status: 5.1.2" in bounce
+
+
+def test_read_bounce_reads_what_build_dsn_writes() -> None:
+    from tutor.dsnread import read_bounce
+    from tutor.server.dsn import Failure, build_dsn
+    from tutor.server.persona import Persona
+
+    raw = build_dsn(
+        Persona(),
+        original_sender="bugs@looney.example",
+        original_queue_id="ABC123",
+        original_content=b"Subject: hi\r\n\r\nbody\r\n",
+        arrival=0.0,
+        failures=[
+            Failure("a@x.invalid", "5.1.2", "550 5.1.2 no such domain"),
+            Failure("b@y.invalid", "5.1.10", "556 5.1.10 null MX"),
+        ],
+    )
+    summary = read_bounce(raw)
+    assert summary.to == "<bugs@looney.example>"
+    assert [(r.recipient, r.status) for r in summary.recipients] == [
+        ("a@x.invalid", "5.1.2"),
+        ("b@y.invalid", "5.1.10"),
+    ]
+    assert summary.recipients[1].diagnostic.endswith("556 5.1.10 null MX")

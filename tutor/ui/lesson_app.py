@@ -16,6 +16,8 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 
 from tutor import mailview
+from tutor.annotations import annotate
+from tutor.dsnread import read_bounce
 from tutor.engine import progress as progress_mod
 from tutor.engine import questions, runner
 from tutor.engine.answers import canonical
@@ -24,10 +26,11 @@ from tutor.engine.model import Lesson, Step
 from tutor.engine.progress import Progress
 from tutor.engine.resume import SessionLines
 from tutor.engine.runner import LessonRun
-from tutor.events import Event, Exchange, MessageStored
+from tutor.events import BounceSent, Event, Exchange, MessageStored
 from tutor.session_state import SessionState
 from tutor.ui import lesson_view as view
 from tutor.ui import present_view
+from tutor.ui.bounce_view import bounce_view
 from tutor.ui.line_input import LineInput
 from tutor.ui.reply_detail import ReplyMemory
 from tutor.ui.safe import lesson_markdown, untrusted
@@ -36,8 +39,8 @@ HELP = (
     "Type SMTP commands as you would in telnet; each goes to the real server as typed.\n"
     "/hint   a hint (again for a closer one)      /show   the tutor types the answer\n"
     "/skip   move on (counts as helped)           /back   read the previous step again\n"
-    "/lf TEXT  send TEXT ended by LF alone (as plain nc does), not CRLF\n"
     "/state  what the server knows now            /more   the last reply explained in full\n"
+    "/lf TEXT  send TEXT ended by LF alone (as plain nc does), not CRLF\n"
     "/quit   stop here; progress is kept"
 )
 _ADDRESS = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
@@ -110,14 +113,7 @@ class LessonScreen:
         if saved.status == progress_mod.IN_PROGRESS and saved.step:
             try:
                 return self.lesson.step_index(saved.step)
-            except KeyError:  # saved by an older version of the lesson
-                self.console.print(
-                    untrusted(
-                        f"Your saved step {saved.step!r} is not in this version of the lesson: "
-                        "starting from its beginning.",
-                        "yellow",
-                    )
-                )
+            except KeyError:
                 return 0
         return 0
 
@@ -321,15 +317,15 @@ class LessonScreen:
         if line is None:
             return False
         if line.startswith("/") and line.split()[0] in _SLASH:
+            if line.split()[0] == "/lf":
+                self._bare_lf(driver, line[len("/lf ") :])
+                return True
             return self._slash(line.split()[0], driver)
         self._send(driver, line)
         return True
 
     def _send(self, driver: LessonDriver, line: str, *, quiet: bool = False) -> Turn:
         if driver.in_data:
-            if line.split()[0] == "/lf":
-                self._bare_lf(driver, line[len("/lf ") :])
-                return True
             note = view.data_line_note(line, plain=self.plain)
             if note is not None and not quiet:
                 self.console.print(note)
@@ -343,14 +339,14 @@ class LessonScreen:
             self.console.print(
                 view.sent_line(wire or turn.sent, plain=self.plain, tls=self.state.tls)
             )
+            if turn.note:
+                self.console.print(untrusted(f"  note: {turn.note}", "yellow"))
         elif not quiet or turn.error:
             self._show_turn(turn)
         else:
             self._absorb(turn)
         if turn.closed and self.run.needs_session():
             self._session_over(driver, turn)
-            if turn.note:
-                self.console.print(untrusted(f"  note: {turn.note}", "yellow"))
         return turn
 
     def _perform(self, driver: LessonDriver, step: Step, *, quiet: bool = False) -> None:
@@ -439,12 +435,6 @@ class LessonScreen:
                 self.console.print(lesson_markdown(previous.after))
         return True
 
-    def _end_message_for_skip(self, driver: LessonDriver) -> None:
-        """Skipping while the server reads message text: only a lone dot gets out of DATA
-        (or hanging up), so the tutor ends the message, visibly, before moving on."""
-        self.console.print(
-            Text(
-                "The server is reading your message text, and only a line with a lone dot "
     def _bare_lf(self, driver: LessonDriver, text: str) -> None:
         """/lf TEXT: send TEXT ended by LF alone, as plain nc does, and show what happens."""
         if not driver.connected:
@@ -454,6 +444,12 @@ class LessonScreen:
             self.console.print(view.sent_line(turn.sent, plain=self.plain, tls=self.state.tls))
         self._show_turn(turn)
 
+    def _end_message_for_skip(self, driver: LessonDriver) -> None:
+        """Skipping while the server reads message text: only a lone dot gets out of DATA
+        (or hanging up), so the tutor ends the message, visibly, before moving on."""
+        self.console.print(
+            Text(
+                "The server is reading your message text, and only a line with a lone dot "
                 "ends it. The tutor types the dot, so the server stores what you typed so far:",
                 style="yellow",
             )
@@ -504,6 +500,10 @@ class LessonScreen:
                 self.exchanges.append(event)
                 self.session_lines.saw(event)
                 self._show_exchange(event, before)
+                if self.present and event.reply is not None:
+                    command = None if event.kind in ("greeting", "notice") else event.command
+                    explained = annotate(command, event.reply, before)
+                    self.console.print(present_view.present_reply(event.reply.code, explained))
                 self._check_prediction(event)
             elif isinstance(event, MessageStored):
                 self._show_stored(event)
@@ -511,6 +511,8 @@ class LessonScreen:
                 note = view.event_note(event, plain=self.plain)
                 if note is not None:
                     self.console.print(note)
+                if isinstance(event, BounceSent):
+                    self._show_bounce(event)
         if turn.tls is not None or any(e.tls for e in turn.exchanges):
             # TLS views need the certificate reader: imported only when TLS is in play.
             from tutor.ui import sandbox_view
@@ -537,10 +539,6 @@ class LessonScreen:
 
     def _show_exchange(self, exchange: Exchange, before: SessionState) -> None:
         """An exchange, its meaning in full the first time its code appears, then brief."""
-        if self.present:  # the projector's one presentation of it
-            self.console.print(present_view.present_exchange(exchange, before, plain=self.plain))
-            self.last_explained = (exchange, before)
-            return
         brief = exchange.reply is not None and self.replies.brief(exchange.reply)
         self.console.print(view.exchange_view(exchange, before, plain=self.plain, brief=brief))
         if exchange.reply is not None:
@@ -583,6 +581,20 @@ class LessonScreen:
         for copy in stored.copies:
             copies += [m for m in mailview.find(self.maildir, f"{copy.folder}/{copy.key}")]
         self.console.print(view.envelope_view(stored, copies, plain=self.plain))
+
+    def _show_bounce(self, bounce: BounceSent) -> None:
+        """The bounce the lesson talks about, as the server stored it: on screen, not only
+        described."""
+        if bounce.copy is None:
+            return
+        where = f"{bounce.copy.folder}/{bounce.copy.key}"
+        for stored in mailview.find(self.maildir, where):
+            shown = stored.ref
+            self.console.print(bounce_view(read_bounce(stored.raw), shown))
+            self.console.print(
+                Text(f"    (smtp-tutor mailbox show {shown} shows all of it)", style="dim")
+            )
+            return
 
     def _show_library(self, turn: Turn) -> None:
         self.events += turn.events

@@ -23,7 +23,14 @@ from tutor.engine import runner
 from tutor.engine.model import Lesson, Step
 from tutor.engine.runner import LessonRun, Outcome
 from tutor.envelope import header_addresses
-from tutor.events import RELAY_FOLDER, BounceSent, Exchange, MessageStored, TlsStarted
+from tutor.events import (
+    RELAY_FOLDER,
+    BareLineFeed,
+    BounceSent,
+    Exchange,
+    MessageStored,
+    TlsStarted,
+)
 from tutor.mailview import StoredMessage
 from tutor.session_state import SessionState
 from tutor.ui.mailbox_view import marked_headers, stored_body
@@ -274,6 +281,19 @@ BODY_LINES = 12  # of the stored body, below the headers
 
 
 def event_note(event: object, *, plain: bool) -> Text | None:
+    if isinstance(event, BareLineFeed):
+        if event.in_data:
+            return Text(
+                "  The server saw message text ending in LF alone, without CR. In DATA only "
+                "CRLF . CRLF ends a message (RFC 5321 §2.3.8, §4.1.1.4): a dot on a line "
+                "ended by a bare LF is message text, so the message is not over.",
+                style="yellow",
+            )
+        return Text(
+            "  That line ended in LF alone. This server still answers commands sent that "
+            "way, but SMTP lines end in CRLF (RFC 5321 §2.3.8), and strict servers refuse.",
+            style="yellow",
+        )
     if isinstance(event, TlsStarted):
         return Text(f"  TLS started: {event.version}, {event.cipher}", style="magenta")
     if isinstance(event, BounceSent):
