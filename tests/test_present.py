@@ -159,3 +159,20 @@ def test_theme_is_a_shared_option_and_plain_still_wins(colour: None) -> None:
     assert plain.returncode == 0 and "\x1b" not in plain.stdout
     wrong = run_cli("--theme", "blue", "codes")
     assert wrong.returncode == 2 and "'blue' is not a theme: choose dark or light" in wrong.stderr
+
+
+# --- a terminal that cannot draw --------------------------------------------------------------
+
+
+@pytest.mark.posix
+def test_term_dumb_opens_the_lesson_menu_with_plain_line_input() -> None:
+    pytest.importorskip("pexpect") if sys.platform != "win32" else None
+    environment = {**os.environ, "TERM": "dumb", "COLUMNS": "100"}
+    environment.pop("FORCE_COLOR", None)
+    tutor = PtySession(rows=35, columns=100, environment=environment)
+    tutor.type("1", prompt=r"Lesson \(c = continue with lesson 1, q = quit\) > ")
+    tutor.type("/quit", prompt=r"smtp> ")
+    tutor.expect(r"Stopped at step 2")
+    tutor.type("q", prompt=r"in progress \(at helo\)[\s\S]*Lesson \(c = continue with lesson 1")
+    assert tutor.finish() == 0
+    assert "\x1b" not in tutor.raw  # no colour, no cursor movement: plain lines throughout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -105,21 +106,23 @@ def list_lessons(term: Terminal, lessons_dir: Path | None) -> None:
     console.print(Text("start one with: smtp-tutor learn N", style="dim"))
 
 
+MENU_KEYS = "number: start a lesson · c: continue · q: quit"
+
+
 def menu(term: Terminal, lessons_dir: Path | None, maildir: Path) -> int:
     """`smtp-tutor` with no arguments: the welcome, then the lesson menu."""
     console, plain = term.out, term.plain
     lessons = load_all(lessons_dir)
     progress = load_progress(term.err)
-    if not term.interactive:
+    if not (term.stdin_isatty and term.stdout_isatty):  # a pipe: the list, no questions
         list_lessons(term, lessons_dir)
         return 0
     if not progress.seen_welcome:
         console.print(Text(WELCOME))
         progress.seen_welcome = True
         progress.save()
-    line_input = PromptInput(
-        [], "number: start a lesson · c: continue · q: quit", history_file=None
-    )
+    # At a terminal that cannot take prompt_toolkit (TERM=dumb): the same menu, plain lines.
+    line_input = choose_input(term, None, partial(PromptInput, [], MENU_KEYS, history_file=None))
     while True:
         console.print()
         console.print(lesson_table(lessons, progress, plain=plain))
@@ -142,7 +145,7 @@ def menu(term: Terminal, lessons_dir: Path | None, maildir: Path) -> int:
             lessons,
             lesson,
             progress,
-            _prompt_input(lesson),
+            choose_input(term, None, partial(_prompt_input, lesson)),
             maildir,
             plain=plain,
             replies=ReplyMemory(term.verbosity),
