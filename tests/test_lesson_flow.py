@@ -271,3 +271,46 @@ def test_read_bounce_reads_what_build_dsn_writes() -> None:
         ("b@y.invalid", "5.1.10"),
     ]
     assert summary.recipients[1].diagnostic.endswith("556 5.1.10 null MX")
+
+
+# --- small ones ---------------------------------------------------------------------------
+
+
+def test_an_empty_line_gets_its_own_explanation() -> None:
+    from tutor.annotations import annotate
+    from tutor.session_state import SessionState
+
+    state = SessionState()
+    note = annotate("", reply("500 5.5.2 Error: bad syntax"), state)
+    assert note.headline == "An empty line: no command at all"
+    assert "Inside DATA an empty line is message text" in note.detail
+    assert annotate("FOO", reply("500 5.5.2 unknown"), state).headline.startswith(
+        "Command not recognised"
+    )
+
+
+@pytest.mark.parametrize("typed", ["ABC123", "id=ABC123", "`id=ABC123`", " abc123 ", "<ABC123>"])
+def test_a_quiz_answer_as_shown_on_screen(typed: str) -> None:
+    from tutor.engine.questions import is_right
+
+    assert is_right(typed, "ABC123")
+    assert not is_right("id=ABC124", "ABC123")
+
+
+def test_quit_at_a_question_ends_the_questions(tmp_path: Path, tutor_home: Path) -> None:
+    from tutor.engine.answers import canonical
+    from tutor.engine.loader import load_all
+
+    lesson = load_all()[5]  # lesson 6 ends with questions
+    lines: list[str] = []
+    for step in lesson.steps:
+        if step.predict:
+            lines.append("")
+        answer = canonical(step)
+        if answer.action in ("advance", "library", "pipeline"):
+            lines.append("")
+        lines += list(answer.lines) if answer.action == "lines" else []
+    out = learn(tmp_path, "6", [*lines, "/quit"])
+    assert "Questions about your own session" in out
+    assert "Questions left for another time." in out
+    assert progress_of(tutor_home, lesson.id)["status"] == "done"

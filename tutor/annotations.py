@@ -1056,6 +1056,15 @@ def _line_too_long(c: _Context) -> _Note:
 def _unrecognised(c: _Context) -> _Note:
     if "too long" in c.text:
         return _line_too_long(c)
+    if c.stage == "" and not c.alone:  # the line sent was empty (or only spaces)
+        return _Note(
+            "An empty line: no command at all",
+            "Pressing Enter on its own sends just CRLF. Outside DATA an empty line is not a "
+            "command, so the server says so and waits; nothing else changes. Inside DATA an "
+            "empty line is message text: the first one separates the headers from the body.",
+            f"{R5321} §4.1.1, §4.2.4",
+            "Type a command, or QUIT to leave.",
+        )
     if not c.verb:
         return _Note(
             "Command not recognised",

@@ -118,7 +118,10 @@ def fact(name: str, events: Sequence[Event]) -> str:
 
 
 def normalise(answer: str) -> str:
-    return "".join(answer.split()).strip("<>").lower()
+    """Compare as the learner may copy it from the screen: spaces, quotes, backticks and
+    angle brackets do not count, and `id=X` (as the 250 shows a queue id) is X."""
+    text = "".join(answer.split()).strip("`'\"<>").lower()
+    return text.removeprefix("id=")
 
 
 def is_right(answer: str, expected: str) -> bool:

@@ -188,7 +188,8 @@ class LessonScreen:
             expected = questions.fact(question.fact, self.events)
             self.console.print(lesson_markdown(f"**{number}.** {question.ask}"))
             answer = self.line_input.read("answer> ")
-            if answer is None:
+            if answer is None or answer.strip() in ("/quit", "/skip"):
+                self.console.print(Text("  Questions left for another time.", style="dim"))
                 break
             if questions.is_right(answer, expected):
                 right += 1

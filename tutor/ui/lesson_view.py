@@ -53,7 +53,7 @@ def lesson_intro(lesson: Lesson, total: int, *, plain: bool) -> RenderableType:
         parts.append(untrusted(lesson.summary))
     if lesson.objectives:
         parts.append(Text("You will:", style="bold"))
-        parts.append(_bullets(lesson.objectives))
+        parts.append(bullets(lesson.objectives))
     if lesson.misconception:
         parts.append(
             join(
@@ -65,18 +65,29 @@ def lesson_intro(lesson: Lesson, total: int, *, plain: bool) -> RenderableType:
     return _box(Group(*parts), title, plain=plain, style="magenta")
 
 
-def _bullets(items: Sequence[str]) -> RenderableType:
+def bullets(items: Sequence[str]) -> RenderableType:
     """A list that wraps with a hanging indent (Markdown does that well)."""
     return lesson_markdown("\n".join(f"- {item}" for item in items))
 
 
+def hint_view(number: int, total: int, hint: str) -> RenderableType:
+    """`Hint k/n:` and the hint; a line it offers to type is shown exactly (ui/safe.py)."""
+    return lesson_markdown(f"**Hint {number}/{total}:** {hint}")
+
+
+def question_view(number: int, ask: str) -> RenderableType:
+    return lesson_markdown(f"**{number}.** {ask}")
+
+
 def step_intro(step: Step, index: int, total: int, *, plain: bool) -> RenderableType:
+    """`Step N/M` opens the step (the screen contract); a step id is the author's name
+    for it, never shown."""
     parts: list[RenderableType] = [lesson_markdown(step.explain)]
     if step.kind == "goal" and step.goal:
         parts.append(join(Text("Goal: ", style="bold"), untrusted(step.goal)))
     if step.optional:
         parts.append(Text("(optional: /skip moves on)", style="dim"))
-    return _box(Group(*parts), f"Step {index + 1}/{total}: {step.id}", plain=plain)
+    return _box(Group(*parts), f"Step {index + 1}/{total}", plain=plain)
 
 
 def sent_line(raw: bytes, *, plain: bool, tls: bool = False) -> Text:
@@ -406,7 +417,7 @@ def lesson_end(
     ]
     if lesson.learned:
         parts.append(Text("What you saw happen:", style="bold"))
-        parts.append(_bullets(lesson.learned))
+        parts.append(bullets(lesson.learned))
     helped = len(run.assisted)
     verdict = "done" if not helped else f"done with help on {helped} step(s)"
     parts.append(Text(f"Lesson {lesson.number} {verdict}.", style="bold green"))
