@@ -19,7 +19,11 @@ class LiveProcess:
     """A smtp-tutor subprocess whose output is read line by line as it is written."""
 
     def __init__(
-        self, args: list[str], ready: bytes, python_prefix: list[str] | None = None
+        self,
+        args: list[str],
+        ready: bytes,
+        python_prefix: list[str] | None = None,
+        stdin: int = subprocess.DEVNULL,  # subprocess.PIPE to type into it (`type_line`)
     ) -> None:
         command = python_prefix or [sys.executable, "-m", "tutor"]
         env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200")
@@ -27,7 +31,7 @@ class LiveProcess:
             [*command, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
+            stdin=stdin,
             env=env,
         )
         self.lines: queue.Queue[bytes | None] = queue.Queue()
@@ -67,6 +71,12 @@ class LiveProcess:
             if match:
                 return match
 
+    def type_line(self, line: str) -> None:
+        """A line on its standard input (started with stdin=subprocess.PIPE)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(line.encode() + b"\n")
+        self.proc.stdin.flush()
+
     @property
     def text(self) -> str:
         return b"".join(self.output).decode("utf-8", "replace")
@@ -94,7 +104,7 @@ class LiveProcess:
             self.proc.kill()
             self.proc.wait(timeout=10)
         self._pump_thread.join(timeout=10)
-        for pipe in (self.proc.stdout, self.proc.stderr):
+        for pipe in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
             if pipe is not None:
                 pipe.close()
 

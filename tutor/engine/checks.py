@@ -16,6 +16,13 @@ from tutor.envelope import header_addresses
 from tutor.events import Authenticated, BounceSent, Event, Exchange, MessageStored, TlsStarted
 
 
+def mailbox_words(folder: str) -> str:
+    """A mailbox folder in words: the learner's own is "your mailbox", never "you's"."""
+    if folder == "you":  # the learner's mailbox in every lesson (persona.DEFAULT_MAILBOXES)
+        return "your mailbox (you@tutor.test)"
+    return f"{folder}'s mailbox"
+
+
 @dataclass(frozen=True)
 class Verdict:
     ok: bool
@@ -47,13 +54,13 @@ def _enhanced(events: Sequence[Event], code: Any) -> Verdict:
 
 def _stored_in(events: Sequence[Event], folder: Any) -> Verdict:
     ok = any(c.folder == folder for m in _messages(events) for c in m.copies)
-    return Verdict(ok, f"no message has reached {folder}'s mailbox yet")
+    return Verdict(ok, f"no message has reached {mailbox_words(folder)} yet")
 
 
 def _not_stored_in(events: Sequence[Event], folder: Any) -> Verdict:
     message = _last_message(events)
     ok = message is not None and all(c.folder != folder for c in message.copies)
-    return Verdict(ok, f"the message must not reach {folder}'s mailbox")
+    return Verdict(ok, f"the message must not reach {mailbox_words(folder)}")
 
 
 def _copies(events: Sequence[Event], count: Any) -> Verdict:
@@ -153,11 +160,11 @@ def _client_address(events: Sequence[Event], wanted: Any) -> Verdict:
 def _last_stored_in(events: Sequence[Event], folder: Any) -> Verdict:
     message = _last_message(events)
     if message is None:
-        return Verdict(False, f"no message has reached {folder}'s mailbox yet")
+        return Verdict(False, f"no message has reached {mailbox_words(folder)} yet")
     folders = sorted({c.folder for c in message.copies})
     return Verdict(
         folder in folders,
-        f"the last message should reach {folder}'s mailbox (it went to {', '.join(folders)})",
+        f"the last message should reach {mailbox_words(folder)} (it went to {', '.join(folders)})",
     )
 
 

@@ -20,6 +20,7 @@ from tutor import dnsdata
 from tutor.annotations import annotate
 from tutor.dnsdata import SIMULATED_NOTE
 from tutor.engine import runner
+from tutor.engine.checks import mailbox_words
 from tutor.engine.model import Lesson, Step
 from tutor.engine.runner import LessonRun, Outcome
 from tutor.envelope import header_addresses
@@ -275,7 +276,7 @@ def trace_view(message: StoredMessage, *, plain: bool) -> RenderableType:
     where = (
         f"the {message.folder} folder (kept here, never sent)"
         if message.folder == RELAY_FOLDER
-        else f"{message.folder}'s mailbox"
+        else mailbox_words(message.folder)
     )
     caption = untrusted(
         f"Stored copy in {where} ({message.ref}); server> marks what "
