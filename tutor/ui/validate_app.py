@@ -3,17 +3,22 @@ then a replay of each file on the built-in server."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.text import Text
 
 from tutor.engine import validate as checks
 from tutor.engine.loader import Problem, default_lessons_dir
 from tutor.engine.model import Lesson
 from tutor.errors import UserError
-from tutor.ui.safe import untrusted
+from tutor.ui import lesson_view as view
+from tutor.ui.safe import lesson_markdown, untrusted
+from tutor.ui.terminal import build_console
+
+RENDER_WIDTH = 1000  # wide enough that no text wraps: a `<…>` or an offer stays on one line
 
 
 def validate(
@@ -33,8 +38,7 @@ def validate(
     for lesson in report.lessons:
         if extra is not None:
             problems += extra(lesson)
-        if replay:
-            problems += checks.replay(lesson)
+        problems += checks.validate_lesson(lesson, render_as_shown, replay=replay)
     for problem in problems:
         console.print(untrusted(str(problem)))
     what = "checked and replayed" if replay else "checked"
@@ -46,3 +50,28 @@ def validate(
 
 def lesson_targets(paths: list[Path], lessons_dir: Path | None) -> list[Path]:
     return paths or [lessons_dir or default_lessons_dir()]
+
+
+def render_as_shown(shown: checks.Shown) -> tuple[str, str]:
+    """A lesson text as the screen prints it, in colour and without (--plain, NO_COLOR,
+    TERM=dumb): the same view functions, a recording console, its text read back."""
+    return _printed(_renderable(shown), colour=True), _printed(_renderable(shown), colour=False)
+
+
+def _renderable(shown: checks.Shown) -> RenderableType:
+    if shown.form == checks.HINT:
+        return view.hint_view(shown.number, shown.total, shown.text)
+    if shown.form == checks.QUESTION:
+        return view.question_view(shown.number, shown.text)
+    if shown.form == checks.LIST:
+        return view.bullets([shown.text])
+    if shown.form == checks.PLAIN:
+        return untrusted(shown.text)
+    return lesson_markdown(shown.text)
+
+
+def _printed(renderable: RenderableType, *, colour: bool) -> str:
+    console = build_console(io.StringIO(), colour=colour, force_terminal=colour, record=True)
+    console.width = RENDER_WIDTH
+    console.print(renderable)
+    return console.export_text(styles=False)
