@@ -314,3 +314,27 @@ def test_quit_at_a_question_ends_the_questions(tmp_path: Path, tutor_home: Path)
     assert "Questions about your own session" in out
     assert "Questions left for another time." in out
     assert progress_of(tutor_home, lesson.id)["status"] == "done"
+
+
+def test_the_sequence_diagram_shows_first_lines_reconnects_and_tls() -> None:
+    from tutor.events import Exchange
+    from tutor.ui.lesson_view import sequence_diagram
+
+    ehlo_reply = ("250-mx.tutor.test Hello a", "250-PIPELINING", "250 STARTTLS")
+    exchanges = [
+        Exchange(1, "greeting", b"", ("220 mx.tutor.test ESMTP ready",)),
+        Exchange(1, "command", b"ehlo a\r\n", ehlo_reply),
+        Exchange(1, "command", b"starttls\r\n", ("220 2.0.0 Ready to start TLS",)),
+        Exchange(1, "command", b"ehlo a\r\n", ehlo_reply, tls=True),
+        Exchange(2, "greeting", b"", ("220 mx.tutor.test ESMTP ready",)),
+        Exchange(2, "command", b"quit\r\n", ("221 2.0.0 bye",)),
+    ]
+    text = sequence_diagram(exchanges, plain=True).plain
+    lines = text.splitlines()
+    assert any("250-mx.tutor.test Hello a (+2 lines)" in line for line in lines)
+    assert "250 STARTTLS" not in text  # the first line names the reply, not the last
+    tls = next(i for i, line in enumerate(lines) if "TLS handshake" in line)
+    assert "starttls" in lines[tls - 2] and "ehlo a" in lines[tls + 1]
+    new = next(i for i, line in enumerate(lines) if "a new connection" in line)
+    assert "220 mx.tutor.test" in lines[new + 1]
+    assert all(len(line) == len(lines[1]) for line in lines[1:])  # one width at 76 columns

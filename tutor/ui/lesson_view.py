@@ -369,7 +369,14 @@ def sequence_diagram(exchanges: Sequence[Exchange], *, plain: bool, width: int =
     left, right = "you (client)", "mx.tutor.test (server)"
     out.append(left + " " * max(1, width - len(left) - len(right)) + right + "\n", style="bold")
     inner = width - 4
-    for exchange in exchanges:
+    tls = False
+    for index, exchange in enumerate(exchanges):
+        if exchange.kind == "greeting" and index > 0:
+            out.append(_divider("a new connection: a new session", inner, plain=plain))
+            tls = False
+        if exchange.tls and not tls:
+            out.append(_divider("TLS handshake: encrypted from here on", inner, plain=plain))
+        tls = exchange.tls
         if exchange.kind == "command":
             label = exchange.command
             if exchange.verb == "AUTH":
@@ -388,10 +395,21 @@ def sequence_diagram(exchanges: Sequence[Exchange], *, plain: bool, width: int =
         elif exchange.kind == "auth":
             out.append(_arrow("(AUTH answer)", inner, right_pointing=True, plain=plain))
         if exchange.replies:
-            arrow = _arrow(exchange.replies[-1], inner, right_pointing=False, plain=plain)
+            label = exchange.replies[0]  # the first line names the reply; "+N" the rest
+            if len(exchange.replies) > 1:
+                label += f" (+{len(exchange.replies) - 1} lines)"
+            arrow = _arrow(label, inner, right_pointing=False, plain=plain)
             arrow.stylize(CLASS_STYLE.get((exchange.code or 0) // 100, ""))
             out.append(arrow)
     return out
+
+
+def _divider(label: str, inner: int, *, plain: bool) -> Text:
+    """A line across the diagram: something that changed the session itself."""
+    rule = "=" if plain else "═"
+    side = max(2, (inner + 2 - len(label) - 2) // 2)
+    body = f"{rule * side} {label} {rule * side}"
+    return Text("|" + body[: inner + 2].ljust(inner + 2, rule) + "|\n", style="bold")
 
 
 def _arrow(label: str, inner: int, *, right_pointing: bool, plain: bool) -> Text:
