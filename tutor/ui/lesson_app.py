@@ -554,8 +554,12 @@ class LessonScreen:
             )
 
     def _show_status(self) -> None:
-        """The bottom toolbar: what the server knows after the last reply."""
-        self.line_input.set_status(" · ".join(self.state.summary()))
+        """The bottom toolbar: where the learner is (it stays on screen however far the
+        lesson scrolls), then what the server knows after the last reply."""
+        where = f"Lesson {self.lesson.number}, step {self.run.index + 1}/{len(self.lesson.steps)}"
+        if self.run.finished:
+            where = f"Lesson {self.lesson.number}, done"
+        self.line_input.set_status(" · ".join([where, *self.state.summary()]))
 
     def _check_prediction(self, exchange: Exchange) -> None:
         """Compare the learner's guess with the first reply to the step's kind of command."""
