@@ -21,6 +21,7 @@ STDLIB_ONLY = (
     "events.py",
     "textsafe.py",
     "envelope.py",
+    "headers.py",
     "dnsdata.py",
     "session_state.py",
     "dashboard_model.py",

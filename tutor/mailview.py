@@ -8,14 +8,15 @@ with the message text: it is the client's claim, not the server's record.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from email.message import Message
-from email.parser import BytesParser
-from email.policy import compat32
 from email.utils import parsedate_to_datetime
+from functools import cached_property
 from pathlib import Path
 
+from tutor.envelope import Comparison
 from tutor.events import RELAY_FOLDER
+from tutor.headers import Field, HeaderSection, body_lines, decode_words, header_section
 
 _QUEUE_ID = re.compile(r"\bid\s+([A-Za-z0-9]+)")
 
@@ -27,28 +28,38 @@ class StoredMessage:
     key: str
     path: Path
     raw: bytes
-    message: Message
-    ours: int  # how many headers at the top the server itself added
 
     @property
     def ref(self) -> str:
         return f"{self.folder}/{self.index}"
 
+    @property
+    def root(self) -> Path:
+        """The Maildir root: ROOT/folder/new/key."""
+        return self.path.parent.parent.parent
+
+    @cached_property
+    def section(self) -> HeaderSection:
+        """The header section as stored (up to the first empty line; the body unread)."""
+        return header_section(self.raw)
+
+    @property
+    def fields(self) -> tuple[Field, ...]:
+        return self.section.fields
+
+    @cached_property
+    def ours(self) -> int:
+        """How many fields at the top the server itself added."""
+        return _count_ours(self.fields)
+
     def header(self, name: str) -> str:
-        values = self.message.get_all(name) or []
-        return ", ".join(" ".join(str(v).split()) for v in values)
+        """Every field of that name, unfolded, UTF-8 decoded (encoded-words left as sent)."""
+        wanted = name.lower()
+        return ", ".join(" ".join(f.value.split()) for f in self.fields if f.name.lower() == wanted)
 
-    @property
-    def headers(self) -> list[tuple[str, str]]:
-        return [(name, str(value)) for name, value in self.message.items()]
-
-    @property
-    def server_headers(self) -> list[tuple[str, str]]:
-        return self.headers[: self.ours]
-
-    @property
-    def claimed_headers(self) -> list[tuple[str, str]]:
-        return self.headers[self.ours :]
+    def shown_header(self, name: str) -> str:
+        """The same with RFC 2047 encoded-words decoded, for display only."""
+        return decode_words(self.header(name))
 
     @property
     def envelope_sender(self) -> str:
@@ -61,7 +72,7 @@ class StoredMessage:
 
     @property
     def queue_id(self) -> str:
-        match = _QUEUE_ID.search(" ".join(self.header_of_ours("received").split()))
+        match = _QUEUE_ID.search(self.received_line)
         return match.group(1) if match else ""
 
     @property
@@ -69,29 +80,40 @@ class StoredMessage:
         return " ".join(self.header_of_ours("received").split())
 
     def header_of_ours(self, name: str) -> str:
-        for header, value in self.server_headers:
-            if header.lower() == name:
-                return str(value)
+        for field in self.fields[: self.ours]:
+            if field.name.lower() == name:
+                return field.value
         return ""
 
     @property
     def date(self) -> str:
-        received = self.header_of_ours("received")
-        stamp = received.rpartition(";")[2].strip()
+        stamp = self.header_of_ours("received").rpartition(";")[2].strip()
         try:
             return parsedate_to_datetime(stamp).strftime("%Y-%m-%d %H:%M:%S")
         except (TypeError, ValueError):
             return ""
 
-    @property
-    def body(self) -> bytes:
-        _head, sep, body = self.raw.partition(b"\n\n")
-        return body if sep else b""
+    def body_lines(self) -> list[bytes]:
+        """The body's lines as stored (none when no empty line ends the headers)."""
+        return body_lines(self.raw, self.section)
+
+    def comparison(self, recipients: Sequence[str] | None = None) -> Comparison:
+        """Its envelope against its headers; the envelope recipients are this copy's own
+        unless the caller knows them all (every copy of the message)."""
+        if recipients is None:
+            recipients = (self.envelope_recipient,) if self.envelope_recipient else ()
+        return Comparison(
+            self.envelope_sender,
+            self.header("From"),
+            tuple(recipients),
+            self.header("To"),
+            self.header("Cc"),
+        )
 
 
-def _count_ours(message: Message) -> int:
+def _count_ours(fields: Sequence[Field]) -> int:
     """The server adds Return-Path, Received, [Authentication-Results,] Delivered-To on top."""
-    names = [name.lower() for name in message.keys()[:4]]
+    names = [field.name.lower() for field in fields[:4]]
     if names[:2] != ["return-path", "received"]:
         return 0
     if names[2:3] == ["authentication-results"] and names[3:4] == ["delivered-to"]:
@@ -127,11 +149,10 @@ def read_folder(root: Path, folder: str) -> list[StoredMessage]:
                 continue  # moved or removed by a MUA meanwhile
             entries.append((mtime, path.name.split(":")[0], path, raw))
     entries.sort()
-    messages = []
-    for index, (_, key, path, raw) in enumerate(entries, start=1):
-        message = BytesParser(policy=compat32).parsebytes(raw, headersonly=True)
-        messages.append(StoredMessage(folder, index, key, path, raw, message, _count_ours(message)))
-    return messages
+    return [
+        StoredMessage(folder, index, key, path, raw)
+        for index, (_, key, path, raw) in enumerate(entries, start=1)
+    ]
 
 
 def clear_folder(root: Path, folder: str) -> int:
@@ -162,4 +183,21 @@ def find(root: Path, ref: str) -> list[StoredMessage]:
     found = []
     for name in folders(root):
         found += [m for m in read_folder(root, name) if ref in (m.queue_id, m.key)]
+    return found
+
+
+def envelope_recipients(message: StoredMessage) -> tuple[str, ...]:
+    """Every envelope recipient of the message: the Delivered-To of each of its copies
+    still under the Maildir root (one copy per recipient, all with one queue id)."""
+    if not message.queue_id:
+        return (message.envelope_recipient,) if message.envelope_recipient else ()
+    return recipients_by_queue_id(message.root).get(message.queue_id, ())
+
+
+def recipients_by_queue_id(root: Path) -> dict[str, tuple[str, ...]]:
+    found: dict[str, tuple[str, ...]] = {}
+    for name in folders(root):
+        for copy in read_folder(root, name):
+            if copy.queue_id and copy.envelope_recipient:
+                found[copy.queue_id] = (*found.get(copy.queue_id, ()), copy.envelope_recipient)
     return found

@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from email.parser import BytesHeaderParser
+from email.parser import HeaderParser
 from email.policy import compat32
 from pathlib import Path
 from typing import Any
@@ -145,8 +145,12 @@ class HeaderSummary:
 
 
 def summarize_headers(content: bytes) -> HeaderSummary:
-    """The From/To/Cc/Subject a message claims, robust to headers without addresses."""
-    headers = BytesHeaderParser(policy=compat32).parsebytes(header_block(content))
+    """The From/To/Cc/Subject a message claims, robust to headers without addresses.
+
+    Header text is UTF-8 where valid (RFC 6532, SMTPUTF8), every other byte `\\xNN`: a
+    byte parse would turn `Jörg <jörg@schüle.example>` into U+FFFD and a false mismatch."""
+    text = header_block(content).decode("utf-8", "backslashreplace")
+    headers = HeaderParser(policy=compat32).parsestr(text)
 
     def get(name: str) -> str:
         values = headers.get_all(name) or []

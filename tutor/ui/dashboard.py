@@ -36,7 +36,7 @@ from rich.text import Text
 from tutor import mailview, serve
 from tutor.dashboard_model import DashboardModel, Row, StoredInfo, client_address
 from tutor.events import Event
-from tutor.ui.mailbox_view import message_detail
+from tutor.ui.message_view import message_view
 from tutor.ui.safe import join, untrusted
 from tutor.ui.serve_log import ServeLog
 
@@ -147,18 +147,27 @@ class Transcripts:
 
 
 class _Detail:
-    """A stored message opened from the dashboard: envelope beside headers, scrollable."""
+    """A stored message opened from the dashboard: the one message view (envelope beside
+    headers, the copy as stored), scrollable. `recipients`: the event's whole envelope."""
 
-    def __init__(self, message: mailview.StoredMessage, session: int, others: list[str]) -> None:
+    def __init__(
+        self,
+        message: mailview.StoredMessage,
+        session: int,
+        others: list[str],
+        recipients: tuple[str, ...] | None = None,
+    ) -> None:
         self.message = message
         self.session = session
         self.others = others
+        self.recipients = recipients
         self.offset = 0
         self._cache: tuple[int, list[list[Segment]]] | None = None
 
     def lines(self, console: Console, width: int) -> list[list[Segment]]:
         if self._cache is None or self._cache[0] != width:
-            parts: list[RenderableType] = [message_detail(self.message, plain=False)]
+            view = message_view(self.message, plain=False, recipients=self.recipients)
+            parts: list[RenderableType] = [view]
             if self.others:
                 parts.append(untrusted(f"other copies: {', '.join(self.others)}", "dim"))
             rendered = console.render_lines(
@@ -546,7 +555,7 @@ class Dashboard:
             self.view.say(f"message {message.queue_id} is no longer in the Maildir", now)
             return
         others = [c.folder for c in rest]
-        self.view.detail = _Detail(found[0], session, others)
+        self.view.detail = _Detail(found[0], session, others, message.recipients)
 
     def _on_keys(self, keys: list[str]) -> None:
         self._key_pending_at = self.clock()

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from rich.box import SIMPLE_HEAD, Box
-from rich.console import Console, Group, RenderableType
+from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from tutor.envelope import Comparison
 from tutor.events import RELAY_FOLDER
-from tutor.mailview import StoredMessage
-from tutor.ui.safe import join, untrusted
+from tutor.mailview import StoredMessage, recipients_by_queue_id
+from tutor.ui.message_view import message_view
+from tutor.ui.safe import join, untrusted, untrusted_bytes
 
 
 def folder_title(folder: str) -> str:
@@ -34,12 +34,10 @@ def message_table(folder: str, messages: list[StoredMessage], *, plain: bool) ->
     )
     for column in ("ref", "id", "received", "envelope from -> to", "header From -> To", "Subject"):
         table.add_column(column, overflow="fold")
+    recipients = recipients_by_queue_id(messages[0].root)
     for message in messages:
-        comparison = _comparison(message)
-        claimed = untrusted(
-            f"{message.header('From') or '(none)'} -> {message.header('To') or '(none)'}"
-        )
-        if comparison.mismatch:
+        claimed = untrusted(_claimed(message))
+        if _mismatch(message, recipients):
             claimed.append(Text(" (!)", style="bold yellow"))
         table.add_row(
             Text(message.ref),
@@ -47,15 +45,27 @@ def message_table(folder: str, messages: list[StoredMessage], *, plain: bool) ->
             Text(message.date),
             untrusted(f"<{message.envelope_sender}> -> <{message.envelope_recipient}>"),
             claimed,
-            untrusted(message.header("Subject")),
+            untrusted(message.shown_header("Subject")),
         )
     return table
 
 
+def _claimed(message: StoredMessage) -> str:
+    sender = message.shown_header("From") or "(none)"
+    return f"{sender} -> {message.shown_header('To') or '(none)'}"
+
+
+def _mismatch(message: StoredMessage, recipients: dict[str, tuple[str, ...]]) -> bool:
+    """Judged against every copy's recipient: To: you, alice is no mismatch in you/."""
+    known = recipients.get(message.queue_id) if message.queue_id else None
+    return message.comparison(known).mismatch
+
+
 def _message_lines(folder: str, messages: list[StoredMessage]) -> Text:
     out = Text(folder_title(folder) + "\n", style="bold")
+    recipients = recipients_by_queue_id(messages[0].root)
     for message in messages:
-        mismatch = " (!)" if _comparison(message).mismatch else ""
+        mismatch = " (!)" if _mismatch(message, recipients) else ""
         out.append(untrusted(f"  {message.ref}  id {message.queue_id}  received {message.date}"))
         out.append("\n")
         out.append(
@@ -68,13 +78,12 @@ def _message_lines(folder: str, messages: list[StoredMessage]) -> Text:
         out.append(
             join(
                 Text("    headers:  "),
-                untrusted(
-                    f"{message.header('From') or '(none)'} -> {message.header('To') or '(none)'}"
-                ),
+                untrusted(_claimed(message)),
                 Text(mismatch + "\n", style="bold yellow"),
             )
         )
-        out.append(join(Text("    Subject:  "), untrusted(message.header("Subject")), Text("\n")))
+        subject = untrusted(message.shown_header("Subject"))
+        out.append(join(Text("    Subject:  "), subject, Text("\n")))
     out.rstrip()
     return out
 
@@ -83,103 +92,15 @@ def _box() -> Box:
     return SIMPLE_HEAD
 
 
-def _comparison(message: StoredMessage) -> Comparison:
-    return Comparison(
-        message.envelope_sender,
-        message.header("From"),
-        (message.envelope_recipient,) if message.envelope_recipient else (),
-        message.header("To"),
-        message.header("Cc"),
-    )
-
-
 def message_detail(message: StoredMessage, *, plain: bool) -> RenderableType:
-    """Envelope beside headers, then the stored copy with the trace headers marked."""
-    comparison = _comparison(message)
-    side = Table(
-        title=untrusted(f"{message.ref}  id {message.queue_id}"),
-        title_justify="left",
-        box=None if plain else _box(),
-        pad_edge=False,
-    )
-    side.add_column("")
-    side.add_column("envelope (decided delivery)", overflow="fold")
-    side.add_column("headers (what the message claims)", overflow="fold")
-    side.add_row(
-        Text("sender"),
-        untrusted(f"MAIL FROM:<{message.envelope_sender}>"),
-        untrusted(f"From: {message.header('From') or '(none)'}"),
-    )
-    side.add_row(
-        Text("recipient"),
-        untrusted(f"RCPT TO:<{message.envelope_recipient}>"),
-        untrusted(_to_cc(message)),
-    )
-    notes = []
-    if not comparison.sender_matches:
-        notes.append("From: does not name the envelope sender; bounces go to MAIL FROM, not From:.")
-    if comparison.unnamed_recipients:
-        notes.append(
-            "This copy went to a recipient that To:/Cc: never mention: the envelope decides."
-        )
-    if comparison.named_not_recipients:
-        notes.append(
-            "To:/Cc: name addresses this message was not delivered to: headers are just text."
-        )
-
-    header_lines = marked_headers(message)
-    legend = Text(
-        "server> marks trace headers this server added (Return-Path = envelope sender, Received, "
-        "Authentication-Results, Delivered-To). Any other Received: line came in with the "
-        "message text: a claim, not a record.",
-        style="dim",
-    )
-    body = stored_body(message)
-    parts: list[RenderableType] = [side]
-    parts += [Text("! " + note, style="yellow") for note in notes]
-    parts += [
-        Text(""),
-        Text("stored copy:", style="bold"),
-        header_lines,
-        body,
-        Text(""),
-        legend,
-        join(Text("file: ", style="dim"), untrusted(str(message.path), "dim")),
-    ]
-    return Group(*parts)
-
-
-def stored_body(message: StoredMessage, limit: int | None = None) -> Text:
-    """The body as stored, line by line (each line made visible), at most `limit` lines."""
-    lines = message.body.rstrip(b"\n").decode("utf-8", "backslashreplace").split("\n")
-    shown = lines if limit is None else lines[:limit]
-    text = Text("\n").join(untrusted(line) for line in shown)
-    if limit is not None and len(lines) > limit:
-        text.append(Text(f"\n… {len(lines) - limit} more lines", style="dim"))
-    return text
-
-
-def marked_headers(message: StoredMessage) -> Text:
-    """The stored copy's headers, those the server added marked `server>`."""
-    text = Text()
-    for index, (name, value) in enumerate(message.headers):
-        ours = index < message.ours
-        text.append(
-            Text("server> " if ours else "        ", style="bold magenta" if ours else "dim")
-        )
-        text.append(untrusted(f"{name}: {' '.join(value.split())}", "magenta" if ours else ""))
-        text.append("\n")
-    text.rstrip()
-    return text
-
-
-def _to_cc(message: StoredMessage) -> str:
-    to = f"To: {message.header('To') or '(none)'}"
-    cc = message.header("Cc")
-    return f"{to}  Cc: {cc}" if cc else to
+    """Envelope beside headers, then the stored copy as stored (ui/message_view.py)."""
+    return message_view(message, plain=plain)
 
 
 def print_raw(console: Console, message: StoredMessage) -> None:
     """The file exactly as stored, made visible line by line."""
-    for line in message.raw.decode("utf-8", "backslashreplace").splitlines():
-        console.print(untrusted(line))
+    lines = message.raw.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()  # the last line's ending
+    for line in lines:
+        console.print(untrusted_bytes(line))

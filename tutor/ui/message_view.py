@@ -1,0 +1,251 @@
+"""One view of a stored message, for `mailbox show`, the lesson and the dashboard.
+
+The stored copy is shown as stored: every line in order, numbered as in the file, the
+fields the server added marked `server>`, a folded field on as many lines as it was sent
+on, and the empty line that ends the header section shown where it is, or said to be
+missing (then everything is header text, RFC 5322 §2.1). UTF-8 header text (RFC 6532)
+is shown decoded, never as mojibake; an RFC 2047 encoded-word gets its decoded text on a
+line below. A long line wraps beside an empty gutter, so it never looks like a new line
+or a folded one. Everything from the message goes through ui.safe.
+
+The envelope-against-headers table pairs like with like: the sender beside From:, each
+address beside the same address on the other side, `(none)` where a side never names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from rich.box import ROUNDED, Box
+from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
+from rich.table import Table
+from rich.text import Text
+
+from tutor.envelope import DIFFERS, ENVELOPE_ONLY, HEADERS_ONLY, SAME, Comparison, Pair
+from tutor.headers import Field
+from tutor.mailview import StoredMessage, envelope_recipients
+from tutor.ui.safe import join, untrusted, untrusted_bytes
+
+VERDICTS = {
+    SAME: ("same", "green"),
+    DIFFERS: ("differs", "bold yellow"),
+    ENVELOPE_ONLY: ("only in the envelope", "yellow"),
+    HEADERS_ONLY: ("only in the headers", "yellow"),
+}
+ENVELOPE_COLUMN = "where it went: the envelope"
+HEADERS_COLUMN = "what it claims: the headers"
+NONE = "(none)"
+BLANK_LINE = "(empty line: the headers end here, the body follows; RFC 5322 §2.1)"
+NO_BLANK_LINE = (
+    "(no empty line: everything is header text, so this message has no body, RFC 5322 §2.1)"
+)
+NOT_A_FIELD = "  ← not a header field (no name and colon): a mail program may start the body here"
+ONLY_SPACES = "(only spaces: a folded line, not the empty line)"
+LEGEND = (
+    "Lines are numbered as in the stored file. server> marks the trace headers this server "
+    "added (Return-Path = envelope sender, Received, Authentication-Results, Delivered-To); "
+    "any other Received: line came in with the message text: a claim, not a record. An "
+    "indented line continues the field above it (folding, RFC 5322 §2.2.3)."
+)
+NO_ENVELOPE = (
+    "no trace headers from this server: the envelope is not known (this file did not come "
+    "through smtp-tutor's server)"
+)
+SERVER_MARK = "server>"
+WIDE = 100  # columns the envelope table needs to show addresses unfolded
+TAB = "    "
+
+
+def message_view(
+    message: StoredMessage, *, plain: bool, recipients: Sequence[str] | None = None
+) -> RenderableType:
+    """Envelope beside headers, then the whole stored copy. `recipients`: every envelope
+    recipient when the caller knows them (an event); else read from the copies on disk."""
+    if recipients is None:
+        recipients = envelope_recipients(message)
+    comparison = message.comparison(recipients)
+    title = f"{message.ref}  id {message.queue_id}"
+    if message.date:
+        title += f"  received {message.date}"
+    if message.ours:
+        envelope = [envelope_table(comparison, plain=plain, title=title)]
+        envelope += mismatch_notes(comparison)
+    else:  # a file put into the Maildir some other way: nothing records its envelope
+        envelope = [untrusted(title, "bold"), Text(NO_ENVELOPE, style="yellow")]
+    return Group(
+        *envelope,
+        Text(""),
+        Text("stored copy, line by line:", style="bold"),
+        stored_copy(message, plain=plain),
+        Text(""),
+        Text(LEGEND, style="dim"),
+        join(Text("file: ", style="dim"), untrusted(str(message.path), "dim")),
+    )
+
+
+# --- envelope against headers -------------------------------------------------------------
+
+
+def envelope_table(comparison: Comparison, *, plain: bool, title: str) -> RenderableType:
+    """One row per pair; `(none)` on the side that names nothing to match."""
+    return _EnvelopeTable(comparison.pairs(), title, plain=plain)
+
+
+class _EnvelopeTable:
+    """A table where there is room for three columns, labelled lines elsewhere (plain,
+    or under WIDE columns, where folded addresses would be hard to read)."""
+
+    def __init__(self, pairs: Sequence[Pair], title: str, *, plain: bool) -> None:
+        self.pairs = pairs
+        self.title = title
+        self.plain = plain
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        if self.plain or options.max_width < WIDE:
+            yield _pair_lines(self.pairs, self.title)
+            return
+        table = Table(title=untrusted(self.title), title_justify="left", box=_rounded())
+        table.add_column(ENVELOPE_COLUMN, overflow="fold")
+        table.add_column(HEADERS_COLUMN, overflow="fold")
+        table.add_column("", overflow="fold")
+        for pair in self.pairs:
+            table.add_row(_side(pair.envelope), _side(pair.header), _verdict(pair))
+        yield table
+
+
+def _pair_lines(pairs: Sequence[Pair], title: str) -> RenderableType:
+    """One labelled line per pair: `MAIL FROM:<a> | From: b | same`."""
+    columns = Text(f"{ENVELOPE_COLUMN} | {HEADERS_COLUMN} | verdict", style="dim")
+    rows = [(Text(""), columns)]
+    for pair in pairs:
+        text = join(_side(pair.envelope), " | ", _side(pair.header), " | ", _verdict(pair))
+        rows.append((Text(f"  {pair.role + ':':<11}"), text))
+    return Group(untrusted(title, "bold"), GutterLines(rows))
+
+
+def _side(text: str | None) -> Text:
+    return Text(NONE, style="dim") if text is None else untrusted(text)
+
+
+def _verdict(pair: Pair) -> Text:
+    words, style = VERDICTS[pair.verdict]
+    return Text(words, style=style)
+
+
+def _rounded() -> Box:
+    return ROUNDED
+
+
+def mismatch_notes(comparison: Comparison) -> list[Text]:
+    """Each difference in one sentence, naming the addresses."""
+    notes = []
+    if not comparison.sender_matches:
+        notes.append(
+            Text(
+                "! From: does not name the envelope sender: a bounce would go to MAIL FROM, "
+                "never to From:.",
+                style="yellow",
+            )
+        )
+    if comparison.unnamed_recipients:
+        notes.append(
+            untrusted(
+                "! Received by "
+                + ", ".join(comparison.unnamed_recipients)
+                + " though To:/Cc: never name them: the envelope decides where mail goes.",
+                "yellow",
+            )
+        )
+    if comparison.named_not_recipients:
+        notes.append(
+            untrusted(
+                "! To:/Cc: name "
+                + ", ".join(comparison.named_not_recipients)
+                + ", who got nothing: headers are just text.",
+                "yellow",
+            )
+        )
+    return notes
+
+
+# --- the stored copy ----------------------------------------------------------------------
+
+
+def stored_copy(
+    message: StoredMessage, *, plain: bool, body_limit: int | None = None
+) -> RenderableType:
+    """Every line as stored: header fields (folded ones on their lines), the empty line or
+    the word that it is missing, then the body (at most `body_limit` lines)."""
+    rows = _Rows()
+    for index, field in enumerate(message.fields):
+        rows.add_field(field, ours=index < message.ours)
+    section = message.section
+    if section.blank_line:
+        rows.add(rows.next_number(), Text(BLANK_LINE, style="dim"))
+    else:
+        rows.add(None, Text(NO_BLANK_LINE, style="bold yellow"))
+    body = message.body_lines()
+    shown = body if body_limit is None else body[:body_limit]
+    for line in shown:
+        rows.add(rows.next_number(), _line(line))
+    if len(shown) < len(body):
+        rows.add(None, Text(f"… {len(body) - len(shown)} more lines", style="dim"))
+    return GutterLines(rows.rows)
+
+
+class _Rows:
+    """(gutter, text) rows, the gutter holding the line number and the server> mark."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Text, Text]] = []
+        self.number = 0
+
+    def next_number(self) -> int:
+        self.number += 1
+        return self.number
+
+    def add(self, number: int | None, text: Text, mark: str = "") -> None:
+        gutter = Text(f"{number:>4} " if number is not None else " " * 5, style="dim")
+        gutter.append(f"{mark:<{len(SERVER_MARK)}} ", style="bold magenta")
+        self.rows.append((gutter, text))
+
+    def add_field(self, field: Field, *, ours: bool) -> None:
+        mark = SERVER_MARK if ours else ""
+        style = "magenta" if ours else ""
+        for position, raw in enumerate(field.lines):
+            text = _line(raw, style)
+            if not field.name:
+                text.append(NOT_A_FIELD, style="bold yellow")
+            elif position and not raw.strip():
+                text.append(Text(ONLY_SPACES, style="dim"))
+            self.add(self.next_number(), text, mark)
+        decoded = field.decoded
+        if decoded is not None:
+            label = Text("= decoded (RFC 2047 encoded-words): ", style="dim")
+            self.add(None, join(label, untrusted(f"{field.name}: {decoded}")), mark)
+
+
+def _line(raw: bytes, style: str = "") -> Text:
+    """A stored line made visible; its leading spaces and tabs kept as indentation."""
+    rest = raw.lstrip(b" \t")
+    indent = raw[: len(raw) - len(rest)].decode("ascii").replace("\t", TAB)
+    return join(Text(indent), untrusted_bytes(rest, style))
+
+
+class GutterLines:
+    """Rows of (gutter, text): a text too long for the width wraps beside an empty gutter,
+    so a wrapped line is never mistaken for a line of its own or for a folded one."""
+
+    def __init__(self, rows: Iterable[tuple[Text, Text]]) -> None:
+        self.rows = list(rows)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        gutter = max((left.cell_len for left, _ in self.rows), default=0)
+        width = max(8, options.max_width - gutter)
+        blank = Text(" " * gutter)
+        for left, text in self.rows:
+            if left.cell_len < gutter:  # a line number longer than four digits
+                left = join(" " * (gutter - left.cell_len), left)
+            for index, line in enumerate(text.wrap(console, width, overflow="fold")):
+                line.rstrip()
+                yield join(left if index == 0 else blank, line)
