@@ -9,11 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from rich.box import ROUNDED, Box
 from rich.console import Group, RenderableType
 from rich.padding import Padding
 from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
 from tutor import dnsdata
@@ -23,7 +21,6 @@ from tutor.engine import runner
 from tutor.engine.checks import mailbox_words
 from tutor.engine.model import Lesson, Step
 from tutor.engine.runner import LessonRun, Outcome
-from tutor.envelope import header_addresses
 from tutor.events import (
     RELAY_FOLDER,
     BareLineFeed,
@@ -34,7 +31,7 @@ from tutor.events import (
 )
 from tutor.mailview import StoredMessage
 from tutor.session_state import SessionState
-from tutor.ui.mailbox_view import marked_headers, stored_body
+from tutor.ui.message_view import envelope_table, mismatch_notes, stored_copy
 from tutor.ui.safe import join, lesson_markdown, untrusted, untrusted_block, untrusted_line
 
 CLASS_STYLE = {2: "green", 3: "cyan", 4: "yellow", 5: "red"}
@@ -210,83 +207,35 @@ def state_line(state: SessionState, *, plain: bool) -> Text:
 def envelope_view(
     stored: MessageStored, copies: Sequence[StoredMessage], *, plain: bool
 ) -> RenderableType:
-    """Where the message went (envelope) beside what it claims (headers)."""
+    """Where the message went (envelope) beside what it claims (headers), then the stored
+    copy: the same pieces `mailbox show` and the dashboard use (ui/message_view.py)."""
     comparison = stored.comparison
-    table = Table(
-        box=None if plain else _rounded(),
-        show_header=True,
-        expand=False,
-        title=f"Message {stored.queue_id}: envelope against headers",
-        title_justify="left",
-    )
-    table.add_column("where it went: the envelope", overflow="fold")
-    table.add_column("what it claims: the headers", overflow="fold")
-    from_note = "" if header_addresses(stored.header_from) else "  (no address at all)"
-    table.add_row(
-        untrusted(f"MAIL FROM:<{stored.sender}>"),
-        untrusted(f"From: {stored.header_from or '(none)'}{from_note}"),
-    )
-    to_note = "" if header_addresses(stored.header_to) else "  (no address at all)"
-    claims = [untrusted(f"To: {stored.header_to or '(none)'}{to_note}")]
-    if stored.header_cc:
-        claims.append(untrusted(f"Cc: {stored.header_cc}"))
-    recipients = [untrusted(f"RCPT TO:<{r}>") for r in stored.recipients]
-    table.add_row(Text("\n").join(recipients), Text("\n").join(claims))
-    parts: list[RenderableType] = [table]
+    title = f"Message {stored.queue_id}: envelope against headers"
+    parts: list[RenderableType] = [envelope_table(comparison, plain=plain, title=title)]
     got = ", ".join(f"{c.folder} ({c.recipient})" for c in stored.copies)
     parts.append(join(Text("Delivered to: ", style="bold"), untrusted(got)))
-    if comparison.unnamed_recipients:
-        parts.append(
-            untrusted(
-                "Received by "
-                + ", ".join(comparison.unnamed_recipients)
-                + " though To:/Cc: never name them: the envelope decides where mail goes.",
-                "yellow",
-            )
-        )
-    if comparison.named_not_recipients:
-        parts.append(
-            untrusted(
-                "To:/Cc: name "
-                + ", ".join(comparison.named_not_recipients)
-                + ", who got nothing: headers are just text.",
-                "yellow",
-            )
-        )
-    if not comparison.sender_matches:
-        parts.append(
-            Text(
-                "From: does not name the envelope sender: a bounce would go to "
-                "MAIL FROM, never to From:.",
-                style="yellow",
-            )
-        )
+    parts += mismatch_notes(comparison)
     if copies:
         parts.append(trace_view(copies[0], plain=plain))
     return Group(*parts)
 
 
-def _rounded() -> Box:
-    return ROUNDED
-
-
 def trace_view(message: StoredMessage, *, plain: bool) -> RenderableType:
-    """The top of the stored copy, with the headers the server added marked."""
-    text = marked_headers(message)
+    """The stored copy as stored (its first body lines), the server's headers marked."""
     where = (
         f"the {message.folder} folder (kept here, never sent)"
         if message.folder == RELAY_FOLDER
         else mailbox_words(message.folder)
     )
     caption = untrusted(
-        f"Stored copy in {where} ({message.ref}); server> marks what "
+        f"Stored copy in {where} ({message.ref}), line by line; server> marks what "
         "the server added: Return-Path is the envelope sender, Received names your "
         "real address and the envelope, Authentication-Results the SPF and DMARC verdicts, "
         "Delivered-To the envelope recipient.",
         "dim",
     )
-    body = stored_body(message, limit=BODY_LINES)
-    return Group(Text(""), text, Text(""), body, caption)
+    copy = stored_copy(message, plain=plain, body_limit=BODY_LINES)
+    return Group(Text(""), copy, caption)
 
 
 BODY_LINES = 12  # of the stored body, below the headers
