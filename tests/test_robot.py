@@ -98,6 +98,13 @@ def test_lines_that_scrolled_away_are_still_read() -> None:
     assert reading.hints[-1].offer == ("quit",)
 
 
+def test_the_toolbar_below_the_prompt_is_not_read() -> None:
+    reading = emulate(
+        "Step 2/3\nsmtp> \n\x1b[7mStep 9/9 · Hint 1/1: Type exactly: quit\x1b[0m\x1b[A\r\x1b[6C"
+    )
+    assert (reading.prompt, reading.step, reading.hints) == ("smtp", "Step 2/3", ())
+
+
 def test_no_prompt_while_the_tutor_is_still_busy() -> None:
     assert emulate("Step 1/2\nsmtp> helo a.b.c\n  you → helo a.b.c").prompt == ""
     assert emulate("Step 1/2\nsmtp> helo").prompt == ""
@@ -236,6 +243,18 @@ def test_follow_hints_takes_numbers() -> None:
     result = run_cli("challenge", "validate", "--follow-hints", "99")
     assert result.returncode == 1
     assert "no challenge 99" in result.stderr
+
+
+def test_without_a_pseudo_terminal_it_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on Windows: one line, exit 1."""
+    import os
+
+    monkeypatch.delattr(os, "openpty", raising=False)
+    result = run_cli("lessons", "validate", "--follow-hints")
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        "smtp-tutor: --follow-hints needs a pseudo-terminal, which this system lacks"
+    )
 
 
 @pytest.mark.slow

@@ -96,9 +96,12 @@ def hint_text(rows: list[str], start: int) -> str:
 
 
 def read(scrollback: list[str], screen: list[str], cursor_row: int, cursor_column: int) -> Reading:
-    """Read the contract off what scrolled away and what the screen shows (cursor: on it)."""
+    """Read the contract off what scrolled away and what the screen shows (cursor: on it).
+
+    Rows below the cursor are left out: there the prompt's bottom toolbar is drawn, and
+    it is redrawn for each prompt rather than printed once like the lesson."""
     prompt = prompt_at(screen, cursor_row, cursor_column)
-    rows = [row.rstrip() for row in [*scrollback, *screen]]
+    rows = [row.rstrip() for row in [*scrollback, *screen[: cursor_row + 1]]]
     step_row = max((i for i, row in enumerate(rows) if STEP.search(row)), default=-1)
     step = STEP.search(rows[step_row]) if step_row >= 0 else None
     hints: list[Hint] = []
