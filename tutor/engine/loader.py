@@ -7,8 +7,10 @@ can point --lessons-dir at a folder of their own. Files load in name order
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,27 @@ from tutor.engine.questions import FACTS
 from tutor.errors import UserError
 
 FORMAT_VERSION = 1
+# Keys each format version renamed, {version: {old key: new key}}, so that a file written
+# for an older version is told what to rename. Format 1 is the first: nothing yet.
+RENAMED: dict[int, dict[str, str]] = {}
+_LESSON_KEYS = {
+    "format_version",
+    "id",
+    "title",
+    "summary",
+    "objectives",
+    "misconception",
+    "learned",
+    "persona",
+    "steps",
+    "questions",
+}
+_QUESTION_KEYS = {"ask", "fact"}
+_ADD = {  # a required key that is missing, as the line to add
+    "id": "id = \"a-name\" (lowercase letters, digits, '-')",
+    "title": 'title = "…"',
+    "explain": 'explain = """…""" (what the learner reads before acting)',
+}
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 _TOML_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
 _PERSONA_KEYS = {"open_relay", "max_message_size", "idle_timeout", "tls", "greylist"}
@@ -136,13 +159,59 @@ class _Builder:
                 return index + 1
         return start
 
-    def lesson(self, data: dict[str, Any], number: int) -> Lesson | None:
+    def format_version(self, data: dict[str, Any]) -> None:
+        """A file for another format version: say what to change, not only that it differs."""
         version = data.get("format_version")
-        if version != FORMAT_VERSION:
-            self.problem(
-                self.key_line("format_version"),
-                f"format_version must be {FORMAT_VERSION} (found {version!r})",
+        line = self.key_line("format_version")
+        if version is None:
+            message = (
+                f'format_version is missing: add "format_version = {FORMAT_VERSION}" at the top'
             )
+        elif not isinstance(version, int) or isinstance(version, bool):
+            message = f"format_version must be the number {FORMAT_VERSION}, not {version!r}"
+        elif version < FORMAT_VERSION:
+            message = f"format_version {version} is older than this tutor's {FORMAT_VERSION}: "
+            message += self.upgrade(version)
+        elif version > FORMAT_VERSION:
+            message = (
+                f"format_version {version} is newer than this tutor's {FORMAT_VERSION}: "
+                "this file needs a newer smtp-tutor (pipx upgrade smtp-tutor)"
+            )
+        else:
+            return
+        self.problem(line, message)
+
+    def upgrade(self, version: int) -> str:
+        """The renames between that format and this one, for the keys this file uses."""
+        renames = []
+        for since in range(version + 1, FORMAT_VERSION + 1):
+            for old, new in RENAMED.get(since, {}).items():
+                if found := self.key_line(old, 0):  # 0: this file does not use it
+                    renames.append(f"rename {old} to {new} (line {found})")
+        finish = f"set format_version = {FORMAT_VERSION}"
+        if renames:
+            return ", ".join(renames) + ", then " + finish
+        return finish + " (`smtp-tutor lessons validate --static FILE` names every other change)"
+
+    def unknown_key(self, line: int, what: str, key: str, known: Iterable[str]) -> None:
+        """A key this format does not have: its new name, the key it is probably a typo
+        of, or else remove it."""
+        renamed = {old: (new, v) for v, names in RENAMED.items() for old, new in names.items()}
+        names = sorted(known)
+        new, since = renamed.get(key, ("", 0))
+        if new in names:
+            change = f"rename it to {new!r} (renamed in format {since})"
+        elif close := difflib.get_close_matches(key, names, n=1, cutoff=0.75):
+            change = f"rename it to {close[0]!r}"
+        else:
+            change = f"remove it (known: {', '.join(names)})"
+        self.problem(line, f"unknown {what} {key!r}: {change}")
+
+    def lesson(self, data: dict[str, Any], number: int) -> Lesson | None:
+        self.format_version(data)
+        for key in data:
+            if key not in _LESSON_KEYS:
+                self.unknown_key(self.key_line(key), "lesson key", key, _LESSON_KEYS)
         lesson_id = self.text(data, "id", 1, required=True)
         if lesson_id and not _ID.match(lesson_id):
             self.problem(
@@ -155,10 +224,7 @@ class _Builder:
             persona = {}
         for key in persona:
             if key not in _PERSONA_KEYS:
-                self.problem(
-                    self.key_line(key),
-                    f"unknown persona setting {key!r} (known: {', '.join(sorted(_PERSONA_KEYS))})",
-                )
+                self.unknown_key(self.key_line(key), "persona setting", key, _PERSONA_KEYS)
         raw_steps = data.get("steps")
         if not isinstance(raw_steps, list) or not raw_steps:
             self.problem(1, "a lesson needs at least one [[steps]] table")
@@ -270,7 +336,7 @@ class _Builder:
         }
         for key in raw:
             if key not in known:
-                self.problem(self.key_line(key, line), f"unknown step key {key!r}")
+                self.unknown_key(self.key_line(key, line), "step key", key, known)
         if step.kind == "command":
             if not step.command:
                 self.problem(
@@ -328,8 +394,12 @@ class _Builder:
         lines = [i + 1 for i, text in enumerate(self.lines) if text.strip() == "[[questions]]"]
         for index, item in enumerate(raw):
             line = lines[index] if index < len(lines) else 1
-            if not isinstance(item, dict) or set(item) - {"ask", "fact"}:
+            if not isinstance(item, dict):
                 self.problem(line, "a question has `ask` and `fact`, nothing else")
+                continue
+            if unknown := sorted(set(item) - _QUESTION_KEYS):
+                for key in unknown:
+                    self.unknown_key(self.key_line(key, line), "question key", key, _QUESTION_KEYS)
                 continue
             ask, fact = item.get("ask"), item.get("fact")
             if not isinstance(ask, str) or not ask.strip():
@@ -369,7 +439,7 @@ class _Builder:
             self.problem(self.key_line(key, line), f"{key} must be a string")
             return ""
         if required and not value.strip():
-            self.problem(line, f"missing {key}")
+            self.problem(line, f"missing {key}: add {_ADD.get(key, key + ' = …')}")
         return value.strip("\n")
 
     def strings(self, data: dict[str, Any], key: str, line: int) -> list[str]:

@@ -1,7 +1,10 @@
 """Progress kept between runs: JSON under the data directory, written atomically.
 
 A corrupt file is not fatal: it is moved aside (kept as a backup), a warning is given,
-and the learner starts fresh.
+and the learner starts fresh. A file written by an older version loads too: fields it
+lacks take their defaults, and one unreadable lesson entry costs only that lesson its
+progress. A saved step that a newer lesson no longer has is the lesson screen's concern:
+it starts the lesson from the beginning and says so.
 """
 
 from __future__ import annotations
@@ -59,15 +62,23 @@ class Progress:
             return progress
         try:
             data = json.loads(raw)
+            lessons = data.get("lessons", {})
+            if not isinstance(lessons, dict):
+                raise TypeError("lessons is not an object")
             progress.last_lesson = str(data.get("last_lesson", ""))
             progress.seen_welcome = bool(data.get("seen_welcome", False))
-            for lesson_id, entry in dict(data.get("lessons", {})).items():
-                progress.lessons[str(lesson_id)] = LessonProgress(
-                    step=str(entry.get("step", "")),
-                    status=str(entry.get("status", NOT_STARTED)),
-                    assisted=[str(s) for s in entry.get("assisted", [])],
-                    completed_at=entry.get("completed_at"),
-                    session=[str(line) for line in entry.get("session", [])],
+            unreadable = []
+            for lesson_id, entry in lessons.items():
+                parsed = _lesson_entry(entry)
+                if parsed is None:
+                    unreadable.append(str(lesson_id))
+                else:
+                    progress.lessons[str(lesson_id)] = parsed
+            if unreadable:  # one odd entry costs that lesson its progress, not every lesson
+                progress.warning = (
+                    f"could not read the progress of {', '.join(unreadable)} in {path.name}; "
+                    + ("it starts" if len(unreadable) == 1 else "they start")
+                    + " fresh"
                 )
         except (ValueError, TypeError, AttributeError):
             backup = path.with_name(f"{path.stem}.corrupt-{int(time.time())}{path.suffix}")
@@ -79,6 +90,7 @@ class Progress:
         return progress
 
     def of(self, lesson_id: str) -> LessonProgress:
+        """A lesson's progress; a lesson never started (or renamed since) has none."""
         return self.lessons.get(lesson_id) or LessonProgress()
 
     def update(self, lesson_id: str, **changes: Any) -> None:
@@ -125,3 +137,25 @@ class Progress:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+
+
+def _lesson_entry(raw: Any) -> LessonProgress | None:
+    """One lesson's progress as any version wrote it: a missing field takes its default
+    (older files have no `session`), a field of the wrong type is dropped; None if the
+    entry is not a JSON object at all."""
+    if not isinstance(raw, dict):
+        return None
+    completed = raw.get("completed_at")
+    if isinstance(completed, bool) or not isinstance(completed, int | float):
+        completed = None
+    return LessonProgress(
+        step=str(raw.get("step") or ""),
+        status=str(raw.get("status") or NOT_STARTED),
+        assisted=_strings(raw.get("assisted")),
+        completed_at=completed,
+        session=_strings(raw.get("session")),
+    )
+
+
+def _strings(value: Any) -> list[str]:
+    return [str(item) for item in value] if isinstance(value, list) else []
