@@ -161,6 +161,13 @@ def test_theme_is_a_shared_option_and_plain_still_wins(colour: None) -> None:
     assert wrong.returncode == 2 and "'blue' is not a theme: choose dark or light" in wrong.stderr
 
 
+def test_a_light_svg_transcript_is_drawn_on_white(colour: None, tmp_path: Path) -> None:
+    light, dark = tmp_path / "light.svg", tmp_path / "dark.svg"
+    run_cli("demo", "1", "--delay", "0", "--theme", "light", "--transcript", str(light))
+    run_cli("demo", "1", "--delay", "0", "--transcript", str(dark))
+    assert 'fill="#ffffff"' in light.read_text() and 'fill="#ffffff"' not in dark.read_text()
+
+
 # --- a terminal that cannot draw --------------------------------------------------------------
 
 

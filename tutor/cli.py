@@ -387,7 +387,12 @@ def demo(
     ctx: typer.Context,
     lesson: Annotated[str, typer.Argument(help="Lesson number or id.")],
     delay: Annotated[
-        float, typer.Option(min=0, help="Seconds between steps; 0 runs straight through.")
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds each step is held before the tutor types, and each reply after it "
+            "arrives; 0 runs straight through.",
+        ),
     ] = 1.5,
     maildir: MaildirOption = None,
     transcript: TranscriptOption = None,

@@ -10,8 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.terminal_theme import DEFAULT_TERMINAL_THEME
 
 from tutor.errors import UsageError
+from tutor.ui.theme import ThemedConsole
 
 FORMATS = {
     ".md": "Markdown",
@@ -37,8 +39,9 @@ def render(console: Console, path: Path, title: str) -> str:
     kind = FORMATS[path.suffix.lower()]
     if kind == "HTML":
         return console.export_html(inline_styles=True, clear=False)
-    if kind == "SVG":
-        return console.export_svg(title=title, clear=False)
+    if kind == "SVG":  # drawn on white for the light theme, on rich's dark grey otherwise
+        light = DEFAULT_TERMINAL_THEME if isinstance(console, ThemedConsole) else None
+        return console.export_svg(title=title, clear=False, theme=light)
     text = console.export_text(clear=False)
     if kind == "Markdown":
         return f"# {title}\n\nRecorded by smtp-tutor.\n\n```text\n{text.rstrip()}\n```\n"
