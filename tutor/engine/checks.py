@@ -16,10 +16,10 @@ from tutor.envelope import header_addresses
 from tutor.events import Authenticated, BounceSent, Event, Exchange, MessageStored, TlsStarted
 
 
-def mailbox_words(folder: str) -> str:
+def mailbox_words(folder: str, *, address: bool = True) -> str:
     """A mailbox folder in words: the learner's own is "your mailbox", never "you's"."""
     if folder == "you":  # the learner's mailbox in every lesson (persona.DEFAULT_MAILBOXES)
-        return "your mailbox (you@tutor.test)"
+        return "your mailbox (you@tutor.test)" if address else "your mailbox"
     return f"{folder}'s mailbox"
 
 

@@ -36,6 +36,11 @@ HOW = (
     "bounces, not on what you type. /hint gives a hint, /show solves it for you (counts as "
     "help), /quit stops."
 )
+HOW_COACHED = (
+    "Any commands you like, in your telnet window: the challenge is judged on what the "
+    "server stores, replies and bounces, not on what you type. Here, at the coach> prompt: "
+    "/hint gives a hint, /show what to type (counts as help), /quit stops."
+)
 
 
 # --- views --------------------------------------------------------------------------------
@@ -48,11 +53,13 @@ def _box(content: RenderableType, title: str, *, plain: bool, style: str) -> Ren
     return Panel(content, title=heading, title_align="left", border_style=style)
 
 
-def challenge_intro(challenge: Lesson, total: int, *, plain: bool) -> RenderableType:
+def challenge_intro(
+    challenge: Lesson, total: int, *, plain: bool, how: str = HOW
+) -> RenderableType:
     parts: list[RenderableType] = []
     if challenge.summary:
         parts.append(untrusted(challenge.summary, "bold"))
-    parts.append(Text(HOW, style="dim"))
+    parts.append(Text(how, style="dim"))
     title = f"Challenge {challenge.number} of {total}: {challenge.title}"
     return _box(Group(*parts), title, plain=plain, style="magenta")
 
@@ -185,6 +192,9 @@ class ChallengeScreen(LessonScreen):
 class ChallengeCoachScreen(ChallengeScreen, CoachScreen):
     """A challenge played from a real telnet (or nc) in another window: the coach
     screen's loop (CoachScreen.play) with the challenge's framing."""
+
+    def _intro_panel(self) -> RenderableType:
+        return challenge_intro(self.lesson, self.total, plain=self.plain, how=HOW_COACHED)
 
 
 # --- the commands -------------------------------------------------------------------------

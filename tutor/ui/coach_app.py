@@ -15,7 +15,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from rich.text import Text
 
@@ -36,6 +36,9 @@ from tutor.session_state import SessionState
 from tutor.ui.lesson_app import LessonScreen
 from tutor.ui.line_input import LineInput, PromptInput
 from tutor.ui.safe import untrusted
+
+if TYPE_CHECKING:
+    from prompt_toolkit.application import Application
 
 WAIT = 0.1  # how often the loop looks at this window's keyboard while no event comes
 STORED_WAIT = 5.0  # the record of a message is published with its 250: this never waits long
@@ -143,12 +146,14 @@ class CoachKeyboard:
         """End the prompt that is out (a line typed at that very moment is dropped)."""
         deadline = time.monotonic() + CANCEL_WAIT
         while self._asked and time.monotonic() < deadline:
-            _exit_running_prompt()
+            app = _exit_running_prompt()
             try:
                 self._typed.get(timeout=WAIT)
             except queue.Empty:
                 continue  # the prompt had not started yet: exit it again
             self._asked = False
+            if app is not None:
+                app.erase_when_done = False  # lines typed later stay on screen
 
     def close(self) -> None:
         """Stop reading; a prompt_toolkit prompt is taken back so the terminal is restored."""
@@ -160,20 +165,23 @@ class CoachKeyboard:
         # else: blocked reading a pipe; the thread is a daemon and ends with the process
 
 
-def _exit_running_prompt() -> None:
-    """Make the prompt_toolkit prompt running in the keyboard thread return (as EOF)."""
+def _exit_running_prompt() -> Application[Any] | None:
+    """Make the prompt_toolkit prompt running in the keyboard thread return (as EOF),
+    erasing its empty prompt line; the application, if one was running."""
     from prompt_toolkit.application.current import get_app_or_none
 
     app = get_app_or_none()  # the default session is shared by all threads
     loop = app.loop if app is not None else None
     if app is None or loop is None or not app.is_running:
-        return
+        return None
 
     def stop() -> None:
         if app.is_running and not app.is_done:
+            app.erase_when_done = True
             app.exit(exception=EOFError())
 
     loop.call_soon_threadsafe(stop)
+    return app
 
 
 def _coach_prompt() -> PromptInput:
@@ -343,6 +351,7 @@ class CoachScreen(LessonScreen):
         step = self.run.step
         self.shown_step = self.run.index
         self.hints_given = 0
+        self._show_status()
         self.console.print(
             view.step_intro(step, self.run.index, len(self.lesson.steps), plain=self.plain)
         )
@@ -546,18 +555,18 @@ class CoachScreen(LessonScreen):
             if recheck is not None:
                 outcomes.append(recheck)
             if isinstance(event, Exchange):
-                self._explain_typed(event)
+                note = _control_bytes_note(event.sent)
+                if note:
+                    self.console.print(untrusted(note, "yellow"))
         self._show_turn(Turn(events=group, outcomes=outcomes))
-
-    def _explain_typed(self, exchange: Exchange) -> None:
-        note = _control_bytes_note(exchange.sent)
-        if exchange.kind == "command" and exchange.sent.lstrip().startswith(b"/"):
-            note = (
-                "note: slash commands are for the tutor: type them at the coach> prompt in "
-                "the tutor's window. The server only knows SMTP, hence its 500."
+        if any(_is_slash_command(e) for e in group):
+            self.console.print(
+                Text(
+                    "Slash commands are for the tutor: type them here, at the coach> prompt. "
+                    "The server only knows SMTP, hence its 500.",
+                    style="yellow",
+                )
             )
-        if note:
-            self.console.print(untrusted(note, "yellow"))
 
     def _restart_session(self) -> None:
         self.state = SessionState()
@@ -568,6 +577,11 @@ class CoachScreen(LessonScreen):
     def _rewind_index(self) -> int:
         """Where a new session takes the lesson back to: its first command step."""
         return next((i for i, s in enumerate(self.lesson.steps) if s.kind == "command"), 0)
+
+
+def _is_slash_command(event: Event) -> bool:
+    """/hint typed into telnet: it went to the server, which answers 500."""
+    return isinstance(event, Exchange) and event.kind == "command" and event.sent.startswith(b"/")
 
 
 def _promises_message(exchange: Exchange) -> bool:

@@ -225,7 +225,7 @@ def trace_view(message: StoredMessage, *, plain: bool) -> RenderableType:
     where = (
         f"the {message.folder} folder (kept here, never sent)"
         if message.folder == RELAY_FOLDER
-        else mailbox_words(message.folder)
+        else mailbox_words(message.folder, address=False)  # its ref follows
     )
     caption = untrusted(
         f"Stored copy in {where} ({message.ref}), line by line; server> marks what "
