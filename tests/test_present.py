@@ -72,6 +72,8 @@ def test_a_presented_demo_holds_each_reply_on_screen_for_the_delay() -> None:
     demo.press("q")  # read while the RCPT reply is held
     assert demo.finish() == 1  # stopped before the end
     screen = demo.screen()
+    assert re.search(r"Demo stopped at step \d+\. `smtp-tutor demo 1` plays it again", screen)
+    assert "Progress is kept" not in screen  # a demo keeps none
     replies = [m.end() for m in REPLY.finditer(screen)]
     assert len(replies) >= 4
     held = []

@@ -50,6 +50,16 @@ class DemoScreen(LessonScreen):
             self.run.skip()
         return True
 
+    def _stopped(self) -> None:
+        """A demo keeps no progress: say where it stopped and how to see it all."""
+        self.console.print(
+            Text(
+                f"Demo stopped at step {self.run.index + 1}. "
+                f"`smtp-tutor demo {self.lesson.number}` plays it again from the start.",
+                style="bold",
+            )
+        )
+
     def _show_turn(self, turn: Turn) -> None:
         """A reply stays on screen for the delay before anything replaces it."""
         super()._show_turn(turn)
