@@ -25,7 +25,12 @@ from tutor.robot.terminal import PtyProgram
 ROWS, COLUMNS = 40, 100
 PREDICTION = "2"  # any digit is a fair guess; a wrong one costs nothing
 ANSWER = "I am not sure"  # to the end-of-lesson questions: right or wrong costs nothing
-EARNED = {"lesson": "done", "challenge": "solved"}  # not "done with help" (/show leaves it)
+# What a learner earns with hints but without /show: never "done with help", which /show
+# leaves ("with hints" in case hints are ever told apart from no help at all).
+EARNED = {
+    "lesson": ("done", "done with hints"),
+    "challenge": ("solved", "solved with hints"),
+}
 HINTS_PER_STEP = 30  # more /hint than this in one step means the tutor keeps repeating
 # Colour and size come from the terminal alone, as for a person at a terminal.
 DROPPED_VARIABLES = ("NO_COLOR", "FORCE_COLOR", "COLUMNS", "LINES", "SMTP_TUTOR_HOME")
@@ -256,7 +261,7 @@ class Robot:
         if not reading.ended:
             return self._outcome(f"{where}no `End of {self.course.kind}` on screen", program)
         earned = statuses(self.course, home).get(self.number, "")
-        if earned != EARNED[self.course.kind]:
-            wanted = EARNED[self.course.kind]
+        if earned not in EARNED[self.course.kind]:
+            wanted = EARNED[self.course.kind][0]
             return self._outcome(f"progress shows [{earned}], not [{wanted}]", program)
         return self._outcome()
