@@ -104,7 +104,7 @@ def dashboard_detail(server: TeachingServer, events: list[Event], *, width: int 
 
 def every_view(server: TeachingServer, queue_id: str) -> dict[str, str]:
     """The one message in all the places a learner meets it."""
-    message = mailview.find(server.maildir, queue_id)[0]  # the copy in you/ when several
+    message = mailview.find(server.maildir, queue_id)[0]  # the first folder's copy
     events = events_so_far(server)
     [stored] = [e for e in events if isinstance(e, MessageStored) and e.queue_id == queue_id]
     return {
@@ -398,14 +398,10 @@ def test_a_message_file_without_any_trace_headers(tmp_path: Path) -> None:
     folder = tmp_path / "you" / "new"
     folder.mkdir(parents=True)
     (folder / "1.hand").write_bytes(b"Subject: by hand\nno blank line follows")
-    view = mailbox_show_root(tmp_path)
+    shown = run_cli("mailbox", "show", "you/1", "--maildir", str(tmp_path), "--plain")
+    assert shown.returncode == 0, shown.stderr
+    view = shown.stdout
     assert numbered(view)[0] == "Subject: by hand"
     assert numbered(view)[1].startswith("no blank line follows  ← not a header field")
     assert "no trace headers from this server: the envelope is not known" in view
     assert "MAIL FROM" not in view
-
-
-def mailbox_show_root(root: Path) -> str:
-    shown = run_cli("mailbox", "show", "you/1", "--maildir", str(root), "--plain")
-    assert shown.returncode == 0, shown.stderr
-    return shown.stdout
