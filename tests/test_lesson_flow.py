@@ -154,7 +154,7 @@ def test_resume_replays_the_learners_own_lines_visibly(tmp_path: Path, tutor_hom
     out = learn(tmp_path, "1", [])
     replay = out[out.index("Picking up where you left off") :]
     assert "replays your own lines from last time" in replay
-    assert "smtp> HELO my.own.name   (replayed: your line from last time)" in replay
+    assert "↻ HELO my.own.name   (replayed: your line from last time)" in replay
     assert "250 2.1.0 <me@own.example>" in replay
     assert "Step 4/" in replay  # and the lesson goes on at RCPT
 
@@ -163,7 +163,7 @@ def test_a_resume_after_a_message_does_not_store_it_again(tmp_path: Path, tutor_
     learn(tmp_path, "1", SEED)  # quits at the second message's steps
     assert progress_of(tutor_home, "conversation")["session"] == ["helo a.b.c"]
     out = learn(tmp_path, "1", [])
-    assert "smtp> helo a.b.c   (replayed" in out
+    assert "↻ helo a.b.c   (replayed" in out
     assert "data> " not in out[out.index("Picking up") :]
     assert len(list((tutor_home / "Maildir" / "you" / "new").iterdir())) == 1
 

@@ -91,6 +91,10 @@ class LessonScreen:
                     return False
             self._finish()
             return True
+        except KeyboardInterrupt:  # Ctrl-C between prompts (a reply on its way): stop as /quit
+            self.console.print()
+            self._stopped()
+            return False
         finally:
             driver.close()
 
@@ -166,8 +170,9 @@ class LessonScreen:
         self.console.print(view.state_line(self.state, plain=self.plain))
 
     def _replay_line(self, driver: LessonDriver, line: str, whose: str) -> None:
-        """One replayed line: shown as typed by the tutor, with the first line of each reply."""
-        self._echo_typed(f"{'data' if driver.in_data else 'smtp'}> ", line, f"replayed: {whose}")
+        """One replayed line, with the first line of each reply. It is shown without a
+        prompt: nobody is being asked anything while the tutor replays."""
+        self._echo_typed("  ↻ ", line, f"replayed: {whose}")
         turn = self._send(driver, line, quiet=True)
         for exchange in turn.exchanges:
             if exchange.replies:
