@@ -195,10 +195,11 @@ class Robot:
     def _outcome(self, failure: str = "", program: PtyProgram | None = None) -> Outcome:
         screen: tuple[str, ...] = ()
         if program is not None:
-            rows = [row.rstrip() for row in program.rows()]
-            while rows and not rows[-1]:
-                rows.pop()
-            screen = tuple(rows)
+            rows: list[str] = []
+            for row in (row.rstrip() for row in program.rows()):
+                if row or (rows and rows[-1]):  # blank runs (above the toolbar) as one
+                    rows.append(row)
+            screen = tuple(rows[:-1] if rows and not rows[-1] else rows)
         return Outcome(self.course.kind, self.number, self.plain, failure, screen)
 
     def _follow(self, program: PtyProgram, home: Path) -> Outcome:

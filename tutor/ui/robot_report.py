@@ -32,13 +32,14 @@ def follow_hints(terminal: Terminal, kind: str, chosen: list[str], folder: Path 
         for plain in (False, True):
             outcome = Robot(course, number, plain=plain).run()
             style = "" if outcome.ok else "bold red"
-            console.print(untrusted(outcome.line(), style))
+            console.print(untrusted(outcome.line(), style), soft_wrap=True)  # one line
             if not outcome.ok:
                 failed.append(outcome)
-    for outcome in failed:
-        console.print(Text(f"\n{outcome.line().split(': FAILED')[0]}, the last screen:"))
+    for outcome in failed:  # the rows as the robot saw them: as wide as its terminal
+        run = outcome.line().split(": FAILED")[0]
+        console.print(Text(f"\n── {run}, the last screen ──", style="bold"))
         for row in outcome.screen:
-            console.print(untrusted("    " + row))
+            console.print(untrusted(row), soft_wrap=True)
     runs = len(wanted) * 2
     verdict = "ok" if not failed else f"{len(failed)} failed"
     console.print(Text(f"{runs} run(s) following the hints: {verdict}", style="bold"))
