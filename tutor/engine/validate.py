@@ -264,8 +264,9 @@ def _offer_form(offer: Offer, after: list[str]) -> list[str]:
         out.append(f"text after the offered line ({after[0].strip()!r}): the offer must end it")
     if offer.marker == TYPE_COMMANDS and LINES_SEPARATOR in offer.rest:
         out.append(
-            f"{TYPE_COMMANDS.strip()} separates commands with {COMMANDS_SEPARATOR.strip()!r}; "
-            f"offer lines with {THE_LINES_ARE.strip()} A{LINES_SEPARATOR}{EMPTY}{LINES_SEPARATOR}."
+            f"{TYPE_COMMANDS.strip()} separates commands with {COMMANDS_SEPARATOR!r}; "
+            f"parts separated by {LINES_SEPARATOR!r} are offered as "
+            f"{THE_LINES_ARE}A{LINES_SEPARATOR}B{LINES_SEPARATOR}{EMPTY}{LINES_SEPARATOR}."
         )
     elif offer.marker != TYPE_EXACTLY and len(offer.items) == 1:
         out.append(f"{offer.marker.strip()} offers one line: write {TYPE_EXACTLY.strip()} instead")
