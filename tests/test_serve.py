@@ -94,7 +94,7 @@ def test_mailbox_command_shows_the_mismatch(serve: ServeProcess) -> None:
         client.reply()
     listing = run_cli("mailbox", "--maildir", str(serve.maildir), "--plain")
     assert listing.returncode == 0, listing.stderr
-    assert "you's mailbox" in listing.stdout
+    assert "your mailbox (you@tutor.test)" in listing.stdout and "you's" not in listing.stdout
     assert "<bugs@looney.example> -> <you@tutor.test>" in listing.stdout
     assert "Bugs Bunny -> Daffy Duck (!)" in listing.stdout
     shown = run_cli("mailbox", "show", "you/1", "--maildir", str(serve.maildir), "--plain")

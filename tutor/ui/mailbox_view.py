@@ -7,6 +7,7 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from tutor.engine.checks import mailbox_words
 from tutor.events import RELAY_FOLDER
 from tutor.mailview import StoredMessage, recipients_by_queue_id
 from tutor.ui.message_view import message_view
@@ -16,7 +17,7 @@ from tutor.ui.safe import join, untrusted, untrusted_bytes
 def folder_title(folder: str) -> str:
     if folder == RELAY_FOLDER:
         return f"{folder} (relay mail captured here; nothing was ever sent)"
-    return f"{folder}'s mailbox"
+    return mailbox_words(folder)
 
 
 def message_table(folder: str, messages: list[StoredMessage], *, plain: bool) -> RenderableType:
