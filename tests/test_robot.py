@@ -233,7 +233,7 @@ def test_a_teachers_lesson_passes_and_a_broken_hint_is_reported(tmp_path: Path) 
         "lesson 1 plain: FAILED at Step 2/3: the hints ran out; from 'Hint 2/2: Type exactly: "
         "helo' the robot typed 'helo' and the step did not complete"
     ) in result.stdout + result.stderr
-    assert "lesson 1 colour, the last screen:" in result.stdout + result.stderr
+    assert "── lesson 1 colour, the last screen ──" in result.stdout
 
 
 def test_follow_hints_takes_numbers() -> None:
