@@ -10,6 +10,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tutor"
 # library -> the only places allowed to import it
 ALLOWED = {
     "rich": ("ui/", "cli.py", "env.py"),
+    "markdown_it": ("ui/",),
     "prompt_toolkit": ("ui/",),
     "typer": ("cli.py",),
     "click": ("cli.py",),

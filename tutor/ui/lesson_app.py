@@ -107,7 +107,7 @@ class LessonScreen:
         self.console.print(
             Text(
                 f"Stopped at step {self.run.index + 1}. Progress is kept: "
-                f"`smtp-tutor learn {self.lesson.number}` picks up here.",
+                f"smtp-tutor learn {self.lesson.number} picks up here.",
                 style="bold",
             )
         )
@@ -191,7 +191,7 @@ class LessonScreen:
         right = 0
         for number, question in enumerate(self.lesson.questions, start=1):
             expected = questions.fact(question.fact, self.events)
-            self.console.print(lesson_markdown(f"**{number}.** {question.ask}"))
+            self.console.print(view.question_view(number, question.ask))
             answer = self.line_input.read("answer> ")
             if answer is None or answer.strip() in ("/quit", "/skip"):
                 self.console.print(Text("  Questions left for another time.", style="dim"))
@@ -469,8 +469,8 @@ class LessonScreen:
 
     def _hint(self, step: Step) -> None:
         if self.hints_given < len(step.hints):
-            label = f"**Hint {self.hints_given + 1}/{len(step.hints)}:** "
-            self.console.print(lesson_markdown(label + step.hints[self.hints_given]))
+            hint = step.hints[self.hints_given]
+            self.console.print(view.hint_view(self.hints_given + 1, len(step.hints), hint))
             self.hints_given += 1
         else:
             self.console.print(
