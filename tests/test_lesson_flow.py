@@ -338,3 +338,49 @@ def test_the_sequence_diagram_shows_first_lines_reconnects_and_tls() -> None:
     new = next(i for i, line in enumerate(lines) if "a new connection" in line)
     assert "220 mx.tutor.test" in lines[new + 1]
     assert all(len(line) == len(lines[1]) for line in lines[1:])  # one width at 76 columns
+
+
+def test_checks_never_turn_an_unexpected_reply_into_done(tmp_path: Path) -> None:
+    """expect = [250] with a check a 550 satisfies: the learner must not read "Done." on
+    the refusal (validate reports such a lesson too)."""
+    lessons = tmp_path / "lessons"
+    lessons.mkdir()
+    (lessons / "01-mine.toml").write_text(
+        """format_version = 1
+id = "mine"
+title = "Mine"
+
+[[steps]]
+id = "helo"
+explain = "Greet."
+command = "helo a.b.c"
+accept = ['(?i)^helo']
+expect = [250]
+
+[[steps]]
+id = "mail"
+explain = "Sender."
+command = "mail from:<you@tutor.test>"
+accept = ['(?i)^mail']
+expect = [250]
+
+[[steps]]
+id = "rcpt"
+explain = "Someone who is here."
+command = "rcpt to:<you@tutor.test>"
+accept = ['(?i)^rcpt\\s+to:']
+expect = [250]
+[[steps.checks]]
+recipients_refused = 1
+""",
+        encoding="utf-8",
+    )
+    script = tmp_path / "script.txt"
+    lines = ["helo a.b.c", "mail from:<you@tutor.test>", "rcpt to:<nobody@tutor.test>", "/quit"]
+    script.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    result = run_cli(
+        "--lessons-dir", str(lessons), "learn", "1", "--script", str(script), "--plain"
+    )
+    refused = result.stdout[result.stdout.index("S: 550 5.1.1") :]
+    assert "Done." not in refused
+    assert result.returncode == 1  # left unfinished

@@ -169,7 +169,14 @@ class LessonRun:
         exchanges = [e for e in self.step_events if isinstance(e, Exchange)]
         if not exchanges:
             return None
-        outcome = self._checks(self.step, exchanges[-1], None, PENDING)
+        last = exchanges[-1]
+        if (
+            self.step.kind != "goal"
+            and self.step.expect
+            and (last.code or 0) not in self.step.expect
+        ):
+            return None  # checks never turn a reply the step does not expect into "Done."
+        outcome = self._checks(self.step, last, None, PENDING)
         if outcome.status == DONE:
             self.outcomes.append(outcome)
             self.advance()
