@@ -384,3 +384,22 @@ recipients_refused = 1
     refused = result.stdout[result.stdout.index("S: 550 5.1.1") :]
     assert "Done." not in refused
     assert result.returncode == 1  # left unfinished
+
+
+# --- text that follows the facts ----------------------------------------------------------
+
+
+def test_no_claim_about_a_to_line_the_message_does_not_have(tmp_path: Path) -> None:
+    without_to = [line for line in SEED if not line.startswith("To:")]
+    out = learn(tmp_path, "1", without_to)
+    after = out[out.index("S: 250 2.0.0 OK") :]
+    assert "Daffy Duck" not in after
+    assert "RCPT TO:<you@tutor.test> | (none) | only in the envelope" in after
+
+
+def test_the_null_sender_is_never_said_to_get_a_bounce(tmp_path: Path) -> None:
+    lines = ["helo a.b.c", "mail from:<>", "rcpt to:<you@tutor.test>", "data"]
+    out = learn(tmp_path, "1", [*lines, "From: Bugs Bunny <bugs@looney.example>", "", "hi", "."])
+    after = out[out.index("S: 250 2.0.0 OK") :]
+    assert "no bounce is sent at all" in after
+    assert "a bounce would go to MAIL FROM" not in after

@@ -139,7 +139,15 @@ def _rounded() -> Box:
 def mismatch_notes(comparison: Comparison) -> list[Text]:
     """Each difference in one sentence, naming the addresses."""
     notes = []
-    if not comparison.sender_matches:
+    if not comparison.sender:  # MAIL FROM:<>: no bounce can go anywhere
+        notes.append(
+            Text(
+                "! The envelope sender is empty (MAIL FROM:<>): if this message fails, no "
+                "bounce is sent at all, whatever From: says (RFC 5321 §4.5.5).",
+                style="yellow",
+            )
+        )
+    elif not comparison.sender_matches:
         notes.append(
             Text(
                 "! From: does not name the envelope sender: a bounce would go to MAIL FROM, "
