@@ -286,6 +286,8 @@ class CoachScreen(LessonScreen):
                 if not self._typed_here(line, driver):
                     return False
                 continue
+            if keyboard.closed and self.run.step.kind in ("read", "library"):
+                return False  # nobody is left to press Enter
             event = self._next_event(events)
             if event is not None:
                 self._follow(event, events)
@@ -307,7 +309,7 @@ class CoachScreen(LessonScreen):
             if self.keyboard is not None and self.keyboard.interactive:
                 return False  # Ctrl-C or Ctrl-D at the prompt
             if waits_for_enter:
-                return False  # nobody left to press Enter
+                return False  # nobody is left to press Enter
             self.console.print(
                 Text(
                     "(Input to this window has ended: it goes on following your telnet "
