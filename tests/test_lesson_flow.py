@@ -403,3 +403,34 @@ def test_the_null_sender_is_never_said_to_get_a_bounce(tmp_path: Path) -> None:
     after = out[out.index("S: 250 2.0.0 OK") :]
     assert "no bounce is sent at all" in after
     assert "a bounce would go to MAIL FROM" not in after
+
+
+# --- AUTH LOGIN, coached ------------------------------------------------------------------
+
+AUTH_LOGIN = [
+    "ehlo client.example",
+    "",
+    "auth plain x",
+    "starttls",
+    "ehlo client.example",
+    "",
+    "auth plain AHlvdQB3cm9uZw==",
+    "auth login",
+    "eW91",
+    "dHV0b3ItcGFzc3dvcmQ=",
+]
+
+
+def test_auth_login_is_a_coached_path(tmp_path: Path) -> None:
+    out = learn(tmp_path, "11", AUTH_LOGIN)
+    login = out[out.index("C: [TLS] auth login") :]
+    login = login[: login.index("Step 8/")]
+    assert "refused" not in login and "not what this step asks for" not in login
+    asked_user = login.index("the server asks for 'Username:'")
+    asked_password = login.index("the server asks for 'Password:'")
+    user_advice = login.index("printf '%s' 'you' | base64 gives eW91")
+    password_advice = login.index(
+        "printf '%s' 'tutor-password' | base64 gives dHV0b3ItcGFzc3dvcmQ="
+    )
+    assert asked_user < user_advice < asked_password < password_advice
+    assert "Done." in login[login.index("S: [TLS] 235") :]

@@ -586,8 +586,24 @@ def _challenge(c: _Context) -> _Note:
         "base64 is an encoding, not encryption, so without TLS anyone on the path can "
         "read it.",
         "RFC 4954 §4",
-        "Answer in base64 (printf 'you' | base64), or '*' to cancel.",
+        _challenge_advice(decoded),
     )
+
+
+def _challenge_advice(asked: str) -> str:
+    """What to type for this prompt of AUTH LOGIN (a de facto mechanism, in no RFC)."""
+    what = asked.strip().rstrip(":").lower()
+    if what in ("username", "user name", "user"):
+        return (
+            "Answer with the user name in base64: printf '%s' 'you' | base64 gives eW91 "
+            "for the tutor's demo user; '*' cancels."
+        )
+    if what == "password":
+        return (
+            "Answer with the password in base64: printf '%s' 'tutor-password' | base64 "
+            "gives dHV0b3ItcGFzc3dvcmQ= for the demo user you; '*' cancels."
+        )
+    return "Answer in base64, or '*' to cancel."
 
 
 def _simple(headline: str, detail: str, rfc: str) -> Callable[[_Context], _Note | None]:

@@ -19,6 +19,7 @@ REFUSED = "refused"  # the right kind of command, but the reply was not the one 
 OFF_STEP = "off-step"  # some other command: it went to the server all the same
 PENDING = "pending"  # right reply, but a check does not hold yet (goal steps, data checks)
 NOTED = "noted"  # nothing to judge (e.g. the 354 of a DATA command during a goal step)
+CONTINUES = "continues"  # the step's command got a 3xx: the dialogue goes on (AUTH's 334)
 
 
 @dataclass(frozen=True)
@@ -144,12 +145,15 @@ class LessonRun:
             if exchange.kind == "command" and code in step.expect:
                 return self._checks(step, exchange, feedback, PENDING)
             return Outcome(NOTED, step, exchange)
-        if exchange.kind != "command" or not step.accepts(exchange.command):
+        # An answer to the server's 334 belongs to the AUTH step that started the dialogue.
+        in_auth = exchange.kind == "auth" and step.accepts("AUTH LOGIN")
+        if not in_auth and (exchange.kind != "command" or not step.accepts(exchange.command)):
             # The lesson's feedback is about *this* step's command; another command's
             # reply is explained by its own annotation instead.
             return Outcome(OFF_STEP, step, exchange)
         if code not in step.expect:
-            return Outcome(REFUSED, step, exchange, feedback)
+            status = CONTINUES if 300 <= code < 400 else REFUSED
+            return Outcome(status, step, exchange, feedback)
         return self._checks(step, exchange, feedback, PENDING)
 
     def _checks(

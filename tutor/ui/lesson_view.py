@@ -134,7 +134,9 @@ def exchange_view(
     note = annotate(command, reply, before)
     style = CLASS_STYLE.get(reply.code // 100, "")
     explanation = untrusted(note.headline, f"bold {style}")  # may quote the client's words
-    if brief:
+    if brief:  # the headline; and for a 3xx, what to send next: the server is waiting
+        if note.advice and 300 <= reply.code < 400:
+            explanation.append(Text("\n")).append(untrusted(note.advice, "italic"))
         rows.append(Padding(explanation, (0, 0, 0, 4)))
         return Group(*rows)
     if note.detail:
