@@ -16,7 +16,6 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 
 from tutor import mailview
-from tutor.annotations import annotate
 from tutor.dsnread import read_bounce
 from tutor.engine import progress as progress_mod
 from tutor.engine import questions, runner
@@ -117,7 +116,14 @@ class LessonScreen:
         if saved.status == progress_mod.IN_PROGRESS and saved.step:
             try:
                 return self.lesson.step_index(saved.step)
-            except KeyError:
+            except KeyError:  # saved by an older version of the lesson
+                self.console.print(
+                    untrusted(
+                        f"Your saved step {saved.step!r} is not in this version of the lesson: "
+                        "starting from its beginning.",
+                        "yellow",
+                    )
+                )
                 return 0
         return 0
 
@@ -506,10 +512,6 @@ class LessonScreen:
                 self.exchanges.append(event)
                 self.session_lines.saw(event)
                 self._show_exchange(event, before)
-                if self.present and event.reply is not None:
-                    command = None if event.kind in ("greeting", "notice") else event.command
-                    explained = annotate(command, event.reply, before)
-                    self.console.print(present_view.present_reply(event.reply.code, explained))
                 self._check_prediction(event)
             elif isinstance(event, MessageStored):
                 self._show_stored(event)
@@ -545,6 +547,10 @@ class LessonScreen:
 
     def _show_exchange(self, exchange: Exchange, before: SessionState) -> None:
         """An exchange, its meaning in full the first time its code appears, then brief."""
+        if self.present:  # the projector's one presentation of it
+            self.console.print(present_view.present_exchange(exchange, before, plain=self.plain))
+            self.last_explained = (exchange, before)
+            return
         brief = exchange.reply is not None and self.replies.brief(exchange.reply)
         self.console.print(view.exchange_view(exchange, before, plain=self.plain, brief=brief))
         if exchange.reply is not None:
