@@ -20,8 +20,9 @@ from rich.text import Text
 
 from tutor.engine import questions
 from tutor.engine.driver import LessonDriver, Turn
+from tutor.ui import lesson_view as view
 from tutor.ui.lesson_app import LessonScreen
-from tutor.ui.safe import lesson_markdown, untrusted
+from tutor.ui.safe import untrusted
 
 TYPING = 0.03  # seconds per character of the typing effect
 
@@ -90,7 +91,7 @@ class DemoScreen(LessonScreen):
         """In a demo the answers are shown, read off the session just played."""
         for number, question in enumerate(self.lesson.questions, start=1):
             answer = questions.fact(question.fact, self.events)
-            self.console.print(lesson_markdown(f"**{number}.** {question.ask}"))
+            self.console.print(view.question_view(number, question.ask))
             self.console.print(
                 untrusted(f"  answer: {answer}  ({questions.WHERE[question.fact]})", "green")
             )
