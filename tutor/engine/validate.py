@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tutor.engine.answers import Answer, canonical, canonical_lines
+from tutor.engine.checks import evaluate
 from tutor.engine.driver import LessonDriver, Turn, persona_for
 from tutor.engine.loader import Problem, key_line, lesson_files, parse
 from tutor.engine.model import Lesson, Step
@@ -503,6 +504,10 @@ def _play(
             turns = _answer(driver, step, None)
             seen.setdefault(index, []).extend(_exchanges(turns))
             if run.index == index:
+                wrong = _unexpected_reply(step, turns)
+                if wrong and _checks_hold(step, run):  # the answer does what the step
+                    # checks for, so the expect is what is wrong
+                    return [_expect_problem(path, step, "its canonical answer", wrong)]
                 return [
                     Problem(
                         path,
@@ -511,9 +516,6 @@ def _play(
                         f"complete it ({_last_reply(turns)})",
                     )
                 ]
-            wrong = _unexpected_reply(step, turns)
-            if trial is None and wrong:
-                return [_expect_problem(path, step, "its canonical answer", wrong)]
         if trial is not None:
             return []
         return [
@@ -547,8 +549,7 @@ def _try(
                 f"{trial.what}, which does not complete the step ({_last_reply(turns)})",
             )
         ]
-    wrong = _unexpected_reply(step, turns) if completed else ""
-    return [_expect_problem(path, step, trial.what, wrong)] if wrong else []
+    return []
 
 
 def _exchanges(turns: list[Turn]) -> list[Exchange]:
@@ -556,8 +557,8 @@ def _exchanges(turns: list[Turn]) -> list[Exchange]:
 
 
 def _unexpected_reply(step: Step, turns: list[Turn]) -> str:
-    """The reply to the step's own command when it is not in `expect` ("" if it is):
-    the runner then completed the step on its checks alone."""
+    """The reply to the step's own command when it is not in `expect` ("" if it is): the
+    step can then never be completed by that answer, whatever its checks say."""
     expected = step.expect or ((250,) if step.kind == "data" else ())
     if step.kind == "command":
         mine = [e for e in _exchanges(turns) if e.kind == "command" and step.accepts(e.command)]
@@ -572,13 +573,19 @@ def _unexpected_reply(step: Step, turns: list[Turn]) -> str:
     return mine[-1].replies[-1]
 
 
+def _checks_hold(step: Step, run: LessonRun) -> bool:
+    return bool(step.checks) and all(
+        evaluate(check.kind, check.value, run.step_events).ok for check in step.checks
+    )
+
+
 def _expect_problem(path: Path, step: Step, what: str, reply: str) -> Problem:
     line = key_line(path, "expect", step.line) if step.expect else step.line
     return Problem(
         path,
         line,
         f"step {step.id!r}: expect {list(step.expect or (250,))} disagrees with the reply "
-        f"{what} gets ({reply!r}), yet its checks complete the step",
+        f"{what} gets ({reply!r}), so that answer can never complete the step",
     )
 
 
