@@ -11,6 +11,20 @@ import sys
 
 TIMEOUT = 10.0
 
+# The seed tutorial's session, as a learner types it in lesson 1 (up to the lone dot).
+SEED_LINES = [
+    "helo a.b.c",
+    "mail from:<bugs@looney.example>",
+    "rcpt to:<you@tutor.test>",
+    "data",
+    "From: Bugs Bunny",
+    "To: Daffy Duck",
+    "Subject: Loony Toons!",
+    "",
+    "Hi there!",
+    ".",
+]
+
 
 class RawClient:
     """Send exact bytes, read whole (multi-line) replies. Every call has a timeout."""

@@ -10,24 +10,13 @@ from pathlib import Path
 import pytest
 
 from tests.pty_session import PtySession
+from tests.support import SEED_LINES
 
 pexpect = pytest.importorskip("pexpect") if sys.platform != "win32" else None
 
 pytestmark = pytest.mark.posix
 
-SEED = [
-    "helo a.b.c",
-    "mail from:<bugs@looney.example>",
-    "rcpt to:<you@tutor.test>",
-    "data",
-    "From: Bugs Bunny",
-    "To: Daffy Duck",
-    "Subject: Loony Toons!",
-    "",
-    "Hi there!",
-    ".",
-    "quit",
-]
+SEED = [*SEED_LINES, "quit"]
 
 
 class Tutor(PtySession):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import run_cli
+from tests.support import SEED_LINES, run_cli
 from tutor.ui.line_input import toolbar_text
 from tutor.ui.reply_detail import ReplyMemory, Verbosity
 from tutor.wire import Reply, parse_reply_line
@@ -124,18 +124,7 @@ def test_the_toolbar_fits_the_terminal(columns: int) -> None:
 
 # --- resume, replay, skip -----------------------------------------------------------------
 
-SEED = [
-    "helo a.b.c",
-    "mail from:<bugs@looney.example>",
-    "rcpt to:<you@tutor.test>",
-    "data",
-    "From: Bugs Bunny",
-    "To: Daffy Duck",
-    "Subject: Loony Toons!",
-    "",
-    "Hi there!",
-    ".",
-]
+SEED = SEED_LINES
 
 
 def progress_of(home: Path, lesson_id: str) -> dict[str, object]:

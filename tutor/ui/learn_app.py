@@ -179,35 +179,26 @@ def learn(
         lesson = find_lesson(lessons, ref)
     line_input = choose_input(term, script, lambda: _prompt_input(lesson))
     title = f"smtp-tutor: lesson {lesson.number}, {lesson.title}"
-    try:
-        if telnet_port is not None:
-            from tutor.ui.coach_app import CoachScreen
+    screen: type[LessonScreen] = LessonScreen
+    coach: dict[str, Any] = {}
+    if telnet_port is not None:
+        from tutor.ui.coach_app import CoachScreen
 
-            completed = _play(
-                console,
-                lessons,
-                lesson,
-                progress,
-                line_input,
-                maildir,
-                plain=plain,
-                present=present,
-                screen=CoachScreen,
-                port=telnet_port,
-                replies=ReplyMemory(term.verbosity),
-            )
-        else:
-            completed = _play(
-                console,
-                lessons,
-                lesson,
-                progress,
-                line_input,
-                maildir,
-                plain=plain,
-                present=present,
-                replies=ReplyMemory(term.verbosity),
-            )
+        screen, coach = CoachScreen, {"port": telnet_port}
+    try:
+        completed = _play(
+            console,
+            lessons,
+            lesson,
+            progress,
+            line_input,
+            maildir,
+            plain=plain,
+            present=present,
+            screen=screen,
+            replies=ReplyMemory(term.verbosity),
+            **coach,
+        )
     finally:
         _write_transcript(console, transcript, title)
     return 0 if completed else 1
