@@ -9,6 +9,15 @@ from tutor.server.persona import Persona
 from tutor.server.runner import TeachingServer
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: two workers per core (at most 8). The tests mostly wait (on sockets, a
+    pseudo-terminal, a server's reply), so twice the cores finishes sooner: on 2 cores
+    the fast tier takes about 45 s with 4 workers against 60 s with 2."""
+    import os
+
+    return min(8, 2 * (os.cpu_count() or 1))
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Pseudo-terminal tests (marked posix) are the one allowed skip: on Windows."""
     import sys
