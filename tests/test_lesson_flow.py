@@ -423,3 +423,10 @@ def test_auth_login_is_a_coached_path(tmp_path: Path) -> None:
     )
     assert asked_user < user_advice < asked_password < password_advice
     assert "Done." in login[login.index("S: [TLS] 235") :]
+
+
+def test_a_goal_reached_in_several_commands_is_on_the_way_not_a_failure(tmp_path: Path) -> None:
+    out = learn(tmp_path, "7", ["ehlo client.example", "mail from:<you@tutor.test>"])
+    after_mail = out[out.index("S: 250 2.1.0") :]
+    assert "On the way; the step still needs: no 354 reply yet." in after_mail
+    assert "Not there yet" not in out

@@ -194,7 +194,12 @@ def outcome_view(outcome: Outcome, *, plain: bool) -> RenderableType | None:
             )
         )
     elif outcome.status == runner.PENDING and outcome.missing:
-        lines.append(untrusted("Not there yet: " + "; ".join(outcome.missing) + ".", "yellow"))
+        missing = "; ".join(outcome.missing) + "."
+        code = outcome.exchange.code if outcome.exchange is not None else None
+        if code is not None and code < 400:  # on the way: a step of several commands
+            lines.append(untrusted("On the way; the step still needs: " + missing, "dim"))
+        else:
+            lines.append(untrusted("Not there yet: " + missing, "yellow"))
     if not lines:
         return None
     return Padding(Group(*lines), (0, 0, 0, 2))
