@@ -240,3 +240,9 @@ def test_completion_offers_subcommands_challenges_and_mailboxes(
     deliver(server, "you@tutor.test")
     (tutor_home / "Maildir").symlink_to(server.maildir)
     assert complete("smtp-tutor mailbox clear y", monkeypatch) == ["you"]
+
+
+def test_progress_alone_shows_progress() -> None:
+    result = run_cli("progress", "--plain")
+    assert result.returncode == 0
+    assert "The SMTP conversation" in result.stdout and "progress kept in:" in result.stdout
