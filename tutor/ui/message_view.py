@@ -151,7 +151,7 @@ def mismatch_notes(comparison: Comparison) -> list[Text]:
         notes.append(
             Text(
                 "! From: does not name the envelope sender: a bounce would go to MAIL FROM, "
-                "never to From:.",
+                "never to the From: header.",
                 style="yellow",
             )
         )
