@@ -153,7 +153,8 @@ def _greeting(c: _Context) -> _Note | None:
         name = c.reply.lines[0].text.split(" ", 1)[0]
         return _Note(
             f"Greeting: {name} is ready for you",
-            "The server speaks first; the name after 220 is the one it gives itself. "
+            "The server speaks first; the name after 220 is its own domain, which RFC "
+            "5321 §4.3.1 requires in the greeting. "
             "The word ESMTP in a banner is a custom, not a promise: a client should "
             "start with EHLO anyway.",
             f"{R5321} §4.3.1, §3.2",
@@ -191,11 +192,22 @@ def _hello(c: _Context) -> _Note | None:
         )
     if c.code == 250:
         return _ehlo_accepted(c)
+    if c.code in (501, 504, 550) and c.argument.strip():
+        return _Note(
+            f"{c.stage} name refused: {c.argument.strip()}",
+            "RFC 5321 says a client MUST give its fully qualified domain name "
+            "(client.example) or an address literal ([192.0.2.1]). A server MAY check the "
+            "name, and real servers refuse malformed or non-FQDN names (Postfix: "
+            "501 or 504 5.5.2); it MUST NOT refuse a message only because the name does "
+            "not match the address. SPF checks the HELO name too (RFC 7208 §2.3).",
+            f"{R5321} §4.1.1.1, §4.1.4",
+            f"{c.stage} your.full.host.name",
+        )
     if c.code == 501:
         return _Note(
             f"{c.stage} needs your host name",
-            "Give a domain name (client.example) or an address literal ([192.0.2.1]). "
-            "The server may check it, but it cannot trust it.",
+            "Give your fully qualified domain name (client.example) or an address "
+            "literal ([192.0.2.1]). The server may check it, but it cannot trust it.",
             f"{R5321} §4.1.1.1, §4.1.3",
         )
     if c.code in (500, 502) and c.stage == "EHLO":
@@ -267,7 +279,9 @@ def extension_meaning(line: str) -> str:
         size = f"{mib} MiB" if mib and not rest else f"about {limit / 1_000_000:.1f} MB"
         return f"messages up to {limit} octets ({size}) (RFC 1870)"
     if keyword == "AUTH" and params:
-        return f"you may log in with {params.strip()} (RFC 4954)"
+        mechanisms = params.upper().split()
+        login = "; LOGIN is de facto, in no RFC" if "LOGIN" in mechanisms else ""
+        return f"you may log in with {params.strip()} (RFC 4954{login})"
     if keyword.startswith("AUTH="):
         return "an old, non-standard spelling of AUTH that some clients need"
     if keyword in _EXTENSIONS:
@@ -378,15 +392,17 @@ def _syntax_of_path(c: _Context, example: str, keyword: str) -> _Note:
     if "<" not in c.argument:
         return _Note(
             "Angle brackets are required around the address",
-            "RFC 5321 writes the address inside < >; old tutorials often lost them, "
-            "and strict servers refuse the address without them.",
+            "RFC 5321 writes the address inside < >; old tutorials often lost them. "
+            "Strict servers refuse the address without them (this one, and Postfix "
+            "with strict_rfc821_envelopes); Postfix's default lets it pass.",
             f"{R5321} §4.1.2",
             f"Send {example}",
         )
     return _Note(
         f"Syntax error in the {c.stage} arguments",
-        "The address is bracketed, but something after it is malformed: only "
-        "parameters the EHLO reply offered, written NAME=value, may follow.",
+        "The address is bracketed, but a parameter after it is malformed (SIZE= "
+        "wants a plain number, for instance). A parameter the server does not "
+        "support at all gets 555 instead.",
         f"{R5321} §4.1.2, §4.1.1.11",
         f"Send {example}",
     )
@@ -510,13 +526,25 @@ def _auth(c: _Context) -> _Note | None:
     if c.code == 538:
         sent = c.stage == "AUTH" and len(c.argument.split()) > 1  # an initial response
         return _Note(
-            "Encrypt first: refused, but the credentials on that line already crossed "
-            "the network readable by anyone"
+            "Encrypt first (538, a historical code): refused, but the credentials on "
+            "that line already crossed the network readable by anyone"
             if sent
-            else "Encrypt first: this login would cross the network readable by anyone",
+            else "Encrypt first (538, a historical code): this login would cross the "
+            "network readable by anyone",
             "AUTH PLAIN and LOGIN send the password in base64, an encoding anyone can "
-            "undo, so the server allows them only under TLS.",
-            "RFC 4954 §6",
+            "undo, so the server allows them only under TLS. RFC 4954 §6 keeps 538 for "
+            "historical purposes only: servers today answer 503 (AUTH not offered "
+            "before TLS) or 504 (mechanism needs encryption).",
+            "RFC 4954 §6, §4",
+            "STARTTLS, then EHLO again, then AUTH.",
+        )
+    if c.code == 504 and not c.state.tls and ("encrypt" in c.text or "tls" in c.text):
+        return _Note(
+            "Encrypt first: this login mechanism needs an encrypted connection",
+            "AUTH PLAIN and LOGIN send the password in base64, an encoding anyone can "
+            "undo. A mechanism that needs encryption is refused with 504 (RFC 4954 §4); "
+            "the old 538 code is kept for historical purposes only.",
+            "RFC 4954 §4, §6",
             "STARTTLS, then EHLO again, then AUTH.",
         )
     if c.code == 504:
@@ -584,10 +612,17 @@ def _challenge(c: _Context) -> _Note:
         f"AUTH continues: the server asks for {decoded!r}",
         f"The challenge {raw} is base64 for {decoded!r}. Answer with one base64 line; "
         "base64 is an encoding, not encryption, so without TLS anyone on the path can "
-        "read it.",
+        "read it." + _login_note(decoded),
         "RFC 4954 §4",
         _challenge_advice(decoded),
     )
+
+
+def _login_note(asked: str) -> str:
+    """AUTH LOGIN's prompts come from no RFC: say so where a learner meets them."""
+    if asked.strip().rstrip(":").lower() in ("username", "user name", "password"):
+        return " (These prompts are AUTH LOGIN's, a de facto mechanism that no RFC defines.)"
+    return ""
 
 
 def _challenge_advice(asked: str) -> str:
@@ -630,16 +665,18 @@ def _vrfy(c: _Context) -> _Note | None:
     if c.code == 252:
         return _Note(
             "The server will not say whether this address exists",
-            "Confirming addresses helps spammers collect them, so most servers answer "
-            "252: 'I would take mail for it and try to deliver it'.",
+            "Confirming addresses helps spammers collect them, so a server that "
+            "declines to disclose its users answers VRFY and EXPN with 252: 'I would "
+            "take mail for it and try to deliver it' (Postfix: 252 2.0.0).",
             f"{R5321} §3.5.3, §7.3",
         )
     if c.code == 502:
         return _Note(
-            f"{c.stage} is switched off here",
-            "Servers keep their users and mailing lists private; RCPT TO is the only "
-            "real test of an address.",
-            f"{R5321} §3.5.3, §7.3",
+            f"{c.stage} is not implemented here",
+            "502 means the server does not implement the command. A server that has it "
+            "but declines to disclose its users answers 252 instead (RFC 5321 §7.3). "
+            "Either way, RCPT TO is the only real test of an address.",
+            f"{R5321} §4.2.4, §4.3.2, §7.3",
         )
     return None
 
@@ -702,7 +739,8 @@ def _bad_sequence(c: _Context) -> _Note:
         return _Note(
             f"Bad sequence: send EHLO again before {verb}",
             "STARTTLS reset the session, so the server has forgotten your first EHLO "
-            "and everything it told you.",
+            "and everything it told you. RFC 3207 §4.2 says the client SHOULD send EHLO "
+            "again first; this server insists on it with 503.",
             "RFC 3207 §4.2; RFC 5321 §4.1.4",
             "EHLO your.host.name, then carry on.",
         )
@@ -757,6 +795,16 @@ def _bad_sequence(c: _Context) -> _Note:
             f"them.{after}",
             "RFC 3207 §4" if verb == "STARTTLS" else "RFC 4954 §4",
             "EHLO your.host.name",
+        )
+    if verb == "AUTH" and not (s.tls or s.authenticated or "AUTH" in s.extensions):
+        return _Note(
+            "Bad sequence: AUTH is not offered before TLS",
+            "This server's EHLO reply lists AUTH only after STARTTLS, so that no password "
+            "crosses the network in clear; before that AUTH is out of sequence (Postfix: "
+            "503 5.5.1 Error: authentication not enabled). Old servers answered 538, a "
+            "code RFC 4954 now keeps for historical purposes only.",
+            "RFC 4954 §4, §6; RFC 5321 §4.2.4",
+            "STARTTLS, then EHLO again, then AUTH.",
         )
     if verb == "AUTH" and s.authenticated:
         return _Note(
@@ -915,7 +963,7 @@ def _too_big(c: _Context) -> _Note | None:
     return _Note(
         "Message too big for this server",
         f"It is over the size limit, so none of it is stored.{known}",
-        "RFC 3463 §3.4; RFC 1870",
+        f"RFC 3463 §3.4; {R5321} §4.5.3.1.9; RFC 1870 §6",
         "Send it smaller, for example with a link instead of an attachment.",
     )
 
@@ -1011,7 +1059,8 @@ _STATUS: dict[str, Callable[[_Context], _Note | None]] = {
     ),
     "X.7.11": lambda c: _Note(
         "Encrypt first: this login mechanism needs TLS",
-        "It would send the password readable by anyone on the path.",
+        "It would send the password readable by anyone on the path. (Its reply code "
+        "538 is historical, RFC 4954 §6; servers today answer 503 or 504.)",
         "RFC 4954 §6",
         "STARTTLS, then EHLO again, then AUTH.",
     ),
@@ -1039,7 +1088,7 @@ _STATUS: dict[str, Callable[[_Context], _Note | None]] = {
         "The sending server's operator must fix its reverse DNS.",
     ),
     "X.7.26": _authentication_failed(
-        "the message failed sender authentication (SPF, DKIM, DMARC)", "RFC 7372 §3.4; RFC 7489"
+        "the message failed sender authentication (SPF, DKIM, DMARC)", "RFC 7372 §3.4; RFC 9989"
     ),
     "X.7.27": _address_rule(
         "Sender domain has a null MX: bounces could never reach {who}",
@@ -1160,8 +1209,10 @@ _CODES: dict[int, Callable[[_Context], _Note | None]] = {
         "RFC 4954 §6",
     ),
     538: lambda c: _Note(
-        "Encrypt first: this login mechanism needs TLS",
-        "It would send the password readable by anyone on the path.",
+        "Encrypt first (538, a historical code): this login mechanism needs TLS",
+        "It would send the password readable by anyone on the path. RFC 4954 §6 keeps "
+        "538 for historical purposes only; servers today answer 503 (AUTH not offered "
+        "before TLS) or 504 5.5.4 (mechanism needs encryption, RFC 4954 §4).",
         "RFC 4954 §6",
         "STARTTLS, then EHLO again, then AUTH.",
     ),
@@ -1180,7 +1231,7 @@ _CODES: dict[int, Callable[[_Context], _Note | None]] = {
     552: lambda c: _Note(
         "Too big: over a size or quota limit",
         "The message, or the mailbox it is for, would exceed a storage limit.",
-        f"{R5321} §4.2.2",
+        f"{R5321} §4.2.2, §4.5.3.1.9; RFC 1870 §6",
         "Send it smaller, or wait until the mailbox has room.",
     ),
     553: lambda c: _Note(
@@ -1198,7 +1249,9 @@ _CODES: dict[int, Callable[[_Context], _Note | None]] = {
     ),
     555: lambda c: _Note(
         f"{c.verb or 'MAIL/RCPT'} parameter not recognised",
-        "Only parameters of extensions the EHLO reply listed may follow the address"
+        "The address is fine; a parameter after it belongs to no extension this server "
+        "offers (not a syntax error, which would be 501). Only parameters of extensions "
+        "the EHLO reply listed may follow the address"
         + ("; after HELO there are none." if c.state.greeting == "HELO" else "."),
         f"{R5321} §4.1.1.11",
         "Drop the parameter.",

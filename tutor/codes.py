@@ -145,8 +145,8 @@ _REPLY_TABLE: tuple[ReplyCode, ...] = (
         252, "Cannot VRFY user, but will accept message and attempt delivery",
         "The server will not say whether the mailbox exists, but it will take mail for "
         "it and try to deliver it.",
-        "In answer to VRFY on servers that keep their user list private to stop "
-        "address harvesting.",
+        "In answer to VRFY (Postfix: 252 2.0.0), and to VRFY or EXPN on servers that "
+        "decline to disclose their users, to stop address harvesting (RFC 5321 §7.3).",
         "Do not read it as proof that the address exists; just send the message if "
         "you want to.",
         _RFC5321,
@@ -261,8 +261,9 @@ _REPLY_TABLE: tuple[ReplyCode, ...] = (
     ReplyCode(
         502, "Command not implemented",
         "The server knows the command exists but does not support it.",
-        "After commands the server has switched off or never had, such as EXPN, VRFY "
-        "or TURN, or EHLO on a very old server.",
+        "After commands the server does not implement, such as EXPN or TURN, or EHLO "
+        "on a very old server. A server that merely declines to disclose its users "
+        "answers VRFY and EXPN with 252 instead (RFC 5321 §7.3).",
         "Stop using that command with this server; fall back where possible (HELO "
         "instead of EHLO, for instance).",
         _RFC5321,
@@ -271,8 +272,9 @@ _REPLY_TABLE: tuple[ReplyCode, ...] = (
         503, "Bad sequence of commands",
         "The command is fine in itself but arrives at the wrong point in the "
         "conversation.",
-        "For RCPT before MAIL, DATA before any accepted RCPT, MAIL before EHLO, or a "
-        "second AUTH.",
+        "For RCPT before MAIL, DATA before any accepted RCPT, MAIL before EHLO, a "
+        "second AUTH, or AUTH before STARTTLS on a server that offers AUTH only under "
+        "TLS (Postfix: 503 5.5.1 Error: authentication not enabled).",
         "Follow the expected order: EHLO, then STARTTLS and AUTH if needed, MAIL, one "
         "or more RCPT, DATA. RSET starts a transaction afresh.",
         _RFC5321,
@@ -280,8 +282,8 @@ _REPLY_TABLE: tuple[ReplyCode, ...] = (
     ReplyCode(
         504, "Command parameter not implemented",
         "The command is supported, but one of its parameters or options is not.",
-        "After AUTH with a mechanism the server does not offer, or a command option it "
-        "lacks.",
+        "After AUTH with a mechanism the server does not offer or that needs an "
+        "encrypted connection (504 5.5.4, RFC 4954 §4), or a command option it lacks.",
         "Pick a parameter the server listed in its EHLO reply.",
         _RFC5321,
     ),
@@ -323,10 +325,11 @@ _REPLY_TABLE: tuple[ReplyCode, ...] = (
     ),
     ReplyCode(
         538, "Encryption required for requested authentication mechanism",
-        "The chosen login mechanism may only be used on an encrypted connection, and "
-        "this one is not encrypted.",
-        "In answer to AUTH (typically PLAIN or LOGIN) before STARTTLS, with enhanced "
-        "code 5.7.11.",
+        "Historical: RFC 4954 §6 keeps this code 'for historical purposes only'. It "
+        "once meant that the chosen login mechanism needed an encrypted connection.",
+        "Hardly ever today. A server that wants TLS first does not offer AUTH before "
+        "STARTTLS and answers AUTH with 503 5.5.1; a mechanism that needs encryption "
+        "gets 504 5.5.4 (RFC 4954 §4).",
         "Run STARTTLS, send EHLO again, then log in.",
         "RFC 4954 §6",
     ),
@@ -357,7 +360,7 @@ _REPLY_TABLE: tuple[ReplyCode, ...] = (
         "quota, or after MAIL FROM with a SIZE that is too large.",
         "Make the message smaller, or wait for the recipient to free space, before "
         "trying again.",
-        _RFC5321,
+        "RFC 5321 §4.2.3, §4.5.3.1.9; RFC 1870 §6",
     ),
     ReplyCode(
         553, "Requested action not taken: mailbox name not allowed",
@@ -381,11 +384,12 @@ _REPLY_TABLE: tuple[ReplyCode, ...] = (
     ReplyCode(
         555, "MAIL FROM/RCPT TO parameters not recognized or not implemented",
         "A parameter added to MAIL FROM or RCPT TO is unknown to the server or not "
-        "supported by it.",
-        "When a client sends an extension parameter, such as SIZE= or SMTPUTF8, that "
-        "the server did not advertise.",
+        "supported by it. The address itself is fine; this is not a syntax error (501).",
+        "When a client sends an extension parameter that the server did not advertise, "
+        "such as NOTIFY= without DSN, or any parameter after HELO (Postfix: 555 5.5.4 "
+        "Unsupported option: FOO=bar).",
         "Only send parameters for extensions listed in the server's EHLO reply.",
-        _RFC5321,
+        "RFC 5321 §4.2.3, §4.1.1.11",
     ),
     ReplyCode(
         556, "Domain does not accept mail",
@@ -428,7 +432,7 @@ _SHORT_LABELS: Mapping[int, str] = MappingProxyType(
         530: "Refused — authentication (or STARTTLS) required",
         534: "Refused — authentication mechanism too weak",
         535: "Refused — authentication credentials invalid",
-        538: "Refused — encryption required for this AUTH mechanism",
+        538: "Historical — encryption required for this AUTH mechanism",
         550: "Rejected — mailbox unavailable or refused by policy",
         551: "Rejected — user not local",
         552: "Rejected — exceeded storage allocation",
@@ -712,7 +716,9 @@ _ENHANCED_TABLE: tuple[EnhancedCode, ...] = (
        "concerns mechanisms that send passwords in the clear.", "RFC 5248", 523),
     _e("X.7.11", "Encryption required for requested authentication mechanism",
        "The chosen login mechanism may only be used once the connection is "
-       "encrypted, for example after STARTTLS.", "RFC 4954", 524, 538),
+       "encrypted, for example after STARTTLS. Its reply code 538 is kept for "
+       "historical purposes only; servers today answer 503 or 504 instead.",
+       "RFC 4954", 524, 538),
     _e("X.7.12", "A password transition is needed",
        "The user has to move to the requested login mechanism, normally by logging "
        "in once with PLAIN.", "RFC 4954", 422, 432),
