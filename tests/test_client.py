@@ -32,7 +32,7 @@ from tutor.client import (
 from tutor.events import Exchange, TlsStarted
 from tutor.server.persona import Persona
 from tutor.server.runner import TeachingServer
-from tutor.server.tlsmaterial import ensure_certificate
+from tutor.server.tlsmaterial import ca_file, ensure_certificate
 
 TIMEOUT = 10.0
 WAIT = 5.0
@@ -383,8 +383,7 @@ def test_verify_true_refuses_the_self_signed_certificate(tls_server: TeachingSer
 def test_a_context_that_trusts_the_certificate_reports_verified(
     tls_server: TeachingServer, tls_dir: Path
 ) -> None:
-    cert_path, _ = ensure_certificate("mx.tutor.test", tls_dir)
-    context = ssl.create_default_context(cafile=str(cert_path))
+    context = ssl.create_default_context(cafile=str(ca_file("mx.tutor.test", tls_dir)))
     with SmtpClient.connect(*tls_server.address) as client:
         client.send_line("EHLO client.example")
         client.send_line("STARTTLS")

@@ -102,26 +102,30 @@ def to_tls(box: Sandbox) -> Result:
 # --- TLS facts -------------------------------------------------------------------------------
 
 
-def test_tls_facts_name_the_self_signed_certificate(sandbox: Sandbox, tls_dir: Path) -> None:
+def test_tls_facts_name_the_certificate_and_the_local_ca(sandbox: Sandbox, tls_dir: Path) -> None:
     result = to_tls(sandbox)
     assert result.tls is not None
     cert_path, _ = ensure_certificate("mx.tutor.test", tls_dir)
     der = ssl.PEM_cert_to_DER_cert(cert_path.read_text())
     facts = tls_facts(result.tls)
     assert facts.version in {"TLSv1.2", "TLSv1.3"} and facts.cipher_bits >= 128
-    assert facts.verified is False
+    assert facts.verified is True and facts.ca_file == str(tls_dir / "smtp-tutor-ca.pem")
     cert = facts.cert
     assert cert is not None
     assert cert.subject.startswith("CN=mx.tutor.test")
     assert cert.common_name == "mx.tutor.test"
-    assert cert.names == ("DNS:mx.tutor.test",)
-    assert cert.self_signed and cert.issuer == cert.subject
+    assert cert.names == ("DNS:mx.tutor.test", "IP:127.0.0.1", "IP:::1")
+    assert not cert.self_signed and cert.issuer_common_name == "smtp-tutor local CA"
     assert cert.sha256.replace(":", "").lower() == hashlib.sha256(der).hexdigest()
     assert cert.not_before < cert.not_after and not cert.expired()
     text = render(tls_panel(result.tls, builtin=True, plain=True))
-    assert "CN=mx.tutor.test" in text
-    assert "self-signed" in text and "Not verified" in text
-    assert "opportunistic" in text and "RFC 8461" in text and "RFC 7672" in text
+    assert "CN=mx.tutor.test" in text and "CN=smtp-tutor local CA" in text
+    flat = " ".join(text.split())
+    assert (
+        "Verified: the certificate for mx.tutor.test was signed by the smtp-tutor local CA "
+        "you trust" in flat
+    )
+    assert "RFC 8314 §5.3" in flat
     assert cert.sha256[:20] in text
     # the note tells the learner to greet again (RFC 3207 §4.2)
     assert any("send EHLO again (RFC 3207 §4.2)" in note for note in result.notes)

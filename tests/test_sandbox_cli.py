@@ -66,7 +66,9 @@ def test_a_script_drives_a_whole_starttls_and_auth_session(
     assert "C: STARTTLS␍␊" in out and "S: 220 2.0.0 Ready to start TLS" in out
     # TLS for real: the facts, and the later exchanges marked
     assert "== TLS started: from here on, this connection is encrypted ==" in out
-    assert "CN=mx.tutor.test" in out and "self-signed" in out and "verified     no" in out
+    assert "CN=mx.tutor.test" in out and "CN=smtp-tutor local CA" in out
+    assert "verified     yes" in out
+    assert "Verified: the certificate for mx.tutor.test was signed by the smtp-tutor" in out
     assert "send EHLO again (RFC 3207 §4.2)" in out
     assert "C: [TLS] EHLO client.example␍␊" in out
     assert "S: [TLS] 250-AUTH PLAIN LOGIN" in out

@@ -32,6 +32,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from tutor.textsafe import visible
@@ -146,6 +147,7 @@ class TlsInfo:
     verified: bool  # chain (and, if the context checks it, host name) verified
     verify_error: str | None  # why it is not verified; None when it is
     server_hostname: str
+    ca_file: str = ""  # the one CA file trusted (the tutor's local CA); "": the system's store
 
 
 def stuffed(line: str | bytes) -> bytes:
@@ -159,8 +161,14 @@ def stuffed(line: str | bytes) -> bytes:
     return b"." + data if data.startswith(b".") else data
 
 
-def client_context(*, verify: bool) -> ssl.SSLContext:
-    """The system's defaults; without `verify`, any certificate is accepted unchecked."""
+def client_context(*, verify: bool, cafile: str | Path | None = None) -> ssl.SSLContext:
+    """The system's defaults; without `verify`, any certificate is accepted unchecked.
+
+    With `cafile` the certificate must chain to that CA alone (the system's store is not
+    loaded) and name the server: how a client trusts the tutor's local CA.
+    """
+    if cafile is not None:
+        return ssl.create_default_context(cafile=str(cafile))
     context = ssl.create_default_context()
     if not verify:
         context.check_hostname = False
@@ -204,6 +212,7 @@ class SmtpClient:
         timeout: float = DEFAULT_TIMEOUT,
         tls: ssl.SSLContext | None = None,
         server_hostname: str = TUTOR_HOSTNAME,
+        cafile: str | Path | None = None,
     ) -> None:
         """Take over a connected socket and read the server's banner.
 
@@ -229,7 +238,7 @@ class SmtpClient:
             self.local_address: tuple[str, int] = (local_host, local_port)
             self.peer_address: tuple[str, int] = (peer_host, peer_port)
             if tls is not None:
-                self._start_tls(tls, server_hostname)
+                self._start_tls(tls, server_hostname, cafile)
             self.banner: Reply = self.read_reply()
         except BaseException:
             self.close()
@@ -245,13 +254,14 @@ class SmtpClient:
         source_address: str | tuple[str, int] | None = None,
         implicit_tls: bool = False,
         verify: bool = False,
+        cafile: str | Path | None = None,
         server_hostname: str = TUTOR_HOSTNAME,
     ) -> SmtpClient:
         """Open a TCP connection to host:port and read the banner.
 
         `source_address` is a local address to connect from (a host, or (host, port)).
         `implicit_tls` runs the TLS handshake before the banner (RFC 8314), checking the
-        certificate against `server_hostname` only with `verify` (see `starttls`).
+        certificate against `server_hostname` only with `verify` or `cafile` (see `starttls`).
         Raises SmtpConnectError, SmtpTimeout, SmtpConnectionClosed, SmtpProtocolError or
         SmtpTlsError.
         """
@@ -269,8 +279,8 @@ class SmtpClient:
         except OSError as error:
             reason = error.strerror or str(error)
             raise SmtpConnectError(f"cannot connect to {where}: {reason}") from None
-        tls = client_context(verify=verify) if implicit_tls else None
-        return cls(sock, timeout=timeout, tls=tls, server_hostname=server_hostname)
+        tls = client_context(verify=verify, cafile=cafile) if implicit_tls else None
+        return cls(sock, timeout=timeout, tls=tls, server_hostname=server_hostname, cafile=cafile)
 
     # --- state ----------------------------------------------------------------------------
 
@@ -546,6 +556,7 @@ class SmtpClient:
         server_hostname: str = TUTOR_HOSTNAME,
         *,
         verify: bool = False,
+        cafile: str | Path | None = None,
     ) -> TlsInfo:
         """Upgrade this connection to TLS, after the server answered STARTTLS with 220.
 
@@ -553,13 +564,14 @@ class SmtpClient:
         exchange; this method runs the handshake on the same socket. There is exactly one
         handshake, and the choice of verifying is made up front:
 
-        - `verify=False` (the default, meant for the tutor's own loopback server, whose
-          certificate is self-signed): the certificate is accepted without checking it,
+        - `verify=False` (the default): the certificate is accepted without checking it,
           as most MTAs do for opportunistic STARTTLS. The result says `verified=False`
           and `verify_error` says why.
         - `verify=True`: the chain is checked against the system's trust store and the
           name against `server_hostname`; a failure raises SmtpTlsError naming the reason
-          and closes the connection.
+          ("certificate verify failed: …") and closes the connection.
+        - `cafile`: verified as with `verify=True`, but against that CA alone — the
+          tutor's own server is checked against its local CA this way.
         - `context`: used as given (and `verify` is ignored); `verified` reports whether
           that context checked the certificate.
 
@@ -579,9 +591,12 @@ class SmtpClient:
                 f"the server sent more after its 220, before TLS started: {_quote(extra)!r}",
                 extra,
             )
-        return self._start_tls(context or client_context(verify=verify), server_hostname)
+        chosen = context or client_context(verify=verify, cafile=cafile)
+        return self._start_tls(chosen, server_hostname, None if context else cafile)
 
-    def _start_tls(self, context: ssl.SSLContext, server_hostname: str) -> TlsInfo:
+    def _start_tls(
+        self, context: ssl.SSLContext, server_hostname: str, cafile: str | Path | None = None
+    ) -> TlsInfo:
         """The handshake on this socket (after STARTTLS's 220, or at once for implicit TLS)."""
         sock = self._live_socket()
         self._tls = context.wrap_bio(
@@ -601,6 +616,7 @@ class SmtpClient:
             if verified
             else "not checked: the certificate was accepted without verification",
             server_hostname=server_hostname,
+            ca_file=str(cafile) if cafile is not None and verified else "",
         )
         self.tls_info = info
         return info
@@ -628,7 +644,9 @@ class SmtpClient:
                 self._incoming.write(chunk)
             except ssl.SSLCertVerificationError as error:
                 reason = error.verify_message or error.reason or str(error)
-                message = f"the server's certificate did not verify: {reason}"
+                message = (
+                    f"the server's certificate did not verify (certificate verify failed: {reason})"
+                )
                 self._abort_tls(message)
                 raise SmtpTlsError(message, reason) from None
             except ssl.SSLError as error:

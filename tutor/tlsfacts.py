@@ -3,7 +3,7 @@
 The client's `TlsInfo` holds the negotiated version and cipher and the certificate as
 DER; this module reads the certificate (with `cryptography`, a project dependency) into
 the facts a learner should see: subject, names, issuer, validity, fingerprint, whether
-it is self-signed and whether anyone checked it. No screen, no network.
+it is self-signed and whether anyone checked it, and against which CA. No screen, no network.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ class CertFacts:
     sha256: str  # "AB:CD:…", the fingerprint `openssl x509 -fingerprint -sha256` prints
     self_signed: bool
     key: str  # "EC secp256r1", "RSA 2048 bits"
+    issuer_common_name: str = ""  # "smtp-tutor local CA"
 
     def expired(self, now: datetime.datetime | None = None) -> bool:
         moment = now or datetime.datetime.now(datetime.UTC)
@@ -46,6 +47,7 @@ class TlsFacts:
     server_hostname: str
     cert: CertFacts | None  # None: no certificate, or one that cannot be read
     cert_problem: str = ""  # why `cert` is None
+    ca_file: str = ""  # the CA file the certificate was verified against ("": system store)
 
 
 def fingerprint(der: bytes) -> str:
@@ -62,6 +64,7 @@ def cert_facts(der: bytes) -> CertFacts:
 
     cert = x509.load_der_x509_certificate(der)
     common = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    issuer_common = cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
     names: list[str] = []
     try:
         san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -87,6 +90,7 @@ def cert_facts(der: bytes) -> CertFacts:
         sha256=fingerprint(der),
         self_signed=_self_signed(cert),
         key=key,
+        issuer_common_name=str(issuer_common[0].value) if issuer_common else "",
     )
 
 
@@ -127,27 +131,46 @@ def tls_facts(info: TlsInfo) -> TlsFacts:
         info.server_hostname,
         cert,
         problem,
+        info.ca_file,
     )
 
 
 def verification_note(facts: TlsFacts, *, builtin: bool) -> str:
     """What "verified" or "not verified" means here, and what real mail servers do."""
     if facts.verified:
-        return (
-            f"Verified: the chain leads to a certificate authority this system trusts, and "
-            f"the certificate names {facts.server_hostname}. Only the encryption of this one "
-            "hop is protected; the next server may receive the message in plaintext."
+        return _verified_note(facts)
+    if facts.cert is not None and facts.cert.self_signed:
+        what = (
+            "The certificate is self-signed: it vouches for itself, so nothing confirms that "
+            f"{facts.server_hostname} is who it claims to be."
         )
-    what = (
-        "The built-in server's certificate is self-signed: it vouches for itself, so no "
-        "authority confirms that mx.tutor.test is who it claims to be."
-        if builtin
-        else "The certificate was accepted without checking it (--insecure)."
-    )
+    elif builtin:
+        what = "The certificate was accepted without checking it."
+    else:
+        what = "The certificate was accepted without checking it (--insecure)."
     return (
         f"Not verified. {what} The connection is encrypted, but an attacker in the middle "
-        "could have presented their own certificate. Between mail servers that is normal: "
-        "STARTTLS on port 25 is opportunistic (RFC 3207) and usually unverified, and an "
-        "attacker can even strip STARTTLS from the EHLO reply. MTA-STS (RFC 8461) and DANE "
-        "(RFC 7672) let a domain publish that its MX hosts must use verified TLS."
+        "could have presented their own certificate and read everything, passwords "
+        "included (/mitm in the sandbox shows it). A mail client MUST verify "
+        "(RFC 8314 §5.3, RFC 7817). Between mail servers it is common: STARTTLS on port 25 "
+        "is opportunistic (RFC 3207) and usually unverified, and an attacker can even "
+        "strip STARTTLS from the EHLO reply. MTA-STS (RFC 8461) and DANE (RFC 7672) let a "
+        "domain publish that its MX hosts must use verified TLS."
+    )
+
+
+def _verified_note(facts: TlsFacts) -> str:
+    host = facts.server_hostname
+    hop = "Only this hop is protected; the next server may receive the message in plaintext."
+    if not facts.ca_file:
+        return (
+            "Verified: the chain leads to a certificate authority this system trusts, and "
+            f"the certificate names {host}. {hop}"
+        )
+    issuer = facts.cert.issuer_common_name if facts.cert is not None else ""
+    return (
+        f"Verified: the certificate for {host} was signed by the {issuer or 'CA'} you trust "
+        f"({facts.ca_file}), and it names {host}. An attacker without that CA's key cannot "
+        "pass as this server, so a password sent now reaches only it: what a mail client "
+        f"MUST check (RFC 8314 §5.3, RFC 7817). {hop}"
     )

@@ -210,8 +210,9 @@ class LessonDriver:
             else:
                 reply = client.send_line(line)
                 if reply.code == 220 and line.split(" ", 1)[0].upper() == "STARTTLS":
-                    # The server said "go ahead": the handshake happens on this socket now.
-                    turn.tls = client.starttls()
+                    # The server said "go ahead": the handshake happens on this socket now,
+                    # checked against the smtp-tutor local CA, as a mail client must.
+                    turn.tls = client.starttls(cafile=self._trusted_ca())
         except SmtpClientError as error:
             turn.error = str(error)
         except ValueError as error:  # a line holding CR or LF: the client refuses it
@@ -226,6 +227,11 @@ class LessonDriver:
             turn.closed = True
             self.close_client()
         return turn
+
+    def _trusted_ca(self) -> Path:
+        from tutor.server.tlsmaterial import trusted_ca
+
+        return trusted_ca(self.server.tls_context, self.server.persona.hostname)
 
     def send_bare_lf(self, line: str) -> Turn:
         """Send one line ended by LF alone, as plain `nc` does, to see what the server makes

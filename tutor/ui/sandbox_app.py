@@ -16,6 +16,7 @@ from rich.text import Text
 
 from tutor import mailview
 from tutor.authcodec import b64_report
+from tutor.errors import UserError
 from tutor.events import MessageStored, TlsStarted
 from tutor.sandbox import (
     SLASH_COMMANDS,
@@ -171,6 +172,11 @@ class SandboxScreen:
                 print_(sandbox_view.no_tls_line())
             else:
                 print_(sandbox_view.tls_panel(info, builtin=sandbox.builtin, plain=self.plain))
+        elif command.name == "/mitm":
+            try:
+                print_(sandbox_view.mitm_view(sandbox.mitm_demo(), plain=self.plain))
+            except UserError as error:
+                print_(untrusted(str(error), "yellow"))
         elif command.name == "/wire":
             print_(sandbox_view.wire_view(sandbox.last_tap, plain=self.plain))
         elif command.name == "/b64":

@@ -19,6 +19,7 @@ from tutor.annotations import extension_meaning
 from tutor.authcodec import AuthDecoding, B64Report, auth_note, auth_plain, shown
 from tutor.client import TapRecord, TlsInfo
 from tutor.events import RELAY_FOLDER, Exchange, MessageStored
+from tutor.mitm import MitmDemo
 from tutor.sandbox import SLASH_COMMANDS
 from tutor.session_state import SessionState
 from tutor.tlsfacts import CertFacts, tls_facts, verification_note
@@ -86,6 +87,67 @@ def _cert_rows(cert: CertFacts) -> list[tuple[str, Text]]:
         ("key", untrusted(cert.key)),
         ("SHA-256", Text("\n").join([untrusted(cert.sha256[:47]), untrusted(cert.sha256[48:])])),
     ]
+
+
+def mitm_view(demo: MitmDemo, *, plain: bool) -> RenderableType:
+    """The man-in-the-middle demonstration: the impostor, the refusal, what leaked."""
+    impostor, genuine = demo.impostor, demo.genuine
+    host, port = demo.upstream
+    parts: list[RenderableType] = [
+        Text(
+            "Demonstration on loopback only: a proxy in front of the built-in server plays "
+            "the attacker. When a client says STARTTLS, the middle starts TLS itself and "
+            "presents its own certificate for the same name.",
+            style="dim",
+        ),
+        _facts_table(
+            [
+                ("impostor's cert", untrusted(impostor.subject)),
+                ("its issuer", untrusted(impostor.issuer + "  (itself: self-signed)")),
+                ("its SHA-256", untrusted(impostor.sha256[:47] + "…")),
+                ("the real one's", untrusted(genuine.sha256[:47] + "…")),
+                ("real issuer", untrusted(genuine.issuer)),
+            ]
+        ),
+        Text("1. A client that verifies (against the smtp-tutor local CA):", style="bold"),
+    ]
+    if demo.refusal:
+        parts.append(join(Text("   refused: ", style="green"), untrusted(demo.refusal)))
+        parts.append(
+            Text(
+                "   It hung up before sending a single encrypted byte: the middle learned "
+                "nothing. This is what RFC 8314 §5.3 and RFC 7817 ask of every mail client.",
+            )
+        )
+    else:
+        parts.append(Text("   it was not refused: the demonstration did not work", "red"))
+    parts.append(
+        Text("2. A client that does not verify (as opportunistic STARTTLS often does):", "bold")
+    )
+    for command, reply in demo.unverified_session:
+        parts.append(join(Text("   C: "), untrusted(command), Text("   S: "), untrusted(reply)))
+    parts.append(Text("   What the middle decrypted and read on its way through:", style="bold"))
+    parts += [join(Text("     "), untrusted(line, "red")) for line in demo.read_by_middle]
+    if demo.stolen:
+        parts.append(
+            join(
+                Text("   The password, decoded by the middle: ", style="bold red"),
+                untrusted(demo.stolen, "bold red"),
+            )
+        )
+    parts.append(
+        join(
+            Text(
+                "Encryption without verification only hides the session from those who "
+                "merely listen; whoever sits in the middle reads it all. Verify by hand: "
+            ),
+            untrusted(
+                f"openssl s_client -starttls smtp -connect {host}:{port} -servername "
+                f"mx.tutor.test -CAfile {demo.ca_file} -verify_return_error"
+            ),
+        )
+    )
+    return section(Group(*parts), "A man in the middle (/mitm)", plain=plain, style="red")
 
 
 def no_tls_line() -> Text:
@@ -190,7 +252,7 @@ def plain_view(user: str, password: str) -> RenderableType:
         ),
         Text(
             "Base64 is not encryption: anyone who sees this line can decode the password. "
-            "Send it only after STARTTLS (the built-in server answers 538 before).",
+            "Send it only after STARTTLS (before it, the built-in server answers 503).",
             style="yellow",
         ),
     )
