@@ -1112,8 +1112,9 @@ def _line_too_long(c: _Context) -> _Note:
     return _Note(
         "Line too long",
         "A command line may be at most 512 octets and a line of message text 1000, "
-        "both counting the CRLF.",
-        f"{R5321} §4.5.3.1.4, §4.5.3.1.6",
+        "both counting the CRLF. Extensions lengthen MAIL and RCPT lines by what their "
+        "parameters need: SIZE=, BODY=, SMTPUTF8, and AUTH= adds 500 octets (RFC 4954 §3).",
+        f"{R5321} §4.5.3.1.4, §4.5.3.1.6; RFC 4954 §3",
         "Wrap long lines (or encode the content, e.g. quoted-printable).",
     )
 

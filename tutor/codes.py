@@ -766,7 +766,8 @@ _ENHANCED_TABLE: tuple[EnhancedCode, ...] = (
        "RFC 7372 §3.3", 550),
     _e("X.7.26", "Multiple authentication checks failed",
        "The message failed more than one sender-authentication check, such as SPF "
-       "and DKIM; the reply does not say which.", "RFC 7372", 550),
+       "and DKIM; the reply does not say which. Receivers often refuse mail that "
+       "fails DMARC (RFC 9989) with 550 5.7.26.", "RFC 7372", 550),
     _e("X.7.27", "Sender address has null MX",
        "The sender's domain publishes a null MX, so bounces could never reach it, "
        "and this server refuses mail from such senders.", "RFC 7505", 550),
