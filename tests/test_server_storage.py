@@ -170,19 +170,19 @@ def test_trace_headers_typed_by_the_client_are_kept_below_ours(server: TeachingS
         (
             "you@tutor.test",
             "you@tutor.test",
-            "spf=pass smtp.mailfrom=tutor.test; dmarc=pass header.from=tutor.test policy=reject",
+            "spf=pass smtp.mailfrom=tutor.test; dmarc=pass (p=reject) header.from=tutor.test",
         ),
         (
             "victim@innocent.example",
             "Victim <victim@innocent.example>",
-            "spf=fail "
-            "smtp.mailfrom=innocent.example; dmarc=fail header.from=innocent.example policy=reject",
+            "spf=fail smtp.mailfrom=innocent.example; dmarc=fail (p=reject) "
+            "header.from=innocent.example policy.dmarc=reject",
         ),
         (
             "you@tutor.test",
             "boss@innocent.example",
             "spf=pass smtp.mailfrom=tutor.test; "
-            "dmarc=fail header.from=innocent.example policy=reject",
+            "dmarc=fail (p=reject) header.from=innocent.example policy.dmarc=reject",
         ),
     ],
 )

@@ -1,92 +1,198 @@
-"""Sender checks from the simulated DNS: SPF (RFC 7208) and DMARC (RFC 7489), simplified.
+"""Sender checks on the simulated DNS: SPF by pyspf (RFC 7208), DMARC per RFC 9989.
 
-Real receivers query DNS; the tutor reads tutor/dnsdata.py instead, so the verdicts are
-real evaluations of simulated records, labelled as such. Only what the lessons need:
-ip4/ip6/a/mx mechanisms with qualifiers, and DMARC alignment on SPF (no DKIM here).
+Real receivers query DNS; here pyspf's one lookup hook (`spf.DNSLookup`) answers from
+tutor/dnsdata.py, so the SPF verdict is pyspf's own evaluation of simulated records and
+no query ever leaves the machine (a name the table lacks is NXDOMAIN). No library
+evaluates DMARC, so its two steps are done here, on the same table: policy discovery
+(`_dmarc.<Author Domain>`, then the DNS Tree Walk) and relaxed alignment (the same
+Organizational Domain, found by the same walk). No DKIM here.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import getaddresses
+from typing import Any
 
 from tutor import dnsdata
 
-_QUALIFIERS = {"+": "pass", "-": "fail", "~": "softfail", "?": "neutral"}
+with warnings.catch_warnings():
+    # pyspf 2.0.14 has invalid escape sequences, a SyntaxWarning from Python 3.12 on.
+    warnings.filterwarnings("ignore", r"invalid escape sequence", SyntaxWarning)
+    import spf
+
+_TREE_WALK_LABELS = 7  # RFC 9989 DNS Tree Walk: names longer than 8 labels jump to 7
+
+
+def _simulated_lookup(
+    name: str, qtype: str, strict: Any = True, timeout: Any = None
+) -> Iterator[tuple[tuple[str, str], Any]]:
+    """pyspf's DNSLookup hook: answers from the simulated table, in pyspf's shapes."""
+    key = (name, qtype)
+    if qtype in ("TXT", "SPF"):
+        for text in dnsdata.txt_records(name):
+            yield key, (text.encode("ascii"),)
+        return
+    record = dnsdata.lookup(name)
+    if record is None or not record.exists:
+        return  # NXDOMAIN: no answers
+    if qtype == "MX":
+        for preference, host in record.mx:
+            yield key, (preference, host)
+    elif qtype in ("A", "AAAA"):
+        version = 4 if qtype == "A" else 6
+        for address in record.a:
+            if ipaddress.ip_address(address).version == version:
+                yield key, address
+
+
+spf.DNSLookup = _simulated_lookup  # the whole process: the tutor never asks real DNS
 
 
 @dataclass(frozen=True)
 class Verdicts:
-    spf: str  # pass, fail, softfail, neutral, none
-    spf_domain: str
+    spf: str  # pass, fail, softfail, neutral, none, permerror, temperror
+    smtp_mailfrom: str  # what Authentication-Results names: the MAIL FROM domain, or for
+    # <> the identity SPF checked, postmaster@<HELO> (RFC 7208 §2.4); "" when none
     dmarc: str  # pass, fail, none
-    dmarc_domain: str
+    dmarc_domain: str  # the Author Domain (From:)
     dmarc_policy: str  # reject, quarantine, none, or "" without a record
 
     def header(self, hostname: str) -> str:
-        """The Authentication-Results field value (RFC 8601), marked as simulated."""
-        spf = f"spf={self.spf} smtp.mailfrom={self.spf_domain or '(null sender)'}"
-        dmarc = f"dmarc={self.dmarc}"
-        if self.dmarc_domain:
-            dmarc += f" header.from={self.dmarc_domain}"
+        """The Authentication-Results value (RFC 8601 §2.2), marked as simulated.
+
+        Every property has a value: for the null sender the identity SPF checked is
+        postmaster@<HELO> (RFC 7208 §2.4), and without one the property is left out. The
+        DMARC policy is a comment, plus `policy.dmarc` on a failure (ptype "policy", the
+        property IANA's Email Authentication Methods registry has for DMARC)."""
+        spf_part = f"spf={self.spf}"
+        if self.smtp_mailfrom:
+            spf_part += f" smtp.mailfrom={self.smtp_mailfrom}"
+        dmarc_part = f"dmarc={self.dmarc}"
         if self.dmarc_policy:
-            dmarc += f" policy={self.dmarc_policy}"
-        return f"{hostname}; {spf}; {dmarc} (simulated DNS)"
+            dmarc_part += f" (p={self.dmarc_policy})"
+        if self.dmarc_domain:
+            dmarc_part += f" header.from={self.dmarc_domain}"
+        if self.dmarc_policy and self.dmarc == "fail":
+            dmarc_part += f" policy.dmarc={self.dmarc_policy}"
+        return f"{hostname}; {spf_part}; {dmarc_part} (simulated DNS)"
 
 
-def spf_result(domain: str, client_ip: str) -> str:
-    """Evaluate the domain's SPF record, as the simulated DNS has it, for client_ip."""
-    record = dnsdata.lookup(domain) if domain else None
-    if record is None or not record.exists or not record.spf:
-        return "none"
+_LABEL = re.compile(r"[^\W_](?:[\w-]{0,61}[^\W_])?")
+
+
+def _is_domain(name: str) -> bool:
+    """A dotted domain name (not an address literal such as [192.0.2.1])."""
+    labels = name.rstrip(".").split(".")
+    return len(labels) > 1 and all(_LABEL.fullmatch(label) for label in labels)
+
+
+def _is_address(text: str) -> bool:
     try:
-        address = ipaddress.ip_address(client_ip)
+        ipaddress.ip_address(text)
     except ValueError:
-        return "neutral"
-    for term in record.spf.split()[1:]:
-        qualifier = _QUALIFIERS.get(term[0], "pass")
-        mechanism = term[1:] if term[0] in _QUALIFIERS else term
-        if _matches(mechanism, address, record):
-            return qualifier
-    return "neutral"
+        return False
+    return True
 
 
-def _matches(mechanism: str, address: ipaddress._BaseAddress, record: dnsdata.DomainRecord) -> bool:
-    name, _, value = mechanism.partition(":")
-    if name == "all":
-        return True
-    if name in ("ip4", "ip6"):
-        try:
-            return address in ipaddress.ip_network(value, strict=False)
-        except ValueError:
-            return False
-    if name == "a":
-        return str(address) in record.a
-    if name == "mx":
-        hosts = [dnsdata.lookup(host) for _, host in record.mx]
-        return any(h is not None and str(address) in h.a for h in hosts)
-    return False
+def spf_identity(mail_from: str, helo: str) -> str:
+    """The MAIL FROM identity SPF checks: the reverse-path, or postmaster@HELO for <>."""
+    if mail_from:
+        return mail_from
+    return f"postmaster@{helo}" if _is_domain(helo) else ""
 
 
-def _aligned(a: str, b: str) -> bool:
-    """Relaxed alignment, simplified: the same domain or one a subdomain of the other."""
-    a, b = a.lower(), b.lower()
-    return a == b or a.endswith("." + b) or b.endswith("." + a)
+def spf_result(identity: str, helo: str, client_ip: str) -> str:
+    """pyspf's check_host() of the identity's domain for client_ip, on the simulated DNS."""
+    if not identity or not _is_domain(identity.rpartition("@")[2]) or not _is_address(client_ip):
+        return "none"
+    query = spf.query(i=client_ip, s=identity, h=helo or "unknown", querytime=0)
+    result, _code, _explanation = query.check()
+    return str(result)
 
 
-def evaluate(mail_from: str, header_from: str, client_ip: str) -> Verdicts:
-    spf_domain = mail_from.rpartition("@")[2] if mail_from else ""
-    spf = spf_result(spf_domain, client_ip) if spf_domain else "none"
-    addresses = [a for _, a in getaddresses([header_from]) if "@" in a]
-    from_domain = addresses[0].rpartition("@")[2].lower() if addresses else ""
-    record = dnsdata.lookup(from_domain) if from_domain else None
-    if record is None or not record.dmarc:
-        return Verdicts(spf, spf_domain, "none", from_domain, "")
-    policy = ""
-    for part in record.dmarc.split(";"):
+def _dmarc_tags(domain: str) -> dict[str, str] | None:
+    """The one valid DMARC record at _dmarc.<domain>, as tags; None without one."""
+    records = [
+        r
+        for r in dnsdata.txt_records(dnsdata.DMARC_PREFIX + domain)
+        if r.replace(" ", "").lower().startswith("v=dmarc1;")
+    ]
+    if len(records) != 1:
+        return None
+    tags = {}
+    for part in records[0].split(";"):
         key, _, value = part.strip().partition("=")
-        if key == "p":
-            policy = value
-    passed = spf == "pass" and _aligned(spf_domain, from_domain)
-    return Verdicts(spf, spf_domain, "pass" if passed else "fail", from_domain, policy)
+        tags[key.strip().lower()] = value.strip().lower()
+    return tags
+
+
+def _tree_walk(domain: str) -> list[tuple[str, dict[str, str]]]:
+    """RFC 9989's DNS Tree Walk from a domain: the records found, longest name first."""
+    labels = domain.lower().rstrip(".").split(".")
+    found = []
+    first = True
+    while labels:
+        tags = _dmarc_tags(".".join(labels))
+        if tags is not None:
+            found.append((".".join(labels), tags))
+            if tags.get("psd") in ("y", "n"):
+                break
+        if first and len(labels) > _TREE_WALK_LABELS + 1:
+            labels = labels[-_TREE_WALK_LABELS:]
+        else:
+            labels = labels[1:]
+        first = False
+    return found
+
+
+def organizational_domain(domain: str) -> str:
+    """RFC 9989's Organizational Domain: psd=n stops, psd=y is one label below, else the
+    record with the fewest labels; without any record, the domain itself."""
+    domain = domain.lower().rstrip(".")
+    found = _tree_walk(domain)
+    for name, tags in found:
+        if tags.get("psd") == "n":
+            return name
+        if tags.get("psd") == "y" and name != domain:
+            return ".".join(domain.split(".")[-(name.count(".") + 2) :])
+    return found[-1][0] if found else domain
+
+
+def _policy(author_domain: str) -> str:
+    """The Domain Owner Assessment Policy: p at the Author Domain, else sp (or p) found
+    by the tree walk; "" when no record applies (DMARC does not apply)."""
+    own = _dmarc_tags(author_domain)
+    if own is not None:
+        return own.get("p", "none")
+    found = _tree_walk(author_domain)
+    if not found:
+        return ""
+    tags = found[0][1]
+    exists = (record := dnsdata.lookup(author_domain)) is not None and record.exists
+    return tags.get("sp" if exists else "np") or tags.get("p", "none")
+
+
+def aligned(authenticated: str, author_domain: str) -> bool:
+    """Relaxed alignment (RFC 9989): the same Organizational Domain."""
+    if not authenticated or not author_domain:
+        return False
+    return organizational_domain(authenticated) == organizational_domain(author_domain)
+
+
+def evaluate(mail_from: str, header_from: str, client_ip: str, helo: str = "") -> Verdicts:
+    identity = spf_identity(mail_from, helo)
+    spf_verdict = spf_result(identity, helo, client_ip)
+    addresses = [a for _, a in getaddresses([header_from]) if "@" in a]
+    author_domain = addresses[0].rpartition("@")[2].lower() if addresses else ""
+    spf_domain = identity.rpartition("@")[2]
+    named = spf_domain if mail_from else identity
+    policy = _policy(author_domain) if author_domain else ""
+    if not policy:
+        return Verdicts(spf_verdict, named, "none", author_domain, "")
+    passed = spf_verdict == "pass" and aligned(spf_domain, author_domain)
+    return Verdicts(spf_verdict, named, "pass" if passed else "fail", author_domain, policy)

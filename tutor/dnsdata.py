@@ -65,6 +65,20 @@ _TABLE = {
 }
 
 
+DMARC_PREFIX = "_dmarc."
+
+
+def txt_records(name: str) -> tuple[str, ...]:
+    """The TXT records at a name: a domain's SPF record, or at `_dmarc.<domain>` its
+    DMARC record (RFC 7208 §3, RFC 9989 DNS Tree Walk)."""
+    lowered = name.lower().rstrip(".")
+    if lowered.startswith(DMARC_PREFIX):
+        record = lookup(lowered.removeprefix(DMARC_PREFIX))
+        return (record.dmarc,) if record is not None and record.dmarc else ()
+    record = lookup(lowered)
+    return (record.spf,) if record is not None and record.spf else ()
+
+
 def lookup(domain: str) -> DomainRecord | None:
     """The simulated record for a domain; None when the table does not know it.
 

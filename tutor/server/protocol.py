@@ -668,7 +668,8 @@ class TeachingSMTP(SMTP):
         peer = self.session.peer
         client_address = peer[0] if isinstance(peer, tuple) else str(peer)
         headers = summarize_headers(content)
-        verdicts = authresults.evaluate(sender, headers.header_from, client_address)
+        helo = self.session.host_name or ""
+        verdicts = authresults.evaluate(sender, headers.header_from, client_address, helo)
         delivery = Delivery(
             queue_id=queue_id,
             sender=sender,
@@ -678,6 +679,7 @@ class TeachingSMTP(SMTP):
             content=content,
             received_at=time.time(),
             auth_results=verdicts.header(self.hostname),
+            smtputf8=self.envelope is not None and self.envelope.smtp_utf8,
         )
         try:
             copies = self.context.store.deliver(delivery, recipients)

@@ -40,6 +40,15 @@ class Delivery:
     content: bytes  # as received (CRLF line endings, dot-stuffing undone)
     received_at: float
     auth_results: str = ""  # Authentication-Results value (simulated SPF/DMARC), if any
+    smtputf8: bool = False  # MAIL FROM carried SMTPUTF8: Received says UTF8SMTP…
+
+    @property
+    def with_protocol(self) -> str:
+        """Received's `with`: RFC 6531 §3.7.3's UTF8SMTP, UTF8SMTPS, UTF8SMTPA, UTF8SMTPSA
+        for an SMTPUTF8 transaction, else RFC 3848's ESMTP… as given."""
+        if self.smtputf8 and self.protocol.startswith("ESMTP"):
+            return "UTF8SMTP" + self.protocol.removeprefix("ESMTP")
+        return self.protocol
 
 
 def address_literal(host: str) -> str:
@@ -53,7 +62,7 @@ def trace_headers(persona: Persona, delivery: Delivery, recipient: str) -> bytes
         received = [
             f"Received: from {delivery.helo} ([{address_literal(delivery.client_address)}])",
             f"\t(envelope-from <{delivery.sender}>)",
-            f"\tby {persona.hostname} with {delivery.protocol} id {delivery.queue_id}",
+            f"\tby {persona.hostname} with {delivery.with_protocol} id {delivery.queue_id}",
         ]
     else:  # made by the server itself (a bounce): no client, no "from" clause
         received = [f"Received: by {persona.hostname} (smtp-tutor) id {delivery.queue_id}"]
