@@ -235,6 +235,13 @@ simple("mail_bad_address", "greeted", "MAIL FROM:<not an address>")
 simple("mail_non_ascii", "greeted", "MAIL FROM:<j\u00f6rg@example.test>")
 simple("mail_params", "greeted", "MAIL FROM:<sender@example.test> FROBNICATE=yes")
 simple("mail_body", "greeted", "MAIL FROM:<sender@example.test> BODY=BINARYMIME")
+
+
+@trigger("mail_params_helo")
+def _mail_params_helo(lab: Lab) -> list[str]:
+    return lab.greeted(verb="HELO").cmd("MAIL FROM:<sender@example.test> SIZE=1000")
+
+
 simple("mail_null_mx", "greeted", "MAIL FROM:<a@nomail.example>")
 
 
@@ -346,6 +353,8 @@ simple("rset", "with_sender", "RSET")
 simple("rset_syntax", "greeted", "RSET now")
 simple("noop", "greeted", "NOOP")
 simple("vrfy", "greeted", "VRFY you")
+simple("vrfy_unknown", "greeted", "VRFY <nobody@tutor.test>")
+simple("vrfy_relay_denied", "greeted", "VRFY friend@example.test")
 simple("vrfy_syntax", "greeted", "VRFY")
 simple("expn", "greeted", "EXPN staff")
 simple("help", "greeted", "HELP")

@@ -281,13 +281,13 @@ def test_pipe_lines_keep_data_last() -> None:
 # --- AUTH ------------------------------------------------------------------------------------
 
 
-def test_auth_before_tls_is_538_and_the_password_is_shown_decoded(sandbox: Sandbox) -> None:
+def test_auth_before_tls_is_503_and_the_password_is_shown_decoded(sandbox: Sandbox) -> None:
     sandbox.send("EHLO client.example")
     result = sandbox.send(f"AUTH PLAIN {PLAIN_YOU}")
-    assert codes(result) == [538]
+    assert codes(result) == [503]
     assert result.shown[0].exchange.reply is not None
-    assert result.shown[0].exchange.reply.enhanced == "5.7.11"
-    assert "Encrypt first" in headline(result)
+    assert result.shown[0].exchange.reply.enhanced == "5.5.1"
+    assert "not offered before TLS" in headline(result)
     decoding = result.shown[0].auth
     assert decoding is not None and decoding.decoded == b"\0you\0tutor-password"
     note = auth_note(decoding, tls=False)

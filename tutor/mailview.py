@@ -1,8 +1,10 @@
 """Reading the Maildir root back: messages, their envelope, their trace headers.
 
 The envelope of a stored copy is recovered from the trace headers the server wrote on
-top (Return-Path, our own Received, Delivered-To). Any trace header below them came in
-with the message text: it is the client's claim, not the server's record.
+top (Return-Path, our own Received, Delivered-To; a captured relay copy has no
+Return-Path, RFC 5321 §4.4, and its sender is read from Received's envelope-from). Any
+trace header below them came in with the message text: it is the client's claim, not the
+server's record.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from tutor.events import RELAY_FOLDER
 from tutor.headers import Field, HeaderSection, body_lines, decode_words, header_section
 
 _QUEUE_ID = re.compile(r"\bid\s+([A-Za-z0-9]+)")
+_ENVELOPE_FROM = re.compile(r"\(envelope-from <([^>]*)>\)")
 
 
 @dataclass(frozen=True)
@@ -50,7 +53,7 @@ class StoredMessage:
     @cached_property
     def ours(self) -> int:
         """How many fields at the top the server itself added."""
-        return _count_ours(self.fields)
+        return _count_ours(self.fields, relayed=self.folder == RELAY_FOLDER)
 
     def header(self, name: str) -> str:
         """Every field of that name, unfolded, UTF-8 decoded (encoded-words left as sent)."""
@@ -63,6 +66,9 @@ class StoredMessage:
 
     @property
     def envelope_sender(self) -> str:
+        if self.folder == RELAY_FOLDER:
+            match = _ENVELOPE_FROM.search(self.received_line)
+            return match.group(1) if match else ""
         value = self.header_of_ours("return-path")
         return value.strip().removeprefix("<").removesuffix(">")
 
@@ -111,14 +117,17 @@ class StoredMessage:
         )
 
 
-def _count_ours(fields: Sequence[Field]) -> int:
-    """The server adds Return-Path, Received, [Authentication-Results,] Delivered-To on top."""
-    names = [field.name.lower() for field in fields[:4]]
-    if names[:2] != ["return-path", "received"]:
+def _count_ours(fields: Sequence[Field], *, relayed: bool = False) -> int:
+    """The server adds Return-Path, Received, [Authentication-Results,] Delivered-To on top;
+    a relayed copy has no Return-Path."""
+    expected = ["received"] if relayed else ["return-path", "received"]
+    names = [field.name.lower() for field in fields[: len(expected) + 2]]
+    start = len(expected)
+    if names[:start] != expected:
         return 0
-    if names[2:3] == ["authentication-results"] and names[3:4] == ["delivered-to"]:
-        return 4
-    return 3 if names[2:3] == ["delivered-to"] else 0
+    if names[start : start + 2] == ["authentication-results", "delivered-to"]:
+        return start + 2
+    return start + 1 if names[start : start + 1] == ["delivered-to"] else 0
 
 
 def folders(root: Path) -> list[str]:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from tutor import dnsdata
 from tutor.events import BounceSent
-from tutor.server.dsn import Failure, build_dsn
+from tutor.server.dsn import LOCAL_DIAGNOSTIC, Failure, build_dsn
 from tutor.server.store import RELAY, Delivery, StorageError, new_queue_id
 
 if TYPE_CHECKING:
@@ -30,10 +30,12 @@ def delivery_failures(recipients: list[str]) -> list[Failure]:
         record = dnsdata.lookup(domain)
         if record is not None and not record.exists:
             failures.append(
+                # Decided here from the simulated DNS, not replied by a remote server.
                 Failure(
                     recipient,
                     "5.1.2",
-                    f"550 5.1.2 Host or domain name not found: {domain} (simulated DNS: NXDOMAIN)",
+                    f"Host or domain name not found: {domain} (simulated DNS: NXDOMAIN)",
+                    LOCAL_DIAGNOSTIC,
                 )
             )
     return failures

@@ -11,12 +11,17 @@ from dataclasses import dataclass
 
 from tutor.server.persona import Persona
 
+# The diagnostic-type of a failure this server decided itself (RFC 3464 §2.3.6): `smtp`
+# is only for a reply a remote SMTP server gave; Postfix writes `X-Postfix` likewise.
+LOCAL_DIAGNOSTIC = "X-smtp-tutor"
+
 
 @dataclass(frozen=True)
 class Failure:
     recipient: str
     status: str  # RFC 3463, e.g. "5.1.2"
-    diagnostic: str  # the reply the (simulated) next hop gave
+    diagnostic: str  # a remote server's reply, or the local reason (see diagnostic_type)
+    diagnostic_type: str = "smtp"  # "smtp" for a remote reply, LOCAL_DIAGNOSTIC otherwise
 
 
 def build_dsn(
@@ -51,7 +56,7 @@ def build_dsn(
                 f"Final-Recipient: rfc822; {f.recipient}",
                 "Action: failed",
                 f"Status: {f.status}",
-                f"Diagnostic-Code: smtp; {f.diagnostic}",
+                f"Diagnostic-Code: {f.diagnostic_type}; {f.diagnostic}",
             ]
         )
         for f in failures

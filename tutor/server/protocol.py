@@ -52,12 +52,14 @@ log = logging.getLogger("tutor.server")
 _VERB = re.compile(rb"[A-Za-z]+\Z")
 # The Generic Test for Unsolicited Bulk Email: every spam filter refuses it, on purpose.
 GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
-# RFC 1870 §3 and RFC 6531 §3.4 lengthen the MAIL line for their parameters.
-_MAIL_LINE_EXTRA = 26 + 10
+# Each advertised extension that adds a MAIL parameter lengthens the MAIL line: SIZE by
+# 26 octets (RFC 1870 §3), SMTPUTF8 by 10 (RFC 6531 §3.4), AUTH= by 500 (RFC 4954 §3),
+# and BODY= (8BITMIME) by the 14 of " BODY=8BITMIME", the longest value taken here.
+_MAIL_LINE_EXTRA = 26 + 10 + 500 + 14
 _HELP_TOPICS = {
     "HELO": "HELO <domain>",
     "EHLO": "EHLO <domain>",
-    "MAIL": "MAIL FROM:<address> [SIZE=n] [BODY=7BIT|8BITMIME] [SMTPUTF8]",
+    "MAIL": "MAIL FROM:<address> [SIZE=n] [BODY=7BIT|8BITMIME] [SMTPUTF8] [AUTH=<>]",
     "RCPT": "RCPT TO:<address>",
     "DATA": 'DATA, then the message, ending with "." on a line by itself',
     "RSET": "RSET",
@@ -92,6 +94,9 @@ class _NoHooks:
 class TeachingSMTP(SMTP):
     AuthLoginUsernameChallenge = "Username:"
     AuthLoginPasswordChallenge = "Password:"
+    # The reader's limit: the longest line read whole (a longer one is drained and
+    # refused). It must hold the longest MAIL line and a dot-stuffed text line.
+    line_length_limit = max(COMMAND_LINE_LIMIT + _MAIL_LINE_EXTRA, TEXT_LINE_LIMIT + 1)
 
     def __init__(self, context: ServerContext) -> None:
         self.context = context
@@ -437,7 +442,24 @@ class TeachingSMTP(SMTP):
         await self.push(reply("rset"))
 
     async def smtp_VRFY(self, arg: str | None) -> None:
-        await self.push(reply("vrfy" if arg else "vrfy_syntax"))
+        """Answer as RCPT would, without the transaction (as Postfix does with VRFY on).
+
+        252, not 250: the server will try, but does not claim to have verified the
+        mailbox (RFC 5321 §3.5.3)."""
+        address = _vrfy_address(arg or "", self.context.persona.domain)
+        if address is None:
+            await self.push(reply("vrfy_syntax"))
+            return
+        local, _, domain = address.rpartition("@")
+        persona = self.context.persona
+        shown = echo_safe(address, allow_utf8=False)
+        if persona.is_local_domain(domain):
+            known = persona.mailbox_for(local, domain) is not None
+            await self.push(reply("vrfy" if known else "vrfy_unknown", address=shown))
+        elif persona.open_relay or (self.session is not None and self.session.authenticated):
+            await self.push(reply("vrfy", address=shown))
+        else:
+            await self.push(reply("vrfy_relay_denied", address=shown))
 
     async def smtp_EXPN(self, arg: str | None) -> None:
         await self.push(reply("expn"))
@@ -475,19 +497,28 @@ class TeachingSMTP(SMTP):
             return
         params = dict(path.params)
         if params and not self.session.extended_smtp:
-            await self.push(reply("mail_syntax"))
+            # HELO offers no extensions, so no parameter is supported (RFC 5321 §4.1.1.11).
+            option = _sent_option(arg or "", next(iter(params)))
+            await self.push(reply("mail_params_helo", option=option))
             return
         size = params.pop("SIZE", None)
         body = params.pop("BODY", "7BIT")
         utf8 = params.pop("SMTPUTF8", False) is True
+        # AUTH= (RFC 4954 §5) is accepted and ignored: this server never trusts a client's
+        # claim about who submitted a message first, which is what AUTH=<> means.
+        auth = params.pop("AUTH", None)
         if params:
-            await self.push(reply("mail_params"))
+            option = _sent_option(arg or "", next(iter(params)))
+            await self.push(reply("mail_params", option=option))
             return
         if body not in ("7BIT", "8BITMIME"):
-            await self.push(reply("mail_body"))
+            await self.push(reply("mail_body", option=_sent_option(arg or "", "BODY")))
             return
         limit = self.context.persona.max_message_size
         if size is not None and (not isinstance(size, str) or not size.isdigit()):
+            await self.push(reply("mail_syntax"))
+            return
+        if auth is True:  # AUTH needs a value: an xtext mailbox or <>
             await self.push(reply("mail_syntax"))
             return
         if isinstance(size, str) and int(size) > limit:
@@ -518,7 +549,8 @@ class TeachingSMTP(SMTP):
             await self.push(self._path_error("rcpt", error))
             return
         if path.params:
-            await self.push(reply("rcpt_params" if self.session.extended_smtp else "rcpt_syntax"))
+            option = _sent_option(arg or "", next(iter(path.params)))
+            await self.push(reply("rcpt_params", option=option))
             return
         if len(self._folders) >= RECIPIENT_LIMIT:
             await self.push(reply("rcpt_too_many", limit=RECIPIENT_LIMIT))
@@ -832,3 +864,27 @@ def _body_lines(content: bytes, limit: int = 200) -> tuple[str, ...]:
     if lines and lines[-1] == "":
         lines.pop()
     return tuple(lines[:limit])
+
+
+def _sent_option(argument: str, name: str) -> str:
+    """A MAIL/RCPT parameter as the client wrote it, for the 555 reply: `FOO=bar`."""
+    for word in argument.split():  # the path itself never looks like NAME=value
+        if word.partition("=")[0].upper() == name:
+            return echo_safe(word, allow_utf8=False)
+    return name
+
+
+def _vrfy_address(argument: str, local_domain: str) -> str | None:
+    """The address a VRFY asks about: `<a@b>` or `a@b`; a bare user name is local."""
+    text = argument.strip()
+    if text.startswith("<") and text.endswith(">"):
+        text = text[1:-1]
+    if not text or any(ch in text for ch in " <>\t"):
+        return None
+    if "@" not in text:
+        text = f"{text}@{local_domain}"
+    try:
+        path = parse_path(f"TO:<{text}>", "TO:", allow_null=False, allow_postmaster=False)
+    except PathError:
+        return None
+    return path.address

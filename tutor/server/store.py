@@ -2,8 +2,11 @@
 
 Each accepted recipient gets its own copy, with trace headers prepended: Return-Path
 (the envelope sender), Received (one recipient in `for`, so Bcc never leaks) and
-Delivered-To. Written with stdlib `mailbox` (tmp -> new), complete before the 250, so
-any MUA can open the folders. Lines are stored with LF endings, the Maildir custom.
+Delivered-To. Return-Path is written at final delivery only (RFC 5321 §4.4): a captured
+relay copy was relayed, not delivered, so its envelope sender is in Received's
+`(envelope-from <…>)` alone. Written with stdlib `mailbox` (tmp -> new), complete
+before the 250, so any MUA can open the folders. Lines are stored with LF endings, the
+Maildir custom.
 """
 
 from __future__ import annotations
@@ -56,7 +59,10 @@ def address_literal(host: str) -> str:
     return f"IPv6:{host}" if ":" in host else host
 
 
-def trace_headers(persona: Persona, delivery: Delivery, recipient: str) -> bytes:
+def trace_headers(
+    persona: Persona, delivery: Delivery, recipient: str, *, final: bool = True
+) -> bytes:
+    """The fields prepended to one copy; `final` is False for a captured relay copy."""
     date = email.utils.format_datetime(datetime.fromtimestamp(delivery.received_at).astimezone())
     if delivery.client_address:
         received = [
@@ -66,11 +72,8 @@ def trace_headers(persona: Persona, delivery: Delivery, recipient: str) -> bytes
         ]
     else:  # made by the server itself (a bounce): no client, no "from" clause
         received = [f"Received: by {persona.hostname} (smtp-tutor) id {delivery.queue_id}"]
-    lines = [
-        f"Return-Path: <{delivery.sender}>",
-        *received,
-        f"\tfor <{recipient}>; {date}",
-    ]
+    lines = [f"Return-Path: <{delivery.sender}>"] if final else []
+    lines += [*received, f"\tfor <{recipient}>; {date}"]
     if delivery.auth_results:
         lines.append(f"Authentication-Results: {delivery.auth_results}")
     lines.append(f"Delivered-To: {recipient}")
@@ -130,7 +133,9 @@ class MaildirStore:
         try:
             for recipient, folder in recipients:
                 box = self.folder(folder)
-                key = box.add(trace_headers(self.persona, delivery, recipient) + body)
+                final = folder != RELAY_FOLDER
+                trace = trace_headers(self.persona, delivery, recipient, final=final)
+                key = box.add(trace + body)
                 written.append(Copy(folder, key, recipient))
         except (OSError, mailbox.Error) as error:
             self._discard(written)
