@@ -93,10 +93,13 @@ class MiddleProxy:
         except OSError:
             client.close()
             return
-        with contextlib.suppress(OSError, ValueError):
-            self._relay(_Side(client), _Side(server))
-        client.close()
-        server.close()
+        near, far = _Side(client), _Side(server)
+        try:
+            with contextlib.suppress(OSError, ValueError):
+                self._relay(near, far)
+        finally:
+            near.close()
+            far.close()
 
     def _relay(self, client: _Side, server: _Side) -> None:
         client.send(server.reply())  # the banner
@@ -148,6 +151,10 @@ class _Side:
 
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
+
+    def close(self) -> None:
+        self.reader.close()
+        self.sock.close()
 
 
 def _unchecked() -> ssl.SSLContext:
