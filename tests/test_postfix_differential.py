@@ -12,6 +12,7 @@ fails too, so the list stays true; sequences marked must_agree cannot be listed 
 from __future__ import annotations
 
 import re
+import time
 import tomllib
 from collections import Counter
 from dataclasses import dataclass
@@ -43,6 +44,30 @@ CATEGORIES = (
     "pipelining",
     "limits",
 )
+# Issue 13: these must agree with Postfix and can never be documented away, with the
+# enhanced code each must carry (None: any, as long as both agree).
+MUST_AGREE = {
+    "auth-plain-before-tls": "5.5.1",  # AUTH before TLS
+    "auth-login-before-tls": "5.5.1",
+    "auth-unknown-mechanism-before-tls": "5.5.1",
+    "mail-unknown-parameter": "5.5.4",  # an unsupported parameter
+    "rcpt-unknown-parameter": "5.5.4",
+    "mail-priority-parameter-not-offered": "5.5.4",
+    "vrfy-local-user": "2.0.0",  # VRFY of a local user
+    "vrfy-local-part-after-helo": "2.0.0",
+    "expn-a-list": None,  # EXPN
+    "expn-without-argument": None,
+    "relay-to-other-domain": "5.7.1",  # a relay attempt
+    "relay-with-a-local-sender": "5.7.1",
+    "relay-to-address-literal": "5.7.1",
+    "unknown-user": "5.1.1",  # an unknown local user
+    "unknown-user-from-null-sender": "5.1.1",
+    "mail-before-helo": "5.5.1",  # sequence errors
+    "rcpt-before-mail": "5.5.1",
+    "data-before-mail": "5.5.1",
+    "data-before-rcpt": "5.5.1",
+    "nested-mail": "5.5.1",
+}
 CLASS_ONLY = ("(connect)", "HELO", "EHLO")  # RFC 2034 §3: no enhanced code on these
 TEXT_LINE = 998  # octets of message text per line for {bulk = N}
 
@@ -351,6 +376,35 @@ def test_the_corpus_is_large_varied_and_without_near_duplicates() -> None:
         [s["name"] for s in SEQUENCES if normalised(s) == shape] for shape, n in shapes.items()
     ]
     assert all(len(group) == 1 for group in twins), [g for g in twins if len(g) > 1]
+
+
+def test_the_mandatory_agreements_stay_mandatory() -> None:
+    """Nobody can document these away by editing the corpus either."""
+    by_name = {s["name"]: s for s in SEQUENCES}
+    for name, enhanced in MUST_AGREE.items():
+        assert by_name[name].get("must_agree") is True, name
+        if enhanced is not None:
+            assert enhanced in by_name[name].get("expect", {}).values(), name
+    for category in ("auth-before-tls", "recipients-unknown", "recipients-relay", "data-order"):
+        sequences = [s for s in SEQUENCES if s["category"] == category]
+        assert sum(bool(s.get("must_agree")) for s in sequences) >= 4, category
+
+
+def test_the_reference_postfix_delivers_to_its_maildirs(postfix_server: PostfixServer) -> None:
+    """The instance is a working MTA, not only a reply generator: a message to a persona
+    mailbox reaches that mailbox's Maildir."""
+    sequence = next(s for s in SEQUENCES if s["name"] == "valid-full-message")
+    replies = play(postfix_server.address, sequence)
+    assert replies[-2].code == "250", replies
+
+    def arrived() -> bool:  # other sequences deliver to `you` too
+        texts = (path.read_bytes() for path in postfix_server.delivered("you"))
+        return any(b"Hello from the differential test." in text for text in texts)
+
+    deadline = time.monotonic() + 60
+    while not arrived() and time.monotonic() < deadline:
+        time.sleep(0.1)  # polling for the queue manager's delivery, which is asynchronous
+    assert arrived(), postfix_server.log()
 
 
 def test_the_documented_differences_name_real_sequences_that_may_differ() -> None:
