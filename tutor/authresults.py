@@ -21,8 +21,10 @@ from typing import Any
 from tutor import dnsdata
 
 with warnings.catch_warnings():
-    # pyspf 2.0.14 has invalid escape sequences, a SyntaxWarning from Python 3.12 on.
+    # pyspf 2.0.14 has invalid escape sequences: a SyntaxWarning from Python 3.12 on, a
+    # DeprecationWarning before; either is an error under -W error when spf.py is compiled.
     warnings.filterwarnings("ignore", r"invalid escape sequence", SyntaxWarning)
+    warnings.filterwarnings("ignore", r"invalid escape sequence", DeprecationWarning)
     import spf
 
 _TREE_WALK_LABELS = 7  # RFC 9989 DNS Tree Walk: names longer than 8 labels jump to 7
