@@ -94,7 +94,7 @@ def test_docs_list_every_reply_of_the_table() -> None:
     from tutor.server.replies import markdown_table
 
     doc = (PACKAGE.parent / "docs" / "server.md").read_text(encoding="utf-8")
-    assert doc.endswith(markdown_table()), "regenerate the table in docs/server.md"
+    assert markdown_table() in doc, "regenerate the table in docs/server.md"
 
 
 def test_the_lesson_format_doc_matches_the_loader() -> None:
