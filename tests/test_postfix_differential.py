@@ -100,9 +100,6 @@ class Reply:
             return (self.code[:1], None)
         return (self.code[:1], self.enhanced)
 
-    def shown(self) -> str:
-        return f"{self.code} {self.enhanced}" if self.enhanced else self.code
-
 
 def parse_reply(command: str, lines: list[str]) -> Reply:
     first = lines[0]
@@ -191,9 +188,14 @@ class Session:
 
     def write(self, write: Write) -> None:
         if write.bulk:
-            self.client.send_raw(bulk_text(write.bulk))
+            data = bulk_text(write.bulk)
+        else:
+            data = b"".join(line.encode("utf-8") + b"\r\n" for line in write.lines)
+        try:
+            self.client.send_raw(data)
+        except OSError:  # the server has gone: what was sent so far is the transcript
+            self.closed = True
             return
-        self.client.send_raw(b"".join(line.encode("utf-8") + b"\r\n" for line in write.lines))
         for line in write.lines:
             if self.in_data:
                 if line == ".":
@@ -214,7 +216,7 @@ class Session:
         except TimeoutError:
             reply = Reply(command, "(no reply)", None, "")
         self.replies.append(reply)
-        self.closed = reply.code in ("421", "(closed)", "(no reply)") or (
+        self.closed = reply.code in ("421", "521", "(closed)", "(no reply)") or (
             reply.code == "221" and command.upper().startswith("QUIT")
         )
         return None if self.closed else reply
