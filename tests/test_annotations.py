@@ -285,7 +285,7 @@ def test_temporary_failures() -> None:
         ("MAIL FROM:a@b.example", "501 5.5.4 Syntax: MAIL FROM:<address>", "Angle brackets"),
         ("FROB", "500 5.5.2 Command not recognized: FROB", "Command not recognised: FROB"),
         ("EXPN staff", "502 5.5.1 EXPN not implemented", "not implemented"),
-        ("VRFY bob", "252 2.0.0 Cannot VRFY user", "will not say whether"),
+        ("VRFY bob", "252 2.0.0 Cannot VRFY user", "without confirming it"),
         ("HELP frob", "504 5.5.1 No help for frob", "Parameter not implemented"),
     ],
 )

@@ -207,7 +207,10 @@ def test_vrfy_is_taught_as_252_2_0_0() -> None:
     assert "252 2.0.0" in lesson(6)
     assert "2.5.2" not in everything()
     note = ehlo_session()("VRFY bob", "252 2.0.0 Cannot VRFY user")
-    assert "will not say whether" in note.headline and "252 2.0.0" in note.detail
+    assert "without confirming it" in note.headline and "252 2.0.0" in note.detail
+    assert "550 5.1.1 for an unknown user" in note.detail  # as this server answers VRFY
+    unknown = ehlo_session()("VRFY nobody", "550 5.1.1 <nobody@tutor.test>: no such user")
+    assert unknown.headline == "VRFY: no such address here"
 
 
 # --- 6. Authentication-Results as the learner reads it --------------------------------------

@@ -664,10 +664,21 @@ def _quit(c: _Context) -> _Note | None:
 def _vrfy(c: _Context) -> _Note | None:
     if c.code == 252:
         return _Note(
-            "The server will not say whether this address exists",
+            "252: the server would take mail for this address, without confirming it",
             "Confirming addresses helps spammers collect them, so a server that "
             "declines to disclose its users answers VRFY and EXPN with 252: 'I would "
-            "take mail for it and try to deliver it' (Postfix: 252 2.0.0).",
+            "take mail for it and try to deliver it'. Many, like Postfix with VRFY "
+            "enabled (and this server), answer VRFY as they would RCPT TO: 252 2.0.0 for "
+            "an address they accept, 550 5.1.1 for an unknown user, so there a 252 does "
+            "give the address away.",
+            f"{R5321} §3.5.3, §7.3",
+        )
+    if c.stage == "VRFY" and c.code == 550:
+        return _Note(
+            "VRFY: no such address here",
+            "This server answers VRFY as it would RCPT TO, so an unknown user gets the "
+            "same 550 a RCPT would get. That is exactly what address harvesters use VRFY "
+            "for, and why many servers switch it off.",
             f"{R5321} §3.5.3, §7.3",
         )
     if c.code == 502:
