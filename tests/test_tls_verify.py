@@ -234,3 +234,19 @@ def test_lesson_11_logs_in_only_after_a_verified_handshake(
     result = run_cli("learn", "auth-submission", "--script", str(script), "--plain")
     flat = " ".join(result.stdout.split())
     assert "verified yes" in flat and VERIFIED in flat
+
+
+def test_sandbox_connect_verifies_another_server_against_cafile(
+    server: TeachingServer, tls_dir: Path
+) -> None:
+    ca_file = ensure_material("mx.tutor.test", tls_dir).ca_file
+    host, port = server.address
+    lines = "ehlo a.b.c\nstarttls\nquit\n"
+    trusted = run_cli(
+        "sandbox", "--connect", f"{host}:{port}", "--cafile", str(ca_file), "--plain", stdin=lines
+    )
+    assert "Verified: the certificate for" in trusted.stdout
+    unknown_ca = run_cli("sandbox", "--connect", f"{host}:{port}", "--plain", stdin=lines)
+    assert "did not verify" in unknown_ca.stdout  # the system's store knows no tutor CA
+    missing = run_cli("sandbox", "--connect", f"{host}:{port}", "--cafile", "/nonexistent.pem")
+    assert missing.returncode == 1 and "--cafile /nonexistent.pem: no such file" in missing.stderr

@@ -754,6 +754,15 @@ def sandbox(
         bool,
         typer.Option("--insecure", help="Do not check the certificate of a --connect server."),
     ] = False,
+    cafile: Annotated[
+        Path | None,
+        typer.Option(
+            "--cafile",
+            metavar="FILE",
+            help="Check a --connect server against this CA alone (e.g. the tutor's own "
+            "tls/smtp-tutor-ca.pem for smtp-tutor serve).",
+        ),
+    ] = None,
     timeout: Annotated[
         float,
         typer.Option(
@@ -772,6 +781,7 @@ def sandbox(
       smtp-tutor sandbox
       smtp-tutor sandbox --script session.txt --plain
       smtp-tutor sandbox --connect 127.0.0.1:2525           (smtp-tutor serve, or a lab MTA)
+      smtp-tutor sandbox --connect 127.0.0.1:2525 --cafile DATA/tls/smtp-tutor-ca.pem
       smtp-tutor sandbox --connect 127.0.0.1:4650 --implicit-tls --insecure
       smtp-tutor sandbox --connect mail.example.net:587     (asks first: leaves the machine)
     """
@@ -783,7 +793,9 @@ def sandbox(
     else:
         target = parse_target(connect, implicit_tls=implicit_tls)
     env = env_of(ctx)
-    options = SandboxOptions(target, script, insecure, timeout)
+    if cafile is not None and not cafile.is_file():
+        raise UserError(f"--cafile {cafile}: no such file")
+    options = SandboxOptions(target, script, insecure, timeout, cafile)
     finish(run(env.terminal, options, env.maildir(maildir)))
 
 

@@ -217,6 +217,7 @@ class Sandbox:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         insecure: bool = False,
+        cafile: Path | None = None,
         maildir: Path | None = None,
         persona: Persona | None = None,
         server: TeachingServer | None = None,
@@ -224,6 +225,7 @@ class Sandbox:
         self.target = target
         self.timeout = timeout
         self.insecure = insecure
+        self.cafile = cafile  # --cafile: check a --connect server against this CA alone
         self.maildir = maildir
         self.persona = persona or Persona()
         self.server = server
@@ -263,9 +265,12 @@ class Sandbox:
 
     @property
     def ca_file(self) -> Path | None:
-        """The built-in server is checked against the smtp-tutor local CA, nothing else."""
-        if not self.builtin or not self.verify:
+        """The built-in server is checked against the smtp-tutor local CA, nothing else;
+        another server against --cafile if given, else the system's store."""
+        if not self.verify:
             return None
+        if not self.builtin:
+            return self.cafile
         from tutor.server.tlsmaterial import trusted_ca
 
         return trusted_ca(self.server.tls_context if self.server is not None else None)

@@ -49,6 +49,7 @@ class SandboxOptions:
     script: str | None = None
     insecure: bool = False
     timeout: float = 10.0
+    cafile: Path | None = None
 
 
 def run(term: Terminal, options: SandboxOptions, maildir: Path) -> int:
@@ -83,7 +84,13 @@ def run(term: Terminal, options: SandboxOptions, maildir: Path) -> int:
                 style="yellow",
             )
         )
-    sandbox = Sandbox(target, timeout=options.timeout, insecure=options.insecure, maildir=maildir)
+    sandbox = Sandbox(
+        target,
+        timeout=options.timeout,
+        insecure=options.insecure,
+        cafile=options.cafile,
+        maildir=maildir,
+    )
     try:
         opened = sandbox.open()
         screen = SandboxScreen(console, line_input, sandbox, plain=term.plain)
