@@ -1105,7 +1105,7 @@ _STATUS: dict[str, Callable[[_Context], _Note | None]] = {
         "Sender domain has a null MX: bounces could never reach {who}",
         "The sender's domain says it accepts no mail, so the server refuses mail from "
         "it: failures could never be reported.",
-        "RFC 7505 §4.2",
+        "RFC 7505 §4.1, §4.2",
         "Use a sender address on a domain that receives mail.",
     ),
 }

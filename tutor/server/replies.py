@@ -259,7 +259,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "5.7.27",
         "Sender domain {domain} has a null MX: it accepts no mail",
         "MAIL FROM a domain that has a null MX in the simulated DNS",
-        "RFC 7505 §4.2",
+        "RFC 7505 §4.1, §4.2",
     ),
     # --- RCPT ---------------------------------------------------------------------------
     _r(
@@ -365,7 +365,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "<{address}> greylisted: first contact from this client and sender, try again later",
         "RCPT to a local mailbox: the first try of a (client, sender, recipient) triplet, "
         "when the lesson's persona greylists",
-        "RFC 6647 §2.1",
+        "RFC 6647 §2.4",
     ),
     _r(
         "rcpt_too_many",
