@@ -9,6 +9,8 @@ import ssl
 import subprocess
 import sys
 
+from tutor.wire import Reply, parse_reply_line
+
 TIMEOUT = 10.0
 
 # The seed tutorial's session, as a learner types it in lesson 1 (up to the lone dot).
@@ -144,3 +146,10 @@ def require_tool(name: str, *places: str, linux_only: bool = False) -> str:
             pytest.fail(message + "; .ci/run installs it")
         pytest.skip(message)
     return found
+
+
+def reply(*lines: str) -> Reply:
+    """A Reply parsed from its wire lines ("250-a", "250 b")."""
+    parsed = [parse_reply_line(line) for line in lines]
+    assert all(parsed), lines
+    return Reply(tuple(line for line in parsed if line is not None))

@@ -6,12 +6,11 @@ from collections import defaultdict
 
 import pytest
 
-from tests.support import RawClient
+from tests.support import RawClient, reply
 from tutor.annotations import Annotation, annotate, annotate_alone, extension_meaning
 from tutor.server.replies import TABLE
 from tutor.server.runner import TeachingServer
 from tutor.session_state import SessionState
-from tutor.wire import Reply, parse_reply_line
 
 EHLO_REPLY = (
     "250-mx.tutor.test Hello a.b.c [127.0.0.1]",
@@ -21,12 +20,6 @@ EHLO_REPLY = (
     "250-STARTTLS",
     "250 HELP",
 )
-
-
-def reply(*lines: str) -> Reply:
-    parsed = [parse_reply_line(line) for line in lines]
-    assert all(parsed), lines
-    return Reply(tuple(line for line in parsed if line is not None))
 
 
 class Session:

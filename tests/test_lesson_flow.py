@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import SEED_LINES, run_cli
+from tests.support import SEED_LINES, reply, run_cli
 from tutor.ui.line_input import toolbar_text
 from tutor.ui.reply_detail import ReplyMemory, Verbosity
-from tutor.wire import Reply, parse_reply_line
 
 LESSON_3_START = ["ehlo client.example", "mail from:<you@tutor.test>"]
 
@@ -21,12 +20,6 @@ def learn(tmp_path: Path, number: str, lines: list[str], *options: str) -> str:
     result = run_cli("learn", number, "--script", str(script), "--plain", *options)
     assert "Traceback" not in result.stdout + result.stderr
     return result.stdout
-
-
-def reply(line: str) -> Reply:
-    parsed = parse_reply_line(line)
-    assert parsed is not None
-    return Reply((parsed,))
 
 
 # --- the prediction prompt ----------------------------------------------------------------

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import run_cli
+from tests.support import reply, run_cli
 from tutor.annotations import Annotation, annotate, extension_meaning
 from tutor.codes import enhanced_code, reply_code
 from tutor.engine.challenges import load_challenges
@@ -24,7 +24,6 @@ from tutor.engine.model import Lesson
 from tutor.session_state import SessionState
 from tutor.ui.safe import lesson_markdown
 from tutor.ui.terminal import build_console
-from tutor.wire import Reply, parse_reply_line
 
 EHLO_PLAIN = (
     "250-mx.tutor.test Hello client.example [127.0.0.1]",
@@ -80,12 +79,6 @@ def explained(*args: str) -> str:
     result = run_cli("explain", *args, "--plain")
     assert result.returncode == 0, result.stderr
     return " ".join(result.stdout.split())
-
-
-def reply(*lines: str) -> Reply:
-    parsed = [parse_reply_line(line) for line in lines]
-    assert all(parsed), lines
-    return Reply(tuple(line for line in parsed if line is not None))
 
 
 class Session:
