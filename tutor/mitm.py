@@ -65,6 +65,10 @@ class MiddleProxy:
         return self
 
     def stop(self) -> None:
+        # close() alone does not wake a thread blocked in accept() on Linux; shutdown does
+        # (elsewhere it may refuse a listening socket, and close() is enough there).
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()  # accept() fails, the accepting thread ends
         self._accepting.join(self.timeout)
         for thread in self._threads:
