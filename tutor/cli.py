@@ -308,8 +308,8 @@ def _root(
 ) -> None:
     """Learn SMTP by doing: a real SMTP server on loopback, every reply explained.
 
-    Run with no command for the lesson menu. --plain, --theme, --lessons-dir and --debug
-    work before or after any command.
+    Run with no command for the lesson menu. --plain, --theme, --brief, --verbose,
+    --lessons-dir and --debug work before or after any command.
 
     \b
     Examples:
