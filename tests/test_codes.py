@@ -21,7 +21,9 @@ from tutor.codes import (
     short_meaning,
 )
 
-IANA_CSV = Path(__file__).parent / "data" / "iana-smtp-enhanced-status-codes.csv"
+# Read here with the csv module, not through tutor.codes, so the test checks the catalogue
+# against the registry rather than against itself.
+IANA_CSV = Path(codes.__file__).parent / "data" / "iana-smtp-enhanced-status-codes.csv"
 IANA_COLUMNS = [
     "Code",
     "Sample Text",
@@ -92,6 +94,50 @@ def test_used_with_matches_the_registry(row: dict[str, str]) -> None:
 
 def test_catalogue_has_nothing_beyond_the_registry() -> None:
     assert set(ENHANCED_CODES) == {row["Code"] for row in IANA_ROWS}
+    assert list(ENHANCED_CODES) == [row["Code"] for row in IANA_ROWS], "registry order"
+
+
+def test_every_registry_code_has_a_teaching_text_and_none_is_invented() -> None:
+    registry = {row["Code"] for row in IANA_ROWS}
+    assert sorted(registry - set(codes._TEACHING)) == [], "codes without a teaching text"
+    assert sorted(set(codes._TEACHING) - registry) == [], "teaching texts for no registry code"
+
+
+@pytest.mark.parametrize(
+    ("reference", "citation"),
+    [
+        ("[RFC3463] (Standards track)", "RFC 3463"),
+        ("[RFC7505] (Standards Track); [RFC7504] (Standards Track)", "RFC 7505; RFC 7504"),
+        ("[RFC7372], Section 3.3 (Standards Track)", "RFC 7372 §3.3"),
+        ("[draft-levine-mailbomb-header-00]", "draft-levine-mailbomb-header-00"),
+    ],
+)
+def test_registry_references_become_citations(reference: str, citation: str) -> None:
+    assert codes._citation(reference) == citation
+
+
+@pytest.mark.parametrize(
+    ("column", "used_with"),
+    [
+        ("", ()),
+        ("Not given", ()),
+        ("5XX", ()),
+        ("451/550", (451, 550)),
+        ("250 or 251", (250, 251)),
+        ("450, 550 (other 4XX or 5XX codes are allowed)", (450, 550)),
+    ],
+)
+def test_registry_basic_codes_become_used_with(column: str, used_with: tuple[int, ...]) -> None:
+    assert codes._used_with(column) == used_with
+
+
+def test_the_registry_ships_inside_the_package() -> None:
+    from importlib.resources import files
+
+    shipped = files("tutor") / "data" / "iana-smtp-enhanced-status-codes.csv"
+    assert shipped.read_text(encoding="utf-8") == IANA_CSV.read_text(encoding="utf-8")
+    readme = files("tutor") / "data" / "iana-smtp-enhanced-status-codes.README"
+    assert "larseggert/iana-assignments" in readme.read_text(encoding="utf-8")
 
 
 def test_enhanced_entries_are_filled_in() -> None:

@@ -9,7 +9,9 @@ Two tables drive this module:
 
 ``ENHANCED_CODES``
     The whole IANA registry "Simple Mail Transfer Protocol (SMTP) Enhanced Status
-    Codes" (RFC 3463 and its updates), keyed by IANA's own spelling of each code:
+    Codes" (RFC 3463 and its updates), read from the copy shipped as package data
+    (tutor/data/iana-smtp-enhanced-status-codes.csv) and keyed by IANA's own
+    spelling of each code:
 
     * ``"2.XXX.YYY"``, ``"4.XXX.YYY"``, ``"5.XXX.YYY"`` - the three classes;
     * ``"X.0.YYY"`` ... ``"X.7.YYY"`` - the eight subjects;
@@ -20,15 +22,19 @@ Two tables drive this module:
     to the ``"X.1.1"`` entry. It also accepts the short wildcard forms ``"5.X.X"``
     (a class) and ``"X.1.X"`` (a subject).
 
-Titles of enhanced codes are the registry's own; all other text is written for
-learners and is not quoted from the RFCs. Only the standard library is used.
+Titles, references and paired reply codes of enhanced codes are the registry's
+own; the descriptions (``_TEACHING``) and all other text are written for learners
+and are not quoted from the RFCs. Only the standard library is used.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.resources import files
 from types import MappingProxyType
 
 __all__ = [
@@ -479,311 +485,290 @@ _REPLY_CATEGORIES: Mapping[int, str] = MappingProxyType(
 # ---------------------------------------------------------------------------
 
 
-def _e(code: str, title: str, description: str, rfc: str, *used_with: int) -> EnhancedCode:
-    return EnhancedCode(code, title, description, rfc, used_with)
-
-
-_R3463 = "RFC 3463"
+# The registry itself is package data: tutor/data/iana-smtp-enhanced-status-codes.csv, a
+# verbatim copy (its README says where it came from). Titles, the reply codes each code is
+# used with and the references are read from it; this module adds only the plain-language
+# description of each code, so the registry is kept in one place.
+_REGISTRY_CSV = "iana-smtp-enhanced-status-codes.csv"
+_REGISTRY_COLUMNS = [
+    "Code",
+    "Sample Text",
+    "Associated basic status code",
+    "Description",
+    "Reference",
+    "Submitter",
+    "Change Controller",
+]
+# The registry leaves X.6.10 (a deprecated duplicate) without a sample text.
+_TITLES_THE_REGISTRY_LACKS: Mapping[str, str] = MappingProxyType(
+    {"X.6.10": "Deprecated duplicate of X.6.8"}
+)
 
 # fmt: off
-_ENHANCED_TABLE: tuple[EnhancedCode, ...] = (
+_TEACHING: Mapping[str, str] = MappingProxyType({
     # -- classes -----------------------------------------------------------
-    _e("2.XXX.YYY", "Success",
-       "The action being reported worked. The rest of the code may mention changes "
-       "made on the way, such as a conversion.", _R3463),
-    _e("4.XXX.YYY", "Persistent Transient Failure",
-       "The message is fine, but a temporary condition stopped or delayed it. Sending "
-       "again later may succeed.", _R3463),
-    _e("5.XXX.YYY", "Permanent Failure",
-       "Sending the same message the same way will not work; something about the "
-       "message or the destination has to change first.", _R3463),
+    "2.XXX.YYY":
+        "The action being reported worked. The rest of the code may mention changes made on "
+        "the way, such as a conversion.",
+    "4.XXX.YYY":
+        "The message is fine, but a temporary condition stopped or delayed it. Sending again "
+        "later may succeed.",
+    "5.XXX.YYY":
+        "Sending the same message the same way will not work; something about the message or "
+        "the destination has to change first.",
     # -- subjects ----------------------------------------------------------
-    _e("X.0.YYY", "Other or Undefined Status",
-       "No particular subject applies, or the system cannot tell which one does.",
-       _R3463),
-    _e("X.1.YYY", "Addressing Status",
-       "About an address, the sender's or a recipient's: its syntax or whether it is "
-       "valid. The sender can usually fix these.", _R3463),
-    _e("X.2.YYY", "Mailbox Status",
-       "About the recipient's mailbox itself, which is normally the recipient's to "
-       "sort out.", _R3463),
-    _e("X.3.YYY", "Mail System Status",
-       "About the receiving mail system as a whole, which its administrator looks "
-       "after.", _R3463),
-    _e("X.4.YYY", "Network and Routing Status",
-       "About the network and routing between mail systems: connections, DNS and "
-       "other directory lookups.", _R3463),
-    _e("X.5.YYY", "Mail Delivery Protocol Status",
-       "About the SMTP conversation itself: bad commands, syntax, protocol versions, "
-       "broken connections.", _R3463),
-    _e("X.6.YYY", "Message Content or Media Status",
-       "About the message content: its format, media types, or a conversion that was "
-       "needed.", _R3463),
-    _e("X.7.YYY", "Security or Policy Status",
-       "About security or policy: authentication, permission, filtering, encryption "
-       "and anti-spam checks.", _R3463),
+    "X.0.YYY": "No particular subject applies, or the system cannot tell which one does.",
+    "X.1.YYY":
+        "About an address, the sender's or a recipient's: its syntax or whether it is valid. "
+        "The sender can usually fix these.",
+    "X.2.YYY":
+        "About the recipient's mailbox itself, which is normally the recipient's to sort out.",
+    "X.3.YYY": "About the receiving mail system as a whole, which its administrator looks after.",
+    "X.4.YYY":
+        "About the network and routing between mail systems: connections, DNS and other "
+        "directory lookups.",
+    "X.5.YYY":
+        "About the SMTP conversation itself: bad commands, syntax, protocol versions, broken "
+        "connections.",
+    "X.6.YYY":
+        "About the message content: its format, media types, or a conversion that was needed.",
+    "X.7.YYY":
+        "About security or policy: authentication, permission, filtering, encryption and "
+        "anti-spam checks.",
     # -- X.0.Z: other ------------------------------------------------------
-    _e("X.0.0", "Other undefined Status",
-       "Used when only the class (success, temporary or permanent failure) is known "
-       "and nothing more specific fits.", _R3463),
+    "X.0.0":
+        "Used when only the class (success, temporary or permanent failure) is known and "
+        "nothing more specific fits.",
     # -- X.1.Z: addressing -------------------------------------------------
-    _e("X.1.0", "Other address status",
-       "Something about an address caused this report, and no more specific code "
-       "applies.", _R3463),
-    _e("X.1.1", "Bad destination mailbox address",
-       "The recipient's mailbox does not exist: the part before the @ is unknown at "
-       "the destination.", _R3463, 451, 550),
-    _e("X.1.2", "Bad destination system address",
-       "The recipient's domain, the part after the @, does not exist or cannot "
-       "receive mail.", _R3463),
-    _e("X.1.3", "Bad destination mailbox address syntax",
-       "The recipient address is malformed and cannot be parsed.", _R3463, 501),
-    _e("X.1.4", "Destination mailbox address ambiguous",
-       "The recipient address matches more than one mailbox at the destination, so it "
-       "cannot be delivered as written.", _R3463),
-    _e("X.1.5", "Destination address valid",
-       "The server takes this recipient. Used in positive replies to RCPT TO; it says "
-       "only that this server accepts the address now, not that the mailbox exists or "
-       "that the message will arrive (mail it relays can still bounce later).",
-       _R3463, 250),
-    _e("X.1.6", "Destination mailbox has moved, No forwarding address",
-       "The address used to work but no longer takes mail, and no new address is "
-       "known.", _R3463),
-    _e("X.1.7", "Bad sender's mailbox address syntax",
-       "The sender address given in MAIL FROM is malformed.", _R3463),
-    _e("X.1.8", "Bad sender's system address",
-       "The sender's domain does not exist or could not receive replies and "
-       "bounces.", _R3463, 451, 501),
-    _e("X.1.9", "Message relayed to non-compliant mailer",
-       "The address was fine, but the message was handed to a system that cannot "
-       "report back, so no further status will come.", "RFC 3886"),
-    _e("X.1.10", "Recipient address has null MX",
-       "The recipient's domain publishes a null MX record, saying that it accepts no "
-       "mail.", "RFC 7505; RFC 7504", 556),
+    "X.1.0": "Something about an address caused this report, and no more specific code applies.",
+    "X.1.1":
+        "The recipient's mailbox does not exist: the part before the @ is unknown at the "
+        "destination.",
+    "X.1.2": "The recipient's domain, the part after the @, does not exist or cannot receive mail.",
+    "X.1.3": "The recipient address is malformed and cannot be parsed.",
+    "X.1.4":
+        "The recipient address matches more than one mailbox at the destination, so it cannot "
+        "be delivered as written.",
+    "X.1.5":
+        "The server takes this recipient. Used in positive replies to RCPT TO; it says only "
+        "that this server accepts the address now, not that the mailbox exists or that the "
+        "message will arrive (mail it relays can still bounce later).",
+    "X.1.6": "The address used to work but no longer takes mail, and no new address is known.",
+    "X.1.7": "The sender address given in MAIL FROM is malformed.",
+    "X.1.8": "The sender's domain does not exist or could not receive replies and bounces.",
+    "X.1.9":
+        "The address was fine, but the message was handed to a system that cannot report "
+        "back, so no further status will come.",
+    "X.1.10": "The recipient's domain publishes a null MX record, saying that it accepts no mail.",
     # -- X.2.Z: mailbox ----------------------------------------------------
-    _e("X.2.0", "Other or undefined mailbox status",
-       "The mailbox exists, but something about it caused this report.", _R3463),
-    _e("X.2.1", "Mailbox disabled, not accepting messages",
-       "The mailbox exists but has been switched off for incoming mail, for a while "
-       "or for good.", _R3463),
-    _e("X.2.2", "Mailbox full",
-       "The recipient has used up their quota; once they delete some mail, delivery "
-       "can work again.", _R3463, 552),
-    _e("X.2.3", "Message length exceeds administrative limit",
-       "The message is bigger than this mailbox allows, even if the system as a whole "
-       "could take it.", _R3463, 552),
-    _e("X.2.4", "Mailing list expansion problem",
-       "The address is a mailing list and the list could not be expanded into its "
-       "members.", _R3463, 450, 452),
+    "X.2.0": "The mailbox exists, but something about it caused this report.",
+    "X.2.1":
+        "The mailbox exists but has been switched off for incoming mail, for a while or for "
+        "good.",
+    "X.2.2":
+        "The recipient has used up their quota; once they delete some mail, delivery can work "
+        "again.",
+    "X.2.3":
+        "The message is bigger than this mailbox allows, even if the system as a whole could "
+        "take it.",
+    "X.2.4": "The address is a mailing list and the list could not be expanded into its members.",
     # -- X.3.Z: mail system ------------------------------------------------
-    _e("X.3.0", "Other or undefined mail system status",
-       "The destination system normally takes mail, but something about it caused "
-       "this report.", _R3463, 221, 250, 421, 451, 550, 554),
-    _e("X.3.1", "Mail system full",
-       "The receiving system as a whole is out of storage; the recipient cannot fix "
-       "this by deleting mail.", _R3463, 452),
-    _e("X.3.2", "System not accepting network messages",
-       "The host is not taking mail, for example because of a shutdown, overload or "
-       "maintenance, or because it never takes mail.", "RFC 3463; RFC 7504",
-       453, 521),
-    _e("X.3.3", "System not capable of selected features",
-       "The destination cannot provide features requested for this message; this "
-       "often happens at gateways between different mail systems.", _R3463),
-    _e("X.3.4", "Message too big for system",
-       "The message is larger than the receiving system's size limit.", _R3463,
-       552, 554),
-    _e("X.3.5", "System incorrectly configured",
-       "The receiving system is set up in a way that stops it from accepting this "
-       "message.", _R3463),
-    _e("X.3.6", "Requested priority was changed",
-       "The message was accepted, but not at the priority the sender asked for; the "
-       "reply text says which priority is used.", "RFC 6710", 250, 251),
+    "X.3.0":
+        "The destination system normally takes mail, but something about it caused this "
+        "report.",
+    "X.3.1":
+        "The receiving system as a whole is out of storage; the recipient cannot fix this by "
+        "deleting mail.",
+    "X.3.2":
+        "The host is not taking mail, for example because of a shutdown, overload or "
+        "maintenance, or because it never takes mail.",
+    "X.3.3":
+        "The destination cannot provide features requested for this message; this often "
+        "happens at gateways between different mail systems.",
+    "X.3.4": "The message is larger than the receiving system's size limit.",
+    "X.3.5": "The receiving system is set up in a way that stops it from accepting this message.",
+    "X.3.6":
+        "The message was accepted, but not at the priority the sender asked for; the reply "
+        "text says which priority is used.",
     # -- X.4.Z: network and routing ----------------------------------------
-    _e("X.4.0", "Other or undefined network or routing status",
-       "Something went wrong with the network or routing that no more specific code "
-       "describes.", _R3463),
-    _e("X.4.1", "No answer from host",
-       "The next mail server could not be reached: the connection attempt got no "
-       "answer.", _R3463, 451),
-    _e("X.4.2", "Bad connection",
-       "A connection was made but failed or timed out before the message got "
-       "through.", _R3463, 421),
-    _e("X.4.3", "Directory server failure",
-       "A directory service such as DNS was unavailable, so the message could not be "
-       "routed.", _R3463, 451, 550),
-    _e("X.4.4", "Unable to route",
-       "The mail system could not work out where to send the message next, for "
-       "instance because the domain has no usable DNS records.", _R3463),
-    _e("X.4.5", "Mail system congestion",
-       "The mail system is too busy to deliver the message just now.", _R3463, 451),
-    _e("X.4.6", "Routing loop detected",
-       "The message has been passed along too many times, a sign of a forwarding or "
-       "routing loop.", _R3463),
-    _e("X.4.7", "Delivery time expired",
-       "The message spent too long in queues or in transit and has been given up "
-       "on.", _R3463),
+    "X.4.0":
+        "Something went wrong with the network or routing that no more specific code "
+        "describes.",
+    "X.4.1": "The next mail server could not be reached: the connection attempt got no answer.",
+    "X.4.2": "A connection was made but failed or timed out before the message got through.",
+    "X.4.3": "A directory service such as DNS was unavailable, so the message could not be routed.",
+    "X.4.4":
+        "The mail system could not work out where to send the message next, for instance "
+        "because the domain has no usable DNS records.",
+    "X.4.5": "The mail system is too busy to deliver the message just now.",
+    "X.4.6":
+        "The message has been passed along too many times, a sign of a forwarding or routing "
+        "loop.",
+    "X.4.7": "The message spent too long in queues or in transit and has been given up on.",
     # -- X.5.Z: mail delivery protocol -------------------------------------
-    _e("X.5.0", "Other or undefined protocol status",
-       "Something went wrong in the SMTP exchange that no more specific code "
-       "describes.", _R3463,
-       220, 250, 251, 252, 253, 451, 452, 454, 458, 459, 501, 502, 503, 554),
-    _e("X.5.1", "Invalid command",
-       "A command was sent that the server does not support or did not expect at "
-       "that point.", _R3463, 430, 500, 501, 503, 530, 550, 554, 555),
-    _e("X.5.2", "Syntax error",
-       "A command could not be understood, because it is unknown or malformed.",
-       _R3463, 500, 501, 502, 550, 555),
-    _e("X.5.3", "Too many recipients",
-       "The message names more recipients than the server takes at once; the rest "
-       "should go in another transaction.", _R3463, 451),
-    _e("X.5.4", "Invalid command arguments",
-       "A valid command carried arguments that are out of range or not supported.",
-       _R3463, 451, 501, 502, 503, 504, 550, 555),
-    _e("X.5.5", "Wrong protocol version",
-       "The two sides speak protocol versions that do not match and could not agree "
-       "on one.", _R3463),
-    _e("X.5.6", "Authentication Exchange line is too long",
-       "During AUTH the client sent a response line longer than the server "
-       "accepts.", "RFC 4954", 500),
+    "X.5.0": "Something went wrong in the SMTP exchange that no more specific code describes.",
+    "X.5.1": "A command was sent that the server does not support or did not expect at that point.",
+    "X.5.2": "A command could not be understood, because it is unknown or malformed.",
+    "X.5.3":
+        "The message names more recipients than the server takes at once; the rest should go "
+        "in another transaction.",
+    "X.5.4": "A valid command carried arguments that are out of range or not supported.",
+    "X.5.5": "The two sides speak protocol versions that do not match and could not agree on one.",
+    "X.5.6": "During AUTH the client sent a response line longer than the server accepts.",
     # -- X.6.Z: message content or media -----------------------------------
-    _e("X.6.0", "Other or undefined media error",
-       "Something about the content made the message undeliverable, and no more "
-       "specific code describes it.", _R3463),
-    _e("X.6.1", "Media not supported",
-       "The message uses a media type that the delivery protocol or the next system "
-       "cannot handle.", _R3463),
-    _e("X.6.2", "Conversion required and prohibited",
-       "The content would have to be converted to be delivered, but conversion is "
-       "not allowed for this message.", _R3463),
-    _e("X.6.3", "Conversion required but not supported",
-       "The content would have to be converted, but a system on the way cannot do "
-       "it.", _R3463, 554),
-    _e("X.6.4", "Conversion with loss performed",
-       "The message was delivered, but a conversion on the way lost some of its "
-       "data.", _R3463, 250),
-    _e("X.6.5", "Conversion Failed",
-       "A needed conversion of the content was tried and did not work.", _R3463),
-    _e("X.6.6", "Message content not available",
-       "The content was meant to be fetched from another system (as with BURL) and "
-       "could not be.", "RFC 4468", 554),
-    _e("X.6.7", "Non-ASCII addresses not permitted for that sender/recipient",
-       "An address with non-ASCII characters was given where such addresses are not "
-       "allowed, usually because SMTPUTF8 is not in use.", "RFC 6531", 553, 550),
-    _e("X.6.8", "UTF-8 string reply is required, but not permitted by the SMTP client",
-       "The server would have to answer in UTF-8 (to show a mailbox name, say), but "
-       "the client has not said it can cope with that.", "RFC 6531", 252, 553, 550),
-    _e("X.6.9",
-       "UTF-8 header message cannot be transferred to one or more recipients, so the "
-       "message must be rejected",
-       "The message has UTF-8 header fields and cannot be passed on to some "
-       "recipients, so it is refused after the final dot of DATA.", "RFC 6531", 550),
-    _e("X.6.10", "Deprecated duplicate of X.6.8",
-       "Withdrawn because it repeated X.6.8; use that code instead. (The registry "
-       "gives it no title.)", "RFC 6531"),
+    "X.6.0":
+        "Something about the content made the message undeliverable, and no more specific "
+        "code describes it.",
+    "X.6.1":
+        "The message uses a media type that the delivery protocol or the next system cannot "
+        "handle.",
+    "X.6.2":
+        "The content would have to be converted to be delivered, but conversion is not "
+        "allowed for this message.",
+    "X.6.3": "The content would have to be converted, but a system on the way cannot do it.",
+    "X.6.4": "The message was delivered, but a conversion on the way lost some of its data.",
+    "X.6.5": "A needed conversion of the content was tried and did not work.",
+    "X.6.6":
+        "The content was meant to be fetched from another system (as with BURL) and could not "
+        "be.",
+    "X.6.7":
+        "An address with non-ASCII characters was given where such addresses are not allowed, "
+        "usually because SMTPUTF8 is not in use.",
+    "X.6.8":
+        "The server would have to answer in UTF-8 (to show a mailbox name, say), but the "
+        "client has not said it can cope with that.",
+    "X.6.9":
+        "The message has UTF-8 header fields and cannot be passed on to some recipients, so "
+        "it is refused after the final dot of DATA.",
+    "X.6.10":
+        "Withdrawn because it repeated X.6.8; use that code instead. (The registry gives it "
+        "no title.)",
     # -- X.7.Z: security or policy -----------------------------------------
-    _e("X.7.0", "Other or undefined security status",
-       "A security matter caused this report and no more specific code fits; common "
-       "with 'authentication required' and TLS replies.", _R3463,
-       220, 235, 450, 454, 500, 501, 503, 504, 530, 535, 550),
-    _e("X.7.1", "Delivery not authorized, message refused",
-       "The sender may not send to this recipient, because of filtering, relay rules "
-       "or another local policy.", _R3463, 451, 454, 502, 503, 533, 550, 551),
-    _e("X.7.2", "Mailing list expansion prohibited",
-       "The sender is not allowed to post to this mailing list.", _R3463, 550),
-    _e("X.7.3", "Security conversion required but not possible",
-       "Delivery needed a conversion between secure messaging formats, and that "
-       "could not be done.", _R3463),
-    _e("X.7.4", "Security features not supported",
-       "The message relies on security features that the delivery protocol cannot "
-       "handle.", _R3463, 504),
-    _e("X.7.5", "Cryptographic failure",
-       "A system that should verify or decrypt the message could not, for example "
-       "because a key was missing.", _R3463),
-    _e("X.7.6", "Cryptographic algorithm not supported",
-       "A system that should verify or decrypt the message does not support the "
-       "algorithm used.", _R3463),
-    _e("X.7.7", "Message integrity failure",
-       "The message could not be validated because it had been damaged or "
-       "altered.", _R3463),
-    _e("X.7.8", "Authentication credentials invalid",
-       "Login failed because the credentials were wrong or not enough.", "RFC 4954",
-       535, 554),
-    _e("X.7.9", "Authentication mechanism is too weak",
-       "Login failed because the chosen mechanism is weaker than this user's policy "
-       "allows.", "RFC 4954", 534),
-    _e("X.7.10", "Encryption Needed",
-       "The requested login needs an encrypted connection first; this mostly "
-       "concerns mechanisms that send passwords in the clear.", "RFC 5248", 523),
-    _e("X.7.11", "Encryption required for requested authentication mechanism",
-       "The chosen login mechanism may only be used once the connection is "
-       "encrypted, for example after STARTTLS. Its reply code 538 is kept for "
-       "historical purposes only; servers today answer 503 or 504 instead.",
-       "RFC 4954", 524, 538),
-    _e("X.7.12", "A password transition is needed",
-       "The user has to move to the requested login mechanism, normally by logging "
-       "in once with PLAIN.", "RFC 4954", 422, 432),
-    _e("X.7.13", "User Account Disabled",
-       "The account exists but an administrator has disabled it, for example after "
-       "abuse or non-payment.", "RFC 5248", 525),
-    _e("X.7.14", "Trust relationship required",
-       "The submission server needs a configured trust relationship with another "
-       "server before it may fetch content from it (as with BURL).", "RFC 5248",
-       535, 554),
-    _e("X.7.15", "Priority Level is too low",
-       "The message's priority is below the lowest this server accepts, possibly "
-       "only for now.", "RFC 6710", 450, 550),
-    _e("X.7.16", "Message is too big for the specified priority",
-       "The message is too large to be taken at the requested priority; a lower "
-       "priority or a smaller message may be accepted.", "RFC 6710", 552),
-    _e("X.7.17", "Mailbox owner has changed",
-       "The sender asked (with RRVS) for delivery only if the mailbox had not "
-       "changed hands since a given date, and it has. Used with any 5xx reply.",
-       "RFC 7293"),
-    _e("X.7.18", "Domain owner has changed",
-       "During an RRVS check the receiver found that the whole domain has changed "
-       "hands since the given date. Used with any 5xx reply.", "RFC 7293"),
-    _e("X.7.19", "RRVS test cannot be completed",
-       "The receiver could not carry out the RRVS ownership check the sender asked "
-       "for. Used with any 5xx reply.", "RFC 7293"),
-    _e("X.7.20", "No passing DKIM signature found",
-       "The message has no DKIM signature that verifies, and local policy demands "
-       "one.", "RFC 7372; RFC 6376", 550),
-    _e("X.7.21", "No acceptable DKIM signature found",
-       "Some DKIM signatures verify, but none is acceptable under local policy, for "
-       "instance because of the signing domain.", "RFC 7372; RFC 6376", 550),
-    _e("X.7.22", "No valid author-matched DKIM signature found",
-       "Valid DKIM signatures exist, but none comes from the domain in the From "
-       "address, as local policy requires.", "RFC 7372; RFC 6376", 550),
-    _e("X.7.23", "SPF validation failed",
-       "The SPF check of the sending host gave a 'fail' result, and local policy "
-       "rejects such mail.", "RFC 7372; RFC 7208", 550),
-    _e("X.7.24", "SPF validation error",
-       "Checking SPF ran into an error, such as a DNS problem or a broken SPF "
-       "record.", "RFC 7372; RFC 7208", 451, 550),
-    _e("X.7.25", "Reverse DNS validation failed",
-       "The client's IP address failed a reverse DNS check (for example no PTR "
-       "record, or one that does not match), against local policy.",
-       "RFC 7372 §3.3", 550),
-    _e("X.7.26", "Multiple authentication checks failed",
-       "The message failed more than one sender-authentication check, such as SPF "
-       "and DKIM; the reply does not say which. Receivers often refuse mail that "
-       "fails DMARC (RFC 9989) with 550 5.7.26.", "RFC 7372", 550),
-    _e("X.7.27", "Sender address has null MX",
-       "The sender's domain publishes a null MX, so bounces could never reach it, "
-       "and this server refuses mail from such senders.", "RFC 7505", 550),
-    _e("X.7.28", "Mail flood detected",
-       "The message looks like part of a flood of similar abusive messages.",
-       "draft-levine-mailbomb-header-00"),
-    _e("X.7.29", "ARC validation failure",
-       "The message's ARC (Authenticated Received Chain) header fields did not "
-       "validate.", "RFC 8617", 550),
-    _e("X.7.30", "REQUIRETLS support required",
-       "The message demands REQUIRETLS, but no server it could be passed to next "
-       "supports it, so it cannot be forwarded.", "RFC 8689", 550),
-)
+    "X.7.0":
+        "A security matter caused this report and no more specific code fits; common with "
+        "'authentication required' and TLS replies.",
+    "X.7.1":
+        "The sender may not send to this recipient, because of filtering, relay rules or "
+        "another local policy.",
+    "X.7.2": "The sender is not allowed to post to this mailing list.",
+    "X.7.3":
+        "Delivery needed a conversion between secure messaging formats, and that could not be "
+        "done.",
+    "X.7.4": "The message relies on security features that the delivery protocol cannot handle.",
+    "X.7.5":
+        "A system that should verify or decrypt the message could not, for example because a "
+        "key was missing.",
+    "X.7.6":
+        "A system that should verify or decrypt the message does not support the algorithm "
+        "used.",
+    "X.7.7": "The message could not be validated because it had been damaged or altered.",
+    "X.7.8": "Login failed because the credentials were wrong or not enough.",
+    "X.7.9": "Login failed because the chosen mechanism is weaker than this user's policy allows.",
+    "X.7.10":
+        "The requested login needs an encrypted connection first; this mostly concerns "
+        "mechanisms that send passwords in the clear.",
+    "X.7.11":
+        "The chosen login mechanism may only be used once the connection is encrypted, for "
+        "example after STARTTLS. Its reply code 538 is kept for historical purposes only; "
+        "servers today answer 503 or 504 instead.",
+    "X.7.12":
+        "The user has to move to the requested login mechanism, normally by logging in once "
+        "with PLAIN.",
+    "X.7.13":
+        "The account exists but an administrator has disabled it, for example after abuse or "
+        "non-payment.",
+    "X.7.14":
+        "The submission server needs a configured trust relationship with another server "
+        "before it may fetch content from it (as with BURL).",
+    "X.7.15":
+        "The message's priority is below the lowest this server accepts, possibly only for "
+        "now.",
+    "X.7.16":
+        "The message is too large to be taken at the requested priority; a lower priority or "
+        "a smaller message may be accepted.",
+    "X.7.17":
+        "The sender asked (with RRVS) for delivery only if the mailbox had not changed hands "
+        "since a given date, and it has. Used with any 5xx reply.",
+    "X.7.18":
+        "During an RRVS check the receiver found that the whole domain has changed hands "
+        "since the given date. Used with any 5xx reply.",
+    "X.7.19":
+        "The receiver could not carry out the RRVS ownership check the sender asked for. Used "
+        "with any 5xx reply.",
+    "X.7.20": "The message has no DKIM signature that verifies, and local policy demands one.",
+    "X.7.21":
+        "Some DKIM signatures verify, but none is acceptable under local policy, for instance "
+        "because of the signing domain.",
+    "X.7.22":
+        "Valid DKIM signatures exist, but none comes from the domain in the From address, as "
+        "local policy requires.",
+    "X.7.23":
+        "The SPF check of the sending host gave a 'fail' result, and local policy rejects "
+        "such mail.",
+    "X.7.24": "Checking SPF ran into an error, such as a DNS problem or a broken SPF record.",
+    "X.7.25":
+        "The client's IP address failed a reverse DNS check (for example no PTR record, or "
+        "one that does not match), against local policy.",
+    "X.7.26":
+        "The message failed more than one sender-authentication check, such as SPF and DKIM; "
+        "the reply does not say which. Receivers often refuse mail that fails DMARC (RFC "
+        "9989) with 550 5.7.26.",
+    "X.7.27":
+        "The sender's domain publishes a null MX, so bounces could never reach it, and this "
+        "server refuses mail from such senders.",
+    "X.7.28": "The message looks like part of a flood of similar abusive messages.",
+    "X.7.29": "The message's ARC (Authenticated Received Chain) header fields did not validate.",
+    "X.7.30":
+        "The message demands REQUIRETLS, but no server it could be passed to next supports "
+        "it, so it cannot be forwarded.",
+})
 # fmt: on
 
-ENHANCED_CODES: Mapping[str, EnhancedCode] = MappingProxyType({e.code: e for e in _ENHANCED_TABLE})
+
+def _registry_rows() -> list[dict[str, str]]:
+    """The rows of the IANA registry as shipped with the tutor, in registry order."""
+    text = (files("tutor") / "data" / _REGISTRY_CSV).read_text(encoding="utf-8")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if reader.fieldnames != _REGISTRY_COLUMNS:
+        raise ValueError(f"{_REGISTRY_CSV}: unexpected columns {reader.fieldnames}")
+    return list(reader)
+
+
+# "[RFC7372], Section 3.3 (Standards Track)" or "[draft-levine-mailbomb-header-00]"
+_REFERENCE_RE = re.compile(r"\[RFC(\d+)\](?:, Section ([\d.]+))?|\[(draft-[\w-]+)\]")
+
+
+def _citation(reference: str) -> str:
+    """IANA's reference column as learners read it: "RFC 7372 §3.3; RFC 6376"."""
+    cited = []
+    for rfc, section, draft in _REFERENCE_RE.findall(reference):
+        if draft:
+            cited.append(draft)
+        else:
+            cited.append(f"RFC {rfc}" + (f" §{section}" if section else ""))
+    return "; ".join(cited)
+
+
+def _used_with(basic_codes: str) -> tuple[int, ...]:
+    """The reply codes named in the registry's column, which also holds "451/550", "5XX",
+    "Any" and "Not given"; only the three-digit codes count."""
+    return tuple(int(n) for n in re.findall(r"\b[2-5]\d\d\b", basic_codes))
+
+
+def _enhanced_entry(row: dict[str, str]) -> EnhancedCode:
+    code = row["Code"]
+    return EnhancedCode(
+        code=code,
+        title=row["Sample Text"] or _TITLES_THE_REGISTRY_LACKS[code],
+        description=_TEACHING[code],
+        rfc=_citation(row["Reference"]),
+        used_with=_used_with(row["Associated basic status code"]),
+    )
+
+
+ENHANCED_CODES: Mapping[str, EnhancedCode] = MappingProxyType(
+    {row["Code"]: _enhanced_entry(row) for row in _registry_rows()}
+)
 
 # class . subject . detail, where the class may be "X" and subject/detail may be wildcards
 _ENHANCED_RE = re.compile(r"([245X])\.(\d{1,3}|X{1,3})\.(\d{1,3}|X{1,3}|Y{1,3})")
