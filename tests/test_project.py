@@ -1,93 +1,42 @@
-"""The layering rule of DESIGN §3, checked by reading every module's imports."""
+"""Project rules that no linter checks: the docs against the code, and what the import
+contracts cannot express."""
 
 from __future__ import annotations
 
 import ast
+import sys
+import tomllib
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "tutor"
 
-# library -> the only places allowed to import it
-ALLOWED = {
-    "rich": ("ui/", "cli.py", "env.py"),
-    "markdown_it": ("ui/",),
-    "prompt_toolkit": ("ui/",),
-    "typer": ("cli.py",),
-    "click": ("cli.py",),
-    "aiosmtpd": ("server/",),
-}
-STDLIB_ONLY = (
-    "wire.py",
-    "codes.py",
-    "events.py",
-    "textsafe.py",
-    "envelope.py",
-    "headers.py",
-    "dnsdata.py",
-    "session_state.py",
-    "dashboard_model.py",
-    "annotations.py",
-    "transcript.py",
-    "explain.py",
-    "authcodec.py",
-    "wiredump.py",
-)
+# Which module may import which library, and that the core never imports the user interface,
+# are import-linter contracts ([tool.importlinter] in pyproject.toml, `lint-imports` in
+# .ci/run). What a contract cannot say by itself is checked here.
 
 
-def imported_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module.split(".")[0])
-    return names
+def _contract(contract_id: str) -> dict[str, Any]:
+    with (PACKAGE.parent / "pyproject.toml").open("rb") as file:
+        contracts = tomllib.load(file)["tool"]["importlinter"]["contracts"]
+    [contract] = [c for c in contracts if c.get("id") == contract_id]
+    return contract
 
 
-def modules() -> list[tuple[str, Path]]:
-    return [(p.relative_to(PACKAGE).as_posix(), p) for p in sorted(PACKAGE.rglob("*.py"))]
-
-
-def test_ui_libraries_stay_in_their_layers() -> None:
-    offenders = []
-    for name, path in modules():
-        for library in imported_modules(path) & set(ALLOWED):
-            if not name.startswith(ALLOWED[library]):
-                offenders.append(f"{name} imports {library}")
-    assert offenders == []
-
-
-def test_core_modules_use_only_the_standard_library() -> None:
-    import sys
-
-    for name in STDLIB_ONLY:
-        third_party = {
-            m
-            for m in imported_modules(PACKAGE / name)
-            if m not in sys.stdlib_module_names and m not in {"tutor", "__future__"}
-        }
-        assert third_party == set(), f"{name} imports {third_party}"
-
-
-def imported_tutor_modules(path: Path) -> set[str]:
-    tree = ast.parse(path.read_text(encoding="utf-8"))
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
-    return {n for n in names if n.startswith("tutor.")}
-
-
-def test_the_core_never_imports_the_ui() -> None:
-    for name, path in modules():
-        if name.startswith("ui/") or name in ("cli.py", "env.py", "__main__.py"):
-            continue
-        for module in imported_tutor_modules(path):
-            top = ".".join(module.split(".")[:2])
-            assert top not in ("tutor.ui", "tutor.cli"), f"{name} imports {module}"
+def test_the_stdlib_only_contract_forbids_every_third_party_package() -> None:
+    """A forbidden contract lists packages; the rule is "nothing outside the standard library",
+    so every third-party package tutor imports anywhere must be on the list."""
+    grimp = pytest.importorskip("grimp")  # import-linter's own dependency (the dev extra)
+    graph = grimp.build_graph("tutor", include_external_packages=True)
+    third_party = {
+        module
+        for module in graph.modules
+        if not module.startswith("tutor") and module not in sys.stdlib_module_names
+    }
+    forbidden = set(_contract("stdlib-only")["forbidden_modules"])
+    assert sorted(third_party - forbidden) == [], "add them to the stdlib-only contract"
 
 
 def test_docs_list_every_reply_of_the_table() -> None:
@@ -125,8 +74,6 @@ def test_the_lesson_format_doc_matches_the_loader() -> None:
 def test_the_robot_sees_only_the_screen() -> None:
     """tutor/robot knows the tutor only through the screen: no tutor module but its own,
     no lesson file, and no library but the standard one and the terminal emulator."""
-    import sys
-
     for path in sorted((PACKAGE / "robot").glob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):

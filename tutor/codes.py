@@ -1,30 +1,24 @@
 """SMTP reply codes and enhanced status codes, explained for learners.
 
-Two tables drive this module:
+``REPLY_CODES``: the three-digit basic reply codes of RFC 5321 §4.2 plus those added by
+the extensions a learner meets in practice: AUTH (RFC 4954), STARTTLS (RFC 3207),
+SMTPUTF8 (RFC 6531) and "no mail here" (RFC 7504 / RFC 7505).
 
-``REPLY_CODES``
-    The three-digit basic reply codes of RFC 5321 §4.2 plus those added by the
-    extensions a learner meets in practice: AUTH (RFC 4954), STARTTLS (RFC 3207),
-    SMTPUTF8 (RFC 6531) and "no mail here" (RFC 7504 / RFC 7505).
+``ENHANCED_CODES``: the whole IANA registry "Simple Mail Transfer Protocol (SMTP)
+Enhanced Status Codes" (RFC 3463 and its updates), read from the copy shipped as
+package data (tutor/data/), keyed by IANA's own spelling of each code:
 
-``ENHANCED_CODES``
-    The whole IANA registry "Simple Mail Transfer Protocol (SMTP) Enhanced Status
-    Codes" (RFC 3463 and its updates), read from the copy shipped as package data
-    (tutor/data/iana-smtp-enhanced-status-codes.csv) and keyed by IANA's own
-    spelling of each code:
+* ``"2.XXX.YYY"``, ``"4.XXX.YYY"``, ``"5.XXX.YYY"`` - the three classes;
+* ``"X.0.YYY"`` ... ``"X.7.YYY"`` - the eight subjects;
+* ``"X.1.1"``, ``"X.7.26"`` ... - the enumerated detail codes.
 
-    * ``"2.XXX.YYY"``, ``"4.XXX.YYY"``, ``"5.XXX.YYY"`` - the three classes;
-    * ``"X.0.YYY"`` ... ``"X.7.YYY"`` - the eight subjects;
-    * ``"X.1.1"``, ``"X.7.26"`` ... - the enumerated detail codes.
+The registry lists detail codes without a class (the ``X`` stands for 2, 4 or 5), so
+:func:`enhanced_code` maps ``"5.1.1"``, ``"4.1.1"`` and ``"X.1.1"`` all to the
+``"X.1.1"`` entry. It also accepts the short wildcard forms ``"5.X.X"`` (a class) and
+``"X.1.X"`` (a subject).
 
-    The registry lists detail codes without a class (the ``X`` stands for 2, 4 or
-    5), so :func:`enhanced_code` maps ``"5.1.1"``, ``"4.1.1"`` and ``"X.1.1"`` all
-    to the ``"X.1.1"`` entry. It also accepts the short wildcard forms ``"5.X.X"``
-    (a class) and ``"X.1.X"`` (a subject).
-
-Titles, references and paired reply codes of enhanced codes are the registry's
-own; the descriptions (``_TEACHING``) and all other text are written for learners
-and are not quoted from the RFCs. Only the standard library is used.
+Enhanced codes' titles, references and paired reply codes are the registry's; the rest
+(``_TEACHING``, all other text) is written for learners, not quoted. Stdlib only.
 """
 
 from __future__ import annotations
