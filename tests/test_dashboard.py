@@ -17,12 +17,12 @@ from tutor.dashboard_model import (
     BARE_LF_WARNING,
     STUCK_IN_DATA,
     DashboardModel,
-    client_address,
 )
 from tutor.events import Event, Exchange, SessionClosed, SessionOpened
 from tutor.serve import ServeOptions
 from tutor.server.runner import TeachingServer
 from tutor.ui.dashboard import Dashboard, DashboardView, Header, Transcripts
+from tutor.wire import host_port
 
 CLIENTS = 40
 HOSTILE = ("EHLO [bold red]x[/]", b"EHLO \x1b]0;pwned\x07", "HELO \u202eevil")
@@ -83,7 +83,7 @@ def test_model_and_view_with_forty_concurrent_real_clients(server: TeachingServe
         client = RawClient(server.address)
         clients[number] = client
         host, port = client.sock.getsockname()[:2]
-        addresses[number] = client_address(host, port)
+        addresses[number] = host_port(host, port)
         assert client.code(f"EHLO c{number}.example").startswith("250 ")
         assert client.code(f"MAIL FROM:<student{number}@example.test>").startswith("250 ")
         assert client.code("RCPT TO:<you@tutor.test>").startswith("250 ")

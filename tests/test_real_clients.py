@@ -1,8 +1,9 @@
-"""Real third-party SMTP clients against the in-process teaching server (DESIGN §7).
+"""Real third-party SMTP clients against the in-process teaching server.
 
 stdlib smtplib, `openssl s_client -starttls smtp` and swaks: if the server speaks SMTP
 the way the RFCs say, these clients work with it unchanged. A missing command-line tool
-skips its tests on a development machine and fails them in CI (the CI variable is set).
+skips its tests on a development machine and fails them in CI (the CI variable is set;
+CONTRIBUTING.md, "Two test tiers").
 """
 
 from __future__ import annotations

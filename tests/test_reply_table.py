@@ -1,4 +1,4 @@
-"""Every row of the one reply table, triggered over a real socket (DESIGN §4).
+"""Every row of the one reply table, triggered over a real socket (docs/server.md, "Every reply").
 
 TRIGGERS holds one small scenario per row of tutor.server.replies.TABLE. Each scenario
 talks to a real teaching server and returns the reply lines that the row produced; the

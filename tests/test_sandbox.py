@@ -37,7 +37,6 @@ from tutor.sandbox import (
     Sandbox,
     SlashError,
     Target,
-    is_loopback,
     parse_slash,
     parse_target,
     pipe_lines,
@@ -404,7 +403,6 @@ def test_targets_and_what_counts_as_loopback(
 ) -> None:
     target = parse_target(text)
     assert (target.host, target.port, target.loopback) == (host, port, loopback)
-    assert is_loopback(host) is loopback
 
 
 @pytest.mark.parametrize("text", ["host:0", "host:99999", "host:smtp", "[::1", ":25"])

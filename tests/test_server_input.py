@@ -1,4 +1,4 @@
-"""What the teaching server does with the bytes a client really sends (DESIGN §4).
+"""What the teaching server does with the bytes a client really sends (docs/server.md, "Decisions").
 
 Line limits at their exact boundaries, NUL and non-UTF-8 bytes, bare line feeds in
 commands and in DATA, terminal-hostile names echoed back, floods, sequence errors,

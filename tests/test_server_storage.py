@@ -1,4 +1,4 @@
-"""Where accepted mail ends up, and what the server adds to it (DESIGN §4, Storage).
+"""Where accepted mail ends up, and what the server adds to it (docs/server.md, Storage).
 
 One Maildir per local mailbox, one copy per accepted recipient, trace headers on top
 of each copy (Return-Path, Received with RFC 3848 protocol names, Delivered-To),

@@ -11,12 +11,11 @@ Stdlib only: the UI decides how an Annotation looks.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from tutor import authcodec
 from tutor.codes import (
     enhanced_code,
     reply_category,
@@ -597,9 +596,10 @@ def _challenge(c: _Context) -> _Note:
             "NUL user NUL password on one line.",
             "RFC 4954 §4; RFC 4616 §2",
         )
+    data = authcodec.decode(raw)
     try:
-        decoded = base64.b64decode(raw, validate=True).decode("utf-8")
-    except (binascii.Error, ValueError):
+        decoded = data.decode("utf-8") if data is not None else ""
+    except UnicodeDecodeError:
         decoded = ""
     if not decoded or not decoded.isprintable():
         return _Note(

@@ -2,7 +2,8 @@
 
 Stdlib only, and deliberately not smtplib: smtplib rewrites what it sends (it adds
 dot-stuffing, fixes line endings, picks EHLO for you), and the tutor's promise is that what
-the learner types is what crosses the wire, CRLF added (DESIGN §2.1).
+the learner types is what crosses the wire, CRLF added
+(docs/architecture.md, "Three promises").
 
     with SmtpClient.connect("127.0.0.1", 2525) as client:
         print(client.banner.code)                # 220
@@ -21,7 +22,7 @@ is an `ssl.SSLObject` over two memory BIOs, and this module moves the bytes betw
 and the socket itself (`ssl.SSLContext.wrap_socket` would hide them).
 
 The tap is for display only; whether a lesson step passed is decided from the server's
-capture (DESIGN §3).
+capture (docs/architecture.md, "Three promises").
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from pathlib import Path
 from typing import Literal
 
 from tutor.textsafe import visible
-from tutor.wire import CRLF, Reply, ReplyLine, parse_reply_line
+from tutor.wire import CRLF, Reply, ReplyLine, host_port, parse_reply_line
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -185,10 +186,6 @@ def _seconds(value: float) -> str:
     return f"{value:g} s"
 
 
-def _endpoint(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def _quote(data: bytes | str) -> str:
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     text = visible(text.rstrip("\r\n"))
@@ -265,7 +262,7 @@ class SmtpClient:
         Raises SmtpConnectError, SmtpTimeout, SmtpConnectionClosed, SmtpProtocolError or
         SmtpTlsError.
         """
-        where = _endpoint(host, port)
+        where = host_port(host, port)
         bind = (source_address, 0) if isinstance(source_address, str) else source_address
         try:
             sock = socket.create_connection((host, port), timeout=timeout, source_address=bind)
@@ -694,5 +691,5 @@ class SmtpClient:
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("TLS" if self._tls else "plaintext")
-        peer = _endpoint(*self.peer_address) if hasattr(self, "peer_address") else "?"
+        peer = host_port(*self.peer_address) if hasattr(self, "peer_address") else "?"
         return f"<SmtpClient {peer} {state}>"

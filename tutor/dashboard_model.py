@@ -26,6 +26,7 @@ from tutor.events import (
     TlsStarted,
 )
 from tutor.session_state import SessionState, split_command
+from tutor.wire import host_port
 
 BARE_LF_WARNING = "LF only: use nc -C / telnet"
 STUCK_IN_DATA = "in DATA: stuck"  # bare LFs: the lone dot never ends the message
@@ -40,11 +41,6 @@ CLOSED_LABELS = {
 }
 
 
-def client_address(host: str, port: int) -> str:
-    """`127.0.0.1:50312`, `[::1]:50312`."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def short_meaning(code: int, headline: str) -> str:
     """A positive reply's headline up to its colon ("Recipient accepted"); an error's whole
     headline, because its second half says what to do ("Bad sequence: MAIL FROM first")."""
@@ -57,7 +53,6 @@ class Row:
 
     session: int
     client: str
-    opened_at: float
     state: SessionState = field(default_factory=SessionState)
     helo: str = ""  # "EHLO student.example": the last greeting the server accepted
     last_code: int | None = None
@@ -206,8 +201,7 @@ class DashboardModel:
             self.total_sessions += 1
             self.sessions[event.session] = Row(
                 event.session,
-                client_address(event.peer_host, event.peer_port),
-                event.at,
+                host_port(event.peer_host, event.peer_port),
                 refused=event.refused,
                 last_at=event.at,
             )

@@ -23,15 +23,6 @@ class DomainRecord:
     def null_mx(self) -> bool:
         return self.mx == ((0, "."),)
 
-    @property
-    def mail_hosts(self) -> tuple[str, ...]:
-        """Where mail for the domain goes: its MX hosts, else the domain itself (RFC 5321 §5.1)."""
-        if self.null_mx or not self.exists:
-            return ()
-        if self.mx:
-            return tuple(host for _, host in sorted(self.mx))
-        return (self.name,) if self.a else ()
-
 
 SIMULATED_NOTE = (
     "simulated DNS (a static table shipped with smtp-tutor; no query left this machine)"

@@ -16,7 +16,6 @@ middle reads the password. Nothing leaves the loopback interface; no screen here
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import socket
 import ssl
@@ -24,6 +23,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tutor import authcodec
 from tutor.client import SmtpClient, SmtpClientError, SmtpTlsError, TlsInfo, client_context
 from tutor.tlsfacts import CertFacts, cert_facts
 
@@ -230,7 +230,7 @@ def _unverified_client(
 ) -> tuple[TlsInfo | None, list[tuple[str, str]]]:
     """The same session from a client that accepts any certificate, then logs in."""
     session: list[tuple[str, str]] = []
-    secret = base64.b64encode(f"\0{DEMO_USER}\0{DEMO_PASSWORD}".encode()).decode()
+    secret = authcodec.auth_plain(DEMO_USER, DEMO_PASSWORD)
     tls: TlsInfo | None = None
     try:
         with SmtpClient.connect(*address, timeout=timeout) as client:
@@ -250,10 +250,8 @@ def _credentials(lines: tuple[str, ...]) -> str:
     for line in lines:
         words = line.split()
         if len(words) == 3 and words[0].upper() == "AUTH" and words[1].upper() == "PLAIN":
-            try:
-                parts = base64.b64decode(words[2], validate=True).split(b"\0")
-            except ValueError:
-                continue
+            decoded = authcodec.decode(words[2])
+            parts = decoded.split(b"\0") if decoded is not None else []
             if len(parts) == 3:
                 user, password = (part.decode("utf-8", "replace") for part in parts[1:])
                 return f"{user} / {password}"

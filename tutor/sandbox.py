@@ -13,7 +13,6 @@ Every wait has a timeout; every failure becomes one line (`Result.error`).
 
 from __future__ import annotations
 
-import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,7 +37,7 @@ from tutor.server.capture import SessionRecord
 from tutor.server.persona import Persona
 from tutor.server.runner import BindError, MaildirError, TeachingServer
 from tutor.session_state import SessionState, split_command
-from tutor.wire import CRLF, Reply
+from tutor.wire import CRLF, Reply, host_port, is_loopback
 
 if TYPE_CHECKING:
     from tutor.mitm import MitmDemo
@@ -127,7 +126,7 @@ class Target:
 
     @property
     def where(self) -> str:
-        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+        return host_port(self.host, self.port)
 
     @property
     def loopback(self) -> bool:
@@ -140,17 +139,6 @@ BUILTIN = Target("127.0.0.1", 0, builtin=True)
 def builtin_target(*, implicit_tls: bool = False) -> Target:
     """The private teaching server; with implicit_tls, its port-465-style listener."""
     return Target(BUILTIN.host, 0, builtin=True, implicit_tls=implicit_tls)
-
-
-def is_loopback(host: str) -> bool:
-    """Loopback by its spelling alone (no DNS: asking DNS would already leave the machine)."""
-    name = host.strip("[]").lower().rstrip(".")
-    if name == "localhost" or name.endswith(".localhost"):  # RFC 6761 §6.3
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_target(text: str, *, implicit_tls: bool = False) -> Target:

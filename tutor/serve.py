@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import ipaddress
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 from tutor.errors import UserError
 from tutor.server.persona import Persona
 from tutor.server.runner import MaildirError, TeachingServer
+from tutor.wire import host_port
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1")
 
@@ -24,15 +24,6 @@ class ServeOptions:
     idle_timeout: float
     max_connections: int
     tls_port: int | None
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def build_server(options: ServeOptions) -> TeachingServer:
@@ -76,10 +67,9 @@ def start(server: TeachingServer) -> None:
 
 def client_hints(host: str, port: int) -> list[str]:
     host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
-    shown = f"[{host}]" if ":" in host else host
     return [
         f"telnet {host} {port}",
         f"nc -C {host} {port}",
-        f"openssl s_client -starttls smtp -crlf -quiet -connect {shown}:{port}",
+        f"openssl s_client -starttls smtp -crlf -quiet -connect {host_port(host, port)}",
         f"swaks --server {host} --port {port} --to you@tutor.test",
     ]

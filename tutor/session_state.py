@@ -10,12 +10,11 @@ Stdlib only: no screen, no network.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
 import re
 from dataclasses import dataclass
 
+from tutor import authcodec
 from tutor.events import Exchange
 from tutor.wire import Reply
 
@@ -62,18 +61,12 @@ def split_command(command: str) -> tuple[str, str]:
     return verb.upper(), argument.strip()
 
 
-def _b64_text(value: str) -> str | None:
-    try:
-        return base64.b64decode(value.strip(), validate=True).decode("utf-8", "replace")
-    except (binascii.Error, ValueError):
-        return None
-
-
 def auth_user(mechanism: str, answer: str) -> str | None:
     """The user name in an AUTH answer (never the password): PLAIN, LOGIN or CRAM-MD5."""
-    decoded = _b64_text(answer)
-    if decoded is None:
+    data = authcodec.decode(answer)
+    if data is None:
         return None
+    decoded = data.decode("utf-8", "replace")
     if mechanism == "PLAIN":  # authzid NUL user NUL password (RFC 4616 §2)
         parts = decoded.split("\0")
         return parts[1] if len(parts) == 3 else None

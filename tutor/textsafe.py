@@ -1,4 +1,6 @@
-"""Untrusted text made visible: the one escaping rule (DESIGN §2.4), stdlib only.
+"""Untrusted text made visible: the one escaping rule, stdlib only.
+
+See docs/architecture.md, "Three promises".
 
 Anything that came over the network, from a file or from a lesson author may hold
 control characters, terminal escape sequences or bidi overrides. `visible()` turns each

@@ -1,4 +1,4 @@
-"""SMTP on the wire, stdlib only: line limits, reply lines, paths and dot-stuffing.
+"""SMTP on the wire, stdlib only: line limits, reply lines, paths, dot-stuffing, hosts.
 
 Everything here is pure: bytes and strings in, values out. The server, the client and
 the transcript readers all share these rules, so they agree on what a line means.
@@ -6,6 +6,7 @@ the transcript readers all share these rules, so they agree on what a line means
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 
@@ -264,3 +265,31 @@ def split_command(line: bytes) -> tuple[bytes, bytes]:
     """Split a command line (terminator removed) into verb and argument bytes."""
     verb, _, argument = line.partition(b" ")
     return verb, argument.strip(b" ")
+
+
+# --- hosts ---------------------------------------------------------------------------
+
+
+def is_loopback(host: str) -> bool:
+    """Loopback by its spelling alone (no DNS: asking DNS would already leave the machine).
+
+    127.0.0.0/8 and ::1, bracketed or not, "localhost" and any name under it (RFC 6761
+    §6.3), each with or without the trailing dot of a fully qualified name.
+    """
+    name = host.strip("[]").lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def host_port(host: str, port: int) -> str:
+    """`127.0.0.1:2525`, `[::1]:2525`: an IPv6 address in brackets, as `ss` or a log writes it."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def address_literal(host: str) -> str:
+    """An IP address as it stands in brackets (RFC 5321 §4.1.3): 127.0.0.1 or IPv6:::1."""
+    return f"IPv6:{host}" if ":" in host else host

@@ -21,7 +21,6 @@ from tutor.engine.model import Lesson, Step
 from tutor.engine.progress import LessonProgress, Progress
 from tutor.events import BounceSent, Event, MessageStored
 from tutor.server.bounce import delivery_failures
-from tutor.textsafe import visible
 
 KEY_PREFIX = "challenge:"
 SOLVED = (progress_mod.DONE, progress_mod.DONE_WITH_HELP)
@@ -44,14 +43,6 @@ def load_challenges(directory: Path | None = None) -> list[Lesson]:
     if not folder.is_dir():
         raise LessonError(f"{folder}: no such challenges folder")
     return load_all(folder)
-
-
-def find(challenges: Sequence[Lesson], ref: str) -> Lesson:
-    for challenge in challenges:
-        if ref == challenge.id or ref == str(challenge.number):
-            return challenge
-    names = ", ".join(f"{c.number} ({c.id})" for c in challenges)
-    raise LessonError(f"no challenge {visible(ref)!r}; there are: {names}")
 
 
 def static_problems(challenge: Lesson) -> list[Problem]:

@@ -19,6 +19,7 @@ from tutor.engine.checks import CHECK_KINDS
 from tutor.engine.model import STEP_KINDS, Check, Lesson, Question, Step
 from tutor.engine.questions import FACTS
 from tutor.errors import UserError
+from tutor.textsafe import visible
 
 FORMAT_VERSION = 1
 # Keys each format version renamed, {version: {old key: new key}}, so that a file written
@@ -108,6 +109,16 @@ def load_all(directory: Path | None = None) -> list[Lesson]:
             )
         seen[lesson.id] = path
     return lessons
+
+
+def find_by_ref(lessons: Iterable[Lesson], ref: str, *, noun: str = "lesson") -> Lesson:
+    """The lesson (or challenge) a learner named by its id or its number."""
+    found = list(lessons)
+    for lesson in found:
+        if ref == lesson.id or ref == str(lesson.number):
+            return lesson
+    names = ", ".join(f"{lesson.number} ({lesson.id})" for lesson in found)
+    raise UserError(f"no {noun} {visible(ref)!r}; there are: {names}")
 
 
 def load(path: Path, number: int = 0) -> Lesson:

@@ -1,8 +1,9 @@
 """The lesson runner: consumes a session's events and decides how each step went.
 
 It never looks at what was typed to decide success: a step completes on what the server
-saw, replied and stored (DESIGN §3). The events can come from the tutor's own prompt, a
---script file, or a real telnet in another terminal: the runner cannot tell, on purpose.
+saw, replied and stored (docs/architecture.md, "Three promises"). The events can come
+from the tutor's own prompt, a --script file, or a real telnet in another terminal: the
+runner cannot tell, on purpose.
 """
 
 from __future__ import annotations
@@ -55,11 +56,6 @@ class LessonRun:
             if not skipped:
                 self.completed.append(self.step.id)
             self.index += 1
-            self.step_events = []
-
-    def back(self) -> None:
-        if self.index > 0:
-            self.index -= 1
             self.step_events = []
 
     def skip(self) -> None:

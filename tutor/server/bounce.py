@@ -68,17 +68,13 @@ def _send_bounce(
         context.capture.publish(BounceSent(sid, "", delivery.queue_id, "", failed, status, None))
         return
     persona = context.persona
-    content = (
-        build_dsn(
-            persona,
-            original_sender=delivery.sender,
-            original_queue_id=delivery.queue_id,
-            original_content=delivery.content,
-            arrival=delivery.received_at,
-            failures=failures,
-        )
-        .replace(b"\n", b"\r\n")
-        .replace(b"\r\r\n", b"\r\n")
+    content = build_dsn(  # already CRLF, as a message on the wire; the store makes it LF
+        persona,
+        original_sender=delivery.sender,
+        original_queue_id=delivery.queue_id,
+        original_content=delivery.content,
+        arrival=delivery.received_at,
+        failures=failures,
     )
     local, _, domain = delivery.sender.rpartition("@")
     folder = persona.mailbox_for(local, domain) if persona.is_local_domain(domain) else RELAY

@@ -2,7 +2,8 @@
 
 The server's event loop publishes events here; a UI drains `events` (a thread-safe
 queue) inside its own loop, and tests or the lesson runner wait on a session's record.
-The capture is the truth a step is checked against (DESIGN §3).
+The capture is the truth a step is checked against (docs/architecture.md,
+"Three promises").
 """
 
 from __future__ import annotations

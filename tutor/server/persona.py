@@ -1,7 +1,8 @@
 """The teaching server's settings: who it is, whom it serves, and how strict it is.
 
 A lesson may override any of these (its `[persona]` table), and `serve` maps its flags
-onto them. Defaults follow DESIGN §4 so that lessons, docs and tests agree.
+onto them. Defaults follow docs/server.md ("Who it is") so that lessons, docs and tests
+agree.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 aiosmtpd provides the transport, the STARTTLS upgrade and the AUTH mechanisms. The
 command loop and the MAIL/RCPT/DATA handling are the persona's own, because the tutor
 must be exact about what it accepts (angle brackets, line limits, CRLF.CRLF) and must
-record every line it reads, byte for byte, as an exchange (DESIGN §3, §4).
+record every line it reads, byte for byte, as an exchange (docs/architecture.md,
+"How a session is captured"; docs/server.md).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from tutor.wire import (
     RECIPIENT_LIMIT,
     TEXT_LINE_LIMIT,
     PathError,
+    address_literal,
     dot_unstuff,
     has_bare_lf,
     parse_path,
@@ -382,12 +384,11 @@ class TeachingSMTP(SMTP):
         self.session.host_name = echo_safe(name, allow_utf8=False)
         peer = self.session.peer
         address = peer[0] if isinstance(peer, tuple) else str(peer)
-        literal = f"IPv6:{address}" if ":" in address else address
         return reply(
             "ehlo" if extended else "helo",
             host=self.hostname,
             name=self.session.host_name,
-            address=literal,
+            address=address_literal(address),
         )
 
     async def smtp_HELO(self, hostname: str | None) -> None:

@@ -1,8 +1,8 @@
 """Run the teaching server: its own asyncio loop in a background thread.
 
 The UI keeps the main thread (prompt_toolkit's loop); the two meet only through the
-capture's thread-safe queue (DESIGN §3). We bind with loop.create_server ourselves:
-it accepts port 0, and it never calls getfqdn().
+capture's thread-safe queue (docs/architecture.md, "Two loops, one queue"). We bind with
+loop.create_server ourselves: it accepts port 0, and it never calls getfqdn().
 """
 
 from __future__ import annotations

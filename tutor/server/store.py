@@ -25,6 +25,7 @@ from typing import Any
 
 from tutor.events import RELAY_FOLDER, Copy
 from tutor.server.persona import Persona
+from tutor.wire import address_literal
 
 
 class StorageError(OSError):
@@ -52,11 +53,6 @@ class Delivery:
         if self.smtputf8 and self.protocol.startswith("ESMTP"):
             return "UTF8SMTP" + self.protocol.removeprefix("ESMTP")
         return self.protocol
-
-
-def address_literal(host: str) -> str:
-    """The client address as it appears in brackets: 127.0.0.1 or IPv6:::1."""
-    return f"IPv6:{host}" if ":" in host else host
 
 
 def trace_headers(
@@ -153,7 +149,6 @@ class HeaderSummary:
     header_from: str
     header_to: str
     header_cc: str
-    header_bcc: str
     subject: str
     date: str
 
@@ -170,7 +165,7 @@ def summarize_headers(content: bytes) -> HeaderSummary:
         values = headers.get_all(name) or []
         return ", ".join(" ".join(str(v).split()) for v in values)
 
-    return HeaderSummary(get("From"), get("To"), get("Cc"), get("Bcc"), get("Subject"), get("Date"))
+    return HeaderSummary(get("From"), get("To"), get("Cc"), get("Subject"), get("Date"))
 
 
 def header_block(content: bytes) -> bytes:

@@ -19,7 +19,7 @@ from rich.text import Text
 from tutor.engine import challenges, runner
 from tutor.engine import progress as progress_mod
 from tutor.engine.driver import Turn
-from tutor.engine.loader import default_challenges_dir
+from tutor.engine.loader import default_challenges_dir, find_by_ref
 from tutor.engine.model import Lesson
 from tutor.engine.progress import Progress, progress_path
 from tutor.events import BounceSent, MessageStored
@@ -236,7 +236,7 @@ def play(
 ) -> int:
     """`smtp-tutor challenge N`: exit 0 when solved, 1 when left unsolved."""
     found = challenges.load_challenges(challenges_dir)
-    challenge = challenges.find(found, ref)
+    challenge = find_by_ref(found, ref, noun="challenge")
     progress = Progress.load()
     if progress.warning:
         term.err.print(Text("warning: " + progress.warning, style="yellow"))

@@ -2,9 +2,10 @@
 
 The tutor starts the teaching server on a fixed port, says what to run, and follows the
 session the server records: every exchange is shown and explained here, and the lesson
-advances on what the server received from that real client (DESIGN §3: the runner
-consumes events, wherever they come from). The coach window has its own small prompt for
-the tutor (/hint, /show, /skip, /quit); it never sends anything to the server.
+advances on what the server received from that real client (docs/architecture.md, "How a
+lesson runs": the runner consumes events, wherever they come from). The coach window has
+its own small prompt for the tutor (/hint, /show, /skip, /quit); it never sends anything
+to the server.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from tutor.session_state import SessionState
 from tutor.ui.lesson_app import LessonScreen
 from tutor.ui.line_input import LineInput, PromptInput
 from tutor.ui.safe import untrusted
+from tutor.wire import host_port
 
 if TYPE_CHECKING:
     from prompt_toolkit.application import Application
@@ -75,8 +77,7 @@ def client_commands(host: str, port: int, system: str | None = None) -> list[tup
 
 def peer_name(opened: SessionOpened) -> str:
     """host:port of a client, as `ss` or a server log would write it."""
-    host = f"[{opened.peer_host}]" if ":" in opened.peer_host else opened.peer_host
-    return f"{host}:{opened.peer_port}"
+    return host_port(opened.peer_host, opened.peer_port)
 
 
 def offer(lines: tuple[str, ...]) -> str:

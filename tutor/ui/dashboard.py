@@ -34,11 +34,12 @@ from rich.table import Table
 from rich.text import Text
 
 from tutor import mailview, serve
-from tutor.dashboard_model import DashboardModel, Row, StoredInfo, client_address
+from tutor.dashboard_model import DashboardModel, Row, StoredInfo
 from tutor.events import Event
 from tutor.ui.message_view import message_view
 from tutor.ui.safe import join, untrusted
 from tutor.ui.serve_log import ServeLog
+from tutor.wire import host_port, is_loopback
 
 if TYPE_CHECKING:
     from tutor.server.runner import TeachingServer
@@ -80,7 +81,7 @@ class Header:
     @classmethod
     def for_server(cls, server: TeachingServer, options: serve.ServeOptions) -> Header:
         places = ", ".join(
-            client_address(item.host, item.port) + (" (implicit TLS)" if item.implicit_tls else "")
+            host_port(item.host, item.port) + (" (implicit TLS)" if item.implicit_tls else "")
             for item in server.listeners
         )
         relay = (
@@ -89,7 +90,7 @@ class Header:
             else "closed relay"
         )
         warning = ""
-        if options.host and not serve.is_loopback(options.host):
+        if options.host and not is_loopback(options.host):
             warning = f"! NOT loopback: {options.host} is reachable from other machines"
         host, port = server.address
         return cls(

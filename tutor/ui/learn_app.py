@@ -11,11 +11,10 @@ from rich.table import Table
 from rich.text import Text
 
 from tutor.engine import progress as progress_mod
-from tutor.engine.loader import default_lessons_dir, load_all
+from tutor.engine.loader import default_lessons_dir, find_by_ref, load_all
 from tutor.engine.model import Lesson
 from tutor.engine.progress import Progress, progress_path
 from tutor.errors import UsageError, UserError
-from tutor.textsafe import visible
 from tutor.ui.lesson_app import LessonScreen, completion_words
 from tutor.ui.line_input import LineInput, PromptInput, StreamInput, choose_input, history_file
 from tutor.ui.reply_detail import ReplyMemory
@@ -35,14 +34,6 @@ def load_progress(errors: Console) -> Progress:
     if progress.warning:
         errors.print(Text("warning: " + progress.warning, style="yellow"))
     return progress
-
-
-def find_lesson(lessons: list[Lesson], ref: str) -> Lesson:
-    for lesson in lessons:
-        if ref == lesson.id or ref == str(lesson.number):
-            return lesson
-    names = ", ".join(f"{lesson.number} ({lesson.id})" for lesson in lessons)
-    raise UserError(f"no lesson {visible(ref)!r}; there are: {names}")
 
 
 def status_label(progress: Progress, lesson: Lesson) -> str:
@@ -136,7 +127,7 @@ def menu(term: Terminal, lessons_dir: Path | None, maildir: Path) -> int:
             lesson = target
         else:
             try:
-                lesson = find_lesson(lessons, choice)
+                lesson = find_by_ref(lessons, choice)
             except UserError as error:
                 console.print(Text(str(error), style="yellow"))
                 continue
@@ -176,7 +167,7 @@ def learn(
         target = continue_target(lessons, progress)
         lesson = target or lessons[0]
     else:
-        lesson = find_lesson(lessons, ref)
+        lesson = find_by_ref(lessons, ref)
     line_input = choose_input(term, script, lambda: _prompt_input(lesson))
     title = f"smtp-tutor: lesson {lesson.number}, {lesson.title}"
     screen: type[LessonScreen] = LessonScreen
@@ -221,7 +212,7 @@ def demo(
 
     console = term.recorded().out if transcript is not None else term.out
     lessons = load_all(lessons_dir)
-    lesson = find_lesson(lessons, ref)
+    lesson = find_by_ref(lessons, ref)
     screen = DemoScreen(
         lesson,
         len(lessons),
@@ -294,7 +285,7 @@ def reset_progress(term: Terminal, ref: str | None, *, yes: bool, lessons_dir: P
     console = term.out
     progress = Progress.load()
     if ref is not None:
-        lesson = find_lesson(load_all(lessons_dir), ref)
+        lesson = find_by_ref(load_all(lessons_dir), ref)
         what, lesson_id = f"progress of lesson {lesson.number} ({lesson.id})", lesson.id
     else:
         what, lesson_id = "all progress", None

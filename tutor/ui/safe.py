@@ -1,8 +1,8 @@
 """The one way untrusted text reaches the screen: as a rich Text, made visible.
 
 Text objects are never parsed as markup, and `visible()` escapes control characters,
-escape sequences and bidi overrides (DESIGN §2.4). Never put untrusted text in an
-f-string passed to console.print.
+escape sequences and bidi overrides (docs/architecture.md, "Three promises"). Never put
+untrusted text in an f-string passed to console.print.
 """
 
 from __future__ import annotations

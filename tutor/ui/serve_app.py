@@ -17,6 +17,7 @@ from tutor.ui.safe import join, untrusted
 from tutor.ui.serve_log import ServeLog
 from tutor.ui.serve_transcripts import SessionTranscripts, TeeEvents
 from tutor.ui.terminal import Terminal
+from tutor.wire import is_loopback
 
 _STOP_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)
@@ -33,7 +34,7 @@ def run(
     """The live dashboard on a terminal; the line log in a pipe, or when line_log asks."""
     console, errors = term.out, term.err
     server = serve.build_server(options)
-    if options.host and not serve.is_loopback(options.host):
+    if options.host and not is_loopback(options.host):
         errors.print(
             Text(
                 f"warning: listening on {options.host}, not loopback: other machines can "
