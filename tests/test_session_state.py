@@ -6,7 +6,7 @@ from tests.support import RawClient
 from tutor.events import Exchange
 from tutor.server.runner import TeachingServer
 from tutor.session_state import SessionState, auth_user, path_argument, queue_id
-from tutor.wire import Reply, parse_reply_line
+from tutor.wire import Reply, parse_reply_line, split_command
 
 TIMEOUT = 10.0
 
@@ -259,3 +259,12 @@ def test_following_the_real_servers_capture(server: TeachingServer) -> None:
     assert message.queue_id == final[-1].split("id=")[1]
     assert message.recipients == ("you@tutor.test",)
     assert state.closed
+
+
+def test_the_follower_splits_a_command_as_the_server_does(server: TeachingServer) -> None:
+    """One split_command for both sides: a verb the server cannot read is no verb here."""
+    assert split_command("mail FROM:<a@b>  ") == ("MAIL", "FROM:<a@b>")
+    assert split_command(b"mail FROM:<a@b>  ") == (b"MAIL", b"FROM:<a@b>")
+    assert split_command(" DATA")[0] == ""
+    with RawClient(server.address) as client:
+        assert client.code(" NOOP").startswith("500 ")

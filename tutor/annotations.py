@@ -23,8 +23,8 @@ from tutor.codes import (
     reply_code,
     short_meaning,
 )
-from tutor.session_state import SessionState, path_argument, queue_id, split_command
-from tutor.wire import Reply
+from tutor.session_state import SessionState, path_argument, queue_id
+from tutor.wire import Reply, split_command
 
 R5321 = "RFC 5321"
 

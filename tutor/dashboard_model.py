@@ -25,8 +25,8 @@ from tutor.events import (
     SessionOpened,
     TlsStarted,
 )
-from tutor.session_state import SessionState, split_command
-from tutor.wire import host_port
+from tutor.session_state import SessionState
+from tutor.wire import host_port, split_command
 
 BARE_LF_WARNING = "LF only: use nc -C / telnet"
 STUCK_IN_DATA = "in DATA: stuck"  # bare LFs: the lone dot never ends the message

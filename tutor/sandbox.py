@@ -36,8 +36,8 @@ from tutor.events import Event, Exchange, TlsStarted
 from tutor.server.capture import SessionRecord
 from tutor.server.persona import Persona
 from tutor.server.runner import BindError, MaildirError, TeachingServer
-from tutor.session_state import SessionState, split_command
-from tutor.wire import CRLF, Reply, host_port, is_loopback
+from tutor.session_state import SessionState
+from tutor.wire import CRLF, Reply, host_port, is_loopback, split_command
 
 if TYPE_CHECKING:
     from tutor.mitm import MitmDemo

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from tutor import authcodec
 from tutor.events import Exchange
-from tutor.wire import Reply
+from tutor.wire import Reply, split_command
 
 # Typical queue-id spellings: ours and Exim's "OK id=...", Postfix's "queued as ...".
 _QUEUE_ID = re.compile(r"\bid=([^\s,;>)]+)|\bqueued as ([^\s,;>)]+)", re.IGNORECASE)
@@ -53,12 +53,6 @@ def path_argument(argument: str) -> str:
         end = rest.find(">")
         return rest[1:end] if end >= 0 else rest[1:]
     return rest.split(" ", 1)[0]
-
-
-def split_command(command: str) -> tuple[str, str]:
-    """("MAIL", "FROM:<a@b>") from "mail FROM:<a@b>": the verb in capitals, then the rest."""
-    verb, _, argument = command.strip().partition(" ")
-    return verb.upper(), argument.strip()
 
 
 def auth_user(mechanism: str, answer: str) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from typing import overload
 
 CRLF = b"\r\n"
 
@@ -261,10 +262,24 @@ def _parse_params(words: list[str]) -> dict[str, str | bool]:
     return params
 
 
-def split_command(line: bytes) -> tuple[bytes, bytes]:
-    """Split a command line (terminator removed) into verb and argument bytes."""
+@overload
+def split_command(line: bytes) -> tuple[bytes, bytes]: ...
+
+
+@overload
+def split_command(line: str) -> tuple[str, str]: ...
+
+
+def split_command(line: bytes | str) -> tuple[bytes, bytes] | tuple[str, str]:
+    """A command line (terminator removed) split as the server splits it: the verb before
+    the first space, in ASCII capitals, and the rest without its spaces ("mail FROM:<a@b>"
+    -> ("MAIL", "FROM:<a@b>")). Whoever follows a session from the client's side splits it
+    the same way, so a line the server cannot read is one the follower does not act on."""
+    if isinstance(line, str):
+        verb, argument = split_command(line.encode("utf-8", "surrogateescape"))
+        return verb.decode("utf-8", "surrogateescape"), argument.decode("utf-8", "surrogateescape")
     verb, _, argument = line.partition(b" ")
-    return verb, argument.strip(b" ")
+    return verb.upper(), argument.strip(b" ")
 
 
 # --- hosts ---------------------------------------------------------------------------

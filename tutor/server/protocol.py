@@ -352,7 +352,7 @@ class TeachingSMTP(SMTP):
             await self.push(reply("empty_line"))
             return
         verb_bytes, argument_bytes = split_command(stripped)
-        verb = verb_bytes.decode("ascii").upper() if _VERB.match(verb_bytes) else None
+        verb = verb_bytes.decode("ascii") if _VERB.match(verb_bytes) else None
         method = self._smtp_methods.get(verb) if verb else None
         if method is None:
             self._unknown_commands += 1
