@@ -90,3 +90,51 @@ def test_the_robot_sees_only_the_screen() -> None:
                 top = name.split(".")[0]
                 allowed = top in sys.stdlib_module_names or top in ("__future__", "pyte")
                 assert allowed or name.startswith("tutor.robot"), f"{path.name} imports {name}"
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports_of(path: Path, modules: set[str]) -> set[str]:
+    """The tutor modules one file imports, by any import statement anywhere in it
+    (TYPE_CHECKING blocks and function-level imports included)."""
+    found: set[str] = set()
+    package = _module_name(path) if path.name == "__init__.py" else _module_name(path.parent)
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            targets = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, base] if base else anchor)
+            submodules = [f"{base}.{alias.name}" for alias in node.names]
+            # `from pkg import sub` imports the submodule; `from pkg import name`, pkg itself
+            names_only = any(sub not in modules for sub in submodules)
+            targets = submodules + ([base] if names_only else [])
+        else:
+            continue
+        found |= {target for target in targets if target in modules}
+    return found
+
+
+def test_no_import_cycles_in_tutor() -> None:
+    files = {_module_name(path): path for path in PACKAGE.rglob("*.py")}
+    graph = {name: _imports_of(path, set(files)) - {name} for name, path in files.items()}
+    cycles: list[list[str]] = []
+
+    def visit(name: str, trail: list[str]) -> None:
+        for target in sorted(graph[name]):
+            if target in trail:
+                cycles.append([*trail[trail.index(target) :], target])
+            elif target not in done:
+                visit(target, [*trail, target])
+        done.add(name)
+
+    done: set[str] = set()
+    for name in sorted(graph):
+        if name not in done:
+            visit(name, [name])
+    assert cycles == [], "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)

@@ -17,7 +17,7 @@ from tutor.server.dsn import LOCAL_DIAGNOSTIC, Failure, build_dsn
 from tutor.server.store import RELAY, Delivery, StorageError, new_queue_id
 
 if TYPE_CHECKING:
-    from tutor.server.runner import ServerContext
+    from tutor.server.context import ServerContext
 
 log = logging.getLogger("tutor.server")
 

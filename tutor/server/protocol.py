@@ -47,7 +47,7 @@ from tutor.wire import (
 )
 
 if TYPE_CHECKING:
-    from tutor.server.runner import ServerContext
+    from tutor.server.context import ServerContext
 
 log = logging.getLogger("tutor.server")
 

@@ -11,11 +11,12 @@ import asyncio
 import logging
 import ssl
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from tutor.server.capture import Capture
+from tutor.server.context import ServerContext
 from tutor.server.persona import Persona
 from tutor.server.store import MaildirStore
 
@@ -28,19 +29,6 @@ class BindError(OSError):
 
 class MaildirError(OSError):
     """The Maildir root or a mailbox folder could not be created."""
-
-
-@dataclass
-class ServerContext:
-    """What every connection shares: settings, storage, capture, the loop."""
-
-    persona: Persona
-    store: MaildirStore
-    capture: Capture
-    loop: asyncio.AbstractEventLoop
-    tls_context: ssl.SSLContext | None
-    connections: set[Any] = field(default_factory=set)
-    greylist_seen: set[tuple[str, str, str]] = field(default_factory=set)  # (client, from, to)
 
 
 @dataclass(frozen=True)
@@ -153,7 +141,7 @@ class TeachingServer:
     # --- inside the loop ------------------------------------------------------------------
 
     async def _bind(self) -> None:
-        from tutor.server.protocol import TeachingSMTP
+        from tutor.server.protocol import TeachingSMTP  # aiosmtpd only once a server starts
 
         loop = asyncio.get_running_loop()
         tls = self.tls_context
