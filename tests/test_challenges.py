@@ -22,7 +22,7 @@ from tutor.engine import challenges
 from tutor.engine.answers import canonical
 from tutor.engine.loader import default_challenges_dir
 from tutor.engine.model import Lesson, Step
-from tutor.engine.progress import Progress
+from tutor.engine.progress import Progress, Status
 
 # challenge id -> what the output must say is missing after its counter-example
 MISSING = {
@@ -169,11 +169,11 @@ def test_a_teachers_challenges_dir(tmp_path: Path) -> None:
 def test_progress_keeps_the_best_result(tmp_path: Path) -> None:
     progress = Progress(tmp_path / "progress.json")
     first = SHIPPED[0]
-    challenges.record(progress, first, "done with help", ["goal"])
-    challenges.record(progress, first, "in progress", [])
-    assert challenges.status(Progress.load(progress.path), first) == "done with help"
-    challenges.record(progress, first, "done", [])
-    assert challenges.status(Progress.load(progress.path), first) == "done"
+    challenges.record(progress, first, Status.DONE_WITH_HELP, ["goal"])
+    challenges.record(progress, first, Status.IN_PROGRESS, [])
+    assert challenges.status(Progress.load(progress.path), first) is Status.DONE_WITH_HELP
+    challenges.record(progress, first, Status.DONE, [])
+    assert challenges.status(Progress.load(progress.path), first) is Status.DONE
     assert Progress.load(progress.path).last_lesson == ""
 
 

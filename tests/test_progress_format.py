@@ -9,7 +9,7 @@ import pytest
 
 from tests.support import run_cli
 from tutor.engine import loader
-from tutor.engine.progress import DONE, IN_PROGRESS, Progress
+from tutor.engine.progress import Progress, Status
 
 TINY = """\
 format_version = 1
@@ -55,7 +55,7 @@ def test_a_saved_step_that_no_longer_exists_resumes_at_the_start_with_a_note(
         json.dumps(
             {
                 "last_lesson": "tiny",
-                "lessons": {"tiny": {"step": "greet-old", "status": IN_PROGRESS}},
+                "lessons": {"tiny": {"step": "greet-old", "status": "in progress"}},
             }
         )
     )
@@ -77,15 +77,19 @@ def test_an_older_progress_file_loads_and_one_odd_entry_costs_only_its_lesson(
         json.dumps(
             {
                 "lessons": {
-                    "conversation": {"status": DONE, "assisted": ["helo"]},  # no session, no time
+                    "conversation": {"status": "done", "assisted": ["helo"]},  # no session, no time
                     "envelope": "done",  # not an object at all
-                    "recipients": {"status": IN_PROGRESS, "step": "rcpt", "assisted": "helo"},
+                    "recipients": {"status": "in progress", "step": "rcpt", "assisted": "helo"},
+                    "headers": {"status": "mastered", "step": "from"},  # a status we don't know
                 }
             }
         )
     )
     progress = Progress.load(path)
-    assert progress.of("conversation").status == DONE
+    assert progress.of("conversation").status is Status.DONE
+    assert progress.of("recipients").status is Status.IN_PROGRESS
+    assert progress.of("headers").status is Status.NOT_STARTED  # the rest of it is kept
+    assert progress.of("headers").step == "from"
     assert progress.of("conversation").assisted == ["helo"]
     assert progress.of("conversation").session == []
     assert progress.of("recipients").step == "rcpt"

@@ -14,27 +14,26 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from tutor.engine import progress as progress_mod
 from tutor.engine.checks import evaluate
 from tutor.engine.loader import LessonError, Problem, default_challenges_dir, load_all
 from tutor.engine.model import Lesson, Step
-from tutor.engine.progress import LessonProgress, Progress
+from tutor.engine.progress import FINISHED, LessonProgress, Progress, Status
 from tutor.events import BounceSent, Event, MessageStored
 from tutor.server.bounce import delivery_failures
 
 KEY_PREFIX = "challenge:"
-SOLVED = (progress_mod.DONE, progress_mod.DONE_WITH_HELP)
+SOLVED = FINISHED  # a challenge solved, with or without help
 _RANK = {
-    progress_mod.NOT_STARTED: 0,
-    progress_mod.IN_PROGRESS: 1,
-    progress_mod.DONE_WITH_HELP: 2,
-    progress_mod.DONE: 3,
+    Status.NOT_STARTED: 0,
+    Status.IN_PROGRESS: 1,
+    Status.DONE_WITH_HELP: 2,
+    Status.DONE: 3,
 }
 LABELS = {
-    progress_mod.NOT_STARTED: "not tried",
-    progress_mod.IN_PROGRESS: "tried, not solved yet",
-    progress_mod.DONE: "solved",
-    progress_mod.DONE_WITH_HELP: "solved with help",
+    Status.NOT_STARTED: "not tried",
+    Status.IN_PROGRESS: "tried, not solved yet",
+    Status.DONE: "solved",
+    Status.DONE_WITH_HELP: "solved with help",
 }
 
 
@@ -99,11 +98,13 @@ def progress_key(challenge: Lesson) -> str:
     return KEY_PREFIX + challenge.id
 
 
-def status(progress: Progress, challenge: Lesson) -> str:
+def status(progress: Progress, challenge: Lesson) -> Status:
     return progress.of(progress_key(challenge)).status
 
 
-def record(progress: Progress, challenge: Lesson, new_status: str, assisted: Sequence[str]) -> None:
+def record(
+    progress: Progress, challenge: Lesson, new_status: Status, assisted: Sequence[str]
+) -> None:
     """Keep the best result: solving again with help, or trying again, never loses a solve.
 
     Lesson bookkeeping (last_lesson, which `smtp-tutor` continues with) is left alone.

@@ -14,17 +14,24 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from tutor.paths import data_home
 
-NOT_STARTED, IN_PROGRESS, DONE, DONE_WITH_HELP = (
-    "not started",
-    "in progress",
-    "done",
-    "done with help",
-)
+
+class Status(StrEnum):
+    """Where a learner stands in a lesson or challenge. The values are what progress.json
+    stores and what the lesson list shows, so they never change."""
+
+    NOT_STARTED = "not started"
+    IN_PROGRESS = "in progress"
+    DONE = "done"
+    DONE_WITH_HELP = "done with help"
+
+
+FINISHED = (Status.DONE, Status.DONE_WITH_HELP)
 
 
 def progress_path() -> Path:
@@ -34,7 +41,7 @@ def progress_path() -> Path:
 @dataclass
 class LessonProgress:
     step: str = ""  # the step to resume at
-    status: str = NOT_STARTED
+    status: Status = Status.NOT_STARTED
     assisted: list[str] = field(default_factory=list)
     completed_at: float | None = None
     session: list[str] = field(default_factory=list)  # the learner's lines, to replay on resume
@@ -150,11 +157,20 @@ def _lesson_entry(raw: Any) -> LessonProgress | None:
         completed = None
     return LessonProgress(
         step=str(raw.get("step") or ""),
-        status=str(raw.get("status") or NOT_STARTED),
+        status=_status(raw.get("status")),
         assisted=_strings(raw.get("assisted")),
         completed_at=completed,
         session=_strings(raw.get("session")),
     )
+
+
+def _status(value: Any) -> Status:
+    """A status this version knows; anything else (a newer version's, a typo) counts as
+    not started rather than costing the lesson its other fields."""
+    try:
+        return Status(value)
+    except ValueError:
+        return Status.NOT_STARTED
 
 
 def _strings(value: Any) -> list[str]:

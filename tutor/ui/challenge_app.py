@@ -17,11 +17,10 @@ from rich.table import Table
 from rich.text import Text
 
 from tutor.engine import challenges, runner
-from tutor.engine import progress as progress_mod
 from tutor.engine.driver import Turn
 from tutor.engine.loader import default_challenges_dir, find_by_ref
 from tutor.engine.model import Lesson
-from tutor.engine.progress import Progress, progress_path
+from tutor.engine.progress import Progress, Status, progress_path
 from tutor.events import BounceSent, MessageStored
 from tutor.ui.coach_app import CoachScreen
 from tutor.ui.lesson_app import LessonScreen, completion_words
@@ -133,12 +132,12 @@ class ChallengeScreen(LessonScreen):
         return 0  # a challenge always starts afresh
 
     def _save(self) -> None:
-        challenges.record(self.progress, self.lesson, progress_mod.IN_PROGRESS, ())
+        challenges.record(self.progress, self.lesson, Status.IN_PROGRESS, ())
 
     def _finish(self) -> None:
         self._ask_questions()
         assisted = bool(self.run.assisted)
-        status = progress_mod.DONE_WITH_HELP if assisted else progress_mod.DONE
+        status = Status.DONE_WITH_HELP if assisted else Status.DONE
         challenges.record(self.progress, self.lesson, status, sorted(self.run.assisted))
         self.console.print(challenge_end(self.lesson, assisted, self, plain=self.plain))
 

@@ -10,10 +10,9 @@ from rich.console import Console, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from tutor.engine import progress as progress_mod
 from tutor.engine.loader import default_lessons_dir, find_by_ref, load_all
 from tutor.engine.model import Lesson
-from tutor.engine.progress import Progress, progress_path
+from tutor.engine.progress import FINISHED, Progress, Status, progress_path
 from tutor.errors import UsageError, UserError
 from tutor.ui.lesson_app import LessonScreen, completion_words
 from tutor.ui.line_input import LineInput, PromptInput, StreamInput, choose_input, history_file
@@ -38,7 +37,7 @@ def load_progress(errors: Console) -> Progress:
 
 def status_label(progress: Progress, lesson: Lesson) -> str:
     entry = progress.of(lesson.id)
-    if entry.status == progress_mod.IN_PROGRESS and entry.step:
+    if entry.status == Status.IN_PROGRESS and entry.step:
         return f"in progress (at {entry.step})"
     return entry.status
 
@@ -72,10 +71,10 @@ def continue_target(lessons: list[Lesson], progress: Progress) -> Lesson | None:
     """The lesson to continue: the last one touched if unfinished, else the first not done."""
     by_id = {lesson.id: lesson for lesson in lessons}
     last = by_id.get(progress.last_lesson)
-    if last is not None and progress.of(last.id).status == progress_mod.IN_PROGRESS:
+    if last is not None and progress.of(last.id).status == Status.IN_PROGRESS:
         return last
     for lesson in lessons:
-        if progress.of(lesson.id).status not in (progress_mod.DONE, progress_mod.DONE_WITH_HELP):
+        if progress.of(lesson.id).status not in FINISHED:
             return lesson
     return None
 

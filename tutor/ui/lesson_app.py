@@ -17,12 +17,11 @@ from rich.text import Text
 
 from tutor import mailview
 from tutor.dsnread import read_bounce
-from tutor.engine import progress as progress_mod
 from tutor.engine import questions, runner
 from tutor.engine.answers import canonical
 from tutor.engine.driver import LessonDriver, Turn
 from tutor.engine.model import Lesson, Step
-from tutor.engine.progress import Progress
+from tutor.engine.progress import FINISHED, Progress, Status
 from tutor.engine.resume import SessionLines
 from tutor.engine.runner import LessonRun
 from tutor.events import BounceSent, Event, Exchange, MessageStored
@@ -113,7 +112,7 @@ class LessonScreen:
 
     def _resume_index(self) -> int:
         saved = self.progress.of(self.lesson.id)
-        if saved.status == progress_mod.IN_PROGRESS and saved.step:
+        if saved.status == Status.IN_PROGRESS and saved.step:
             try:
                 return self.lesson.step_index(saved.step)
             except KeyError:  # saved by an older version of the lesson
@@ -217,7 +216,7 @@ class LessonScreen:
 
     def _finish(self) -> None:
         self._ask_questions()
-        status = progress_mod.DONE_WITH_HELP if self.run.assisted else progress_mod.DONE
+        status = Status.DONE_WITH_HELP if self.run.assisted else Status.DONE
         import time
 
         self.progress.update(
@@ -234,10 +233,10 @@ class LessonScreen:
         a finished lesson again never lowers its status."""
         step = self.run.step.id if not self.run.finished else ""
         saved = self.progress.of(self.lesson.id)
-        finished = saved.status in (progress_mod.DONE, progress_mod.DONE_WITH_HELP)
+        finished = saved.status in FINISHED
         self.progress.update(
             self.lesson.id,
-            status=saved.status if finished else progress_mod.IN_PROGRESS,
+            status=saved.status if finished else Status.IN_PROGRESS,
             step=step,
             assisted=sorted(set(self.run.assisted) | (set(saved.assisted) if finished else set())),
             session=list(self.session_lines.lines),
