@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Literal
 
 from tutor.envelope import Comparison
 from tutor.wire import Reply, line_ending, parse_reply_line
+
+# What one exchange was; a Literal, so mypy (strict equality) rejects `kind == "comand"`.
+ExchangeKind = Literal["greeting", "command", "data", "auth", "notice"]
 
 
 @dataclass(frozen=True)
@@ -39,7 +43,7 @@ class Exchange(Event):
     No replies means the client went away (or the server stopped) before a reply.
     """
 
-    kind: str
+    kind: ExchangeKind
     sent: bytes
     replies: tuple[str, ...]
     tls: bool = False

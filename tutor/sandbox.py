@@ -32,7 +32,7 @@ from tutor.client import (
     TlsInfo,
 )
 from tutor.errors import UsageError, UserError
-from tutor.events import Event, Exchange, TlsStarted
+from tutor.events import Event, Exchange, ExchangeKind, TlsStarted
 from tutor.server.capture import SessionRecord
 from tutor.server.persona import Persona
 from tutor.server.runner import BindError, MaildirError, TeachingServer
@@ -405,7 +405,7 @@ class Sandbox:
         if not self.connected:
             self.last_tap = client.tap_since(mark)
             return self._closed(result)
-        kind = "auth" if self.state.auth_pending else "command"
+        kind: ExchangeKind = "auth" if self.state.auth_pending else "command"
         auth = self._auth_decoding(line, kind)
         tls_now = client.tls_active
         try:
@@ -443,7 +443,7 @@ class Sandbox:
         try:
             client.send_raw(b"".join(_encoded(line) + CRLF for line in lines))
             for index, line in enumerate(lines):
-                kind = "auth" if self.state.auth_pending else "command"
+                kind: ExchangeKind = "auth" if self.state.auth_pending else "command"
                 auth = self._auth_decoding(line, kind)
                 reply = client.read_reply()
                 self._record_exchange(
@@ -628,7 +628,7 @@ class Sandbox:
 
     # --- bookkeeping --------------------------------------------------------------------------
 
-    def _auth_decoding(self, line: str, kind: str) -> AuthDecoding | None:
+    def _auth_decoding(self, line: str, kind: ExchangeKind) -> AuthDecoding | None:
         if kind == "auth":
             decoded = decode_auth(self.state.auth_mechanism or "", line, self._auth_answers)
             self._auth_answers += 1
@@ -643,7 +643,7 @@ class Sandbox:
     def _record_exchange(
         self,
         result: Result,
-        kind: str,
+        kind: ExchangeKind,
         sent: bytes,
         reply: Reply,
         *,

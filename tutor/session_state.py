@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 
 from tutor import authcodec
-from tutor.events import Exchange
+from tutor.events import Exchange, ExchangeKind
 from tutor.wire import Reply, split_command
 
 # Typical queue-id spellings: ours and Exim's "OK id=...", Postfix's "queued as ...".
@@ -103,7 +103,9 @@ class SessionState:
         command = None if exchange.kind in ("greeting", "notice") else exchange.command
         self.feed(command, exchange.reply, kind=exchange.kind)
 
-    def feed(self, command: str | None, reply: Reply | None, *, kind: str = "command") -> None:
+    def feed(
+        self, command: str | None, reply: Reply | None, *, kind: ExchangeKind = "command"
+    ) -> None:
         """Take in one exchange. `command` None is the greeting; kind "data" is the message."""
         if kind == "notice":
             self._notice(reply)

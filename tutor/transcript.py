@@ -20,7 +20,7 @@ from typing import NamedTuple
 
 from tutor.annotations import Annotation, annotate
 from tutor.errors import UserError
-from tutor.events import Exchange
+from tutor.events import Exchange, ExchangeKind
 from tutor.session_state import SessionState, queue_id
 from tutor.wire import parse_reply_line
 
@@ -254,7 +254,7 @@ def _answered(lines: list[str], index: int) -> bool:
 
 @dataclass(frozen=True)
 class _Pending:
-    kind: str
+    kind: ExchangeKind
     sent: bytes
     tls: bool
     unexpected: bool
@@ -302,7 +302,7 @@ def build_exchanges(
                 if turn.text == ".":
                     close_data()
                 continue
-            kind = "auth" if expect_auth else "command"
+            kind: ExchangeKind = "auth" if expect_auth else "command"
             pending.append(_Pending(kind, raw, tls, turn.unexpected))
             expect_auth = False
             continue

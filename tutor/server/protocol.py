@@ -26,6 +26,7 @@ from tutor.events import (
     Authenticated,
     BareLineFeed,
     Exchange,
+    ExchangeKind,
     MessageStored,
     SessionClosed,
     SessionOpened,
@@ -83,7 +84,7 @@ def echo_safe(text: str, *, allow_utf8: bool) -> str:
 
 @dataclass
 class _Pending:
-    kind: str
+    kind: ExchangeKind
     sent: bytearray
     tls: bool
     replies: list[str] = field(default_factory=list)
@@ -234,7 +235,7 @@ class TeachingSMTP(SMTP):
     def _publish(self, event: Any) -> None:
         self.context.capture.publish(event)
 
-    def _begin(self, kind: str, sent: bytes) -> None:
+    def _begin(self, kind: ExchangeKind, sent: bytes) -> None:
         self._finish_pending()
         self._pending = _Pending(kind, bytearray(sent), self._tls_active)
 
@@ -272,7 +273,7 @@ class TeachingSMTP(SMTP):
         for line in lines:
             await self.push(line)
 
-    async def _read_line(self, kind: str) -> bytes | None:
+    async def _read_line(self, kind: ExchangeKind) -> bytes | None:
         """Read one line ending in LF; None if it overran the reader (already drained)."""
         try:
             line = await self._reader.readuntil(b"\n")
