@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tutor.engine.checks import CHECK_KINDS, Verdict, evaluate, helo_claim_problem
+from tutor.engine.model import CHECK_NAMES
 from tutor.events import BounceSent, Copy, Event, Exchange, MessageStored
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "lessons.md"
@@ -167,3 +168,8 @@ def test_every_check_kind_is_documented() -> None:
     table = text[start : text.index("\n\n", start)]
     documented = set(re.findall(r"^\| `([a-z_]+)` \|", table, re.MULTILINE))
     assert documented == set(CHECK_KINDS), set(CHECK_KINDS) ^ documented
+
+
+def test_every_check_kind_has_a_judge() -> None:
+    """The loader accepts the CheckKind names; each needs its entry in CHECK_KINDS."""
+    assert set(CHECK_NAMES) == set(CHECK_KINDS)

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tutor import dnsdata
+from tutor.engine.model import CheckKind
 from tutor.envelope import header_addresses
 from tutor.events import Authenticated, BounceSent, Event, Exchange, MessageStored, TlsStarted
 
@@ -272,7 +273,7 @@ def _body_lacks_line(events: Sequence[Event], wanted: Any) -> Verdict:
     return Verdict(ok, f"the stored message should not hold a line {wanted!r}")
 
 
-CHECK_KINDS: dict[str, Callable[[Sequence[Event], Any], Verdict]] = {
+CHECK_KINDS: dict[CheckKind, Callable[[Sequence[Event], Any], Verdict]] = {
     "reply": _reply,
     "enhanced": _enhanced,
     "stored_in": _stored_in,
@@ -301,5 +302,5 @@ CHECK_KINDS: dict[str, Callable[[Sequence[Event], Any], Verdict]] = {
 }
 
 
-def evaluate(kind: str, value: Any, events: Sequence[Event]) -> Verdict:
+def evaluate(kind: CheckKind, value: Any, events: Sequence[Event]) -> Verdict:
     return CHECK_KINDS[kind](events, value)

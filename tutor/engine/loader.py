@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Any
 
 from tutor.engine.checks import CHECK_KINDS
-from tutor.engine.model import STEP_KINDS, Check, Lesson, Question, Step
+from tutor.engine.model import (
+    STEP_KINDS,
+    Check,
+    Lesson,
+    Question,
+    Step,
+    StepKind,
+    is_check_kind,
+    is_step_kind,
+)
 from tutor.engine.questions import FACTS
 from tutor.errors import UserError
 from tutor.textsafe import visible
@@ -275,10 +284,14 @@ class _Builder:
                 self.key_line("id", line),
                 f"step id {step_id!r}: use lowercase letters, digits, '-'",
             )
-        kind = self.text(raw, "kind", line) or "command"
-        if kind not in STEP_KINDS:
+        written = self.text(raw, "kind", line) or "command"
+        kind: StepKind = "command"  # stands in for an unknown kind, which is reported
+        if is_step_kind(written):
+            kind = written
+        else:
             self.problem(
-                self.key_line("kind", line), f"kind {kind!r} is not one of {', '.join(STEP_KINDS)}"
+                self.key_line("kind", line),
+                f"kind {written!r} is not one of {', '.join(STEP_KINDS)}",
             )
         accept = []
         for pattern in self.strings(raw, "accept", line):
@@ -435,7 +448,7 @@ class _Builder:
                 self.problem(self.key_line("checks", line), "each check is one `kind = value` pair")
                 continue
             [(kind, value)] = item.items()
-            if kind not in CHECK_KINDS:
+            if not is_check_kind(kind):
                 self.problem(
                     self.key_line("checks", line),
                     f"unknown check {kind!r} (known: {', '.join(sorted(CHECK_KINDS))})",

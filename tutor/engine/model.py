@@ -4,19 +4,58 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, TypeGuard, get_args
 
-STEP_KINDS = ("connect", "command", "data", "goal", "read", "library", "pipeline")
+# Literals, so mypy (strict equality) rejects `step.kind == "comand"`; the loader turns
+# the strings of a lesson file into them (is_step_kind, is_check_kind).
+StepKind = Literal["connect", "command", "data", "goal", "read", "library", "pipeline"]
+STEP_KINDS: tuple[StepKind, ...] = get_args(StepKind)
+CheckKind = Literal[
+    "reply",
+    "enhanced",
+    "stored_in",
+    "not_stored_in",
+    "copies",
+    "to_names",
+    "to_excludes",
+    "from_differs",
+    "mismatch",
+    "recipients_refused",
+    "bounce_to",
+    "bounced",
+    "tls",
+    "authenticated",
+    "envelope_sender",
+    "spf",
+    "dmarc",
+    "client_address",
+    "last_stored_in",
+    "to_only",
+    "refused_alongside",
+    "bounce_not_to",
+    "helo_claims",
+    "body_has_line",
+    "body_lacks_line",
+]
+CHECK_NAMES: tuple[CheckKind, ...] = get_args(CheckKind)
+
+
+def is_step_kind(text: str) -> TypeGuard[StepKind]:
+    return text in STEP_KINDS
+
+
+def is_check_kind(text: str) -> TypeGuard[CheckKind]:
+    return text in CHECK_NAMES
 
 
 @dataclass(frozen=True)
 class Check:
     """A fact about what happened, checked against the server's capture.
 
-    kind is one of CHECK_KINDS (engine/checks.py); value is its argument.
+    kind is one of CheckKind, judged by CHECK_KINDS (engine/checks.py); value is its argument.
     """
 
-    kind: str
+    kind: CheckKind
     value: Any
     line: int = 0
 
@@ -24,7 +63,7 @@ class Check:
 @dataclass(frozen=True)
 class Step:
     id: str
-    kind: str
+    kind: StepKind
     explain: str
     after: str = ""
     command: str = ""  # the canonical answer: validate, demo and "show me" use it

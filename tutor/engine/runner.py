@@ -127,7 +127,7 @@ class LessonRun:
             if exchange.kind == "greeting" and code in (step.expect or (220,)):
                 return Outcome(DONE, step, exchange, feedback)
             return Outcome(OFF_STEP, step, exchange, feedback)
-        if exchange.kind in ("greeting", "notice") and step.kind != "goal":
+        if exchange.kind in ("greeting", "notice"):  # (a goal step was judged above)
             return Outcome(NOTED, step, exchange)  # a new session's banner, an idle 421
         if step.kind == "data":
             if exchange.kind != "data":
