@@ -33,7 +33,7 @@ from tutor.events import (
     TlsStarted,
 )
 from tutor.server.bounce import schedule_bounces
-from tutor.server.replies import LIBRARY_TEXTS, REPLIES, reply
+from tutor.server.replies import LIBRARY_TEXTS, REPLIES, ReplyKey, reply
 from tutor.server.store import RELAY, Delivery, StorageError, new_queue_id, summarize_headers
 from tutor.wire import (
     COMMAND_LINE_LIMIT,
@@ -184,7 +184,7 @@ class TeachingSMTP(SMTP):
 
     def _timeout_cb(self) -> None:
         self._finish_pending()
-        self._close(reply("idle_timeout", host=self.hostname), "idle")
+        self._close(reply(ReplyKey.IDLE_TIMEOUT, host=self.hostname), "idle")
 
     def _reset_timeout(self, duration: float | None = None) -> None:
         # Called for every line read, DATA lines included. aiosmtpd cancels its timer and
@@ -209,7 +209,7 @@ class TeachingSMTP(SMTP):
             and not self._close_reason
         ):
             self._finish_pending()
-            self._close(reply("shutdown", host=self.hostname), "server")
+            self._close(reply(ReplyKey.SHUTDOWN, host=self.hostname), "server")
 
     def _close(self, final_reply: str, reason: str, *, answers_command: bool = False) -> None:
         """Send a last 421 and close: the server ends the session.
@@ -301,17 +301,17 @@ class TeachingSMTP(SMTP):
 
     async def _handle_client(self) -> None:
         if self._refused:
-            self._close(reply("too_many_connections", host=self.hostname), "cap")
+            self._close(reply(ReplyKey.TOO_MANY_CONNECTIONS, host=self.hostname), "cap")
             return
         self._begin("greeting", b"")
-        await self.push(reply("greeting", host=self.hostname))
+        await self.push(reply(ReplyKey.GREETING, host=self.hostname))
         # Once the session is ending (QUIT, a final 421), lines the client pipelined
         # behind it are not read: the capture must hold only replies really sent.
         while self.transport is not None and not self._close_reason:
             try:
                 line = await self._read_line("command")
                 if line is None:
-                    await self.push(reply("command_too_long"))
+                    await self.push(reply(ReplyKey.COMMAND_TOO_LONG))
                     continue
                 await self._dispatch(line)
             except asyncio.IncompleteReadError:
@@ -336,7 +336,7 @@ class TeachingSMTP(SMTP):
                 return
             except Exception:
                 log.exception("session %s: unexpected error", self.sid)
-                await self.push(reply("internal_error"))
+                await self.push(reply(ReplyKey.INTERNAL_ERROR))
 
     async def _dispatch(self, line: bytes) -> None:
         stripped = line.rstrip(b"\r\n")
@@ -344,13 +344,13 @@ class TeachingSMTP(SMTP):
         if stripped[:4].upper() == b"MAIL" and self.session and self.session.extended_smtp:
             limit += _MAIL_LINE_EXTRA
         if len(line) > limit:
-            await self.push(reply("command_too_long"))
+            await self.push(reply(ReplyKey.COMMAND_TOO_LONG))
             return
         if b"\x00" in stripped:
-            await self.push(reply("nul_byte"))
+            await self.push(reply(ReplyKey.NUL_BYTE))
             return
         if not stripped.strip():
-            await self.push(reply("empty_line"))
+            await self.push(reply(ReplyKey.EMPTY_LINE))
             return
         verb_bytes, argument_bytes = split_command(stripped)
         verb = verb_bytes.decode("ascii") if _VERB.match(verb_bytes) else None
@@ -359,20 +359,20 @@ class TeachingSMTP(SMTP):
             self._unknown_commands += 1
             if self._unknown_commands >= self.context.persona.max_unknown_commands:
                 self._close(
-                    reply("too_many_unknown", host=self.hostname),
+                    reply(ReplyKey.TOO_MANY_UNKNOWN, host=self.hostname),
                     "unknown-commands",
                     answers_command=True,
                 )
                 return
             if verb is None:
-                await self.push(reply("bad_verb"))
+                await self.push(reply(ReplyKey.BAD_VERB))
             else:
-                await self.push(reply("unknown", verb=echo_safe(verb, allow_utf8=False)))
+                await self.push(reply(ReplyKey.UNKNOWN, verb=echo_safe(verb, allow_utf8=False)))
             return
         try:
             argument = argument_bytes.decode("utf-8")
         except UnicodeDecodeError:
-            await self.push(reply("bad_utf8"))
+            await self.push(reply(ReplyKey.BAD_UTF8))
             return
         await method(argument or None)
 
@@ -386,7 +386,7 @@ class TeachingSMTP(SMTP):
         peer = self.session.peer
         address = peer[0] if isinstance(peer, tuple) else str(peer)
         return reply(
-            "ehlo" if extended else "helo",
+            ReplyKey.EHLO if extended else ReplyKey.HELO,
             host=self.hostname,
             name=self.session.host_name,
             address=address_literal(address),
@@ -394,13 +394,13 @@ class TeachingSMTP(SMTP):
 
     async def smtp_HELO(self, hostname: str | None) -> None:
         if not hostname:
-            await self.push(reply("helo_syntax"))
+            await self.push(reply(ReplyKey.HELO_SYNTAX))
             return
         await self.push(self._greet(hostname, extended=False))
 
     async def smtp_EHLO(self, hostname: str | None) -> None:
         if not hostname:
-            await self.push(reply("ehlo_syntax"))
+            await self.push(reply(ReplyKey.EHLO_SYNTAX))
             return
         first = self._greet(hostname, extended=True)[4:]
         lines = [first, *self.extensions()]
@@ -425,23 +425,23 @@ class TeachingSMTP(SMTP):
     # --- simple commands ----------------------------------------------------------------
 
     async def smtp_NOOP(self, arg: str | None) -> None:
-        await self.push(reply("noop"))
+        await self.push(reply(ReplyKey.NOOP))
 
     async def smtp_QUIT(self, arg: str | None) -> None:
         if arg:
-            await self.push(reply("quit_syntax"))
+            await self.push(reply(ReplyKey.QUIT_SYNTAX))
             return
         self._close_reason = "quit"
-        await self.push(reply("quit", host=self.hostname))
+        await self.push(reply(ReplyKey.QUIT, host=self.hostname))
         if self.transport is not None:
             self.transport.close()
 
     async def smtp_RSET(self, arg: str | None) -> None:
         if arg:
-            await self.push(reply("rset_syntax"))
+            await self.push(reply(ReplyKey.RSET_SYNTAX))
             return
         self._set_rset_state()
-        await self.push(reply("rset"))
+        await self.push(reply(ReplyKey.RSET))
 
     async def smtp_VRFY(self, arg: str | None) -> None:
         """Answer as RCPT would, without the transaction (as Postfix does with VRFY on).
@@ -450,28 +450,30 @@ class TeachingSMTP(SMTP):
         mailbox (RFC 5321 §3.5.3)."""
         address = _vrfy_address(arg or "", self.context.persona.domain)
         if address is None:
-            await self.push(reply("vrfy_syntax"))
+            await self.push(reply(ReplyKey.VRFY_SYNTAX))
             return
         local, _, domain = address.rpartition("@")
         persona = self.context.persona
         shown = echo_safe(address, allow_utf8=False)
         if persona.is_local_domain(domain):
             known = persona.mailbox_for(local, domain) is not None
-            await self.push(reply("vrfy" if known else "vrfy_unknown", address=shown))
+            await self.push(reply(ReplyKey.VRFY if known else ReplyKey.VRFY_UNKNOWN, address=shown))
         elif persona.open_relay or (self.session is not None and self.session.authenticated):
-            await self.push(reply("vrfy", address=shown))
+            await self.push(reply(ReplyKey.VRFY, address=shown))
         else:
-            await self.push(reply("vrfy_relay_denied", address=shown))
+            await self.push(reply(ReplyKey.VRFY_RELAY_DENIED, address=shown))
 
     async def smtp_EXPN(self, arg: str | None) -> None:
-        await self.push(reply("expn"))
+        await self.push(reply(ReplyKey.EXPN))
 
     async def smtp_HELP(self, arg: str | None) -> None:
-        spec = REPLIES["help"]
+        spec = REPLIES[ReplyKey.HELP]
         if arg:
             topic = _HELP_TOPICS.get(arg.upper())
             if topic is None:
-                await self.push(reply("help_unknown", topic=echo_safe(arg, allow_utf8=False)))
+                await self.push(
+                    reply(ReplyKey.HELP_UNKNOWN, topic=echo_safe(arg, allow_utf8=False))
+                )
             else:
                 await self.push(spec.render(line=topic))
             return
@@ -487,10 +489,10 @@ class TeachingSMTP(SMTP):
     async def smtp_MAIL(self, arg: str | None) -> None:
         assert self.session is not None and self.envelope is not None
         if not self.session.host_name:
-            await self.push(reply("mail_need_helo"))
+            await self.push(reply(ReplyKey.MAIL_NEED_HELO))
             return
         if self._mail_from is not None:
-            await self.push(reply("mail_nested"))
+            await self.push(reply(ReplyKey.MAIL_NESTED))
             return
         try:
             path = parse_path(arg or "", "FROM:", allow_null=True, allow_postmaster=False)
@@ -501,7 +503,7 @@ class TeachingSMTP(SMTP):
         if params and not self.session.extended_smtp:
             # HELO offers no extensions, so no parameter is supported (RFC 5321 §4.1.1.11).
             option = _sent_option(arg or "", next(iter(params)))
-            await self.push(reply("mail_params_helo", option=option))
+            await self.push(reply(ReplyKey.MAIL_PARAMS_HELO, option=option))
             return
         size = params.pop("SIZE", None)
         body = params.pop("BODY", "7BIT")
@@ -511,38 +513,38 @@ class TeachingSMTP(SMTP):
         auth = params.pop("AUTH", None)
         if params:
             option = _sent_option(arg or "", next(iter(params)))
-            await self.push(reply("mail_params", option=option))
+            await self.push(reply(ReplyKey.MAIL_PARAMS, option=option))
             return
         if body not in ("7BIT", "8BITMIME"):
-            await self.push(reply("mail_body", option=_sent_option(arg or "", "BODY")))
+            await self.push(reply(ReplyKey.MAIL_BODY, option=_sent_option(arg or "", "BODY")))
             return
         limit = self.context.persona.max_message_size
         if size is not None and (not isinstance(size, str) or not size.isdigit()):
-            await self.push(reply("mail_syntax"))
+            await self.push(reply(ReplyKey.MAIL_SYNTAX))
             return
         if auth is True:  # AUTH needs a value: an xtext mailbox or <>
-            await self.push(reply("mail_syntax"))
+            await self.push(reply(ReplyKey.MAIL_SYNTAX))
             return
         if isinstance(size, str) and int(size) > limit:
-            await self.push(reply("mail_too_big", limit=limit))
+            await self.push(reply(ReplyKey.MAIL_TOO_BIG, limit=limit))
             return
         record = dnsdata.lookup(path.domain) if path.domain else None
         if record is not None and record.null_mx:
-            await self.push(reply("mail_null_mx", domain=path.domain))
+            await self.push(reply(ReplyKey.MAIL_NULL_MX, domain=path.domain))
             return
         self._mail_from = path.address
         self.envelope.mail_from = path.address
         self.envelope.smtp_utf8 = utf8
         self.envelope.mail_options = (arg or "").split()[1:]
-        await self.push(reply("mail_ok", address=echo_safe(path.address, allow_utf8=utf8)))
+        await self.push(reply(ReplyKey.MAIL_OK, address=echo_safe(path.address, allow_utf8=utf8)))
 
     async def smtp_RCPT(self, arg: str | None) -> None:
         assert self.session is not None and self.envelope is not None
         if not self.session.host_name:
-            await self.push(reply("rcpt_need_helo"))
+            await self.push(reply(ReplyKey.RCPT_NEED_HELO))
             return
         if self._mail_from is None:
-            await self.push(reply("rcpt_need_mail"))
+            await self.push(reply(ReplyKey.RCPT_NEED_MAIL))
             return
         utf8 = self.envelope.smtp_utf8
         try:
@@ -552,29 +554,31 @@ class TeachingSMTP(SMTP):
             return
         if path.params:
             option = _sent_option(arg or "", next(iter(path.params)))
-            await self.push(reply("rcpt_params", option=option))
+            await self.push(reply(ReplyKey.RCPT_PARAMS, option=option))
             return
         if len(self._folders) >= RECIPIENT_LIMIT:
-            await self.push(reply("rcpt_too_many", limit=RECIPIENT_LIMIT))
+            await self.push(reply(ReplyKey.RCPT_TOO_MANY, limit=RECIPIENT_LIMIT))
             return
         shown = echo_safe(path.address, allow_utf8=utf8)
         persona = self.context.persona
         if persona.is_local_domain(path.domain):
             folder = persona.mailbox_for(path.local, path.domain)
             if folder is None:
-                await self.push(reply("rcpt_unknown", address=shown))
+                await self.push(reply(ReplyKey.RCPT_UNKNOWN, address=shown))
                 return
             if self._greylisted(path.address):
-                await self.push(reply("rcpt_greylisted", address=shown))
+                await self.push(reply(ReplyKey.RCPT_GREYLISTED, address=shown))
                 return
-            await self._accept_recipient(path.address, folder, reply("rcpt_ok", address=shown))
+            await self._accept_recipient(
+                path.address, folder, reply(ReplyKey.RCPT_OK, address=shown)
+            )
             return
         if not (persona.open_relay or self.session.authenticated):
-            await self.push(reply("rcpt_relay_denied", address=shown))
+            await self.push(reply(ReplyKey.RCPT_RELAY_DENIED, address=shown))
             return
         record = dnsdata.lookup(path.domain)
         if record is not None and record.null_mx:
-            await self.push(reply("rcpt_null_mx", address=shown, domain=path.domain))
+            await self.push(reply(ReplyKey.RCPT_NULL_MX, address=shown, domain=path.domain))
             return
         why = (
             "open relay"
@@ -582,7 +586,7 @@ class TeachingSMTP(SMTP):
             else "you authenticated"
         )
         await self._accept_recipient(
-            path.address, RELAY, reply("rcpt_relay_ok", address=shown, why=why)
+            path.address, RELAY, reply(ReplyKey.RCPT_RELAY_OK, address=shown, why=why)
         )
 
     def _greylisted(self, recipient: str) -> bool:
@@ -614,23 +618,23 @@ class TeachingSMTP(SMTP):
             "address": f"{command}_bad_address",
             "non_ascii": f"{command}_non_ascii",
         }[error.kind]
-        return reply(key, detail=error.detail)
+        return reply(ReplyKey(key), detail=error.detail)
 
     async def smtp_DATA(self, arg: str | None) -> None:
         assert self.session is not None and self.envelope is not None
         if not self.session.host_name:
-            await self.push(reply("data_need_helo"))
+            await self.push(reply(ReplyKey.DATA_NEED_HELO))
             return
         if not self._folders:
-            await self.push(reply("data_need_rcpt"))
+            await self.push(reply(ReplyKey.DATA_NEED_RCPT))
             return
         if arg:
-            await self.push(reply("data_syntax"))
+            await self.push(reply(ReplyKey.DATA_SYNTAX))
             return
-        await self.push(reply("data_go"))
+        await self.push(reply(ReplyKey.DATA_GO))
         content, problem = await self._read_message()
         if problem is None and GTUBE in content:
-            problem = reply("data_spam")
+            problem = reply(ReplyKey.DATA_SPAM)
         if problem is not None:
             self._set_rset_state()
             await self.push(problem)
@@ -663,7 +667,7 @@ class TeachingSMTP(SMTP):
                     raise
                 except asyncio.LimitOverrunError as error:
                     line = await self._reader.read(error.consumed)
-                    problem = problem or reply("data_line_too_long")
+                    problem = problem or reply(ReplyKey.DATA_LINE_TOO_LONG)
                     continuing = True
                     self._reset_timeout()
                     _keep(sent, line, limit)
@@ -678,9 +682,9 @@ class TeachingSMTP(SMTP):
                 text = dot_unstuff(line)
                 size += len(text)
                 if len(text) > TEXT_LINE_LIMIT:
-                    problem = problem or reply("data_line_too_long")
+                    problem = problem or reply(ReplyKey.DATA_LINE_TOO_LONG)
                 elif size > limit:
-                    problem = problem or reply("data_too_big", limit=limit)
+                    problem = problem or reply(ReplyKey.DATA_TOO_BIG, limit=limit)
                 if problem is None:
                     lines.append(text)
                 else:
@@ -720,7 +724,7 @@ class TeachingSMTP(SMTP):
         except StorageError as error:
             log.warning("session %s: storage failed: %s", self.sid, error)
             self._set_rset_state()
-            await self.push(reply("data_storage_full"))
+            await self.push(reply(ReplyKey.DATA_STORAGE_FULL))
             return
         stored = MessageStored(
             self.sid,
@@ -742,7 +746,7 @@ class TeachingSMTP(SMTP):
         self._set_rset_state()
         # Record the 250 and the stored message before the client can read the 250, so
         # whoever reacts to the reply finds both in the capture, in reading order.
-        ok = reply("data_ok", queue_id=queue_id)
+        ok = reply(ReplyKey.DATA_OK, queue_id=queue_id)
         self._record_reply(ok)
         self._publish(stored)
         await super().push(ok)
@@ -755,37 +759,37 @@ class TeachingSMTP(SMTP):
     async def smtp_STARTTLS(self, arg: str | None) -> None:
         assert self.session is not None
         if arg:
-            await self.push(reply("starttls_syntax"))
+            await self.push(reply(ReplyKey.STARTTLS_SYNTAX))
         elif self.tls_context is None:
-            await self.push(reply("starttls_unavailable"))
+            await self.push(reply(ReplyKey.STARTTLS_UNAVAILABLE))
         elif self._tls_active:
-            await self.push(reply("starttls_active"))
+            await self.push(reply(ReplyKey.STARTTLS_ACTIVE))
         elif not self.session.extended_smtp:
-            await self.push(reply("starttls_need_ehlo"))
+            await self.push(reply(ReplyKey.STARTTLS_NEED_EHLO))
         else:
             await super().smtp_STARTTLS(arg)
 
     async def smtp_AUTH(self, arg: str | None) -> None:
         assert self.session is not None
         if not self.session.host_name or not self.session.extended_smtp:
-            await self.push(reply("auth_need_ehlo"))
+            await self.push(reply(ReplyKey.AUTH_NEED_EHLO))
             return
         if not self._tls_active:
-            await self.push(reply("auth_before_tls"))
+            await self.push(reply(ReplyKey.AUTH_BEFORE_TLS))
             return
         if self.session.authenticated:
-            await self.push(reply("auth_already"))
+            await self.push(reply(ReplyKey.AUTH_ALREADY))
             return
         if self._mail_from is not None:
-            await self.push(reply("auth_in_transaction"))
+            await self.push(reply(ReplyKey.AUTH_IN_TRANSACTION))
             return
         words = (arg or "").split()
         if not 1 <= len(words) <= 2:
-            await self.push(reply("auth_syntax"))
+            await self.push(reply(ReplyKey.AUTH_SYNTAX))
             return
         mechanism = words[0].upper()
         if mechanism not in ("PLAIN", "LOGIN"):
-            await self.push(reply("auth_mechanism"))
+            await self.push(reply(ReplyKey.AUTH_MECHANISM))
             return
         method = self._auth_methods[mechanism].method
         result = await method(self, [mechanism, *words[1:]])
@@ -796,10 +800,10 @@ class TeachingSMTP(SMTP):
             self.session.authenticated = True
             self.session.auth_data = result.auth_data
             self._publish(Authenticated(self.sid, mechanism, login, True))
-            await self.push(reply("auth_ok"))
+            await self.push(reply(ReplyKey.AUTH_OK))
         elif not result.handled:
             self._publish(Authenticated(self.sid, mechanism, login, False))
-            await self.push(reply("auth_failed"))
+            await self.push(reply(ReplyKey.AUTH_FAILED))
 
     def _check_password(
         self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
@@ -815,19 +819,19 @@ class TeachingSMTP(SMTP):
     ) -> Any:
         raw = challenge.encode() if isinstance(challenge, str) else challenge
         text = base64.b64encode(raw).decode() if encode_to_b64 else raw.decode()
-        await self.push(reply("auth_challenge", challenge=text))
+        await self.push(reply(ReplyKey.AUTH_CHALLENGE, challenge=text))
         line = await self._read_line("auth")
         if line is None:
-            await self.push(reply("auth_base64"))
+            await self.push(reply(ReplyKey.AUTH_BASE64))
             return MISSING
         blob = line.strip()
         if blob == b"*":
-            await self.push(reply("auth_aborted"))
+            await self.push(reply(ReplyKey.AUTH_ABORTED))
             return MISSING
         try:
             return base64.b64decode(blob, validate=True)
         except binascii.Error:
-            await self.push(reply("auth_base64"))
+            await self.push(reply(ReplyKey.AUTH_BASE64))
             return MISSING
 
 

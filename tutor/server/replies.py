@@ -10,13 +10,100 @@ rewritten to the persona's row on their way out (see protocol.TeachingSMTP.push)
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 from tutor.wire import format_reply
 
 
+class ReplyKey(StrEnum):
+    """One member per row of TABLE: a misspelt key is a mypy error, not a KeyError in a
+    session. The values are the rows' names in docs/server.md and the tests."""
+
+    GREETING = "greeting"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
+    IDLE_TIMEOUT = "idle_timeout"
+    TOO_MANY_UNKNOWN = "too_many_unknown"
+    SHUTDOWN = "shutdown"
+    QUIT = "quit"
+    QUIT_SYNTAX = "quit_syntax"
+    UNKNOWN = "unknown"
+    EMPTY_LINE = "empty_line"
+    BAD_VERB = "bad_verb"
+    NUL_BYTE = "nul_byte"
+    COMMAND_TOO_LONG = "command_too_long"
+    BAD_UTF8 = "bad_utf8"
+    HELO = "helo"
+    EHLO = "ehlo"
+    HELO_SYNTAX = "helo_syntax"
+    EHLO_SYNTAX = "ehlo_syntax"
+    MAIL_OK = "mail_ok"
+    MAIL_NEED_HELO = "mail_need_helo"
+    MAIL_NESTED = "mail_nested"
+    MAIL_SYNTAX = "mail_syntax"
+    MAIL_BRACKETS = "mail_brackets"
+    MAIL_BAD_ADDRESS = "mail_bad_address"
+    MAIL_NON_ASCII = "mail_non_ascii"
+    MAIL_TOO_BIG = "mail_too_big"
+    MAIL_PARAMS = "mail_params"
+    MAIL_PARAMS_HELO = "mail_params_helo"
+    MAIL_BODY = "mail_body"
+    MAIL_NULL_MX = "mail_null_mx"
+    RCPT_OK = "rcpt_ok"
+    RCPT_RELAY_OK = "rcpt_relay_ok"
+    RCPT_NEED_HELO = "rcpt_need_helo"
+    RCPT_NEED_MAIL = "rcpt_need_mail"
+    RCPT_SYNTAX = "rcpt_syntax"
+    RCPT_BRACKETS = "rcpt_brackets"
+    RCPT_BAD_ADDRESS = "rcpt_bad_address"
+    RCPT_NON_ASCII = "rcpt_non_ascii"
+    RCPT_PARAMS = "rcpt_params"
+    RCPT_UNKNOWN = "rcpt_unknown"
+    RCPT_RELAY_DENIED = "rcpt_relay_denied"
+    RCPT_NULL_MX = "rcpt_null_mx"
+    RCPT_GREYLISTED = "rcpt_greylisted"
+    RCPT_TOO_MANY = "rcpt_too_many"
+    DATA_GO = "data_go"
+    DATA_OK = "data_ok"
+    DATA_NEED_HELO = "data_need_helo"
+    DATA_NEED_RCPT = "data_need_rcpt"
+    DATA_SYNTAX = "data_syntax"
+    DATA_TOO_BIG = "data_too_big"
+    DATA_LINE_TOO_LONG = "data_line_too_long"
+    DATA_SPAM = "data_spam"
+    DATA_STORAGE_FULL = "data_storage_full"
+    RSET = "rset"
+    RSET_SYNTAX = "rset_syntax"
+    NOOP = "noop"
+    VRFY = "vrfy"
+    VRFY_UNKNOWN = "vrfy_unknown"
+    VRFY_RELAY_DENIED = "vrfy_relay_denied"
+    VRFY_SYNTAX = "vrfy_syntax"
+    EXPN = "expn"
+    HELP = "help"
+    HELP_UNKNOWN = "help_unknown"
+    STARTTLS_READY = "starttls_ready"
+    STARTTLS_NEED_EHLO = "starttls_need_ehlo"
+    STARTTLS_ACTIVE = "starttls_active"
+    STARTTLS_SYNTAX = "starttls_syntax"
+    STARTTLS_UNAVAILABLE = "starttls_unavailable"
+    AUTH_BEFORE_TLS = "auth_before_tls"
+    AUTH_NEED_EHLO = "auth_need_ehlo"
+    AUTH_ALREADY = "auth_already"
+    AUTH_IN_TRANSACTION = "auth_in_transaction"
+    AUTH_SYNTAX = "auth_syntax"
+    AUTH_MECHANISM = "auth_mechanism"
+    AUTH_CHALLENGE = "auth_challenge"
+    AUTH_OK = "auth_ok"
+    AUTH_FAILED = "auth_failed"
+    AUTH_BASE64 = "auth_base64"
+    AUTH_SPLIT = "auth_split"
+    AUTH_ABORTED = "auth_aborted"
+    INTERNAL_ERROR = "internal_error"
+
+
 @dataclass(frozen=True)
 class ReplySpec:
-    key: str
+    key: ReplyKey
     code: int
     enhanced: str | None
     text: str  # str.format template; fields are filled by render()
@@ -34,14 +121,16 @@ class ReplySpec:
         return format_reply(self.code, [prefix + line.format(**fields) for line in lines])
 
 
-def _r(key: str, code: int, enhanced: str | None, text: str, trigger: str, rfc: str) -> ReplySpec:
+def _r(
+    key: ReplyKey, code: int, enhanced: str | None, text: str, trigger: str, rfc: str
+) -> ReplySpec:
     return ReplySpec(key, code, enhanced, text, trigger, rfc)
 
 
 TABLE: tuple[ReplySpec, ...] = (
     # --- connection ---------------------------------------------------------------------
     _r(
-        "greeting",
+        ReplyKey.GREETING,
         220,
         None,
         "{host} ESMTP smtp-tutor ready",
@@ -49,7 +138,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.3.1",
     ),
     _r(
-        "too_many_connections",
+        ReplyKey.TOO_MANY_CONNECTIONS,
         421,
         "4.7.0",
         "{host} Too many connections, try again later",
@@ -57,7 +146,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §3.8",
     ),
     _r(
-        "idle_timeout",
+        ReplyKey.IDLE_TIMEOUT,
         421,
         "4.4.2",
         "{host} Idle timeout, closing connection",
@@ -65,7 +154,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.5.3.2.7",
     ),
     _r(
-        "too_many_unknown",
+        ReplyKey.TOO_MANY_UNKNOWN,
         421,
         "4.7.0",
         "{host} Too many unrecognized commands, closing connection",
@@ -73,16 +162,16 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §3.8",
     ),
     _r(
-        "shutdown",
+        ReplyKey.SHUTDOWN,
         421,
         "4.3.2",
         "{host} Service shutting down, closing connection",
         "the server is stopped (Ctrl-C on serve) while the client is connected",
         "RFC 5321 §3.8",
     ),
-    _r("quit", 221, "2.0.0", "{host} closing connection", "QUIT", "RFC 5321 §4.1.1.10"),
+    _r(ReplyKey.QUIT, 221, "2.0.0", "{host} closing connection", "QUIT", "RFC 5321 §4.1.1.10"),
     _r(
-        "quit_syntax",
+        ReplyKey.QUIT_SYNTAX,
         501,
         "5.5.4",
         "Syntax: QUIT (no argument)",
@@ -91,7 +180,7 @@ TABLE: tuple[ReplySpec, ...] = (
     ),
     # --- command line syntax ------------------------------------------------------------
     _r(
-        "unknown",
+        ReplyKey.UNKNOWN,
         500,
         "5.5.2",
         "Command not recognized: {verb}",
@@ -99,7 +188,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.2.4",
     ),
     _r(
-        "empty_line",
+        ReplyKey.EMPTY_LINE,
         500,
         "5.5.2",
         "Empty command line",
@@ -107,7 +196,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.2.4",
     ),
     _r(
-        "bad_verb",
+        ReplyKey.BAD_VERB,
         500,
         "5.5.2",
         "Syntax error: the command name must be ASCII letters",
@@ -115,7 +204,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §2.4",
     ),
     _r(
-        "nul_byte",
+        ReplyKey.NUL_BYTE,
         500,
         "5.5.2",
         "Syntax error: NUL bytes are not allowed in commands",
@@ -123,7 +212,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.1",
     ),
     _r(
-        "command_too_long",
+        ReplyKey.COMMAND_TOO_LONG,
         500,
         "5.5.2",
         "Line too long: a command line may be at most 512 octets including CRLF",
@@ -131,7 +220,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.5.3.1.4",
     ),
     _r(
-        "bad_utf8",
+        ReplyKey.BAD_UTF8,
         500,
         "5.5.2",
         "Syntax error: the command is not valid UTF-8",
@@ -139,9 +228,16 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 6531 §3.3",
     ),
     # --- greetings (no enhanced codes: RFC 2034 §4) -------------------------------------
-    _r("helo", 250, None, "{host} Hello {name} [{address}]", "HELO name", "RFC 5321 §4.1.1.1"),
     _r(
-        "ehlo",
+        ReplyKey.HELO,
+        250,
+        None,
+        "{host} Hello {name} [{address}]",
+        "HELO name",
+        "RFC 5321 §4.1.1.1",
+    ),
+    _r(
+        ReplyKey.EHLO,
         250,
         None,
         "{host} Hello {name} [{address}]",
@@ -149,7 +245,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.1.1",
     ),
     _r(
-        "helo_syntax",
+        ReplyKey.HELO_SYNTAX,
         501,
         None,
         "Syntax: HELO hostname",
@@ -157,7 +253,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.1.1",
     ),
     _r(
-        "ehlo_syntax",
+        ReplyKey.EHLO_SYNTAX,
         501,
         None,
         "Syntax: EHLO hostname",
@@ -166,7 +262,7 @@ TABLE: tuple[ReplySpec, ...] = (
     ),
     # --- MAIL ---------------------------------------------------------------------------
     _r(
-        "mail_ok",
+        ReplyKey.MAIL_OK,
         250,
         "2.1.0",
         "<{address}> sender address syntactically correct",
@@ -174,7 +270,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.1.2",
     ),
     _r(
-        "mail_need_helo",
+        ReplyKey.MAIL_NEED_HELO,
         503,
         "5.5.1",
         "Bad sequence of commands: send HELO or EHLO first",
@@ -182,7 +278,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.4",
     ),
     _r(
-        "mail_nested",
+        ReplyKey.MAIL_NESTED,
         503,
         "5.5.1",
         "Bad sequence of commands: sender already given (RSET starts over)",
@@ -190,7 +286,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.4",
     ),
     _r(
-        "mail_syntax",
+        ReplyKey.MAIL_SYNTAX,
         501,
         "5.5.4",
         "Syntax: MAIL FROM:<address> [SP <parameters>]",
@@ -198,7 +294,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.1.2",
     ),
     _r(
-        "mail_brackets",
+        ReplyKey.MAIL_BRACKETS,
         501,
         "5.5.4",
         "Syntax: MAIL FROM:<address> (angle brackets are required)",
@@ -206,7 +302,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.2",
     ),
     _r(
-        "mail_bad_address",
+        ReplyKey.MAIL_BAD_ADDRESS,
         553,
         "5.1.7",
         "Malformed sender address: {detail}",
@@ -214,7 +310,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.2, RFC 3463 §3.2",
     ),
     _r(
-        "mail_non_ascii",
+        ReplyKey.MAIL_NON_ASCII,
         553,
         "5.6.7",
         "Non-ASCII sender address needs the SMTPUTF8 parameter",
@@ -222,7 +318,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 6531 §3.5",
     ),
     _r(
-        "mail_too_big",
+        ReplyKey.MAIL_TOO_BIG,
         552,
         "5.3.4",
         "Message size exceeds fixed maximum of {limit} octets",
@@ -230,7 +326,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 1870 §6, RFC 5321 §4.5.3.1.9",
     ),
     _r(
-        "mail_params",
+        ReplyKey.MAIL_PARAMS,
         555,
         "5.5.4",
         "Unsupported option: {option}",
@@ -238,7 +334,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.1.11",
     ),
     _r(
-        "mail_params_helo",
+        ReplyKey.MAIL_PARAMS_HELO,
         555,
         "5.5.4",
         "Unsupported option: {option} (parameters need a session begun with EHLO)",
@@ -246,7 +342,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.1.11, RFC 5321 §2.2.1",
     ),
     _r(
-        "mail_body",
+        ReplyKey.MAIL_BODY,
         555,
         "5.5.4",
         "Unsupported option: {option} (BODY=7BIT or BODY=8BITMIME)",
@@ -254,7 +350,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.1.11, RFC 6152 §2",
     ),
     _r(
-        "mail_null_mx",
+        ReplyKey.MAIL_NULL_MX,
         550,
         "5.7.27",
         "Sender domain {domain} has a null MX: it accepts no mail",
@@ -263,7 +359,7 @@ TABLE: tuple[ReplySpec, ...] = (
     ),
     # --- RCPT ---------------------------------------------------------------------------
     _r(
-        "rcpt_ok",
+        ReplyKey.RCPT_OK,
         250,
         "2.1.5",
         "<{address}> recipient verified",
@@ -271,7 +367,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.1.3",
     ),
     _r(
-        "rcpt_relay_ok",
+        ReplyKey.RCPT_RELAY_OK,
         250,
         "2.1.5",
         "<{address}> accepted for relay (captured here, never sent: {why})",
@@ -279,7 +375,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §3.6.1",
     ),
     _r(
-        "rcpt_need_helo",
+        ReplyKey.RCPT_NEED_HELO,
         503,
         "5.5.1",
         "Bad sequence of commands: send HELO or EHLO first",
@@ -287,7 +383,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.4",
     ),
     _r(
-        "rcpt_need_mail",
+        ReplyKey.RCPT_NEED_MAIL,
         503,
         "5.5.1",
         "Bad sequence of commands: send MAIL FROM first",
@@ -295,7 +391,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.4",
     ),
     _r(
-        "rcpt_syntax",
+        ReplyKey.RCPT_SYNTAX,
         501,
         "5.5.4",
         "Syntax: RCPT TO:<address> [SP <parameters>]",
@@ -303,7 +399,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.1.3",
     ),
     _r(
-        "rcpt_brackets",
+        ReplyKey.RCPT_BRACKETS,
         501,
         "5.5.4",
         "Syntax: RCPT TO:<address> (angle brackets are required)",
@@ -311,7 +407,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.2",
     ),
     _r(
-        "rcpt_bad_address",
+        ReplyKey.RCPT_BAD_ADDRESS,
         553,
         "5.1.3",
         "Malformed recipient address: {detail}",
@@ -319,7 +415,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.2, RFC 3463 §3.2",
     ),
     _r(
-        "rcpt_non_ascii",
+        ReplyKey.RCPT_NON_ASCII,
         553,
         "5.6.7",
         "Non-ASCII recipient address needs SMTPUTF8 on MAIL",
@@ -327,7 +423,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 6531 §3.5",
     ),
     _r(
-        "rcpt_params",
+        ReplyKey.RCPT_PARAMS,
         555,
         "5.5.4",
         "Unsupported option: {option}",
@@ -335,7 +431,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.1.11",
     ),
     _r(
-        "rcpt_unknown",
+        ReplyKey.RCPT_UNKNOWN,
         550,
         "5.1.1",
         "<{address}> no such mailbox here",
@@ -343,7 +439,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.2.2, RFC 3463 §3.2",
     ),
     _r(
-        "rcpt_relay_denied",
+        ReplyKey.RCPT_RELAY_DENIED,
         550,
         "5.7.1",
         "<{address}> relay access denied",
@@ -351,7 +447,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §3.6.2, RFC 3463 §3.8",
     ),
     _r(
-        "rcpt_null_mx",
+        ReplyKey.RCPT_NULL_MX,
         556,
         "5.1.10",
         "<{address}> domain {domain} has a null MX: it accepts no mail",
@@ -359,7 +455,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 7505 §4.1",
     ),
     _r(
-        "rcpt_greylisted",
+        ReplyKey.RCPT_GREYLISTED,
         451,
         "4.7.1",
         "<{address}> greylisted: first contact from this client and sender, try again later",
@@ -368,7 +464,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 6647 §2.4",
     ),
     _r(
-        "rcpt_too_many",
+        ReplyKey.RCPT_TOO_MANY,
         452,
         "4.5.3",
         "Too many recipients (at most {limit} per message)",
@@ -377,7 +473,7 @@ TABLE: tuple[ReplySpec, ...] = (
     ),
     # --- DATA ---------------------------------------------------------------------------
     _r(
-        "data_go",
+        ReplyKey.DATA_GO,
         354,
         None,
         'Enter message, ending with "." on a line by itself',
@@ -385,7 +481,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.1.4",
     ),
     _r(
-        "data_ok",
+        ReplyKey.DATA_OK,
         250,
         "2.0.0",
         "OK id={queue_id}",
@@ -393,7 +489,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.1.4",
     ),
     _r(
-        "data_need_helo",
+        ReplyKey.DATA_NEED_HELO,
         503,
         "5.5.1",
         "Bad sequence of commands: send HELO or EHLO first",
@@ -401,7 +497,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.4",
     ),
     _r(
-        "data_need_rcpt",
+        ReplyKey.DATA_NEED_RCPT,
         503,
         "5.5.1",
         "Bad sequence of commands: no valid recipients yet (RCPT TO)",
@@ -409,7 +505,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.4",
     ),
     _r(
-        "data_syntax",
+        ReplyKey.DATA_SYNTAX,
         501,
         "5.5.4",
         "Syntax: DATA (no argument)",
@@ -417,7 +513,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.1.4",
     ),
     _r(
-        "data_too_big",
+        ReplyKey.DATA_TOO_BIG,
         552,
         "5.3.4",
         "Message exceeds fixed maximum of {limit} octets; not stored",
@@ -425,7 +521,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.5.3.1.9, RFC 1870 §6",
     ),
     _r(
-        "data_line_too_long",
+        ReplyKey.DATA_LINE_TOO_LONG,
         500,
         "5.5.2",
         "Line too long: a text line may be at most 1000 octets including CRLF; not stored",
@@ -433,7 +529,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.5.3.1.6",
     ),
     _r(
-        "data_spam",
+        ReplyKey.DATA_SPAM,
         554,
         "5.7.1",
         "Message refused as spam: it contains the GTUBE test string",
@@ -441,7 +537,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.2.5, RFC 3463 §3.8",
     ),
     _r(
-        "data_storage_full",
+        ReplyKey.DATA_STORAGE_FULL,
         452,
         "4.3.1",
         "Insufficient system storage; message not stored",
@@ -449,18 +545,18 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.2.2, RFC 3463 §3.4",
     ),
     # --- other commands -----------------------------------------------------------------
-    _r("rset", 250, "2.0.0", "OK, transaction reset", "RSET", "RFC 5321 §4.1.1.5"),
+    _r(ReplyKey.RSET, 250, "2.0.0", "OK, transaction reset", "RSET", "RFC 5321 §4.1.1.5"),
     _r(
-        "rset_syntax",
+        ReplyKey.RSET_SYNTAX,
         501,
         "5.5.4",
         "Syntax: RSET (no argument)",
         "RSET with an argument",
         "RFC 5321 §4.1.1.5",
     ),
-    _r("noop", 250, "2.0.0", "OK", "NOOP", "RFC 5321 §4.1.1.9"),
+    _r(ReplyKey.NOOP, 250, "2.0.0", "OK", "NOOP", "RFC 5321 §4.1.1.9"),
     _r(
-        "vrfy",
+        ReplyKey.VRFY,
         252,
         "2.0.0",
         "<{address}> mail to it will be accepted and delivery attempted",
@@ -468,7 +564,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §3.5.3",
     ),
     _r(
-        "vrfy_unknown",
+        ReplyKey.VRFY_UNKNOWN,
         550,
         "5.1.1",
         "<{address}> no such mailbox here",
@@ -476,7 +572,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §3.5.3, RFC 3463 §3.2",
     ),
     _r(
-        "vrfy_relay_denied",
+        ReplyKey.VRFY_RELAY_DENIED,
         550,
         "5.7.1",
         "<{address}> relay access denied",
@@ -484,7 +580,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §3.6.2, RFC 3463 §3.8",
     ),
     _r(
-        "vrfy_syntax",
+        ReplyKey.VRFY_SYNTAX,
         501,
         "5.5.4",
         "Syntax: VRFY <address>",
@@ -492,16 +588,16 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.1.6",
     ),
     _r(
-        "expn",
+        ReplyKey.EXPN,
         502,
         "5.5.2",
         "EXPN not implemented",
         "EXPN (with or without a list name)",
         "RFC 5321 §4.2.4, RFC 5321 §4.3.2",
     ),
-    _r("help", 214, "2.0.0", "{line}", "HELP", "RFC 5321 §4.1.1.8"),
+    _r(ReplyKey.HELP, 214, "2.0.0", "{line}", "HELP", "RFC 5321 §4.1.1.8"),
     _r(
-        "help_unknown",
+        ReplyKey.HELP_UNKNOWN,
         504,
         "5.5.1",
         "No help for {topic}",
@@ -509,9 +605,16 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.1.8",
     ),
     # --- STARTTLS (RFC 3207) -----------------------------------------------------------
-    _r("starttls_ready", 220, "2.0.0", "Ready to start TLS", "STARTTLS after EHLO", "RFC 3207 §4"),
     _r(
-        "starttls_need_ehlo",
+        ReplyKey.STARTTLS_READY,
+        220,
+        "2.0.0",
+        "Ready to start TLS",
+        "STARTTLS after EHLO",
+        "RFC 3207 §4",
+    ),
+    _r(
+        ReplyKey.STARTTLS_NEED_EHLO,
         503,
         "5.5.1",
         "Bad sequence of commands: STARTTLS is an ESMTP extension, send EHLO first",
@@ -519,7 +622,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 3207 §4",
     ),
     _r(
-        "starttls_active",
+        ReplyKey.STARTTLS_ACTIVE,
         503,
         "5.5.1",
         "Bad sequence of commands: TLS is already active",
@@ -527,7 +630,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 3207 §4.2",
     ),
     _r(
-        "starttls_syntax",
+        ReplyKey.STARTTLS_SYNTAX,
         501,
         "5.5.4",
         "Syntax: STARTTLS (no argument)",
@@ -535,7 +638,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 3207 §4",
     ),
     _r(
-        "starttls_unavailable",
+        ReplyKey.STARTTLS_UNAVAILABLE,
         454,
         "4.7.0",
         "TLS not available",
@@ -544,7 +647,7 @@ TABLE: tuple[ReplySpec, ...] = (
     ),
     # --- AUTH (RFC 4954) ---------------------------------------------------------------
     _r(
-        "auth_before_tls",
+        ReplyKey.AUTH_BEFORE_TLS,
         503,
         "5.5.1",
         "Authentication not enabled: AUTH is offered only after STARTTLS",
@@ -552,7 +655,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 4954 §4",
     ),
     _r(
-        "auth_need_ehlo",
+        ReplyKey.AUTH_NEED_EHLO,
         503,
         "5.5.1",
         "Bad sequence of commands: send EHLO first",
@@ -560,7 +663,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 4954 §4",
     ),
     _r(
-        "auth_already",
+        ReplyKey.AUTH_ALREADY,
         503,
         "5.5.1",
         "Bad sequence of commands: already authenticated",
@@ -568,7 +671,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 4954 §4",
     ),
     _r(
-        "auth_in_transaction",
+        ReplyKey.AUTH_IN_TRANSACTION,
         503,
         "5.5.1",
         "Bad sequence of commands: AUTH is not allowed during a mail transaction",
@@ -576,7 +679,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 4954 §4",
     ),
     _r(
-        "auth_syntax",
+        ReplyKey.AUTH_SYNTAX,
         501,
         "5.5.4",
         "Syntax: AUTH mechanism [initial-response]",
@@ -584,7 +687,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 4954 §4",
     ),
     _r(
-        "auth_mechanism",
+        ReplyKey.AUTH_MECHANISM,
         504,
         "5.5.4",
         "Unrecognized authentication type",
@@ -592,7 +695,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 4954 §4",
     ),
     _r(
-        "auth_challenge",
+        ReplyKey.AUTH_CHALLENGE,
         334,
         None,
         "{challenge}",
@@ -600,7 +703,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 4954 §4",
     ),
     _r(
-        "auth_ok",
+        ReplyKey.AUTH_OK,
         235,
         "2.7.0",
         "Authentication successful",
@@ -608,7 +711,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 4954 §6",
     ),
     _r(
-        "auth_failed",
+        ReplyKey.AUTH_FAILED,
         535,
         "5.7.8",
         "Authentication credentials invalid",
@@ -616,7 +719,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 4954 §6",
     ),
     _r(
-        "auth_base64",
+        ReplyKey.AUTH_BASE64,
         501,
         "5.5.2",
         "Cannot decode base64",
@@ -624,7 +727,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 4954 §4",
     ),
     _r(
-        "auth_split",
+        ReplyKey.AUTH_SPLIT,
         501,
         "5.5.2",
         "Cannot split PLAIN credentials (expected authzid\\0user\\0pass)",
@@ -632,7 +735,7 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 4616 §2",
     ),
     _r(
-        "auth_aborted",
+        ReplyKey.AUTH_ABORTED,
         501,
         "5.7.0",
         "Authentication aborted",
@@ -641,7 +744,7 @@ TABLE: tuple[ReplySpec, ...] = (
     ),
     # --- errors of the server itself -----------------------------------------------------
     _r(
-        "internal_error",
+        ReplyKey.INTERNAL_ERROR,
         451,
         "4.3.0",
         "Local error in processing; please try again",
@@ -650,20 +753,20 @@ TABLE: tuple[ReplySpec, ...] = (
     ),
 )
 
-REPLIES: dict[str, ReplySpec] = {spec.key: spec for spec in TABLE}
+REPLIES: dict[ReplyKey, ReplySpec] = {spec.key: spec for spec in TABLE}
 assert len(REPLIES) == len(TABLE), "duplicate reply key"
 
 # Texts pushed by aiosmtpd's own code paths that the persona still uses (the AUTH
 # mechanisms and the STARTTLS handshake); each is rewritten to a row of TABLE.
-LIBRARY_TEXTS: dict[str, str] = {
-    "220 Ready to start TLS": "starttls_ready",
-    "501 5.5.2 Can't decode base64": "auth_base64",
-    "501 5.5.2 Can't split auth value": "auth_split",
-    "501 5.7.0 Auth aborted": "auth_aborted",
+LIBRARY_TEXTS: dict[str, ReplyKey] = {
+    "220 Ready to start TLS": ReplyKey.STARTTLS_READY,
+    "501 5.5.2 Can't decode base64": ReplyKey.AUTH_BASE64,
+    "501 5.5.2 Can't split auth value": ReplyKey.AUTH_SPLIT,
+    "501 5.7.0 Auth aborted": ReplyKey.AUTH_ABORTED,
 }
 
 
-def reply(key: str, **fields: object) -> str:
+def reply(key: ReplyKey, **fields: object) -> str:
     return REPLIES[key].render(**fields)
 
 
