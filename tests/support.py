@@ -9,7 +9,7 @@ import ssl
 import subprocess
 import sys
 
-from tutor.wire import Reply, parse_reply_line
+from tutor.smtp.wire import Reply, parse_reply_line
 
 TIMEOUT = 10.0
 

@@ -7,10 +7,10 @@ from collections import defaultdict
 import pytest
 
 from tests.support import RawClient, reply
-from tutor.annotations import Annotation, annotate, annotate_alone, extension_meaning
+from tutor.explain.annotations import Annotation, annotate, annotate_alone, extension_meaning
 from tutor.server.replies import TABLE
 from tutor.server.runner import TeachingServer
-from tutor.session_state import SessionState
+from tutor.smtp.session_state import SessionState
 
 EHLO_REPLY = (
     "250-mx.tutor.test Hello a.b.c [127.0.0.1]",

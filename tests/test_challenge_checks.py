@@ -10,7 +10,7 @@ import pytest
 
 from tutor.engine.checks import CHECK_KINDS, Verdict, evaluate, helo_claim_problem
 from tutor.engine.model import CHECK_NAMES
-from tutor.events import BounceSent, Copy, Event, Exchange, MessageStored
+from tutor.smtp.events import BounceSent, Copy, Event, Exchange, MessageStored
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "lessons.md"
 

@@ -31,27 +31,28 @@ def test_every_cited_section_exists() -> None:
 
 def test_the_scanner_reads_lists_constants_and_wrapped_lines(tmp_path: Path) -> None:
     tool = load_tool()
-    (tmp_path / "tutor" / "server").mkdir(parents=True)
+    for package in ("server", "smtp", "explain"):
+        (tmp_path / "tutor" / package).mkdir(parents=True)
     (tmp_path / "lessons").mkdir()
     (tmp_path / "challenges").mkdir()
-    (tmp_path / "tutor" / "codes.py").write_text('X = "RFC 5321 §4.2.3, §9.9.9"\n')
-    (tmp_path / "tutor" / "annotations.py").write_text(
+    (tmp_path / "tutor" / "smtp" / "codes.py").write_text('X = "RFC 5321 §4.2.3, §9.9.9"\n')
+    (tmp_path / "tutor" / "explain" / "annotations.py").write_text(
         'R = "RFC 5321"\nY = (\n    f"{R} §4.1.4"\n    "and RFC "\n    "4954 §6"\n)\n'
     )
     (tmp_path / "tutor" / "server" / "replies.py").write_text("")
     (tmp_path / "lessons" / "01.toml").write_text('text = """\nsee RFC 1234\n§5 here"""\n')
     found = {(c.path, c.line, c.rfc, c.section) for c in tool.collect(tmp_path)}
     assert found == {
-        ("tutor/codes.py", 1, "5321", "4.2.3"),
-        ("tutor/codes.py", 1, "5321", "9.9.9"),
-        ("tutor/annotations.py", 3, "5321", "4.1.4"),
-        ("tutor/annotations.py", 5, "4954", "6"),
+        ("tutor/smtp/codes.py", 1, "5321", "4.2.3"),
+        ("tutor/smtp/codes.py", 1, "5321", "9.9.9"),
+        ("tutor/explain/annotations.py", 3, "5321", "4.1.4"),
+        ("tutor/explain/annotations.py", 5, "4954", "6"),
         ("lessons/01.toml", 3, "1234", "5"),
     }
     problems = tool.problems(tool.collect(tmp_path))
     assert problems == [
         "lessons/01.toml:3: RFC 1234 §5: no table of contents",
-        "tutor/codes.py:1: RFC 5321 has no §9.9.9",
+        "tutor/smtp/codes.py:1: RFC 5321 has no §9.9.9",
     ]
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tutor.client import (
+from tutor.client.client import (
     SmtpClient,
     SmtpClientError,
     SmtpConnectError,
@@ -29,10 +29,10 @@ from tutor.client import (
     TapRecord,
     stuffed,
 )
-from tutor.events import Exchange, TlsStarted
 from tutor.server.persona import Persona
 from tutor.server.runner import TeachingServer
 from tutor.server.tlsmaterial import ca_file, ensure_certificate
+from tutor.smtp.events import Exchange, TlsStarted
 
 TIMEOUT = 10.0
 WAIT = 5.0

@@ -1,4 +1,4 @@
-"""Tests for tutor.codes: the reply-code and enhanced-status-code catalogue."""
+"""Tests for tutor.smtp.codes: the reply-code and enhanced-status-code catalogue."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tutor import codes
-from tutor.codes import (
+from tutor.smtp import codes
+from tutor.smtp.codes import (
     ENHANCED_CODES,
     REPLY_CODES,
     enhanced_class,
@@ -21,9 +21,9 @@ from tutor.codes import (
     short_meaning,
 )
 
-# Read here with the csv module, not through tutor.codes, so the test checks the catalogue
+# Read here with the csv module, not through tutor.smtp.codes, so the test checks the catalogue
 # against the registry rather than against itself.
-IANA_CSV = Path(codes.__file__).parent / "data" / "iana-smtp-enhanced-status-codes.csv"
+IANA_CSV = Path(codes.__file__).parent.parent / "data" / "iana-smtp-enhanced-status-codes.csv"
 IANA_COLUMNS = [
     "Code",
     "Sample Text",

@@ -13,16 +13,16 @@ from rich.console import Console
 from rich.live import Live
 
 from tests.support import RawClient
-from tutor.dashboard_model import (
+from tutor.sandbox.dashboard_model import (
     BARE_LF_WARNING,
     STUCK_IN_DATA,
     DashboardModel,
 )
-from tutor.events import Event, Exchange, SessionClosed, SessionOpened
-from tutor.serve import ServeOptions
+from tutor.sandbox.serve import ServeOptions
 from tutor.server.runner import TeachingServer
+from tutor.smtp.events import Event, Exchange, SessionClosed, SessionOpened
+from tutor.smtp.wire import host_port
 from tutor.ui.dashboard import Dashboard, DashboardView, Header, Transcripts
-from tutor.wire import host_port
 
 CLIENTS = 40
 HOSTILE = ("EHLO [bold red]x[/]", b"EHLO \x1b]0;pwned\x07", "HELO \u202eevil")
@@ -225,7 +225,7 @@ def test_selection_moves_follows_and_survives_closing() -> None:
 
 
 def test_bare_lf_before_data_means_data_can_never_end() -> None:
-    from tutor.events import BareLineFeed
+    from tutor.smtp.events import BareLineFeed
 
     model = DashboardModel()
     model.feed(opened(1, 40001))

@@ -8,7 +8,7 @@ import pytest
 from rich.console import Console, RenderableType
 
 from tutor.errors import UserError
-from tutor.explain import explain, explain_args
+from tutor.explain.explain import explain, explain_args
 from tutor.ui.codes_view import codes_table, select_codes
 from tutor.ui.explain_view import render_explained
 

@@ -30,10 +30,10 @@ import pytest
 from tests.pty_session import PtySession
 from tests.serve_process import ServeProcess
 from tests.support import RawClient
-from tutor.events import SessionClosed
 from tutor.server.capture import SessionRecord
 from tutor.server.persona import Persona
 from tutor.server.runner import TeachingServer
+from tutor.smtp.events import SessionClosed
 
 WAIT = 10.0
 HEADERS = b"From: Fault Tester <tester@client.example>\r\nTo: you@tutor.test\r\n"

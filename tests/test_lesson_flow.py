@@ -231,9 +231,9 @@ def test_lesson_5_shows_the_bounce_it_talks_about() -> None:
 
 
 def test_read_bounce_reads_what_build_dsn_writes() -> None:
-    from tutor.dsnread import read_bounce
     from tutor.server.dsn import Failure, build_dsn
     from tutor.server.persona import Persona
+    from tutor.smtp.dsnread import read_bounce
 
     raw = build_dsn(
         Persona(),
@@ -259,8 +259,8 @@ def test_read_bounce_reads_what_build_dsn_writes() -> None:
 
 
 def test_an_empty_line_gets_its_own_explanation() -> None:
-    from tutor.annotations import annotate
-    from tutor.session_state import SessionState
+    from tutor.explain.annotations import annotate
+    from tutor.smtp.session_state import SessionState
 
     state = SessionState()
     note = annotate("", reply("500 5.5.2 Error: bad syntax"), state)
@@ -299,7 +299,7 @@ def test_quit_at_a_question_ends_the_questions(tmp_path: Path, tutor_home: Path)
 
 
 def test_the_sequence_diagram_shows_first_lines_reconnects_and_tls() -> None:
-    from tutor.events import Exchange
+    from tutor.smtp.events import Exchange
     from tutor.ui.lesson_view import sequence_diagram
 
     ehlo_reply = ("250-mx.tutor.test Hello a", "250-PIPELINING", "250 STARTTLS")

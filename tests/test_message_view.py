@@ -19,12 +19,12 @@ from hypothesis import strategies as st
 from rich.console import Console, RenderableType
 
 from tests.support import RawClient, run_cli
-from tutor import mailview
-from tutor.envelope import DIFFERS, ENVELOPE_ONLY, HEADERS_ONLY, SAME, Comparison, Pair
-from tutor.events import Event, MessageStored
-from tutor.headers import body_lines, decode_words, header_section
-from tutor.serve import ServeOptions
+from tutor.maildir import mailview
+from tutor.sandbox.serve import ServeOptions
 from tutor.server.runner import TeachingServer
+from tutor.smtp.envelope import DIFFERS, ENVELOPE_ONLY, HEADERS_ONLY, SAME, Comparison, Pair
+from tutor.smtp.events import Event, MessageStored
+from tutor.smtp.headers import body_lines, decode_words, header_section
 from tutor.ui.dashboard import Dashboard, Header
 from tutor.ui.lesson_view import envelope_view
 from tutor.ui.message_view import message_view

@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 
 from tests.support import require_tool
-from tutor.events import MessageStored
 from tutor.server.capture import Capture
 from tutor.server.persona import DEMO_ACCOUNTS
 from tutor.server.runner import TeachingServer
+from tutor.smtp.events import MessageStored
 
 TIMEOUT = 10.0
 PROCESS_TIMEOUT = 30.0

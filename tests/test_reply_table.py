@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 
 from tests.support import RawClient
-from tutor.events import MessageStored, SessionClosed
 from tutor.server.persona import DEMO_ACCOUNTS, Persona
 from tutor.server.replies import REPLIES, TABLE, ReplySpec
 from tutor.server.runner import TeachingServer
-from tutor.wire import RECIPIENT_LIMIT, parse_reply_line
+from tutor.smtp.events import MessageStored, SessionClosed
+from tutor.smtp.wire import RECIPIENT_LIMIT, parse_reply_line
 
 USER = "you"
 PASSWORD = DEMO_ACCOUNTS[USER]

@@ -18,7 +18,7 @@ import pytest
 from tests.support import RawClient, run_cli
 from tutor.server.persona import Persona
 from tutor.server.runner import TeachingServer
-from tutor.wire import COMMAND_LINE_LIMIT
+from tutor.smtp.wire import COMMAND_LINE_LIMIT
 
 PLAIN_YOU = "AHlvdQB0dXRvci1wYXNzd29yZA=="  # base64 of \0you\0tutor-password
 
@@ -321,7 +321,7 @@ def test_relayed_copies_have_no_return_path(start_server: Any) -> None:
 
 
 def test_the_mailbox_view_still_reads_a_relayed_copys_envelope(start_server: Any) -> None:
-    from tutor.mailview import read_folder
+    from tutor.maildir.mailview import read_folder
 
     server = start_server(Persona(open_relay=True))
     relay_to_nowhere(server, "bugs@looney.example")

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from tests.support import reply, run_cli
-from tutor.annotations import Annotation, annotate, extension_meaning
-from tutor.codes import enhanced_code, reply_code
 from tutor.engine.challenges import load_challenges
 from tutor.engine.loader import load_all
 from tutor.engine.model import Lesson
-from tutor.session_state import SessionState
+from tutor.explain.annotations import Annotation, annotate, extension_meaning
+from tutor.smtp.codes import enhanced_code, reply_code
+from tutor.smtp.session_state import SessionState
 from tutor.ui.safe import lesson_markdown
 from tutor.ui.terminal import build_console
 

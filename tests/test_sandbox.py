@@ -26,12 +26,12 @@ from tests.sandbox_servers import (
     smtp_sink_binary,
 )
 from tests.test_client import Relay
-from tutor.annotations import Annotation, annotate
-from tutor.authcodec import auth_note, auth_plain, b64_report, decode_auth, shown
-from tutor.client import TapRecord
+from tutor.client.client import TapRecord
+from tutor.client.tlsfacts import tls_facts
+from tutor.client.wiredump import hexdump, printable, sides
 from tutor.errors import UsageError, UserError
-from tutor.events import RELAY_FOLDER, MessageStored, TlsStarted
-from tutor.sandbox import (
+from tutor.explain.annotations import Annotation, annotate
+from tutor.sandbox.sandbox import (
     BUILTIN,
     Result,
     Sandbox,
@@ -44,10 +44,10 @@ from tutor.sandbox import (
 from tutor.server.persona import Persona
 from tutor.server.runner import TeachingServer
 from tutor.server.tlsmaterial import ensure_certificate
-from tutor.tlsfacts import tls_facts
+from tutor.smtp.authcodec import auth_note, auth_plain, b64_report, decode_auth, shown
+from tutor.smtp.events import RELAY_FOLDER, MessageStored, TlsStarted
 from tutor.ui.lesson_view import exchange_view
 from tutor.ui.sandbox_view import tls_panel, wire_view
-from tutor.wiredump import hexdump, printable, sides
 
 WAIT = 5.0
 PLAIN_YOU = "AHlvdQB0dXRvci1wYXNzd29yZA=="  # \0you\0tutor-password

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from tests.sandbox_servers import StockSink, dropping_server, refused_port, silent_listener
-from tutor.events import RELAY_FOLDER
 from tutor.server.runner import TeachingServer
+from tutor.smtp.events import RELAY_FOLDER
 
 PLAIN_YOU = "AHlvdQB0dXRvci1wYXNzd29yZA=="
 

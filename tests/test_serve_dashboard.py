@@ -101,7 +101,7 @@ def test_the_terminal_is_restored_even_when_the_dashboard_fails(
 
     from rich.console import Console
 
-    from tutor.serve import ServeOptions
+    from tutor.sandbox.serve import ServeOptions
     from tutor.ui import dashboard
     from tutor.ui.keys import TerminalKeys
 

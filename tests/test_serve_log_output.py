@@ -9,8 +9,8 @@ import queue
 from rich.console import Console
 
 from tests.support import RawClient
-from tutor.events import Event
 from tutor.server.runner import TeachingServer
+from tutor.smtp.events import Event
 from tutor.ui.serve_log import ServeLog
 
 

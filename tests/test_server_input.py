@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from tests.support import RawClient
-from tutor.events import BareLineFeed, Exchange, SessionClosed, TlsStarted
 from tutor.server.capture import SessionRecord
 from tutor.server.persona import Persona
 from tutor.server.runner import TeachingServer
+from tutor.smtp.events import BareLineFeed, Exchange, SessionClosed, TlsStarted
 
 WAIT = 5.0
 HEADERS = b"From: Bugs Bunny\r\nTo: Daffy Duck\r\nSubject: input test\r\n\r\n"

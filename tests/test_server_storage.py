@@ -21,9 +21,9 @@ from typing import Any
 import pytest
 
 from tests.support import RawClient
-from tutor.events import BounceSent, Event, MessageStored
 from tutor.server.persona import DEMO_ACCOUNTS, Persona
 from tutor.server.runner import TeachingServer
+from tutor.smtp.events import BounceSent, Event, MessageStored
 
 WAIT = 5.0
 SEED = (

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from tests.support import RawClient
-from tutor.events import Exchange
 from tutor.server.runner import TeachingServer
-from tutor.session_state import SessionState, auth_user, path_argument, queue_id
-from tutor.wire import Reply, parse_reply_line, split_command
+from tutor.smtp.events import Exchange
+from tutor.smtp.session_state import SessionState, auth_user, path_argument, queue_id
+from tutor.smtp.wire import Reply, parse_reply_line, split_command
 
 TIMEOUT = 10.0
 

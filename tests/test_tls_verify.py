@@ -3,7 +3,7 @@
 RFC 8314 §5.3 and RFC 7817: a mail client MUST verify the server's certificate. The
 teaching server's certificate is signed by a local CA made once per data home; the
 tutor's own client, Python's ssl and openssl's s_client all verify it against that CA
-file, and all of them refuse the impostor's certificate that tutor/mitm.py presents.
+file, and all of them refuse the impostor's certificate that tutor/client/mitm.py presents.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import pytest
 from cryptography import x509
 
 from tests.support import require_tool, run_cli
-from tutor.client import SmtpClient, SmtpTlsError
-from tutor.mitm import MiddleProxy
+from tutor.client.client import SmtpClient, SmtpTlsError
+from tutor.client.mitm import MiddleProxy
 from tutor.server.runner import TeachingServer
 from tutor.server.tlsmaterial import (
     CA_NAME,

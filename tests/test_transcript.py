@@ -21,10 +21,10 @@ from rich.console import Console, RenderableType
 
 from tests.support import require_tool
 from tutor.errors import UserError
+from tutor.explain.transcript import Transcript, detect_format, parse, read
 from tutor.server.runner import TeachingServer
-from tutor.transcript import Transcript, detect_format, parse, read
+from tutor.smtp.wire import parse_reply_line
 from tutor.ui.annotate_view import render_transcript
-from tutor.wire import parse_reply_line
 
 TIMEOUT = 10.0
 PROCESS_TIMEOUT = 30.0

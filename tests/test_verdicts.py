@@ -18,8 +18,8 @@ from typing import Any
 import authres
 import pytest
 
-from tutor import authresults
 from tutor.server.runner import TeachingServer
+from tutor.world import authresults
 
 HOST = "mx.tutor.test"
 
@@ -145,7 +145,7 @@ def test_spf_is_pyspf_own_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
     import spf
 
     assert spf.DNSLookup is authresults._simulated_lookup
-    from tutor import dnsdata
+    from tutor.world import dnsdata
 
     monkeypatch.setattr(
         dnsdata, "txt_records", lambda name: ("v=spf1 mx ?all",) if name == "tutor.test" else ()

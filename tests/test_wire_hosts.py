@@ -1,18 +1,18 @@
 """Hosts by their spelling: what counts as loopback, and how an address is written.
 
 `serve --host`, the dashboard's header and the sandbox's `--connect` share one rule
-(tutor.wire), so they cannot disagree about whether other machines can reach a server.
+(tutor.smtp.wire), so they cannot disagree about whether other machines can reach a server.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from tutor.sandbox import parse_target
-from tutor.serve import ServeOptions
+from tutor.sandbox.sandbox import parse_target
+from tutor.sandbox.serve import ServeOptions
 from tutor.server.runner import TeachingServer
+from tutor.smtp.wire import address_literal, host_port, is_loopback
 from tutor.ui.dashboard import Header
-from tutor.wire import address_literal, host_port, is_loopback
 
 LOOPBACK = ("127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST", "localhost.")
 LOOPBACK_NAMES = ("x.localhost", "mx.tutor.localhost.")

@@ -37,9 +37,9 @@ def main() -> int:
     from tutor.engine.driver import LessonDriver
     from tutor.engine.loader import load_all
     from tutor.engine.runner import LessonRun
-    from tutor.events import Exchange, MessageStored
-    from tutor.mailview import find
-    from tutor.session_state import SessionState
+    from tutor.maildir.mailview import find
+    from tutor.smtp.events import Exchange, MessageStored
+    from tutor.smtp.session_state import SessionState
     from tutor.ui import lesson_view as view
 
     lesson = load_all(ROOT / "lessons")[0]

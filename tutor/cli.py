@@ -215,7 +215,7 @@ def _theme(value: str) -> str:
 
 
 def _complete_mailboxes(incomplete: str) -> list[str]:
-    from tutor import mailview
+    from tutor.maildir import mailview
     from tutor.paths import default_maildir
 
     return [name for name in mailview.folders(default_maildir()) if name.startswith(incomplete)]
@@ -563,7 +563,7 @@ def serve(
       smtp-tutor serve --transcripts handouts/ --transcript-format html
       then, in another terminal:  telnet 127.0.0.1 2525   or   nc -C 127.0.0.1 2525
     """
-    from tutor.serve import ServeOptions
+    from tutor.sandbox.serve import ServeOptions
     from tutor.ui.serve_app import run
     from tutor.ui.serve_transcripts import SessionTranscripts
 
@@ -681,7 +681,7 @@ def explain(
       smtp-tutor explain "550 5.1.1 <bob@example.test>: Recipient address rejected"
       smtp-tutor explain - < bounce.txt
     """
-    from tutor.explain import explain_args
+    from tutor.explain.explain import explain_args
     from tutor.ui.explain_view import render_explained
 
     env = env_of(ctx)
@@ -724,7 +724,7 @@ def annotate(
       swaks --to you@example.test --server mx.example.test | smtp-tutor annotate -
       smtp-tutor annotate session.log
     """
-    from tutor.transcript import read
+    from tutor.explain.transcript import read
     from tutor.ui.annotate_view import render_transcript
 
     env = env_of(ctx)
@@ -785,7 +785,7 @@ def sandbox(
       smtp-tutor sandbox --connect 127.0.0.1:4650 --implicit-tls --insecure
       smtp-tutor sandbox --connect mail.example.net:587     (asks first: leaves the machine)
     """
-    from tutor.sandbox import builtin_target, parse_target
+    from tutor.sandbox.sandbox import builtin_target, parse_target
     from tutor.ui.sandbox_app import SandboxOptions, run
 
     if connect is None:

@@ -18,8 +18,8 @@ from tutor.engine.checks import evaluate
 from tutor.engine.loader import LessonError, Problem, default_challenges_dir, load_all
 from tutor.engine.model import Lesson, Step
 from tutor.engine.progress import FINISHED, LessonProgress, Progress, Status
-from tutor.events import BounceSent, Event, MessageStored
 from tutor.server.bounce import delivery_failures
+from tutor.smtp.events import BounceSent, Event, MessageStored
 
 KEY_PREFIX = "challenge:"
 SOLVED = FINISHED  # a challenge solved, with or without help

@@ -11,10 +11,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tutor import dnsdata
 from tutor.engine.model import CheckKind
-from tutor.envelope import header_addresses
-from tutor.events import Authenticated, BounceSent, Event, Exchange, MessageStored, TlsStarted
+from tutor.smtp.envelope import header_addresses
+from tutor.smtp.events import Authenticated, BounceSent, Event, Exchange, MessageStored, TlsStarted
+from tutor.world import dnsdata
 
 
 def mailbox_words(folder: str, *, address: bool = True) -> str:

@@ -13,10 +13,14 @@ from email import message_from_string
 from email.policy import default as default_policy
 from pathlib import Path
 
-from tutor.client import SmtpClient, SmtpClientError, TapRecord, TlsInfo
+from tutor.client.client import SmtpClient, SmtpClientError, TapRecord, TlsInfo
 from tutor.engine.model import Lesson, Step
 from tutor.engine.runner import LessonRun, Outcome
-from tutor.events import (
+from tutor.server.bounce import delivery_failures
+from tutor.server.capture import SessionRecord
+from tutor.server.persona import Persona
+from tutor.server.runner import TeachingServer
+from tutor.smtp.events import (
     BareLineFeed,
     BounceSent,
     Event,
@@ -25,10 +29,6 @@ from tutor.events import (
     SessionClosed,
     TlsStarted,
 )
-from tutor.server.bounce import delivery_failures
-from tutor.server.capture import SessionRecord
-from tutor.server.persona import Persona
-from tutor.server.runner import TeachingServer
 
 EVENT_WAIT = 5.0  # how long to wait for the server's record of a reply we already hold
 

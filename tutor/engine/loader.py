@@ -28,7 +28,7 @@ from tutor.engine.model import (
 )
 from tutor.engine.questions import FACTS
 from tutor.errors import UserError
-from tutor.textsafe import visible
+from tutor.smtp.textsafe import visible
 
 FORMAT_VERSION = 1
 # Keys each format version renamed, {version: {old key: new key}}, so that a file written

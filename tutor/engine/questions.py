@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from tutor.events import BounceSent, Event, Exchange, MessageStored
+from tutor.smtp.events import BounceSent, Event, Exchange, MessageStored
 
 
 def _messages(events: Sequence[Event]) -> list[MessageStored]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from tutor.events import Exchange
+from tutor.smtp.events import Exchange
 
 _SESSION_VERBS = frozenset({"EHLO", "HELO", "STARTTLS"})
 

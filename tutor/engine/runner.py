@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from tutor.engine.checks import Verdict, evaluate
 from tutor.engine.model import Lesson, Step
-from tutor.events import Event, Exchange, SessionClosed
+from tutor.smtp.events import Event, Exchange, SessionClosed
 
 # Step outcomes
 DONE = "done"  # the step is complete

@@ -37,9 +37,9 @@ from tutor.engine.offers import (
 )
 from tutor.engine.questions import fact
 from tutor.engine.runner import LessonRun
-from tutor.events import Exchange
 from tutor.server.replies import TABLE
 from tutor.server.runner import TeachingServer
+from tutor.smtp.events import Exchange
 
 EXPLAIN_MAX_LINES = 12  # at 80 columns: about a screen's worth per step
 EXPLAIN_WIDTH = 80

@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from tutor import dnsdata
-from tutor.events import BounceSent
 from tutor.server.dsn import LOCAL_DIAGNOSTIC, Failure, build_dsn
 from tutor.server.store import RELAY, Delivery, StorageError, new_queue_id
+from tutor.smtp.events import BounceSent
+from tutor.world import dnsdata
 
 if TYPE_CHECKING:
     from tutor.server.context import ServerContext

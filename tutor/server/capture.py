@@ -14,7 +14,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from tutor.events import Event, Exchange, MessageStored, SessionClosed, SessionOpened
+from tutor.smtp.events import Event, Exchange, MessageStored, SessionClosed, SessionOpened
 
 
 @dataclass

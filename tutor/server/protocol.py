@@ -21,8 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, TLSSetupException
 
-from tutor import authresults, dnsdata
-from tutor.events import (
+from tutor.server.bounce import schedule_bounces
+from tutor.server.replies import LIBRARY_TEXTS, REPLIES, ReplyKey, reply
+from tutor.server.store import RELAY, Delivery, StorageError, new_queue_id, summarize_headers
+from tutor.smtp.events import (
     Authenticated,
     BareLineFeed,
     Exchange,
@@ -32,10 +34,7 @@ from tutor.events import (
     SessionOpened,
     TlsStarted,
 )
-from tutor.server.bounce import schedule_bounces
-from tutor.server.replies import LIBRARY_TEXTS, REPLIES, ReplyKey, reply
-from tutor.server.store import RELAY, Delivery, StorageError, new_queue_id, summarize_headers
-from tutor.wire import (
+from tutor.smtp.wire import (
     COMMAND_LINE_LIMIT,
     RECIPIENT_LIMIT,
     TEXT_LINE_LIMIT,
@@ -46,6 +45,7 @@ from tutor.wire import (
     parse_path,
     split_command,
 )
+from tutor.world import authresults, dnsdata
 
 if TYPE_CHECKING:
     from tutor.server.context import ServerContext

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from tutor.wire import format_reply
+from tutor.smtp.wire import format_reply
 
 
 class ReplyKey(StrEnum):

@@ -23,9 +23,9 @@ from email.policy import compat32
 from pathlib import Path
 from typing import Any
 
-from tutor.events import RELAY_FOLDER, Copy
 from tutor.server.persona import Persona
-from tutor.wire import address_literal
+from tutor.smtp.events import RELAY_FOLDER, Copy
+from tutor.smtp.wire import address_literal
 
 
 class StorageError(OSError):

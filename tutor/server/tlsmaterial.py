@@ -11,7 +11,7 @@ Made once per data home (under `tls/`) and cached, so every run — and every le
   IP:127.0.0.1, IP:::1), signed by that CA.
 - `impostor.mx.tutor.test.pem` / `.key`: a self-signed certificate for the same name, made
   with a key of the "attacker"'s own, for the man-in-the-middle demonstration
-  (tutor/mitm.py). No client that verifies accepts it.
+  (tutor/client/mitm.py). No client that verifies accepts it.
 
 RFC 8314 §5.3 and RFC 7817 require a mail client to verify the server's certificate; a
 local CA is how a loopback server can be verified for real (see docs/sandbox.md).

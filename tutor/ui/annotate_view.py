@@ -13,8 +13,8 @@ from rich.padding import Padding
 from rich.panel import Panel
 from rich.text import Text
 
-from tutor.annotations import Annotation
-from tutor.transcript import Note, Step, Transcript
+from tutor.explain.annotations import Annotation
+from tutor.explain.transcript import Note, Step, Transcript
 from tutor.ui.safe import join, untrusted, untrusted_bytes, untrusted_line
 
 CLASS_STYLE = {2: "green", 3: "cyan", 4: "yellow", 5: "red"}

@@ -6,7 +6,7 @@ from rich.console import Group, RenderableType
 from rich.padding import Padding
 from rich.text import Text
 
-from tutor.dsnread import BounceSummary
+from tutor.smtp.dsnread import BounceSummary
 from tutor.ui.safe import join, untrusted
 
 

@@ -21,7 +21,7 @@ from tutor.engine.driver import Turn
 from tutor.engine.loader import default_challenges_dir, find_by_ref
 from tutor.engine.model import Lesson
 from tutor.engine.progress import Progress, Status, progress_path
-from tutor.events import BounceSent, MessageStored
+from tutor.smtp.events import BounceSent, MessageStored
 from tutor.ui.coach_app import CoachScreen
 from tutor.ui.lesson_app import LessonScreen, completion_words
 from tutor.ui.lesson_view import sequence_diagram

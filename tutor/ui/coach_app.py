@@ -24,7 +24,8 @@ from tutor.engine.answers import canonical
 from tutor.engine.driver import LessonDriver, Turn, persona_for
 from tutor.engine.model import Step
 from tutor.engine.runner import Outcome
-from tutor.events import (
+from tutor.server.runner import TeachingServer
+from tutor.smtp.events import (
     BareLineFeed,
     Event,
     Exchange,
@@ -32,12 +33,11 @@ from tutor.events import (
     SessionClosed,
     SessionOpened,
 )
-from tutor.server.runner import TeachingServer
-from tutor.session_state import SessionState
+from tutor.smtp.session_state import SessionState
+from tutor.smtp.wire import host_port
 from tutor.ui.lesson_app import LessonScreen
 from tutor.ui.line_input import LineInput, PromptInput
 from tutor.ui.safe import untrusted
-from tutor.wire import host_port
 
 if TYPE_CHECKING:
     from prompt_toolkit.application import Application
@@ -208,7 +208,7 @@ class CoachScreen(LessonScreen):
         self.console.print(self._intro_panel())
         server = TeachingServer(self.maildir, persona_for(self.lesson), port=self.port)
         self.server = server
-        from tutor import serve as serve_mod
+        from tutor.sandbox import serve as serve_mod
 
         serve_mod.start(server)  # bind errors become one clear line
         driver = LessonDriver(self.lesson, self.run, self.maildir, server=server)

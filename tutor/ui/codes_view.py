@@ -17,7 +17,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from tutor.codes import (
+from tutor.errors import UserError
+from tutor.smtp.codes import (
     ENHANCED_CODES,
     REPLY_CODES,
     EnhancedCode,
@@ -27,7 +28,6 @@ from tutor.codes import (
     reply_class,
     short_meaning,
 )
-from tutor.errors import UserError
 
 FILTER_HELP = "try 5xx, 55x, 550, 5.x.x, 5.7, 5.7.x or 5.7.26"
 

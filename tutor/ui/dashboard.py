@@ -2,7 +2,7 @@
 
 Used when stdout and stdin are a terminal (the line log of ui/serve_log.py otherwise, and
 with --log or --plain). The server keeps its own thread; this loop keeps the main thread,
-drains the capture's queue into a DashboardModel (tutor/dashboard_model.py) and redraws
+drains the capture's queue into a DashboardModel (tutor/sandbox/dashboard_model.py) and redraws
 with rich's Live at most MAX_FRAMES_PER_SECOND times a second, however fast events come:
 a flood of clients costs the screen nothing more than a busy class does. Keys come from
 prompt_toolkit's input in raw mode (ui/keys.py), read by the same asyncio loop.
@@ -33,13 +33,14 @@ from rich.segment import Segment, SegmentLines
 from rich.table import Table
 from rich.text import Text
 
-from tutor import mailview, serve
-from tutor.dashboard_model import DashboardModel, Row, StoredInfo
-from tutor.events import Event
+from tutor.maildir import mailview
+from tutor.sandbox import serve
+from tutor.sandbox.dashboard_model import DashboardModel, Row, StoredInfo
+from tutor.smtp.events import Event
+from tutor.smtp.wire import host_port, is_loopback
 from tutor.ui.message_view import message_view
 from tutor.ui.safe import join, untrusted
 from tutor.ui.serve_log import ServeLog
-from tutor.wire import host_port, is_loopback
 
 if TYPE_CHECKING:
     from tutor.server.runner import TeachingServer

@@ -11,8 +11,8 @@ from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.text import Text
 
-from tutor.annotations import Annotation
-from tutor.explain import Explained
+from tutor.explain.annotations import Annotation
+from tutor.explain.explain import Explained
 from tutor.ui.safe import join, untrusted
 
 CLASS_STYLE = {"2": "green", "3": "cyan", "4": "yellow", "5": "red"}

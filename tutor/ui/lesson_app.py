@@ -15,8 +15,6 @@ from typing import ClassVar
 from rich.console import Console, RenderableType
 from rich.text import Text
 
-from tutor import mailview
-from tutor.dsnread import read_bounce
 from tutor.engine import questions, runner
 from tutor.engine.answers import canonical
 from tutor.engine.driver import LessonDriver, Turn
@@ -24,8 +22,10 @@ from tutor.engine.model import Lesson, Step
 from tutor.engine.progress import FINISHED, Progress, Status
 from tutor.engine.resume import SessionLines
 from tutor.engine.runner import LessonRun
-from tutor.events import BounceSent, Event, Exchange, MessageStored
-from tutor.session_state import SessionState
+from tutor.maildir import mailview
+from tutor.smtp.dsnread import read_bounce
+from tutor.smtp.events import BounceSent, Event, Exchange, MessageStored
+from tutor.smtp.session_state import SessionState
 from tutor.ui import lesson_view as view
 from tutor.ui import present_view
 from tutor.ui.bounce_view import bounce_view

@@ -14,14 +14,13 @@ from rich.padding import Padding
 from rich.panel import Panel
 from rich.text import Text
 
-from tutor import dnsdata
-from tutor.annotations import annotate
-from tutor.dnsdata import SIMULATED_NOTE
 from tutor.engine import runner
 from tutor.engine.checks import mailbox_words
 from tutor.engine.model import Lesson, Step
 from tutor.engine.runner import LessonRun, Outcome
-from tutor.events import (
+from tutor.explain.annotations import annotate
+from tutor.maildir.mailview import StoredMessage
+from tutor.smtp.events import (
     RELAY_FOLDER,
     BareLineFeed,
     BounceSent,
@@ -29,10 +28,11 @@ from tutor.events import (
     MessageStored,
     TlsStarted,
 )
-from tutor.mailview import StoredMessage
-from tutor.session_state import SessionState
+from tutor.smtp.session_state import SessionState
 from tutor.ui.message_view import envelope_table, mismatch_notes, stored_copy
 from tutor.ui.safe import join, lesson_markdown, untrusted, untrusted_block, untrusted_line
+from tutor.world import dnsdata
+from tutor.world.dnsdata import SIMULATED_NOTE
 
 CLASS_STYLE = {2: "green", 3: "cyan", 4: "yellow", 5: "red"}
 
@@ -369,7 +369,7 @@ def _divider(label: str, inner: int, *, plain: bool) -> Text:
 
 
 def _arrow(label: str, inner: int, *, right_pointing: bool, plain: bool) -> Text:
-    from tutor.textsafe import visible
+    from tutor.smtp.textsafe import visible
 
     label = visible(label)
     if len(label) > inner - 6:

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.text import Text
 
 from tutor.paths import data_home
-from tutor.textsafe import visible
+from tutor.smtp.textsafe import visible
 from tutor.ui.safe import untrusted
 from tutor.ui.terminal import Terminal
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 from rich.text import Text
 
-from tutor import mailview
 from tutor.errors import UsageError, UserError
-from tutor.textsafe import visible
+from tutor.maildir import mailview
+from tutor.smtp.textsafe import visible
 from tutor.ui.mailbox_view import message_detail, message_table, print_raw
 from tutor.ui.safe import join, untrusted
 from tutor.ui.terminal import Terminal, confirm

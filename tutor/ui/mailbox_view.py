@@ -8,8 +8,8 @@ from rich.table import Table
 from rich.text import Text
 
 from tutor.engine.checks import mailbox_words
-from tutor.events import RELAY_FOLDER
-from tutor.mailview import StoredMessage, recipients_by_queue_id
+from tutor.maildir.mailview import StoredMessage, recipients_by_queue_id
+from tutor.smtp.events import RELAY_FOLDER
 from tutor.ui.message_view import message_view
 from tutor.ui.safe import join, untrusted, untrusted_bytes
 

@@ -21,9 +21,9 @@ from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderR
 from rich.table import Table
 from rich.text import Text
 
-from tutor.envelope import DIFFERS, ENVELOPE_ONLY, HEADERS_ONLY, SAME, Comparison, Pair
-from tutor.headers import Field
-from tutor.mailview import StoredMessage, envelope_recipients
+from tutor.maildir.mailview import StoredMessage, envelope_recipients
+from tutor.smtp.envelope import DIFFERS, ENVELOPE_ONLY, HEADERS_ONLY, SAME, Comparison, Pair
+from tutor.smtp.headers import Field
 from tutor.ui.safe import join, untrusted, untrusted_bytes
 
 VERDICTS = {

@@ -12,9 +12,9 @@ from rich.console import Group, RenderableType
 from rich.padding import Padding
 from rich.text import Text
 
-from tutor.annotations import annotate
-from tutor.events import Exchange
-from tutor.session_state import SessionState
+from tutor.explain.annotations import annotate
+from tutor.smtp.events import Exchange
+from tutor.smtp.session_state import SessionState
 from tutor.ui import lesson_view as view
 from tutor.ui.safe import untrusted, untrusted_block
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from tutor.wire import Reply
+from tutor.smtp.wire import Reply
 
 
 class Verbosity(StrEnum):

@@ -18,7 +18,7 @@ from rich.markdown import Markdown
 from rich.text import Text
 
 from tutor.engine.offers import EMPTY, find_offer
-from tutor.textsafe import visible, visible_bytes, visible_line
+from tutor.smtp.textsafe import visible, visible_bytes, visible_line
 
 
 def untrusted(text: str, style: str = "") -> Text:

@@ -14,11 +14,9 @@ from rich.console import Console
 from rich.padding import Padding
 from rich.text import Text
 
-from tutor import mailview
-from tutor.authcodec import b64_report
 from tutor.errors import UserError
-from tutor.events import MessageStored, TlsStarted
-from tutor.sandbox import (
+from tutor.maildir import mailview
+from tutor.sandbox.sandbox import (
     SLASH_COMMANDS,
     Result,
     Sandbox,
@@ -29,6 +27,8 @@ from tutor.sandbox import (
     parse_slash,
     pipe_lines,
 )
+from tutor.smtp.authcodec import b64_report
+from tutor.smtp.events import MessageStored, TlsStarted
 from tutor.ui import lesson_view, sandbox_view
 from tutor.ui.line_input import LineInput, PromptInput, choose_input, history_file
 from tutor.ui.mailbox_view import message_table

@@ -15,16 +15,16 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from tutor.annotations import extension_meaning
-from tutor.authcodec import AuthDecoding, B64Report, auth_note, auth_plain, shown
-from tutor.client import TapRecord, TlsInfo
-from tutor.events import RELAY_FOLDER, Exchange, MessageStored
-from tutor.mitm import MitmDemo
-from tutor.sandbox import SLASH_COMMANDS
-from tutor.session_state import SessionState
-from tutor.tlsfacts import CertFacts, tls_facts, verification_note
+from tutor.client.client import TapRecord, TlsInfo
+from tutor.client.mitm import MitmDemo
+from tutor.client.tlsfacts import CertFacts, tls_facts, verification_note
+from tutor.client.wiredump import WireSide, ciphertext_summary, hexdump, sides
+from tutor.explain.annotations import extension_meaning
+from tutor.sandbox.sandbox import SLASH_COMMANDS
+from tutor.smtp.authcodec import AuthDecoding, B64Report, auth_note, auth_plain, shown
+from tutor.smtp.events import RELAY_FOLDER, Exchange, MessageStored
+from tutor.smtp.session_state import SessionState
 from tutor.ui.safe import join, untrusted, untrusted_line
-from tutor.wiredump import WireSide, ciphertext_summary, hexdump, sides
 
 PLAINTEXT_LINES = 6  # lines of SMTP text shown per side in the wire view
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
-from tutor.annotations import annotate
-from tutor.events import (
+from tutor.explain.annotations import annotate
+from tutor.smtp.events import (
     Authenticated,
     BareLineFeed,
     BounceSent,
@@ -22,9 +22,9 @@ from tutor.events import (
     SessionOpened,
     TlsStarted,
 )
-from tutor.session_state import SessionState
+from tutor.smtp.session_state import SessionState
+from tutor.smtp.wire import Reply, parse_reply_line
 from tutor.ui.safe import join, untrusted, untrusted_line
-from tutor.wire import Reply, parse_reply_line
 
 DATA_PREVIEW_LINES = 12
 BARE_LF_ADVICE = {

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.text import Text
 
 from tutor.errors import UsageError
-from tutor.events import Event, SessionClosed
+from tutor.smtp.events import Event, SessionClosed
 from tutor.ui import transcript_export
 from tutor.ui.serve_log import ServeLog
 

@@ -16,9 +16,9 @@ from email.utils import parsedate_to_datetime
 from functools import cached_property
 from pathlib import Path
 
-from tutor.envelope import Comparison
-from tutor.events import RELAY_FOLDER
-from tutor.headers import Field, HeaderSection, body_lines, decode_words, header_section
+from tutor.smtp.envelope import Comparison
+from tutor.smtp.events import RELAY_FOLDER
+from tutor.smtp.headers import Field, HeaderSection, body_lines, decode_words, header_section
 
 _QUEUE_ID = re.compile(r"\bid\s+([A-Za-z0-9]+)")
 _ENVELOPE_FROM = re.compile(r"\(envelope-from <([^>]*)>\)")

@@ -23,9 +23,9 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tutor import authcodec
-from tutor.client import SmtpClient, SmtpClientError, SmtpTlsError, TlsInfo, client_context
-from tutor.tlsfacts import CertFacts, cert_facts
+from tutor.client.client import SmtpClient, SmtpClientError, SmtpTlsError, TlsInfo, client_context
+from tutor.client.tlsfacts import CertFacts, cert_facts
+from tutor.smtp import authcodec
 
 DEMO_USER, DEMO_PASSWORD = "you", "tutor-password"
 _LINE_LIMIT = 4096

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from tutor.textsafe import visible
-from tutor.wire import CRLF, Reply, ReplyLine, host_port, parse_reply_line
+from tutor.smtp.textsafe import visible
+from tutor.smtp.wire import CRLF, Reply, ReplyLine, host_port, parse_reply_line
 
 __all__ = [
     "DEFAULT_TIMEOUT",

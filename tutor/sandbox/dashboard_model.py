@@ -1,6 +1,6 @@
 """What `serve`'s live dashboard shows, without a screen: rows, sessions, messages, keys.
 
-The model consumes the capture's events (tutor.events) in order and keeps one Row per
+The model consumes the capture's events (tutor.smtp.events) in order and keeps one Row per
 session (client, HELO/EHLO name, how far the transaction got, TLS/AUTH, the last reply
 and what it means, a bare-LF warning), the stored messages with their envelope compared
 to their headers, and the view's own state: which session is selected, whether the view
@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-from tutor.annotations import annotate
-from tutor.envelope import Comparison
-from tutor.events import (
+from tutor.explain.annotations import annotate
+from tutor.smtp.envelope import Comparison
+from tutor.smtp.events import (
     Authenticated,
     BareLineFeed,
     Event,
@@ -25,8 +25,8 @@ from tutor.events import (
     SessionOpened,
     TlsStarted,
 )
-from tutor.session_state import SessionState
-from tutor.wire import host_port, split_command
+from tutor.smtp.session_state import SessionState
+from tutor.smtp.wire import host_port, split_command
 
 BARE_LF_WARNING = "LF only: use nc -C / telnet"
 STUCK_IN_DATA = "in DATA: stuck"  # bare LFs: the lone dot never ends the message

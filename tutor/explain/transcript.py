@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from tutor.annotations import Annotation, annotate
 from tutor.errors import UserError
-from tutor.events import Exchange, ExchangeKind
-from tutor.session_state import SessionState, queue_id
-from tutor.wire import parse_reply_line
+from tutor.explain.annotations import Annotation, annotate
+from tutor.smtp.events import Exchange, ExchangeKind
+from tutor.smtp.session_state import SessionState, queue_id
+from tutor.smtp.wire import parse_reply_line
 
 
 class Turn(NamedTuple):

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from tutor.client import Direction, TapRecord
+from tutor.client.client import Direction, TapRecord
 
 DUMP_LIMIT = 64  # bytes of each side shown in a dump
 ROW = 16

@@ -10,7 +10,7 @@ from pathlib import Path
 from tutor.errors import UserError
 from tutor.server.persona import Persona
 from tutor.server.runner import MaildirError, TeachingServer
-from tutor.wire import host_port
+from tutor.smtp.wire import host_port
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1")
 

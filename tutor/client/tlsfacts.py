@@ -13,7 +13,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from tutor.client import TlsInfo
+from tutor.client.client import TlsInfo
 
 if TYPE_CHECKING:
     from cryptography.x509 import Certificate, Name

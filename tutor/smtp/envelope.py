@@ -13,7 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 from email.utils import getaddresses
 
-from tutor.headers import decode_words
+from tutor.smtp.headers import decode_words
 
 
 def header_addresses(*values: str) -> list[str]:

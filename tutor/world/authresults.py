@@ -1,7 +1,7 @@
 """Sender checks on the simulated DNS: SPF by pyspf (RFC 7208), DMARC per RFC 9989.
 
 Real receivers query DNS; here pyspf's one lookup hook (`spf.DNSLookup`) answers from
-tutor/dnsdata.py, so the SPF verdict is pyspf's own evaluation of simulated records and
+tutor/world/dnsdata.py, so the SPF verdict is pyspf's own evaluation of simulated records and
 no query ever leaves the machine (a name the table lacks is NXDOMAIN). No library
 evaluates DMARC, so its two steps are done here, on the same table: policy discovery
 (`_dmarc.<Author Domain>`, then the DNS Tree Walk) and relaxed alignment (the same
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from email.utils import getaddresses
 from typing import Any
 
-from tutor import dnsdata
+from tutor.world import dnsdata
 
 with warnings.catch_warnings():
     # pyspf 2.0.14 has invalid escape sequences: a SyntaxWarning from Python 3.12 on, a

@@ -17,8 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tutor.authcodec import AuthDecoding, decode_auth
-from tutor.client import (
+from tutor.client.client import (
     DEFAULT_TIMEOUT,
     TUTOR_HOSTNAME,
     SmtpClient,
@@ -32,15 +31,16 @@ from tutor.client import (
     TlsInfo,
 )
 from tutor.errors import UsageError, UserError
-from tutor.events import Event, Exchange, ExchangeKind, TlsStarted
 from tutor.server.capture import SessionRecord
 from tutor.server.persona import Persona
 from tutor.server.runner import BindError, MaildirError, TeachingServer
-from tutor.session_state import SessionState
-from tutor.wire import CRLF, Reply, host_port, is_loopback, split_command
+from tutor.smtp.authcodec import AuthDecoding, decode_auth
+from tutor.smtp.events import Event, Exchange, ExchangeKind, TlsStarted
+from tutor.smtp.session_state import SessionState
+from tutor.smtp.wire import CRLF, Reply, host_port, is_loopback, split_command
 
 if TYPE_CHECKING:
-    from tutor.mitm import MitmDemo
+    from tutor.client.mitm import MitmDemo
 
 DEFAULT_PORT = 25
 EVENT_WAIT = 5.0  # how long to wait for the built-in server's record of something we saw
@@ -572,13 +572,14 @@ class Sandbox:
 
     def mitm_demo(self) -> MitmDemo:
         """Two of the tutor's clients through a man in the middle in front of the built-in
-        server (tutor/mitm.py); this session is left as it was. UserError for other servers."""
+        server (tutor/client/mitm.py); this session is left as it was. UserError for other
+        servers."""
         if not self.builtin or self.server is None:
             raise UserError(
                 "/mitm works with the built-in server only: the middle needs the tutor's "
                 "own CA and impostor certificate"
             )
-        from tutor.mitm import run_demo
+        from tutor.client.mitm import run_demo
         from tutor.server.tlsmaterial import ensure_material, server_context
 
         hostname = self.persona.hostname

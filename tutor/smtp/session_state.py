@@ -14,9 +14,9 @@ import copy
 import re
 from dataclasses import dataclass
 
-from tutor import authcodec
-from tutor.events import Exchange, ExchangeKind
-from tutor.wire import Reply, split_command
+from tutor.smtp import authcodec
+from tutor.smtp.events import Exchange, ExchangeKind
+from tutor.smtp.wire import Reply, split_command
 
 # Typical queue-id spellings: ours and Exim's "OK id=...", Postfix's "queued as ...".
 _QUEUE_ID = re.compile(r"\bid=([^\s,;>)]+)|\bqueued as ([^\s,;>)]+)", re.IGNORECASE)

@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Literal
 
-from tutor.envelope import Comparison
-from tutor.wire import Reply, line_ending, parse_reply_line
+from tutor.smtp.envelope import Comparison
+from tutor.smtp.wire import Reply, line_ending, parse_reply_line
 
 # What one exchange was; a Literal, so mypy (strict equality) rejects `kind == "comand"`.
 ExchangeKind = Literal["greeting", "command", "data", "auth", "notice"]

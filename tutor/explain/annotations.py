@@ -15,16 +15,16 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from tutor import authcodec
-from tutor.codes import (
+from tutor.smtp import authcodec
+from tutor.smtp.codes import (
     enhanced_code,
     reply_category,
     reply_class,
     reply_code,
     short_meaning,
 )
-from tutor.session_state import SessionState, path_argument, queue_id
-from tutor.wire import Reply, split_command
+from tutor.smtp.session_state import SessionState, path_argument, queue_id
+from tutor.smtp.wire import Reply, split_command
 
 R5321 = "RFC 5321"
 

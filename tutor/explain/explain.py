@@ -14,8 +14,9 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from tutor.annotations import Annotation, annotate_alone
-from tutor.codes import (
+from tutor.errors import UserError
+from tutor.explain.annotations import Annotation, annotate_alone
+from tutor.smtp.codes import (
     enhanced_class,
     enhanced_code,
     enhanced_subject,
@@ -23,8 +24,7 @@ from tutor.codes import (
     reply_class,
     reply_code,
 )
-from tutor.errors import UserError
-from tutor.wire import Reply, ReplyLine
+from tutor.smtp.wire import Reply, ReplyLine
 
 LIST_HINT = "`smtp-tutor codes` lists them"
 ENHANCED_HINT = "`smtp-tutor codes 5.x.x` lists them"

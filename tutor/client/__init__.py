@@ -1,0 +1,1 @@
+"""The tutor as an SMTP client: connections, TLS facts, wire dumps, the MITM demo."""

@@ -1,0 +1,1 @@
+"""Explaining a session: line annotations, reply explanations, transcripts (stdlib only)."""

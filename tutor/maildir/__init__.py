@@ -1,0 +1,1 @@
+"""Reading delivered mail from a maildir for the mailbox views."""

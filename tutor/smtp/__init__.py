@@ -1,0 +1,1 @@
+"""SMTP itself, standard library only: wire format, codes, envelopes, headers, state."""
