@@ -195,7 +195,7 @@ def test_a_bug_is_one_line_and_exit_70(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("tutor.ui.codes_view.codes_table", broken)
+    monkeypatch.setattr("tutor.ui.reference.codes_view.codes_table", broken)
     result = run_cli("codes")
     assert result.returncode == ExitStatus.BUG == 70
     assert result.stderr == (
@@ -210,7 +210,7 @@ def test_ctrl_c_is_exit_130(monkeypatch: pytest.MonkeyPatch) -> None:
     def interrupted(*args: object, **kwargs: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("tutor.ui.codes_view.codes_table", interrupted)
+    monkeypatch.setattr("tutor.ui.reference.codes_view.codes_table", interrupted)
     result = run_cli("codes")
     assert result.returncode == ExitStatus.INTERRUPTED == 130
     assert result.stderr == "smtp-tutor: interrupted\n"

@@ -22,7 +22,7 @@ from tutor.sandbox.serve import ServeOptions
 from tutor.server.runner import TeachingServer
 from tutor.smtp.events import Event, Exchange, SessionClosed, SessionOpened
 from tutor.smtp.wire import host_port
-from tutor.ui.dashboard import Dashboard, DashboardView, Header, Transcripts
+from tutor.ui.serve.dashboard import Dashboard, DashboardView, Header, Transcripts
 
 CLIENTS = 40
 HOSTILE = ("EHLO [bold red]x[/]", b"EHLO \x1b]0;pwned\x07", "HELO \u202eevil")
@@ -328,7 +328,7 @@ def test_the_dashboard_opens_a_message_beside_its_envelope(server: TeachingServe
 
 
 def test_a_pipe_gets_the_line_log_even_when_rich_is_told_it_is_a_terminal() -> None:
-    from tutor.ui.dashboard import wanted
+    from tutor.ui.serve.dashboard import wanted
 
     forced = Console(file=io.StringIO(), force_terminal=True)  # as FORCE_COLOR=1 would
     assert forced.is_terminal and not wanted(forced, stdin_is_tty=True)

@@ -9,8 +9,8 @@ from rich.console import Console, RenderableType
 
 from tutor.errors import UserError
 from tutor.explain.explain import explain, explain_args
-from tutor.ui.codes_view import codes_table, select_codes
-from tutor.ui.explain_view import render_explained
+from tutor.ui.reference.codes_view import codes_table, select_codes
+from tutor.ui.reference.explain_view import render_explained
 
 GMAIL_BOUNCE = """\
 This is the mail system at host mx.tutor.test.

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.support import SEED_LINES, reply, run_cli
-from tutor.ui.line_input import toolbar_text
-from tutor.ui.reply_detail import ReplyMemory, Verbosity
+from tutor.ui.common.line_input import toolbar_text
+from tutor.ui.common.reply_detail import ReplyMemory, Verbosity
 
 LESSON_3_START = ["ehlo client.example", "mail from:<you@tutor.test>"]
 
@@ -300,7 +300,7 @@ def test_quit_at_a_question_ends_the_questions(tmp_path: Path, tutor_home: Path)
 
 def test_the_sequence_diagram_shows_first_lines_reconnects_and_tls() -> None:
     from tutor.smtp.events import Exchange
-    from tutor.ui.lesson_view import sequence_diagram
+    from tutor.ui.common.lesson_view import sequence_diagram
 
     ehlo_reply = ("250-mx.tutor.test Hello a", "250-PIPELINING", "250 STARTTLS")
     exchanges = [

@@ -1,4 +1,4 @@
-"""Stored messages shown as stored, in the one message view (ui/message_view.py).
+"""Stored messages shown as stored, in the one message view (ui/common/message_view.py).
 
 Every message here goes through the real server; the stored copy is then rendered the
 three ways a learner sees it: `mailbox show` (the real CLI, and a colour console), the
@@ -25,9 +25,9 @@ from tutor.server.runner import TeachingServer
 from tutor.smtp.envelope import DIFFERS, ENVELOPE_ONLY, HEADERS_ONLY, SAME, Comparison, Pair
 from tutor.smtp.events import Event, MessageStored
 from tutor.smtp.headers import body_lines, decode_words, header_section
-from tutor.ui.dashboard import Dashboard, Header
-from tutor.ui.lesson_view import envelope_view
-from tutor.ui.message_view import message_view
+from tutor.ui.common.lesson_view import envelope_view
+from tutor.ui.common.message_view import message_view
+from tutor.ui.serve.dashboard import Dashboard, Header
 
 UNSAFE = ("\x1b", "\x07", "\u202e", "\ufffd")
 MOJIBAKE = ("Ã", "Â")

@@ -1,7 +1,7 @@
 """What the learner reads agrees with the RFCs (issue 13): one test per correction.
 
 Each test reads the text as the learner meets it: a lesson or challenge rendered the way
-the screen prints it (tutor/ui/safe.lesson_markdown, no colour), `smtp-tutor explain`,
+the screen prints it (tutor/ui/common/safe.lesson_markdown, no colour), `smtp-tutor explain`,
 or the annotation of a reply in its context. Each asserts the corrected fact and that the
 wrong one is gone. The live replies themselves are tested with the server.
 """
@@ -22,8 +22,8 @@ from tutor.engine.model import Lesson
 from tutor.explain.annotations import Annotation, annotate, extension_meaning
 from tutor.smtp.codes import enhanced_code, reply_code
 from tutor.smtp.session_state import SessionState
-from tutor.ui.safe import lesson_markdown
-from tutor.ui.terminal import build_console
+from tutor.ui.common.safe import lesson_markdown
+from tutor.ui.common.terminal import build_console
 
 EHLO_PLAIN = (
     "250-mx.tutor.test Hello client.example [127.0.0.1]",

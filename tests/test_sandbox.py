@@ -46,8 +46,8 @@ from tutor.server.runner import TeachingServer
 from tutor.server.tlsmaterial import ensure_certificate
 from tutor.smtp.authcodec import auth_note, auth_plain, b64_report, decode_auth, shown
 from tutor.smtp.events import RELAY_FOLDER, MessageStored, TlsStarted
-from tutor.ui.lesson_view import exchange_view
-from tutor.ui.sandbox_view import tls_panel, wire_view
+from tutor.ui.common.lesson_view import exchange_view
+from tutor.ui.common.sandbox_view import tls_panel, wire_view
 
 WAIT = 5.0
 PLAIN_YOU = "AHlvdQB0dXRvci1wYXNzd29yZA=="  # \0you\0tutor-password

@@ -102,8 +102,8 @@ def test_the_terminal_is_restored_even_when_the_dashboard_fails(
     from rich.console import Console
 
     from tutor.sandbox.serve import ServeOptions
-    from tutor.ui import dashboard
-    from tutor.ui.keys import TerminalKeys
+    from tutor.ui.common.keys import TerminalKeys
+    from tutor.ui.serve import dashboard
 
     master, slave = os.openpty()
     with os.fdopen(slave, "r") as tty_in, os.fdopen(os.dup(slave), "w") as tty_out:
@@ -149,7 +149,7 @@ def test_the_dashboard_wants_a_terminal_on_both_ends_and_not_a_dumb_one(
 ) -> None:
     from rich.console import Console
 
-    from tutor.ui.dashboard import wanted
+    from tutor.ui.serve.dashboard import wanted
 
     master, slave = os.openpty()
     with os.fdopen(slave, "w") as tty:

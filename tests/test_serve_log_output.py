@@ -11,7 +11,7 @@ from rich.console import Console
 from tests.support import RawClient
 from tutor.server.runner import TeachingServer
 from tutor.smtp.events import Event
-from tutor.ui.serve_log import ServeLog
+from tutor.ui.serve.serve_log import ServeLog
 
 
 def pipe_console(*, record: bool = False) -> tuple[Console, io.StringIO]:

@@ -24,7 +24,7 @@ from tutor.errors import UserError
 from tutor.explain.transcript import Transcript, detect_format, parse, read
 from tutor.server.runner import TeachingServer
 from tutor.smtp.wire import parse_reply_line
-from tutor.ui.annotate_view import render_transcript
+from tutor.ui.reference.annotate_view import render_transcript
 
 TIMEOUT = 10.0
 PROCESS_TIMEOUT = 30.0

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from tests.support import run_cli
-from tutor.ui.safe import lesson_markdown
-from tutor.ui.terminal import build_console
+from tutor.ui.common.safe import lesson_markdown
+from tutor.ui.common.terminal import build_console
 
 HEAD = 'format_version = 1\nid = "mine"\ntitle = "A teacher\'s lesson"\n'
 CONNECT = '[[steps]]\nid = "connect"\nkind = "connect"\nexplain = "Connecting."\n'

@@ -40,7 +40,7 @@ def main() -> int:
     from tutor.maildir.mailview import find
     from tutor.smtp.events import Exchange, MessageStored
     from tutor.smtp.session_state import SessionState
-    from tutor.ui import lesson_view as view
+    from tutor.ui.common import lesson_view as view
 
     lesson = load_all(ROOT / "lessons")[0]
     maildir = Path(os.environ["SMTP_TUTOR_HOME"]) / "Maildir"

@@ -19,8 +19,8 @@ from typer.core import TyperGroup
 from tutor import __version__
 from tutor.env import Environment, ExitStatus
 from tutor.errors import UsageError, UserError
-from tutor.ui.reply_detail import Verbosity
-from tutor.ui.theme import DEFAULT_THEME, THEMES
+from tutor.ui.common.reply_detail import Verbosity
+from tutor.ui.common.theme import DEFAULT_THEME, THEMES
 
 # --- the grammar ----------------------------------------------------------------------------
 
@@ -263,7 +263,7 @@ FollowHintsOption = Annotated[
 def _transcript(value: Path | None) -> Path | None:
     if value is None:
         return None
-    from tutor.ui.transcript_export import check_path
+    from tutor.ui.common.transcript_export import check_path
 
     return check_path(value)
 
@@ -328,7 +328,7 @@ def _root(
     )
     ctx.obj = env
     if ctx.invoked_subcommand is None:
-        from tutor.ui.learn_app import menu
+        from tutor.ui.lesson.learn_app import menu
 
         finish(menu(env.terminal, env.lessons_dir, env.maildir(None)))
 
@@ -365,7 +365,7 @@ def learn(
       smtp-tutor learn 1 --script my-session.txt --plain
       smtp-tutor learn 1 --telnet          then: telnet 127.0.0.1 2525 in another window
     """
-    from tutor.ui.learn_app import learn as run_learn
+    from tutor.ui.lesson.learn_app import learn as run_learn
 
     env = env_of(ctx)
     finish(
@@ -407,7 +407,7 @@ def demo(
       smtp-tutor demo 1
       smtp-tutor demo 2 --delay 0 --transcript lesson2.html
     """
-    from tutor.ui.learn_app import demo as run_demo
+    from tutor.ui.lesson.learn_app import demo as run_demo
 
     env = env_of(ctx)
     finish(
@@ -435,7 +435,7 @@ def lessons(ctx: typer.Context) -> None:
       smtp-tutor lessons --lessons-dir my-lessons/
     """
     if ctx.invoked_subcommand is None:
-        from tutor.ui.learn_app import list_lessons
+        from tutor.ui.lesson.learn_app import list_lessons
 
         env = env_of(ctx)
         list_lessons(env.terminal, env.lessons_dir)
@@ -463,11 +463,11 @@ def lessons_validate(
       smtp-tutor lessons validate my-lessons/ --static
       smtp-tutor lessons validate --follow-hints 1 2
     """
-    from tutor.ui.validate_app import lesson_targets, validate
+    from tutor.ui.lesson.validate_app import lesson_targets, validate
 
     env = env_of(ctx)
     if follow_hints:
-        from tutor.ui.robot_report import follow_hints as robot
+        from tutor.ui.lesson.robot_report import follow_hints as robot
 
         finish(robot(env.terminal, "lesson", [str(p) for p in paths or []], env.lessons_dir))
     finish(
@@ -485,7 +485,7 @@ def progress(ctx: typer.Context) -> None:
       smtp-tutor progress reset 1
     """
     if ctx.invoked_subcommand is None:
-        from tutor.ui.learn_app import list_lessons
+        from tutor.ui.lesson.learn_app import list_lessons
 
         env = env_of(ctx)
         list_lessons(env.terminal, env.lessons_dir)
@@ -506,7 +506,7 @@ def progress_reset(
       smtp-tutor progress reset 1
       smtp-tutor progress reset --yes
     """
-    from tutor.ui.learn_app import reset_progress
+    from tutor.ui.lesson.learn_app import reset_progress
 
     env = env_of(ctx)
     finish(reset_progress(env.terminal, lesson, yes=yes, lessons_dir=env.lessons_dir))
@@ -564,8 +564,8 @@ def serve(
       then, in another terminal:  telnet 127.0.0.1 2525   or   nc -C 127.0.0.1 2525
     """
     from tutor.sandbox.serve import ServeOptions
-    from tutor.ui.serve_app import run
-    from tutor.ui.serve_transcripts import SessionTranscripts
+    from tutor.ui.serve.serve_app import run
+    from tutor.ui.serve.serve_transcripts import SessionTranscripts
 
     env = env_of(ctx)
     writer = SessionTranscripts(transcripts, transcript_format) if transcripts else None
@@ -597,7 +597,7 @@ def mailbox_list(
       smtp-tutor mailbox you             only you@tutor.test
       smtp-tutor mailbox list --maildir /tmp/class-maildir
     """
-    from tutor.ui.mailbox_app import list_messages
+    from tutor.ui.reference.mailbox_app import list_messages
 
     env = env_of(ctx)
     list_messages(env.terminal, env.maildir(maildir), folder)
@@ -622,7 +622,7 @@ def mailbox_show(
       smtp-tutor mailbox show you/1
       smtp-tutor mailbox show you/1 --raw > message.eml
     """
-    from tutor.ui.mailbox_app import show_message
+    from tutor.ui.reference.mailbox_app import show_message
 
     env = env_of(ctx)
     show_message(env.terminal, env.maildir(maildir), ref, raw=raw)
@@ -654,7 +654,7 @@ def mailbox_clear(
       smtp-tutor mailbox clear you
       smtp-tutor mailbox clear --all --yes
     """
-    from tutor.ui.mailbox_app import clear_messages
+    from tutor.ui.reference.mailbox_app import clear_messages
 
     if (folder is None) == (not all_folders):
         raise UsageError("name one MAILBOX to clear, or give --all (not both)")
@@ -682,7 +682,7 @@ def explain(
       smtp-tutor explain - < bounce.txt
     """
     from tutor.explain.explain import explain_args
-    from tutor.ui.explain_view import render_explained
+    from tutor.ui.reference.explain_view import render_explained
 
     env = env_of(ctx)
     env.terminal.out.print(render_explained(explain_args(text, env.read_stdin), plain=env.plain))
@@ -703,7 +703,7 @@ def codes(
       smtp-tutor codes 5xx
       smtp-tutor codes 5.7
     """
-    from tutor.ui.codes_view import codes_table
+    from tutor.ui.reference.codes_view import codes_table
 
     env = env_of(ctx)
     env.terminal.out.print(codes_table(filter, plain=env.plain))
@@ -725,7 +725,7 @@ def annotate(
       smtp-tutor annotate session.log
     """
     from tutor.explain.transcript import read
-    from tutor.ui.annotate_view import render_transcript
+    from tutor.ui.reference.annotate_view import render_transcript
 
     env = env_of(ctx)
     env.terminal.out.print(render_transcript(read(source, env.read_stdin), plain=env.plain))
@@ -786,7 +786,7 @@ def sandbox(
       smtp-tutor sandbox --connect mail.example.net:587     (asks first: leaves the machine)
     """
     from tutor.sandbox.sandbox import builtin_target, parse_target
-    from tutor.ui.sandbox_app import SandboxOptions, run
+    from tutor.ui.sandbox.sandbox_app import SandboxOptions, run
 
     if connect is None:
         target = builtin_target(implicit_tls=implicit_tls)
@@ -808,7 +808,7 @@ def challenge_list(ctx: typer.Context, challenges_dir: ChallengesDirOption = Non
       smtp-tutor challenge
       smtp-tutor challenge list --challenges-dir my-challenges/
     """
-    from tutor.ui import challenge_app as screens
+    from tutor.ui.lesson import challenge_app as screens
 
     finish(screens.list_challenges(env_of(ctx).terminal, challenges_dir))
 
@@ -843,7 +843,7 @@ def challenge_play(
       smtp-tutor challenge backscatter --telnet     then: telnet 127.0.0.1 2525
       smtp-tutor challenge 1 --script attempt.txt --plain
     """
-    from tutor.ui import challenge_app as screens
+    from tutor.ui.lesson import challenge_app as screens
 
     env = env_of(ctx)
     finish(
@@ -879,10 +879,10 @@ def challenge_validate(
       smtp-tutor challenge validate my-challenges/ --static
       smtp-tutor challenge validate --follow-hints
     """
-    from tutor.ui import challenge_app as screens
+    from tutor.ui.lesson import challenge_app as screens
 
     if follow_hints:
-        from tutor.ui.robot_report import follow_hints as robot
+        from tutor.ui.lesson.robot_report import follow_hints as robot
 
         chosen = [str(p) for p in paths or []]
         finish(robot(env_of(ctx).terminal, "challenge", chosen, challenges_dir))

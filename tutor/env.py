@@ -19,9 +19,9 @@ from typing import IO
 
 from rich.console import Console
 
-from tutor.ui.reply_detail import Verbosity
-from tutor.ui.terminal import Terminal, build_console
-from tutor.ui.theme import DEFAULT_THEME
+from tutor.ui.common.reply_detail import Verbosity
+from tutor.ui.common.terminal import Terminal, build_console
+from tutor.ui.common.theme import DEFAULT_THEME
 
 
 class ExitStatus(IntEnum):
@@ -54,7 +54,7 @@ class Environment:
     plain: bool = False
     debug: bool = False
     lessons_dir: Path | None = None
-    theme: str = DEFAULT_THEME  # "dark" or "light": see tutor/ui/theme.py
+    theme: str = DEFAULT_THEME  # "dark" or "light": see tutor/ui/common/theme.py
     verbosity: Verbosity = Verbosity.AUTO
     stdin: IO[str] = field(default_factory=lambda: sys.stdin)
     stdout: IO[str] = field(default_factory=lambda: sys.stdout)

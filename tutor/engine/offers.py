@@ -6,7 +6,7 @@ Three forms, each running to the end of its line with nothing added after it:
     The lines are: A / B / (empty) / .   several lines; (empty) is an empty line
     Type: CMD — CMD                      several commands
 
-The lesson screen renders the offered part literally (ui/safe.py `lesson_markdown`),
+The lesson screen renders the offered part literally (ui/common/safe.py `lesson_markdown`),
 `lessons validate` reads it back from the rendered text and replays it
 (engine/validate.py), and a learner or a robot types it as shown.
 """

@@ -24,7 +24,7 @@ from rich.text import Text
 from tutor.maildir.mailview import StoredMessage, envelope_recipients
 from tutor.smtp.envelope import DIFFERS, ENVELOPE_ONLY, HEADERS_ONLY, SAME, Comparison, Pair
 from tutor.smtp.headers import Field
-from tutor.ui.safe import join, untrusted, untrusted_bytes
+from tutor.ui.common.safe import join, untrusted, untrusted_bytes
 
 VERDICTS = {
     SAME: ("same", "green"),

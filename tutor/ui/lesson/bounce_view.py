@@ -7,7 +7,7 @@ from rich.padding import Padding
 from rich.text import Text
 
 from tutor.smtp.dsnread import BounceSummary
-from tutor.ui.safe import join, untrusted
+from tutor.ui.common.safe import join, untrusted
 
 
 def bounce_view(summary: BounceSummary, where: str) -> RenderableType:

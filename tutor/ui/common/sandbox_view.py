@@ -24,7 +24,7 @@ from tutor.sandbox.sandbox import SLASH_COMMANDS
 from tutor.smtp.authcodec import AuthDecoding, B64Report, auth_note, auth_plain, shown
 from tutor.smtp.events import RELAY_FOLDER, Exchange, MessageStored
 from tutor.smtp.session_state import SessionState
-from tutor.ui.safe import join, untrusted, untrusted_line
+from tutor.ui.common.safe import join, untrusted, untrusted_line
 
 PLAINTEXT_LINES = 6  # lines of SMTP text shown per side in the wire view
 

@@ -20,9 +20,9 @@ from rich.text import Text
 
 from tutor.engine import questions
 from tutor.engine.driver import LessonDriver, Turn
-from tutor.ui import lesson_view as view
-from tutor.ui.lesson_app import LessonScreen
-from tutor.ui.safe import untrusted
+from tutor.ui.common import lesson_view as view
+from tutor.ui.common.safe import untrusted
+from tutor.ui.lesson.lesson_app import LessonScreen
 
 TYPING = 0.03  # seconds per character of the typing effect
 
@@ -103,7 +103,7 @@ class DemoScreen(LessonScreen):
         if not self.interactive or sys.platform == "win32":  # select() needs POSIX for stdin
             time.sleep(self.delay)
             return True
-        from tutor.ui.keys import TerminalKeys
+        from tutor.ui.common.keys import TerminalKeys
 
         keys = TerminalKeys()
         paused = False

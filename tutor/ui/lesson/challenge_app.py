@@ -22,13 +22,13 @@ from tutor.engine.loader import default_challenges_dir, find_by_ref
 from tutor.engine.model import Lesson
 from tutor.engine.progress import Progress, Status, progress_path
 from tutor.smtp.events import BounceSent, MessageStored
-from tutor.ui.coach_app import CoachScreen
-from tutor.ui.lesson_app import LessonScreen, completion_words
-from tutor.ui.lesson_view import sequence_diagram
-from tutor.ui.line_input import PromptInput, choose_input, history_file
-from tutor.ui.reply_detail import ReplyMemory
-from tutor.ui.safe import join, lesson_markdown, untrusted
-from tutor.ui.terminal import Terminal
+from tutor.ui.common.lesson_view import sequence_diagram
+from tutor.ui.common.line_input import PromptInput, choose_input, history_file
+from tutor.ui.common.reply_detail import ReplyMemory
+from tutor.ui.common.safe import join, lesson_markdown, untrusted
+from tutor.ui.common.terminal import Terminal
+from tutor.ui.lesson.coach_app import CoachScreen
+from tutor.ui.lesson.lesson_app import LessonScreen, completion_words
 
 HOW = (
     "Any commands you like: the challenge is judged on what the server stores, replies and "
@@ -263,7 +263,7 @@ def validate(
     term: Terminal, paths: list[Path], challenges_dir: Path | None, *, replay: bool
 ) -> int:
     """Static checks (as for lessons, plus a goal and a counter-example), then a replay."""
-    from tutor.ui.validate_app import validate as validate_files
+    from tutor.ui.lesson.validate_app import validate as validate_files
 
     targets = paths or [challenges_dir or default_challenges_dir()]
     return validate_files(

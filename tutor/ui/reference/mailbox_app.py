@@ -9,9 +9,9 @@ from rich.text import Text
 from tutor.errors import UsageError, UserError
 from tutor.maildir import mailview
 from tutor.smtp.textsafe import visible
-from tutor.ui.mailbox_view import message_detail, message_table, print_raw
-from tutor.ui.safe import join, untrusted
-from tutor.ui.terminal import Terminal, confirm
+from tutor.ui.common.mailbox_view import message_detail, message_table, print_raw
+from tutor.ui.common.safe import join, untrusted
+from tutor.ui.common.terminal import Terminal, confirm
 
 
 def list_messages(term: Terminal, root: Path, folder: str | None) -> None:

@@ -15,8 +15,8 @@ from typing import IO
 from rich.console import Console
 
 from tutor.errors import UserError
-from tutor.ui.reply_detail import Verbosity
-from tutor.ui.theme import DEFAULT_THEME, ThemedConsole
+from tutor.ui.common.reply_detail import Verbosity
+from tutor.ui.common.theme import DEFAULT_THEME, ThemedConsole
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class Terminal:
     stdin_isatty: bool
     stdout_isatty: bool
     dumb: bool  # TERM=dumb: a terminal that cannot take prompt_toolkit's drawing
-    theme: str = DEFAULT_THEME  # colours for a dark or a light background (ui/theme.py)
+    theme: str = DEFAULT_THEME  # colours for a dark or a light background (ui/common/theme.py)
     verbosity: Verbosity = Verbosity.AUTO  # how much of each reply's meaning to show
 
     @property
@@ -66,7 +66,7 @@ def build_console(
     theme: str = DEFAULT_THEME,
 ) -> Console:
     """The one way a rich Console is made: markup, emoji and highlighting always off,
-    because what it prints is mostly untrusted text (see tutor/ui/safe.py). The light
+    because what it prints is mostly untrusted text (see tutor/ui/common/safe.py). The light
     theme redraws colours for a white background; without colour there is nothing to do."""
     console_class = ThemedConsole if colour and theme == "light" else Console
     return console_class(

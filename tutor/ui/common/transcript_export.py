@@ -13,7 +13,7 @@ from rich.console import Console
 from rich.terminal_theme import DEFAULT_TERMINAL_THEME
 
 from tutor.errors import UsageError
-from tutor.ui.theme import ThemedConsole
+from tutor.ui.common.theme import ThemedConsole
 
 FORMATS = {
     ".md": "Markdown",

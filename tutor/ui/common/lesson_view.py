@@ -29,8 +29,8 @@ from tutor.smtp.events import (
     TlsStarted,
 )
 from tutor.smtp.session_state import SessionState
-from tutor.ui.message_view import envelope_table, mismatch_notes, stored_copy
-from tutor.ui.safe import join, lesson_markdown, untrusted, untrusted_block, untrusted_line
+from tutor.ui.common.message_view import envelope_table, mismatch_notes, stored_copy
+from tutor.ui.common.safe import join, lesson_markdown, untrusted, untrusted_block, untrusted_line
 from tutor.world import dnsdata
 from tutor.world.dnsdata import SIMULATED_NOTE
 
@@ -69,7 +69,7 @@ def bullets(items: Sequence[str]) -> RenderableType:
 
 
 def hint_view(number: int, total: int, hint: str) -> RenderableType:
-    """`Hint k/n:` and the hint; a line it offers to type is shown exactly (ui/safe.py)."""
+    """`Hint k/n:` and the hint; a line it offers to type is shown exactly (ui/common/safe.py)."""
     return lesson_markdown(f"**Hint {number}/{total}:** {hint}")
 
 
@@ -215,7 +215,7 @@ def envelope_view(
     stored: MessageStored, copies: Sequence[StoredMessage], *, plain: bool
 ) -> RenderableType:
     """Where the message went (envelope) beside what it claims (headers), then the stored
-    copy: the same pieces `mailbox show` and the dashboard use (ui/message_view.py)."""
+    copy: the same pieces `mailbox show` and the dashboard use (ui/common/message_view.py)."""
     comparison = stored.comparison
     title = f"Message {stored.queue_id}: envelope against headers"
     parts: list[RenderableType] = [envelope_table(comparison, plain=plain, title=title)]

@@ -10,8 +10,8 @@ from pathlib import Path
 from rich.text import Text
 
 from tutor.errors import UsageError, UserError
-from tutor.ui.safe import untrusted
-from tutor.ui.terminal import Terminal
+from tutor.ui.common.safe import untrusted
+from tutor.ui.common.terminal import Terminal
 
 
 def follow_hints(terminal: Terminal, kind: str, chosen: list[str], folder: Path | None) -> int:

@@ -14,11 +14,17 @@ from tutor.engine.loader import default_lessons_dir, find_by_ref, load_all
 from tutor.engine.model import Lesson
 from tutor.engine.progress import FINISHED, Progress, Status, progress_path
 from tutor.errors import UsageError, UserError
-from tutor.ui.lesson_app import LessonScreen, completion_words
-from tutor.ui.line_input import LineInput, PromptInput, StreamInput, choose_input, history_file
-from tutor.ui.reply_detail import ReplyMemory
-from tutor.ui.safe import join, untrusted
-from tutor.ui.terminal import Terminal, confirm
+from tutor.ui.common.line_input import (
+    LineInput,
+    PromptInput,
+    StreamInput,
+    choose_input,
+    history_file,
+)
+from tutor.ui.common.reply_detail import ReplyMemory
+from tutor.ui.common.safe import join, untrusted
+from tutor.ui.common.terminal import Terminal, confirm
+from tutor.ui.lesson.lesson_app import LessonScreen, completion_words
 
 WELCOME = (
     "Welcome to smtp-tutor. Each lesson starts a real SMTP server on this machine "
@@ -172,7 +178,7 @@ def learn(
     screen: type[LessonScreen] = LessonScreen
     coach: dict[str, Any] = {}
     if telnet_port is not None:
-        from tutor.ui.coach_app import CoachScreen
+        from tutor.ui.lesson.coach_app import CoachScreen
 
         screen, coach = CoachScreen, {"port": telnet_port}
     try:
@@ -207,7 +213,7 @@ def demo(
     """`smtp-tutor demo LESSON`: the tutor plays the lesson's canonical answers."""
     import io
 
-    from tutor.ui.demo_app import DemoScreen
+    from tutor.ui.lesson.demo_app import DemoScreen
 
     console = term.recorded().out if transcript is not None else term.out
     lessons = load_all(lessons_dir)
@@ -236,7 +242,7 @@ def demo(
 
 def _write_transcript(console: Console, path: Path | None, title: str) -> None:
     if path is not None:
-        from tutor.ui import transcript_export
+        from tutor.ui.common import transcript_export
 
         transcript_export.write(console, path, title)
         console.print(

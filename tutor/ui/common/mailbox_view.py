@@ -10,8 +10,8 @@ from rich.text import Text
 from tutor.engine.checks import mailbox_words
 from tutor.maildir.mailview import StoredMessage, recipients_by_queue_id
 from tutor.smtp.events import RELAY_FOLDER
-from tutor.ui.message_view import message_view
-from tutor.ui.safe import join, untrusted, untrusted_bytes
+from tutor.ui.common.message_view import message_view
+from tutor.ui.common.safe import join, untrusted, untrusted_bytes
 
 
 def folder_title(folder: str) -> str:
@@ -94,7 +94,7 @@ def _box() -> Box:
 
 
 def message_detail(message: StoredMessage, *, plain: bool) -> RenderableType:
-    """Envelope beside headers, then the stored copy as stored (ui/message_view.py)."""
+    """Envelope beside headers, then the stored copy as stored (ui/common/message_view.py)."""
     return message_view(message, plain=plain)
 
 

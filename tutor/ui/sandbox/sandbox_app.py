@@ -29,11 +29,11 @@ from tutor.sandbox.sandbox import (
 )
 from tutor.smtp.authcodec import b64_report
 from tutor.smtp.events import MessageStored, TlsStarted
-from tutor.ui import lesson_view, sandbox_view
-from tutor.ui.line_input import LineInput, PromptInput, choose_input, history_file
-from tutor.ui.mailbox_view import message_table
-from tutor.ui.safe import join, untrusted
-from tutor.ui.terminal import Terminal
+from tutor.ui.common import lesson_view, sandbox_view
+from tutor.ui.common.line_input import LineInput, PromptInput, choose_input, history_file
+from tutor.ui.common.mailbox_view import message_table
+from tutor.ui.common.safe import join, untrusted
+from tutor.ui.common.terminal import Terminal
 
 ADDRESSES = (
     "<you@tutor.test>",

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from tutor.explain.annotations import Annotation
 from tutor.explain.explain import Explained
-from tutor.ui.safe import join, untrusted
+from tutor.ui.common.safe import join, untrusted
 
 CLASS_STYLE = {"2": "green", "3": "cyan", "4": "yellow", "5": "red"}
 

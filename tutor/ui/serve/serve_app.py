@@ -13,11 +13,11 @@ from tutor.sandbox import serve
 from tutor.server.runner import TeachingServer
 from tutor.smtp.events import RELAY_FOLDER, Event
 from tutor.smtp.wire import is_loopback
-from tutor.ui import dashboard
-from tutor.ui.safe import join, untrusted
-from tutor.ui.serve_log import ServeLog
-from tutor.ui.serve_transcripts import SessionTranscripts, TeeEvents
-from tutor.ui.terminal import Terminal
+from tutor.ui.common.safe import join, untrusted
+from tutor.ui.common.terminal import Terminal
+from tutor.ui.serve import dashboard
+from tutor.ui.serve.serve_log import ServeLog
+from tutor.ui.serve.serve_transcripts import SessionTranscripts, TeeEvents
 
 _STOP_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)

@@ -15,8 +15,8 @@ from rich.text import Text
 
 from tutor.paths import data_home
 from tutor.smtp.textsafe import visible
-from tutor.ui.safe import untrusted
-from tutor.ui.terminal import Terminal
+from tutor.ui.common.safe import untrusted
+from tutor.ui.common.terminal import Terminal
 
 SMTP_VERBS = (
     "HELO",

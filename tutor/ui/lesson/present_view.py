@@ -15,8 +15,8 @@ from rich.text import Text
 from tutor.explain.annotations import annotate
 from tutor.smtp.events import Exchange
 from tutor.smtp.session_state import SessionState
-from tutor.ui import lesson_view as view
-from tutor.ui.safe import untrusted, untrusted_block
+from tutor.ui.common import lesson_view as view
+from tutor.ui.common.safe import untrusted, untrusted_block
 
 # A 3x5 block font for the digits of a reply code.
 _DIGITS = {

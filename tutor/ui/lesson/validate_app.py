@@ -14,9 +14,9 @@ from tutor.engine import validate as checks
 from tutor.engine.loader import Problem, default_lessons_dir
 from tutor.engine.model import Lesson
 from tutor.errors import UserError
-from tutor.ui import lesson_view as view
-from tutor.ui.safe import lesson_markdown, untrusted
-from tutor.ui.terminal import build_console
+from tutor.ui.common import lesson_view as view
+from tutor.ui.common.safe import lesson_markdown, untrusted
+from tutor.ui.common.terminal import build_console
 
 RENDER_WIDTH = 1000  # wide enough that no text wraps: a `<…>` or an offer stays on one line
 

@@ -35,9 +35,9 @@ from tutor.smtp.events import (
 )
 from tutor.smtp.session_state import SessionState
 from tutor.smtp.wire import host_port
-from tutor.ui.lesson_app import LessonScreen
-from tutor.ui.line_input import LineInput, PromptInput
-from tutor.ui.safe import untrusted
+from tutor.ui.common.line_input import LineInput, PromptInput
+from tutor.ui.common.safe import untrusted
+from tutor.ui.lesson.lesson_app import LessonScreen
 
 if TYPE_CHECKING:
     from prompt_toolkit.application import Application
@@ -349,7 +349,7 @@ class CoachScreen(LessonScreen):
     def _intro_coached(self) -> None:
         if self.run.finished or self.shown_step == self.run.index:
             return
-        from tutor.ui import lesson_view as view
+        from tutor.ui.common import lesson_view as view
 
         step = self.run.step
         self.shown_step = self.run.index

@@ -26,12 +26,12 @@ from tutor.maildir import mailview
 from tutor.smtp.dsnread import read_bounce
 from tutor.smtp.events import BounceSent, Event, Exchange, MessageStored
 from tutor.smtp.session_state import SessionState
-from tutor.ui import lesson_view as view
-from tutor.ui import present_view
-from tutor.ui.bounce_view import bounce_view
-from tutor.ui.line_input import LineInput
-from tutor.ui.reply_detail import ReplyMemory
-from tutor.ui.safe import lesson_markdown, untrusted
+from tutor.ui.common import lesson_view as view
+from tutor.ui.common.line_input import LineInput
+from tutor.ui.common.reply_detail import ReplyMemory
+from tutor.ui.common.safe import lesson_markdown, untrusted
+from tutor.ui.lesson import present_view
+from tutor.ui.lesson.bounce_view import bounce_view
 
 HELP = (
     "Type SMTP commands as you would in telnet; each goes to the real server as typed.\n"
@@ -522,7 +522,7 @@ class LessonScreen:
                     self._show_bounce(event)
         if turn.tls is not None or any(e.tls for e in turn.exchanges):
             # TLS views need the certificate reader: imported only when TLS is in play.
-            from tutor.ui import sandbox_view
+            from tutor.ui.common import sandbox_view
 
             for extra in sandbox_view.lesson_tls_view(
                 turn.tls, turn.tap, turn.exchanges, first_tls=first_tls, plain=self.plain

@@ -1,13 +1,13 @@
 """`serve`'s live dashboard: the connections, one session's transcript, the stored messages.
 
-Used when stdout and stdin are a terminal (the line log of ui/serve_log.py otherwise, and
+Used when stdout and stdin are a terminal (the line log of ui/serve/serve_log.py otherwise, and
 with --log or --plain). The server keeps its own thread; this loop keeps the main thread,
 drains the capture's queue into a DashboardModel (tutor/sandbox/dashboard_model.py) and redraws
 with rich's Live at most MAX_FRAMES_PER_SECOND times a second, however fast events come:
 a flood of clients costs the screen nothing more than a busy class does. Keys come from
-prompt_toolkit's input in raw mode (ui/keys.py), read by the same asyncio loop.
+prompt_toolkit's input in raw mode (ui/common/keys.py), read by the same asyncio loop.
 
-Every client-supplied string reaches the screen through ui/safe.py; every coloured mark
+Every client-supplied string reaches the screen through ui/common/safe.py; every coloured mark
 also carries a word or a symbol (▶ selected, ! warning, = match), so the screen reads the
 same with NO_COLOR, in a monochrome terminal or on a washed-out projector.
 """
@@ -38,13 +38,13 @@ from tutor.sandbox import serve
 from tutor.sandbox.dashboard_model import DashboardModel, Row, StoredInfo
 from tutor.smtp.events import Event
 from tutor.smtp.wire import host_port, is_loopback
-from tutor.ui.message_view import message_view
-from tutor.ui.safe import join, untrusted
-from tutor.ui.serve_log import ServeLog
+from tutor.ui.common.message_view import message_view
+from tutor.ui.common.safe import join, untrusted
+from tutor.ui.serve.serve_log import ServeLog
 
 if TYPE_CHECKING:
     from tutor.server.runner import TeachingServer
-    from tutor.ui.keys import TerminalKeys
+    from tutor.ui.common.keys import TerminalKeys
 
 MAX_FRAMES_PER_SECOND = 8.0
 HEARTBEAT_SECONDS = 1.0  # redraw this often even when idle (a resized terminal, a notice)
@@ -717,7 +717,7 @@ def run_dashboard(
 
     The terminal is restored on every way out; an unexpected error still stops the
     server before it propagates."""
-    from tutor.ui.keys import TerminalKeys
+    from tutor.ui.common.keys import TerminalKeys
 
     dashboard = Dashboard(
         console, events or server.capture.events, Header.for_server(server, options)

@@ -16,8 +16,8 @@ from rich.text import Text
 
 from tutor.errors import UsageError
 from tutor.smtp.events import Event, SessionClosed
-from tutor.ui import transcript_export
-from tutor.ui.serve_log import ServeLog
+from tutor.ui.common import transcript_export
+from tutor.ui.serve.serve_log import ServeLog
 
 
 class SessionTranscripts:

@@ -24,7 +24,7 @@ from tutor.smtp.events import (
 )
 from tutor.smtp.session_state import SessionState
 from tutor.smtp.wire import Reply, parse_reply_line
-from tutor.ui.safe import join, untrusted, untrusted_line
+from tutor.ui.common.safe import join, untrusted, untrusted_line
 
 DATA_PREVIEW_LINES = 12
 BARE_LF_ADVICE = {

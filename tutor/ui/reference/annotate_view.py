@@ -15,7 +15,7 @@ from rich.text import Text
 
 from tutor.explain.annotations import Annotation
 from tutor.explain.transcript import Note, Step, Transcript
-from tutor.ui.safe import join, untrusted, untrusted_bytes, untrusted_line
+from tutor.ui.common.safe import join, untrusted, untrusted_bytes, untrusted_line
 
 CLASS_STYLE = {2: "green", 3: "cyan", 4: "yellow", 5: "red"}
 DATA_PREVIEW_LINES = 40

@@ -1,0 +1,1 @@
+"""What several screens share: the terminal, theme, safe text, input and common views."""

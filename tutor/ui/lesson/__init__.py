@@ -1,0 +1,1 @@
+"""The lesson screens: learn, lessons, demos, coach, challenges, validate and robot reports."""

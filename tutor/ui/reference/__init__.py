@@ -1,0 +1,1 @@
+"""The reference screens: explain, codes, annotated transcripts and the mailbox."""

@@ -1,0 +1,1 @@
+"""The sandbox screen: a free SMTP session beside its wire view."""
