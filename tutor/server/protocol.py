@@ -4,7 +4,8 @@ aiosmtpd provides the transport, the STARTTLS upgrade and the AUTH mechanisms. T
 command loop and the MAIL/RCPT/DATA handling are the persona's own, because the tutor
 must be exact about what it accepts (angle brackets, line limits, CRLF.CRLF) and must
 record every line it reads, byte for byte, as an exchange (docs/architecture.md,
-"How a session is captured"; docs/server.md).
+"How a session is captured"; docs/server.md). What the persona refuses on purpose
+(greylisting, GTUBE, AUTH passwords) is decided in policy.py, without a socket.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hmac
 import logging
 import re
 import time
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, TLSSetupException
 
+from tutor.server import policy
 from tutor.server.bounce import schedule_bounces
 from tutor.server.replies import LIBRARY_TEXTS, REPLIES, ReplyKey, reply
 from tutor.server.store import RELAY, Delivery, StorageError, new_queue_id, summarize_headers
@@ -53,8 +54,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("tutor.server")
 
 _VERB = re.compile(rb"[A-Za-z]+\Z")
-# The Generic Test for Unsolicited Bulk Email: every spam filter refuses it, on purpose.
-GTUBE = b"XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 # Each advertised extension that adds a MAIL parameter lengthens the MAIL line: SIZE by
 # 26 octets (RFC 1870 §3), SMTPUTF8 by 10 (RFC 6531 §3.4), AUTH= by 500 (RFC 4954 §3),
 # and BODY= (8BITMIME) by the 14 of " BODY=8BITMIME", the longest value taken here.
@@ -566,8 +565,9 @@ class TeachingSMTP(SMTP):
             if folder is None:
                 await self.push(reply(ReplyKey.RCPT_UNKNOWN, address=shown))
                 return
-            if self._greylisted(path.address):
-                await self.push(reply(ReplyKey.RCPT_GREYLISTED, address=shown))
+            refusal = self._greylist_refusal(path.address)
+            if refusal is not None:
+                await self.push(reply(refusal, address=shown))
                 return
             await self._accept_recipient(
                 path.address, folder, reply(ReplyKey.RCPT_OK, address=shown)
@@ -589,20 +589,16 @@ class TeachingSMTP(SMTP):
             path.address, RELAY, reply(ReplyKey.RCPT_RELAY_OK, address=shown, why=why)
         )
 
-    def _greylisted(self, recipient: str) -> bool:
-        """Greylisting (RFC 6647): refuse a triplet's first try; a real client retries.
-
-        A teaching server lets the retry through at once; real ones wait some minutes.
-        """
-        if not self.context.persona.greylist:
-            return False
+    def _greylist_refusal(self, recipient: str) -> ReplyKey | None:
         peer = self.session.peer if self.session else None
         client = peer[0] if isinstance(peer, tuple) else str(peer)
-        triplet = (client, (self._mail_from or "").lower(), recipient.lower())
-        if triplet in self.context.greylist_seen:
-            return False
-        self.context.greylist_seen.add(triplet)
-        return True
+        return policy.greylist_refusal(
+            self.context.persona,
+            self.context.greylist_seen,
+            client,
+            self._mail_from or "",
+            recipient,
+        )
 
     async def _accept_recipient(self, address: str, folder: str, status: str) -> None:
         assert self.envelope is not None
@@ -633,8 +629,8 @@ class TeachingSMTP(SMTP):
             return
         await self.push(reply(ReplyKey.DATA_GO))
         content, problem = await self._read_message()
-        if problem is None and GTUBE in content:
-            problem = reply(ReplyKey.DATA_SPAM)
+        if problem is None and (spam := policy.spam_refusal(content)) is not None:
+            problem = reply(spam)
         if problem is not None:
             self._set_rset_state()
             await self.push(problem)
@@ -810,9 +806,8 @@ class TeachingSMTP(SMTP):
     ) -> AuthResult:
         login = auth_data.login.decode("utf-8", "replace")
         password = auth_data.password.decode("utf-8", "replace")
-        expected = self.context.persona.accounts.get(login)
-        ok = expected is not None and hmac.compare_digest(expected.encode(), password.encode())
-        return AuthResult(success=ok, handled=False, auth_data=auth_data)
+        refusal = policy.password_refusal(self.context.persona, login, password)
+        return AuthResult(success=refusal is None, handled=False, auth_data=auth_data)
 
     async def challenge_auth(
         self, challenge: str | bytes, encode_to_b64: bool = True, log_client_response: bool = False
