@@ -1,4 +1,4 @@
-"""The teaching server's replies corrected against the RFCs and a real Postfix (issue 13).
+"""The teaching server's replies corrected against the RFCs and a real Postfix.
 
 Each correction is checked where it matters: the live reply on a raw socket, and, where a
 lesson teaches it, the text the learner reads (`smtp-tutor learn N --script FILE --plain`).

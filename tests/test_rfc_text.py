@@ -1,4 +1,4 @@
-"""What the learner reads agrees with the RFCs (issue 13): one test per correction.
+"""What the learner reads agrees with the RFCs: one test per correction.
 
 Each test reads the text as the learner meets it: a lesson or challenge rendered the way
 the screen prints it (tutor/ui/common/safe.lesson_markdown, no colour), `smtp-tutor explain`,
