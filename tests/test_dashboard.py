@@ -22,7 +22,8 @@ from tutor.sandbox.serve import ServeOptions
 from tutor.server.runner import TeachingServer
 from tutor.smtp.events import Event, Exchange, SessionClosed, SessionOpened
 from tutor.smtp.wire import host_port
-from tutor.ui.serve.dashboard import Dashboard, DashboardView, Header, Transcripts
+from tutor.ui.serve.dashboard import Dashboard
+from tutor.ui.serve.dashboard_view import DashboardView, Header, Transcripts
 
 CLIENTS = 40
 HOSTILE = ("EHLO [bold red]x[/]", b"EHLO \x1b]0;pwned\x07", "HELO \u202eevil")

@@ -27,7 +27,8 @@ from tutor.smtp.events import Event, MessageStored
 from tutor.smtp.headers import body_lines, decode_words, header_section
 from tutor.ui.common.lesson_view import envelope_view
 from tutor.ui.common.message_view import message_view
-from tutor.ui.serve.dashboard import Dashboard, Header
+from tutor.ui.serve.dashboard import Dashboard
+from tutor.ui.serve.dashboard_view import Header
 
 UNSAFE = ("\x1b", "\x07", "\u202e", "\ufffd")
 MOJIBAKE = ("Ã", "Â")

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from tutor.engine import loader
 from tutor.errors import UserError
 from tutor.explain.transcript import parse as parse_transcript
-from tutor.server.store import header_block, summarize_headers
+from tutor.maildir.store import header_block, summarize_headers
 from tutor.smtp.wire import Reply, dot_stuff, dot_unstuff, format_reply, parse_reply_line
 
 LESSONS = Path(__file__).resolve().parent.parent / "lessons"

@@ -103,7 +103,7 @@ def test_the_terminal_is_restored_even_when_the_dashboard_fails(
 
     from tutor.sandbox.serve import ServeOptions
     from tutor.ui.common.keys import TerminalKeys
-    from tutor.ui.serve import dashboard
+    from tutor.ui.serve import dashboard, dashboard_view
 
     master, slave = os.openpty()
     with os.fdopen(slave, "r") as tty_in, os.fdopen(os.dup(slave), "w") as tty_out:
@@ -114,7 +114,7 @@ def test_the_terminal_is_restored_even_when_the_dashboard_fails(
             seen.append(termios.tcgetattr(slave)[3])  # lflag while the dashboard runs
             raise RuntimeError("a bug in the view")
 
-        monkeypatch.setattr(dashboard.DashboardView, "render", broken)
+        monkeypatch.setattr(dashboard_view.DashboardView, "render", broken)
         console = Console(file=tty_out, force_terminal=True, width=100, height=30)
         options = ServeOptions(None, 0, server.maildir, False, 300.0, 1000, None)
         client = RawClient(server.address)

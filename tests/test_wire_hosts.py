@@ -12,7 +12,7 @@ from tutor.sandbox.sandbox import parse_target
 from tutor.sandbox.serve import ServeOptions
 from tutor.server.runner import TeachingServer
 from tutor.smtp.wire import address_literal, host_port, is_loopback
-from tutor.ui.serve.dashboard import Header
+from tutor.ui.serve.dashboard_view import Header
 
 LOOPBACK = ("127.0.0.1", "127.1.2.3", "::1", "[::1]", "localhost", "LOCALHOST", "localhost.")
 LOOPBACK_NAMES = ("x.localhost", "mx.tutor.localhost.")

@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+from tutor.maildir.store import RELAY, Delivery, StorageError, new_queue_id
 from tutor.server.dsn import LOCAL_DIAGNOSTIC, Failure, build_dsn
-from tutor.server.store import RELAY, Delivery, StorageError, new_queue_id
 from tutor.smtp.events import BounceSent
 from tutor.world import dnsdata
 

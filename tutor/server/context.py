@@ -11,9 +11,9 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
+from tutor.maildir.store import MaildirStore
 from tutor.server.capture import Capture
 from tutor.server.persona import Persona
-from tutor.server.store import MaildirStore
 
 
 @dataclass

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, TLSSetupException
 
+from tutor.maildir.store import RELAY, Delivery, StorageError, new_queue_id, summarize_headers
 from tutor.server import policy
 from tutor.server.bounce import schedule_bounces
 from tutor.server.replies import LIBRARY_TEXTS, REPLIES, ReplyKey, reply
-from tutor.server.store import RELAY, Delivery, StorageError, new_queue_id, summarize_headers
 from tutor.smtp.events import (
     Authenticated,
     BareLineFeed,

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tutor.maildir.store import MaildirStore
 from tutor.server.capture import Capture
 from tutor.server.context import ServerContext
 from tutor.server.persona import Persona
-from tutor.server.store import MaildirStore
 
 logging.getLogger("mail.log").setLevel(logging.CRITICAL)  # aiosmtpd's chatter; we capture
 
@@ -150,7 +150,7 @@ class TeachingServer:
 
             tls = server_context(self.persona.hostname)
         context = ServerContext(
-            self.persona, MaildirStore(self.maildir, self.persona), self.capture, loop, tls
+            self.persona, MaildirStore(self.maildir, self.persona.hostname), self.capture, loop, tls
         )
         self._context = context
         try:

@@ -1,15 +1,12 @@
-"""`serve`'s live dashboard: the connections, one session's transcript, the stored messages.
+"""`serve`'s live dashboard: the loop that feeds the view events and keys and draws it.
 
 Used when stdout and stdin are a terminal (the line log of ui/serve/serve_log.py otherwise, and
 with --log or --plain). The server keeps its own thread; this loop keeps the main thread,
 drains the capture's queue into a DashboardModel (tutor/sandbox/dashboard_model.py) and redraws
-with rich's Live at most MAX_FRAMES_PER_SECOND times a second, however fast events come:
-a flood of clients costs the screen nothing more than a busy class does. Keys come from
-prompt_toolkit's input in raw mode (ui/common/keys.py), read by the same asyncio loop.
-
-Every client-supplied string reaches the screen through ui/common/safe.py; every coloured mark
-also carries a word or a symbol (▶ selected, ! warning, = match), so the screen reads the
-same with NO_COLOR, in a monochrome terminal or on a washed-out projector.
+the view (ui/serve/dashboard_view.py) with rich's Live at most MAX_FRAMES_PER_SECOND times a
+second, however fast events come: a flood of clients costs the screen nothing more than a busy
+class does. Keys come from prompt_toolkit's input in raw mode (ui/common/keys.py), read by the
+same asyncio loop.
 """
 
 from __future__ import annotations
@@ -20,27 +17,20 @@ import queue
 import signal
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from rich.console import Console, Group, RenderableType
+from rich.console import Console
 from rich.live import Live
-from rich.rule import Rule
-from rich.segment import Segment, SegmentLines
-from rich.table import Table
 from rich.text import Text
 
 from tutor.maildir import mailview
 from tutor.sandbox import serve
-from tutor.sandbox.dashboard_model import DashboardModel, Row, StoredInfo
+from tutor.sandbox.dashboard_model import DashboardModel
 from tutor.smtp.events import Event
-from tutor.smtp.wire import host_port, is_loopback
-from tutor.ui.common.message_view import message_view
 from tutor.ui.common.safe import join, untrusted
-from tutor.ui.serve.serve_log import ServeLog
+from tutor.ui.serve.dashboard_view import DashboardView, Header, MessageDetail, Transcripts
 
 if TYPE_CHECKING:
     from tutor.server.runner import TeachingServer
@@ -49,383 +39,7 @@ if TYPE_CHECKING:
 MAX_FRAMES_PER_SECOND = 8.0
 HEARTBEAT_SECONDS = 1.0  # redraw this often even when idle (a resized terminal, a notice)
 DRAIN_BUDGET = 5000  # events taken per tick before drawing and reading keys again
-TRANSCRIPT_KEEP = 400  # rendered lines kept per session
-NOTICE_SECONDS = 6.0
 ESCAPE_DELAY = 0.1  # a lone Escape is let out of the key parser after this pause
-
-
-def _reply_style(code: int | None) -> str:
-    return {2: "green", 3: "cyan", 4: "yellow", 5: "red"}.get((code or 0) // 100, "")
-
-
-def _heading(title: Text) -> Rule:
-    return Rule(title, align="left", characters="━", style="bold")
-
-
-def _title_text(*parts: Text | str) -> Text:
-    text = join(" ", *parts, " ")
-    text.stylize("bold")
-    return text
-
-
-@dataclass(frozen=True)
-class Header:
-    """What the title bar says about the server, fixed for the whole run."""
-
-    hostname: str
-    places: str  # "127.0.0.1:2525, [::1]:2525"
-    relay: str
-    connect: tuple[str, ...]  # how a student connects
-    maildir: Path
-    warning: str = ""  # listening beyond loopback
-
-    @classmethod
-    def for_server(cls, server: TeachingServer, options: serve.ServeOptions) -> Header:
-        places = ", ".join(
-            host_port(item.host, item.port) + (" (implicit TLS)" if item.implicit_tls else "")
-            for item in server.listeners
-        )
-        relay = (
-            "OPEN RELAY: other domains captured, never sent"
-            if server.persona.open_relay
-            else "closed relay"
-        )
-        warning = ""
-        if options.host and not is_loopback(options.host):
-            warning = f"! NOT loopback: {options.host} is reachable from other machines"
-        host, port = server.address
-        return cls(
-            server.persona.hostname,
-            places,
-            relay,
-            tuple(serve.client_hints(host, port)[:2]),
-            options.maildir,
-            warning,
-        )
-
-
-class Transcripts:
-    """Each session's transcript, rendered by serve's line log.
-
-    ServeLog explains a reply with the session state as it was before that reply, so it
-    must see each session's events once, in order. Rendering is the costly part of an
-    event, so it waits until a session's transcript is shown: under a flood, only the
-    session on screen is rendered, and the cost of an event is a list append.
-    """
-
-    RENDER_AT = 2000  # pending events of one session rendered anyway beyond this
-
-    def __init__(self, console: Console, keep: int = TRANSCRIPT_KEEP) -> None:
-        self._log = ServeLog(console)
-        self._keep = keep
-        self._pending: dict[int, list[Event]] = {}
-        self._lines: dict[int, deque[Text]] = {}
-
-    def add(self, event: Event) -> None:
-        pending = self._pending.setdefault(event.session, [])
-        pending.append(event)
-        if len(pending) >= self.RENDER_AT:
-            self.lines(event.session)
-
-    def lines(self, session: int) -> deque[Text]:
-        """The session's rendered lines, the newest last (at most `keep`)."""
-        store = self._lines.get(session)
-        if store is None:
-            store = self._lines[session] = deque(maxlen=self._keep)
-        tag = f"#{session:<3} "  # the log's session tag: redundant under a heading
-        for event in self._pending.pop(session, ()):
-            for line in self._log.render(event):
-                store.append(line[len(tag) :] if line.plain.startswith(tag) else line)
-        return store
-
-    @property
-    def sessions(self) -> set[int]:
-        return set(self._pending) | set(self._lines)
-
-    def forget_all_but(self, sessions: set[int]) -> None:
-        for store in (self._pending, self._lines):
-            for session in [s for s in store if s not in sessions]:
-                del store[session]
-
-
-class _Detail:
-    """A stored message opened from the dashboard: the one message view (envelope beside
-    headers, the copy as stored), scrollable. `recipients`: the event's whole envelope."""
-
-    def __init__(
-        self,
-        message: mailview.StoredMessage,
-        session: int,
-        others: list[str],
-        recipients: tuple[str, ...] | None = None,
-    ) -> None:
-        self.message = message
-        self.session = session
-        self.others = others
-        self.recipients = recipients
-        self.offset = 0
-        self._cache: tuple[int, list[list[Segment]]] | None = None
-
-    def lines(self, console: Console, width: int) -> list[list[Segment]]:
-        if self._cache is None or self._cache[0] != width:
-            view = message_view(self.message, plain=False, recipients=self.recipients)
-            parts: list[RenderableType] = [view]
-            if self.others:
-                parts.append(untrusted(f"other copies: {', '.join(self.others)}", "dim"))
-            rendered = console.render_lines(
-                Group(*parts), console.options.update_width(width), pad=False
-            )
-            self._cache = (width, rendered)
-        return self._cache[1]
-
-
-class DashboardView:
-    """Model + transcripts -> one screenful, sized to the terminal. No I/O."""
-
-    def __init__(self, model: DashboardModel, transcripts: Transcripts, header: Header) -> None:
-        self.model = model
-        self.transcripts = transcripts
-        self.header = header
-        self.detail: _Detail | None = None
-        self.notice: tuple[str, float] | None = None  # text, until when
-
-    def say(self, text: str, now: float) -> None:
-        self.notice = (text, now + NOTICE_SECONDS)
-
-    def render(self, console: Console, width: int, height: int, now: float) -> RenderableType:
-        top: list[RenderableType] = [self._title(), self._connect_line()]
-        bottom = self._footer(now)
-        room = max(3, height - len(top) - len(bottom))
-        if self.detail is not None:
-            body = self._detail(console, width, room)
-        else:
-            body = self._sections(console, width, room)
-        return Group(*top, *body, *bottom)
-
-    # --- title and footer -----------------------------------------------------------------
-
-    def _title(self) -> Table:
-        h = self.header
-        left = Text()
-        left.append(" SMTP-TUTOR SERVE ", style="bold reverse")
-        left.append(f"  {h.hostname} on {h.places}  ·  {h.relay}", style="bold")
-        if h.warning:
-            left.append("  " + h.warning, style="bold yellow")
-        model = self.model
-        if model.paused:
-            held = len(model.held)
-            status = Text(
-                f" ‖ PAUSED: {held} new event{'' if held == 1 else 's'} held, p resumes ",
-                style="bold black on yellow",
-            )
-        else:
-            status = Text(" ● LIVE ", style="bold green")
-        grid = Table.grid(expand=True)
-        grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
-        grid.add_column(no_wrap=True, justify="right")
-        grid.add_row(left, status)
-        return grid
-
-    def _connect_line(self) -> Text:
-        line = Text()
-        line.append("connect: ", style="bold")
-        line.append("   or   ".join(self.header.connect), style="cyan")
-        line.append("    Maildir: ", style="bold")
-        line.append(untrusted(str(self.header.maildir)))
-        line.no_wrap = True
-        line.overflow = "ellipsis"
-        return line
-
-    def _footer(self, now: float) -> list[Text]:
-        lines = []
-        if self.notice is not None and now < self.notice[1]:
-            lines.append(Text("! " + self.notice[0], style="bold yellow", no_wrap=True))
-        if self.detail is not None:
-            keys = "↑/↓ j/k scroll · Esc, Enter or o: back · p pause · q quit"
-        else:
-            keys = "↑/↓ j/k pick a session · Enter/o open its last message · l follow newest"
-            keys += " · p pause · q quit"
-        line = Text()
-        line.append(" KEYS ", style="bold reverse")
-        line.append("  " + keys, style="bold")
-        line.no_wrap = True
-        line.overflow = "ellipsis"
-        lines.append(line)
-        return lines
-
-    # --- the three sections -----------------------------------------------------------------
-
-    def _sections(self, console: Console, width: int, room: int) -> list[RenderableType]:
-        model = self.model
-        rows = model.rows()
-        messages = list(reversed(model.messages))
-        rest = max(3, room - 3)  # three headings
-        rows_h = sum(_row_height(row) for row in rows)
-        conn_h = min(1 + rows_h if rows else 1, max(4, rest * 2 // 5))
-        msg_h = min(1 + len(messages) if messages else 1, max(3, rest // 4))
-        transcript_h = max(1, rest - conn_h - msg_h)
-        return [
-            *self._connections(rows, conn_h - 1),
-            *self._transcript(console, width, transcript_h),
-            *self._messages(messages, msg_h - 1),
-        ]
-
-    def _connections(self, rows: list[Row], room: int) -> list[RenderableType]:
-        model = self.model
-        closed = sum(1 for row in rows if not row.active)
-        title = _title_text(
-            "CONNECTIONS", f"  {model.active_count} active", f", {closed} recently closed"
-        )
-        if not rows:
-            return [
-                _heading(title),
-                Text("  no connection yet: a student connects with " + self.header.connect[0]),
-            ]
-        focus = model.focus()
-        start, end = _window(rows, focus, room)
-        if (start, end) != (0, len(rows)):
-            title.append(f" (rows {start + 1}-{end} of {len(rows)}) ")
-        table = Table(
-            box=None,
-            padding=(0, 1, 0, 0),
-            pad_edge=False,
-            expand=True,
-            show_edge=False,
-            header_style="bold",
-        )
-        table.add_column("", width=1, no_wrap=True)
-        table.add_column("#", justify="right", no_wrap=True)
-        table.add_column("client", no_wrap=True)
-        table.add_column("HELO/EHLO", no_wrap=True, overflow="ellipsis", ratio=2, min_width=12)
-        table.add_column("state", no_wrap=True)
-        table.add_column("TLS/AUTH", no_wrap=True, overflow="ellipsis", max_width=16)
-        table.add_column("last reply", no_wrap=True, overflow="ellipsis", ratio=3, min_width=30)
-        table.add_column("mail", justify="right", no_wrap=True)
-        for row in rows[start:end]:
-            chosen = row.session == focus
-            reply = untrusted(row.last_reply or "-", _reply_style(row.last_code))
-            if row.warning:  # a line of its own under the reply: it must be read in full
-                reply.append("\n")
-                reply.append("! " + row.warning, style="bold yellow")
-            table.add_row(
-                Text("▶" if chosen else " ", style="bold"),
-                Text(str(row.session)),
-                untrusted(row.client),
-                untrusted(row.helo or "-"),
-                Text(row.stage, style="" if row.active else "dim"),
-                untrusted(row.security, "magenta" if row.tls else ""),
-                reply,
-                Text(str(len(row.messages)) if row.messages else "-"),
-                style="reverse" if chosen else ("dim" if not row.active else ""),
-            )
-        return [_heading(title), table]
-
-    def _transcript(self, console: Console, width: int, room: int) -> list[RenderableType]:
-        model = self.model
-        focus = model.focus()
-        row = model.row(focus)
-        if row is None:
-            hint = Text("  the newest session's transcript appears here, every reply explained")
-            return [_heading(_title_text("TRANSCRIPT")), hint, *[Text("")] * (room - 1)]
-        how = (
-            "selected; l follows the newest"
-            if model.selected == focus
-            else "the newest session; ↑/↓ picks another"
-        )
-        name = join("  ", untrusted(row.helo)) if row.helo else ""
-        title = _title_text(f"TRANSCRIPT #{row.session}  ", untrusted(row.client), name)
-        title.append(f" ({how}) ")
-        out: list[Text] = []
-        for line in reversed(self.transcripts.lines(row.session)):
-            out[:0] = list(line.wrap(console, width))
-            if len(out) >= room:
-                break
-        out = out[-room:] if room else []
-        out += [Text("")] * (room - len(out))
-        return [_heading(title), *out]
-
-    def _messages(self, messages: list[StoredInfo], shown: int) -> list[RenderableType]:
-        title = _title_text("STORED MESSAGES", f"  {self.model.total_messages}")
-        if not messages:
-            return [
-                _heading(title),
-                Text("  none yet: a message is stored when the server answers 250 to the dot"),
-            ]
-        title.append(" newest first; ! marks headers that differ from the envelope ")
-        table = Table(
-            box=None,
-            padding=(0, 1, 0, 0),
-            pad_edge=False,
-            expand=True,
-            show_edge=False,
-            header_style="bold",
-        )
-        table.add_column("id", no_wrap=True)
-        table.add_column("#", justify="right", no_wrap=True)
-        table.add_column("envelope vs headers", no_wrap=True)
-        table.add_column(
-            "envelope: MAIL FROM -> RCPT TO", no_wrap=True, overflow="ellipsis", ratio=3
-        )
-        table.add_column("headers: From: -> To:", no_wrap=True, overflow="ellipsis", ratio=2)
-        table.add_column("Subject", no_wrap=True, overflow="ellipsis", max_width=18)
-        for info in messages[:shown]:
-            e = info.event
-            differs = bool(info.differences)
-            table.add_row(
-                Text(e.queue_id),
-                Text(str(e.session)),
-                Text(info.badge, style="bold yellow" if differs else "green"),
-                untrusted(f"<{e.sender}> -> " + ", ".join(f"<{r}>" for r in e.recipients)),
-                untrusted(f"{e.header_from or '(none)'} -> {e.header_to or '(none)'}"),
-                untrusted(e.subject or "(none)"),
-            )
-        return [_heading(title), table]
-
-    # --- an opened message ----------------------------------------------------------------
-
-    def _detail(self, console: Console, width: int, room: int) -> list[RenderableType]:
-        detail = self.detail
-        assert detail is not None
-        message = detail.message
-        title = _title_text(
-            f"MESSAGE {message.ref}  id {message.queue_id}  from session #{detail.session}",
-            "  (envelope beside headers)",
-        )
-        lines = detail.lines(console, width)
-        shown = max(1, room - 1)
-        detail.offset = max(0, min(detail.offset, len(lines) - shown))
-        window = lines[detail.offset : detail.offset + shown]
-        below = len(lines) - detail.offset - len(window)
-        out: list[RenderableType] = [_heading(title), SegmentLines(window, new_lines=True)]
-        filler = shown - len(window)
-        if below > 0:
-            out[-1] = SegmentLines(window[:-1], new_lines=True)
-            out.append(Text(f"… {below + 1} more lines below (↓ scrolls)", style="dim"))
-        out += [Text("")] * filler
-        return out
-
-
-def _row_height(row: Row) -> int:
-    return 2 if row.warning else 1
-
-
-def _window(rows: list[Row], focus: int | None, room: int) -> tuple[int, int]:
-    """rows[start:end] that fit in `room` lines and show the focused row, near the middle."""
-    index = next((i for i, row in enumerate(rows) if row.session == focus), 0)
-    start, end = index, index + 1
-    used = _row_height(rows[index])
-    grown = True
-    while grown:
-        grown = False
-        if end < len(rows) and used + _row_height(rows[end]) <= room:
-            used += _row_height(rows[end])
-            end += 1
-            grown = True
-        if start > 0 and used + _row_height(rows[start - 1]) <= room:
-            start -= 1
-            used += _row_height(rows[start])
-            grown = True
-    return start, end
 
 
 class KeySource(Protocol):
@@ -557,7 +171,7 @@ class Dashboard:
             self.view.say(f"message {message.queue_id} is no longer in the Maildir", now)
             return
         others = [c.folder for c in rest]
-        self.view.detail = _Detail(found[0], session, others, message.recipients)
+        self.view.detail = MessageDetail(found[0], session, others, message.recipients)
 
     def _on_keys(self, keys: list[str]) -> None:
         self._key_pending_at = self.clock()

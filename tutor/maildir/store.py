@@ -23,7 +23,6 @@ from email.policy import compat32
 from pathlib import Path
 from typing import Any
 
-from tutor.server.persona import Persona
 from tutor.smtp.events import RELAY_FOLDER, Copy
 from tutor.smtp.wire import address_literal
 
@@ -56,18 +55,19 @@ class Delivery:
 
 
 def trace_headers(
-    persona: Persona, delivery: Delivery, recipient: str, *, final: bool = True
+    hostname: str, delivery: Delivery, recipient: str, *, final: bool = True
 ) -> bytes:
-    """The fields prepended to one copy; `final` is False for a captured relay copy."""
+    """The fields `hostname`'s server prepends to one copy; `final` is False for a captured
+    relay copy."""
     date = email.utils.format_datetime(datetime.fromtimestamp(delivery.received_at).astimezone())
     if delivery.client_address:
         received = [
             f"Received: from {delivery.helo} ([{address_literal(delivery.client_address)}])",
             f"\t(envelope-from <{delivery.sender}>)",
-            f"\tby {persona.hostname} with {delivery.with_protocol} id {delivery.queue_id}",
+            f"\tby {hostname} with {delivery.with_protocol} id {delivery.queue_id}",
         ]
     else:  # made by the server itself (a bounce): no client, no "from" clause
-        received = [f"Received: by {persona.hostname} (smtp-tutor) id {delivery.queue_id}"]
+        received = [f"Received: by {hostname} (smtp-tutor) id {delivery.queue_id}"]
     lines = [f"Return-Path: <{delivery.sender}>"] if final else []
     lines += [*received, f"\tfor <{recipient}>; {date}"]
     if delivery.auth_results:
@@ -110,9 +110,9 @@ class _Maildir(mailbox.Maildir):
 class MaildirStore:
     """The Maildir root: ROOT/you/, ROOT/alice/, …, ROOT/captured-relay/."""
 
-    def __init__(self, root: Path, persona: Persona) -> None:
+    def __init__(self, root: Path, hostname: str) -> None:
         self.root = root
-        self.persona = persona
+        self.hostname = hostname  # the server's name in the Received lines it writes
         self._folders: dict[str, mailbox.Maildir] = {}
 
     def folder(self, name: str) -> mailbox.Maildir:
@@ -130,7 +130,7 @@ class MaildirStore:
             for recipient, folder in recipients:
                 box = self.folder(folder)
                 final = folder != RELAY_FOLDER
-                trace = trace_headers(self.persona, delivery, recipient, final=final)
+                trace = trace_headers(self.hostname, delivery, recipient, final=final)
                 key = box.add(trace + body)
                 written.append(Copy(folder, key, recipient))
         except (OSError, mailbox.Error) as error:
