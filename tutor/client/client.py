@@ -693,3 +693,17 @@ class SmtpClient:
         state = "closed" if self.closed else ("TLS" if self._tls else "plaintext")
         peer = host_port(*self.peer_address) if hasattr(self, "peer_address") else "?"
         return f"<SmtpClient {peer} {state}>"
+
+
+class HoldsClient:
+    """Something that may hold an open client between turns: the lesson driver, the sandbox."""
+
+    client: SmtpClient | None
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None and not self.client.closed
+
+    @property
+    def in_data(self) -> bool:
+        return self.client is not None and self.client.in_data

@@ -13,7 +13,7 @@ from email import message_from_string
 from email.policy import default as default_policy
 from pathlib import Path
 
-from tutor.client.client import SmtpClient, SmtpClientError, TapRecord, TlsInfo
+from tutor.client.client import HoldsClient, SmtpClient, SmtpClientError, TapRecord, TlsInfo
 from tutor.engine.model import Lesson, Step
 from tutor.engine.runner import LessonRun, Outcome
 from tutor.server.bounce import delivery_failures
@@ -59,7 +59,7 @@ def persona_for(lesson: Lesson) -> Persona:
     return Persona().with_changes(**lesson.persona)
 
 
-class LessonDriver:
+class LessonDriver(HoldsClient):
     def __init__(
         self, lesson: Lesson, run: LessonRun, maildir: Path, server: TeachingServer | None = None
     ) -> None:
@@ -157,14 +157,6 @@ class LessonDriver:
             turn.closed = True
             self.close_client()
         return turn
-
-    @property
-    def connected(self) -> bool:
-        return self.client is not None and not self.client.closed
-
-    @property
-    def in_data(self) -> bool:
-        return self.client is not None and self.client.in_data
 
     def close_client(self) -> None:
         self._after_bare_lf = False

@@ -20,18 +20,18 @@ def _last_message(events: Sequence[Event]) -> MessageStored | None:
     return messages[-1] if messages else None
 
 
+def _of_message(fact: Callable[[MessageStored], object]) -> Callable[[Sequence[Event]], str]:
+    """A fact of the last message stored in the session ("" before there is one)."""
+
+    def read(events: Sequence[Event]) -> str:
+        message = _last_message(events)
+        return str(fact(message)) if message else ""
+
+    return read
+
+
 def _commands(events: Sequence[Event]) -> list[Exchange]:
     return [e for e in events if isinstance(e, Exchange) and e.kind == "command" and e.replies]
-
-
-def _queue_id(events: Sequence[Event]) -> str:
-    message = _last_message(events)
-    return message.queue_id if message else ""
-
-
-def _client_address(events: Sequence[Event]) -> str:
-    message = _last_message(events)
-    return message.client_address if message else ""
 
 
 def _helo_name(events: Sequence[Event]) -> str:
@@ -39,21 +39,6 @@ def _helo_name(events: Sequence[Event]) -> str:
         if exchange.verb in ("HELO", "EHLO") and (exchange.code or 0) == 250:
             return exchange.command.split(" ", 1)[1].strip() if " " in exchange.command else ""
     return ""
-
-
-def _envelope_sender(events: Sequence[Event]) -> str:
-    message = _last_message(events)
-    return message.sender if message else ""
-
-
-def _recipients_accepted(events: Sequence[Event]) -> str:
-    message = _last_message(events)
-    return str(len(message.recipients)) if message else ""
-
-
-def _copies(events: Sequence[Event]) -> str:
-    message = _last_message(events)
-    return str(len(message.copies)) if message else ""
 
 
 def _refused_code(events: Sequence[Event]) -> str:
@@ -74,28 +59,18 @@ def _bounce_to(events: Sequence[Event]) -> str:
     return bounces[-1].to if bounces else ""
 
 
-def _spf(events: Sequence[Event]) -> str:
-    message = _last_message(events)
-    return message.spf if message else ""
-
-
-def _dmarc(events: Sequence[Event]) -> str:
-    message = _last_message(events)
-    return message.dmarc if message else ""
-
-
 FACTS: dict[str, Callable[[Sequence[Event]], str]] = {
-    "queue_id": _queue_id,
-    "client_address": _client_address,
+    "queue_id": _of_message(lambda m: m.queue_id),
+    "client_address": _of_message(lambda m: m.client_address),
     "helo_name": _helo_name,
-    "envelope_sender": _envelope_sender,
-    "recipients_accepted": _recipients_accepted,
-    "copies": _copies,
+    "envelope_sender": _of_message(lambda m: m.sender),
+    "recipients_accepted": _of_message(lambda m: len(m.recipients)),
+    "copies": _of_message(lambda m: len(m.copies)),
     "refused_code": _refused_code,
     "last_code": _last_code,
     "bounce_to": _bounce_to,
-    "spf": _spf,
-    "dmarc": _dmarc,
+    "spf": _of_message(lambda m: m.spf),
+    "dmarc": _of_message(lambda m: m.dmarc),
 }
 
 WHERE = {

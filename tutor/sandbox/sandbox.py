@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from tutor.client.client import (
     DEFAULT_TIMEOUT,
     TUTOR_HOSTNAME,
+    HoldsClient,
     SmtpClient,
     SmtpClientError,
     SmtpConnectError,
@@ -196,7 +197,7 @@ class Result:
 # --- the session ---------------------------------------------------------------------------
 
 
-class Sandbox:
+class Sandbox(HoldsClient):
     """One raw SMTP session at a time with the target; `reset()` opens the next."""
 
     def __init__(
@@ -233,14 +234,6 @@ class Sandbox:
     @property
     def builtin(self) -> bool:
         return self.target.builtin
-
-    @property
-    def connected(self) -> bool:
-        return self.client is not None and not self.client.closed
-
-    @property
-    def in_data(self) -> bool:
-        return self.client is not None and self.client.in_data
 
     @property
     def tls_info(self) -> TlsInfo | None:
