@@ -1,0 +1,35 @@
+"""Resident memory of a real process and its children, as the hardening tests measure it."""
+
+from __future__ import annotations
+
+import time
+
+import psutil
+
+MIB = 1024 * 1024
+
+
+def tree_rss(pid: int) -> int:
+    """Bytes resident in the process `pid` and every process below it."""
+    root = psutil.Process(pid)
+    total = 0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            total += process.memory_info().rss
+        except psutil.NoSuchProcess:  # a child that ended while we counted
+            continue
+    return total
+
+
+def settled_rss(pid: int, *, seconds: float = 3.0, step: float = 0.1) -> int:
+    """The tree's RSS once it stops falling (memory handed back after a session ends),
+    or the lowest seen within `seconds`."""
+    lowest = tree_rss(pid)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(step)
+        now = tree_rss(pid)
+        if now >= lowest:
+            return now if now - lowest < MIB else lowest
+        lowest = now
+    return lowest
