@@ -7,7 +7,7 @@ from collections import defaultdict
 import pytest
 
 from tests.support import RawClient, reply
-from tutor.explain.annotations import Annotation, annotate, annotate_alone, extension_meaning
+from tutor.explain.annotate import Annotation, annotate, annotate_alone, extension_meaning
 from tutor.server.replies import TABLE
 from tutor.server.runner import TeachingServer
 from tutor.smtp.session_state import SessionState

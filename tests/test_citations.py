@@ -36,7 +36,8 @@ def test_the_scanner_reads_lists_constants_and_wrapped_lines(tmp_path: Path) -> 
     (tmp_path / "lessons").mkdir()
     (tmp_path / "challenges").mkdir()
     (tmp_path / "tutor" / "smtp" / "codes.py").write_text('X = "RFC 5321 §4.2.3, §9.9.9"\n')
-    (tmp_path / "tutor" / "explain" / "annotations.py").write_text(
+    (tmp_path / "tutor" / "explain" / "annotate").mkdir()
+    (tmp_path / "tutor" / "explain" / "annotate" / "stage.py").write_text(
         'R = "RFC 5321"\nY = (\n    f"{R} §4.1.4"\n    "and RFC "\n    "4954 §6"\n)\n'
     )
     (tmp_path / "tutor" / "server" / "replies.py").write_text("")
@@ -45,8 +46,8 @@ def test_the_scanner_reads_lists_constants_and_wrapped_lines(tmp_path: Path) -> 
     assert found == {
         ("tutor/smtp/codes.py", 1, "5321", "4.2.3"),
         ("tutor/smtp/codes.py", 1, "5321", "9.9.9"),
-        ("tutor/explain/annotations.py", 3, "5321", "4.1.4"),
-        ("tutor/explain/annotations.py", 5, "4954", "6"),
+        ("tutor/explain/annotate/stage.py", 3, "5321", "4.1.4"),
+        ("tutor/explain/annotate/stage.py", 5, "4954", "6"),
         ("lessons/01.toml", 3, "1234", "5"),
     }
     problems = tool.problems(tool.collect(tmp_path))

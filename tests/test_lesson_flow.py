@@ -259,7 +259,7 @@ def test_read_bounce_reads_what_build_dsn_writes() -> None:
 
 
 def test_an_empty_line_gets_its_own_explanation() -> None:
-    from tutor.explain.annotations import annotate
+    from tutor.explain.annotate import annotate
     from tutor.smtp.session_state import SessionState
 
     state = SessionState()

@@ -19,7 +19,7 @@ from tests.support import reply, run_cli
 from tutor.engine.challenges import load_challenges
 from tutor.engine.loader import load_all
 from tutor.engine.model import Lesson
-from tutor.explain.annotations import Annotation, annotate, extension_meaning
+from tutor.explain.annotate import Annotation, annotate, extension_meaning
 from tutor.smtp.codes import enhanced_code, reply_code
 from tutor.smtp.session_state import SessionState
 from tutor.ui.common.safe import lesson_markdown

@@ -30,7 +30,7 @@ from tutor.client.client import TapRecord
 from tutor.client.tlsfacts import tls_facts
 from tutor.client.wiredump import hexdump, printable, sides
 from tutor.errors import UsageError, UserError
-from tutor.explain.annotations import Annotation, annotate
+from tutor.explain.annotate import Annotation, annotate
 from tutor.sandbox.sandbox import (
     BUILTIN,
     Result,

@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from tutor.errors import UserError
-from tutor.explain.annotations import Annotation, annotate_alone
+from tutor.explain.annotate import Annotation, annotate_alone
 from tutor.smtp.codes import (
     enhanced_class,
     enhanced_code,

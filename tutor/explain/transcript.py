@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from tutor.errors import UserError
-from tutor.explain.annotations import Annotation, annotate
+from tutor.explain.annotate import Annotation, annotate
 from tutor.smtp.events import Exchange, ExchangeKind
 from tutor.smtp.session_state import SessionState, queue_id
 from tutor.smtp.wire import parse_reply_line

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-from tutor.explain.annotations import annotate
+from tutor.explain.annotate import annotate
 from tutor.smtp.envelope import Comparison
 from tutor.smtp.events import (
     Authenticated,

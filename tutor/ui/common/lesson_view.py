@@ -18,7 +18,7 @@ from tutor.engine import runner
 from tutor.engine.checks import mailbox_words
 from tutor.engine.model import Lesson, Step
 from tutor.engine.runner import LessonRun, Outcome
-from tutor.explain.annotations import annotate
+from tutor.explain.annotate import annotate
 from tutor.maildir.mailview import StoredMessage
 from tutor.smtp.events import (
     RELAY_FOLDER,

@@ -19,7 +19,7 @@ from tutor.client.client import TapRecord, TlsInfo
 from tutor.client.mitm import MitmDemo
 from tutor.client.tlsfacts import CertFacts, tls_facts, verification_note
 from tutor.client.wiredump import WireSide, ciphertext_summary, hexdump, sides
-from tutor.explain.annotations import extension_meaning
+from tutor.explain.annotate import extension_meaning
 from tutor.sandbox.sandbox import SLASH_COMMANDS
 from tutor.smtp.authcodec import AuthDecoding, B64Report, auth_note, auth_plain, shown
 from tutor.smtp.events import RELAY_FOLDER, Exchange, MessageStored

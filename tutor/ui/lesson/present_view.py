@@ -12,7 +12,7 @@ from rich.console import Group, RenderableType
 from rich.padding import Padding
 from rich.text import Text
 
-from tutor.explain.annotations import annotate
+from tutor.explain.annotate import annotate
 from tutor.smtp.events import Exchange
 from tutor.smtp.session_state import SessionState
 from tutor.ui.common import lesson_view as view

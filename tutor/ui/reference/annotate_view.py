@@ -13,7 +13,7 @@ from rich.padding import Padding
 from rich.panel import Panel
 from rich.text import Text
 
-from tutor.explain.annotations import Annotation
+from tutor.explain.annotate import Annotation
 from tutor.explain.transcript import Note, Step, Transcript
 from tutor.ui.common.safe import join, untrusted, untrusted_bytes, untrusted_line
 

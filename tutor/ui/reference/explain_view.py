@@ -11,7 +11,7 @@ from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.text import Text
 
-from tutor.explain.annotations import Annotation
+from tutor.explain.annotate import Annotation
 from tutor.explain.explain import Explained
 from tutor.ui.common.safe import join, untrusted
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.text import Text
 
-from tutor.explain.annotations import annotate
+from tutor.explain.annotate import annotate
 from tutor.smtp.events import (
     Authenticated,
     BareLineFeed,
