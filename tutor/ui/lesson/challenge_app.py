@@ -13,14 +13,13 @@ from pathlib import Path
 
 from rich.console import Group, RenderableType
 from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
 from tutor.engine import challenges, runner
 from tutor.engine.driver import Turn
 from tutor.engine.loader import default_challenges_dir, find_by_ref
 from tutor.engine.model import Lesson
-from tutor.engine.progress import Progress, Status, progress_path
+from tutor.engine.progress import Progress, Status
 from tutor.smtp.events import BounceSent, MessageStored
 from tutor.ui.common.lesson_view import sequence_diagram
 from tutor.ui.common.line_input import PromptInput, choose_input, history_file
@@ -29,6 +28,7 @@ from tutor.ui.common.safe import join, lesson_markdown, untrusted
 from tutor.ui.common.terminal import Terminal
 from tutor.ui.lesson.coach_app import CoachScreen
 from tutor.ui.lesson.lesson_app import LessonScreen, completion_words
+from tutor.ui.lesson.list_view import progress_list, where_from
 
 HOW = (
     "Any commands you like: the challenge is judged on what the server stores, replies and "
@@ -88,32 +88,7 @@ def challenge_table(found: list[Lesson], progress: Progress, *, plain: bool) -> 
     def label(challenge: Lesson) -> str:
         return challenges.LABELS.get(challenges.status(progress, challenge), "not tried")
 
-    if plain:
-        out = Text()
-        for challenge in found:
-            out.append(
-                join(
-                    Text(f"{challenge.number:>2}. "),
-                    untrusted(challenge.title),
-                    untrusted(f"  [{label(challenge)}]"),
-                    Text("\n    "),
-                    untrusted(challenge.summary, "dim"),
-                    Text("\n"),
-                )
-            )
-        out.rstrip()
-        return out
-    table = Table(box=None, show_header=True, pad_edge=False)
-    table.add_column("#", justify="right")
-    table.add_column("challenge")
-    table.add_column("progress")
-    for challenge in found:
-        table.add_row(
-            str(challenge.number),
-            join(untrusted(challenge.title), Text("\n"), untrusted(challenge.summary, "dim")),
-            Text(label(challenge)),
-        )
-    return table
+    return progress_list(found, label, noun="challenge", summaries=True, plain=plain)
 
 
 # --- the screens --------------------------------------------------------------------------
@@ -206,15 +181,8 @@ def list_challenges(term: Terminal, challenges_dir: Path | None) -> int:
     console.print(challenge_table(found, progress, plain=plain or not console.is_terminal))
     solved = sum(1 for c in found if challenges.status(progress, c) in challenges.SOLVED)
     console.print(Text(f"{solved} of {len(found)} solved.", style="bold"))
-    console.print(
-        join(
-            Text("challenges from: ", style="dim"),
-            untrusted(str(challenges_dir or default_challenges_dir()), "dim"),
-        )
-    )
-    console.print(
-        join(Text("progress kept in: ", style="dim"), untrusted(str(progress_path()), "dim"))
-    )
+    for line in where_from("challenges", challenges_dir or default_challenges_dir()):
+        console.print(line)
     console.print(
         Text(
             "play one with: smtp-tutor challenge N   (add --telnet to use a real telnet)",

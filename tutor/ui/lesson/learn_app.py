@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console, RenderableType
-from rich.table import Table
 from rich.text import Text
 
 from tutor.engine.loader import default_lessons_dir, find_by_ref, load_all
@@ -25,6 +24,7 @@ from tutor.ui.common.reply_detail import ReplyMemory
 from tutor.ui.common.safe import join, untrusted
 from tutor.ui.common.terminal import Terminal, confirm
 from tutor.ui.lesson.lesson_app import LessonScreen, completion_words
+from tutor.ui.lesson.list_view import progress_list, where_from
 
 WELCOME = (
     "Welcome to smtp-tutor. Each lesson starts a real SMTP server on this machine "
@@ -49,28 +49,9 @@ def status_label(progress: Progress, lesson: Lesson) -> str:
 
 
 def lesson_table(lessons: list[Lesson], progress: Progress, *, plain: bool) -> RenderableType:
-    if plain:
-        out = Text()
-        for lesson in lessons:
-            out.append(
-                join(
-                    Text(f"{lesson.number:>2}. "),
-                    untrusted(lesson.title),
-                    untrusted(f"  [{status_label(progress, lesson)}]"),
-                    Text("\n"),
-                )
-            )
-        out.rstrip()
-        return out
-    table = Table(box=None, show_header=True, pad_edge=False)
-    table.add_column("#", justify="right")
-    table.add_column("lesson")
-    table.add_column("progress")
-    for lesson in lessons:
-        table.add_row(
-            str(lesson.number), untrusted(lesson.title), Text(status_label(progress, lesson))
-        )
-    return table
+    return progress_list(
+        lessons, partial(status_label, progress), noun="lesson", summaries=False, plain=plain
+    )
 
 
 def continue_target(lessons: list[Lesson], progress: Progress) -> Lesson | None:
@@ -90,15 +71,8 @@ def list_lessons(term: Terminal, lessons_dir: Path | None) -> None:
     lessons = load_all(lessons_dir)
     progress = Progress.load()
     console.print(lesson_table(lessons, progress, plain=plain or not console.is_terminal))
-    console.print(
-        join(
-            Text("lessons from: ", style="dim"),
-            untrusted(str(lessons_dir or default_lessons_dir()), "dim"),
-        )
-    )
-    console.print(
-        join(Text("progress kept in: ", style="dim"), untrusted(str(progress_path()), "dim"))
-    )
+    for line in where_from("lessons", lessons_dir or default_lessons_dir()):
+        console.print(line)
     console.print(Text("start one with: smtp-tutor learn N", style="dim"))
 
 
