@@ -191,6 +191,11 @@ def test_hint_and_show_typed_in_the_coach_window_reach_only_the_coach(
     coach.wait_for(rb"Step 2/11")
     coach.type_line("/hint")
     coach.wait_for(rb"Hint 1/3: The first command is a greeting")
+    for _ in range(3):
+        coach.type_line("/hint")
+    coach.wait_for(rb"Hint 3/3")
+    # the tutor types nothing into the learner's telnet, and says so when hints run out
+    coach.wait_for(rb"No more hints: /show shows what to type in your telnet window")
     coach.type_line("/show")
     coach.wait_for(rb"the tutor types nothing there")
     offered = coach.wait_for(rb"^Type exactly: (.+?)\r?\n$").group(1).decode()

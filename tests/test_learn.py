@@ -106,6 +106,10 @@ def test_hints_in_stages_then_show_me_counts_as_helped(home: Path) -> None:
     tutor.expect(r"Hint 1/")
     tutor.type("/hint")
     tutor.expect(r"Hint 2/")
+    tutor.type("/hint")
+    tutor.expect(r"Hint 3/3")
+    tutor.type("/hint")  # what /show does is said in this screen's own words
+    tutor.expect(r"No more hints: /show makes the tutor type the answer")
     tutor.type("/show")
     tutor.expect(r"\(typed by the tutor\)")
     tutor.expect(r"250 mx\.tutor\.test Hello")

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 
@@ -203,6 +203,10 @@ class CoachScreen(LessonScreen):
     backlog: deque[Event] = field(default_factory=deque, init=False)
     keyboard: CoachKeyboard | None = field(default=None, init=False)
     saved_output: tuple[IO[str], Any] | None = field(default=None, init=False)
+    no_more_hints: ClassVar[str] = (
+        "No more hints: /show shows what to type in your telnet window "
+        "(the step then counts as helped)."
+    )
 
     def play(self) -> bool:
         self.console.print(self._intro_panel())
@@ -379,18 +383,6 @@ class CoachScreen(LessonScreen):
 
     # --- the tutor's commands, from this window ----------------------------------------------
 
-    def _hint(self, step: Step) -> None:
-        if self.hints_given < len(step.hints):
-            super()._hint(step)
-            return
-        self.console.print(
-            Text(
-                "No more hints: /show shows what to type in your telnet window "
-                "(the step then counts as helped).",
-                style="cyan",
-            )
-        )
-
     def _show_what_to_type(self, step: Step) -> None:
         """/show: the answer, to type in the other window; the tutor types nothing there."""
         answer = canonical(step)
@@ -418,11 +410,7 @@ class CoachScreen(LessonScreen):
 
     def _skip(self, step: Step, driver: LessonDriver) -> None:
         if step.optional or step.kind == "read":
-            # Optional steps come in groups (a second message): skip the group.
-            optional = step.optional
-            self.run.advance(skipped=True)
-            while optional and not self.run.finished and self.run.step.optional:
-                self.run.advance(skipped=True)
+            self._skip_unneeded(step)
             return
         self.run.mark_assisted()
         if step.kind == "library":

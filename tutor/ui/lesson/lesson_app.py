@@ -65,6 +65,10 @@ class LessonScreen:
     quit_requested: bool = False
     asks_predictions: ClassVar[bool] = True
     pauses_in_present: ClassVar[bool] = True
+    # After the last hint: what /show does on this screen.
+    no_more_hints: ClassVar[str] = (
+        "No more hints: /show makes the tutor type the answer (the step then counts as helped)."
+    )
     events: list[Event] = field(default_factory=list)  # everything the server recorded
     replies: ReplyMemory = field(default_factory=ReplyMemory)  # full once, then brief
     last_explained: tuple[Exchange, SessionState] | None = None  # for /more
@@ -421,11 +425,7 @@ class LessonScreen:
             if command == "/skip" and (step.optional or step.kind == "read"):
                 if driver.in_data:
                     self._end_message_for_skip(driver)
-                # Optional steps come in groups (a second message): skip the group.
-                optional = step.optional
-                self.run.advance(skipped=True)
-                while optional and not self.run.finished and self.run.step.optional:
-                    self.run.advance(skipped=True)
+                self._skip_unneeded(step)
             else:
                 self.run.mark_assisted()
                 self._perform(driver, step)
@@ -472,19 +472,21 @@ class LessonScreen:
         finally:
             self.judging = True
 
+    def _skip_unneeded(self, step: Step) -> None:
+        """/skip on an optional or a read step: move on. Optional steps come in groups
+        (a second message): skip the group."""
+        optional = step.optional
+        self.run.advance(skipped=True)
+        while optional and not self.run.finished and self.run.step.optional:
+            self.run.advance(skipped=True)
+
     def _hint(self, step: Step) -> None:
         if self.hints_given < len(step.hints):
             hint = step.hints[self.hints_given]
             self.console.print(view.hint_view(self.hints_given + 1, len(step.hints), hint))
             self.hints_given += 1
         else:
-            self.console.print(
-                Text(
-                    "No more hints: /show makes the tutor type the answer "
-                    "(the step then counts as helped).",
-                    style="cyan",
-                )
-            )
+            self.console.print(Text(self.no_more_hints, style="cyan"))
 
     # --- showing what happened ----------------------------------------------------------------
 
