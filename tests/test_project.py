@@ -138,3 +138,13 @@ def test_no_import_cycles_in_tutor() -> None:
         if name not in done:
             visit(name, [name])
     assert cycles == [], "import cycles: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_every_module_says_what_it_does() -> None:
+    """docs/architecture.md lists packages only: the module docstrings are the module index."""
+    silent = [
+        str(path.relative_to(PACKAGE.parent))
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if not ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+    ]
+    assert silent == []
