@@ -9,23 +9,27 @@ runner cannot tell, on purpose.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from tutor.engine.checks import Verdict, evaluate
 from tutor.engine.model import Lesson, Step
 from tutor.smtp.events import Event, Exchange, SessionClosed
 
-# Step outcomes
-DONE = "done"  # the step is complete
-REFUSED = "refused"  # the right kind of command, but the reply was not the one expected
-OFF_STEP = "off-step"  # some other command: it went to the server all the same
-PENDING = "pending"  # right reply, but a check does not hold yet (goal steps, data checks)
-NOTED = "noted"  # nothing to judge (e.g. the 354 of a DATA command during a goal step)
-CONTINUES = "continues"  # the step's command got a 3xx: the dialogue goes on (AUTH's 334)
+
+class OutcomeStatus(StrEnum):
+    """What one event did to the current step."""
+
+    DONE = "done"  # the step is complete
+    REFUSED = "refused"  # the right kind of command, but the reply was not the one expected
+    OFF_STEP = "off-step"  # some other command: it went to the server all the same
+    PENDING = "pending"  # right reply, but a check does not hold yet (goal steps, data checks)
+    NOTED = "noted"  # nothing to judge (e.g. the 354 of a DATA command during a goal step)
+    CONTINUES = "continues"  # the step's command got a 3xx: the dialogue goes on (AUTH's 334)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    status: str
+    status: OutcomeStatus
     step: Step
     exchange: Exchange | None = None
     feedback: str | None = None  # the lesson's targeted text for this reply, if any
@@ -87,10 +91,10 @@ class LessonRun:
         if isinstance(event, SessionClosed) or not isinstance(event, Exchange):
             return None
         outcome = self._judge(self.step, event)
-        if outcome.status == OFF_STEP:
+        if outcome.status == OutcomeStatus.OFF_STEP:
             outcome = self._look_ahead(event) or outcome
         self.outcomes.append(outcome)
-        if outcome.status == DONE:
+        if outcome.status == OutcomeStatus.DONE:
             self.advance()
         return outcome
 
@@ -106,7 +110,7 @@ class LessonRun:
                 return None
             if step.kind != "read":
                 outcome = self._judge(step, exchange)
-                if outcome.status == DONE:
+                if outcome.status == OutcomeStatus.DONE:
                     while self.index < ahead:
                         self.advance(skipped=self.step.optional)
                     self.step_events = [exchange]
@@ -122,44 +126,45 @@ class LessonRun:
         reply = exchange.reply
         feedback = step.feedback_for(code, reply.enhanced if reply else None)
         if step.kind == "goal":
-            return self._checks(step, exchange, feedback, PENDING)
+            return self._checks(step, exchange, feedback, OutcomeStatus.PENDING)
         if step.kind == "connect":
             if exchange.kind == "greeting" and code in (step.expect or (220,)):
-                return Outcome(DONE, step, exchange, feedback)
-            return Outcome(OFF_STEP, step, exchange, feedback)
+                return Outcome(OutcomeStatus.DONE, step, exchange, feedback)
+            return Outcome(OutcomeStatus.OFF_STEP, step, exchange, feedback)
         if exchange.kind in ("greeting", "notice"):  # (a goal step was judged above)
-            return Outcome(NOTED, step, exchange)  # a new session's banner, an idle 421
+            # a new session's banner, an idle 421
+            return Outcome(OutcomeStatus.NOTED, step, exchange)
         if step.kind == "data":
             if exchange.kind != "data":
-                return Outcome(OFF_STEP, step, exchange)
+                return Outcome(OutcomeStatus.OFF_STEP, step, exchange)
             if code not in (step.expect or (250,)):
-                return Outcome(REFUSED, step, exchange, feedback)
-            return self._checks(step, exchange, feedback, PENDING)
+                return Outcome(OutcomeStatus.REFUSED, step, exchange, feedback)
+            return self._checks(step, exchange, feedback, OutcomeStatus.PENDING)
         if step.kind == "library":
-            return self._checks(step, exchange, feedback, NOTED)
+            return self._checks(step, exchange, feedback, OutcomeStatus.NOTED)
         if step.kind == "pipeline":  # replies arrive one by one; the last one decides
             if exchange.kind == "command" and code in step.expect:
-                return self._checks(step, exchange, feedback, PENDING)
-            return Outcome(NOTED, step, exchange)
+                return self._checks(step, exchange, feedback, OutcomeStatus.PENDING)
+            return Outcome(OutcomeStatus.NOTED, step, exchange)
         # An answer to the server's 334 belongs to the AUTH step that started the dialogue.
         in_auth = exchange.kind == "auth" and step.accepts("AUTH LOGIN")
         if not in_auth and (exchange.kind != "command" or not step.accepts(exchange.command)):
             # The lesson's feedback is about *this* step's command; another command's
             # reply is explained by its own annotation instead.
-            return Outcome(OFF_STEP, step, exchange)
+            return Outcome(OutcomeStatus.OFF_STEP, step, exchange)
         if code not in step.expect:
-            status = CONTINUES if 300 <= code < 400 else REFUSED
+            status = OutcomeStatus.CONTINUES if 300 <= code < 400 else OutcomeStatus.REFUSED
             return Outcome(status, step, exchange, feedback)
-        return self._checks(step, exchange, feedback, PENDING)
+        return self._checks(step, exchange, feedback, OutcomeStatus.PENDING)
 
     def _checks(
-        self, step: Step, exchange: Exchange, feedback: str | None, otherwise: str
+        self, step: Step, exchange: Exchange, feedback: str | None, otherwise: OutcomeStatus
     ) -> Outcome:
         verdicts: list[Verdict] = [evaluate(c.kind, c.value, self.step_events) for c in step.checks]
         missing = tuple(v.why for v in verdicts if not v.ok)
         if step.kind in ("goal", "library") and not step.checks:
             missing = ("(this step has no checks)",)
-        status = DONE if not missing else otherwise
+        status = OutcomeStatus.DONE if not missing else otherwise
         return Outcome(status, step, exchange, feedback, missing)
 
     def recheck(self) -> Outcome | None:
@@ -176,8 +181,8 @@ class LessonRun:
             and (last.code or 0) not in self.step.expect
         ):
             return None  # checks never turn a reply the step does not expect into "Done."
-        outcome = self._checks(self.step, last, None, PENDING)
-        if outcome.status == DONE:
+        outcome = self._checks(self.step, last, None, OutcomeStatus.PENDING)
+        if outcome.status == OutcomeStatus.DONE:
             self.outcomes.append(outcome)
             self.advance()
             return outcome

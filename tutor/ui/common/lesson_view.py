@@ -168,7 +168,7 @@ def data_line_note(line: str, *, plain: bool) -> RenderableType | None:
 
 def outcome_view(outcome: Outcome, *, plain: bool) -> RenderableType | None:
     step = outcome.step
-    if outcome.status == runner.DONE:
+    if outcome.status == runner.OutcomeStatus.DONE:
         mark = "Done." if plain else "✓ Done."
         parts: list[RenderableType] = [Text(mark, style="bold green")]
         if step.after:
@@ -177,7 +177,7 @@ def outcome_view(outcome: Outcome, *, plain: bool) -> RenderableType | None:
     lines: list[RenderableType] = []
     if outcome.feedback:
         lines.append(lesson_markdown(outcome.feedback))
-    if outcome.status == runner.REFUSED and not outcome.feedback:
+    if outcome.status == runner.OutcomeStatus.REFUSED and not outcome.feedback:
         lines.append(
             Text(
                 "That was the right kind of command, but the server refused it: "
@@ -185,7 +185,7 @@ def outcome_view(outcome: Outcome, *, plain: bool) -> RenderableType | None:
                 style="yellow",
             )
         )
-    elif outcome.status == runner.OFF_STEP and not outcome.feedback:
+    elif outcome.status == runner.OutcomeStatus.OFF_STEP and not outcome.feedback:
         lines.append(
             Text(
                 "That went to the server all the same (see its reply), but it is not "
@@ -193,7 +193,7 @@ def outcome_view(outcome: Outcome, *, plain: bool) -> RenderableType | None:
                 style="yellow",
             )
         )
-    elif outcome.status == runner.PENDING and outcome.missing:
+    elif outcome.status == runner.OutcomeStatus.PENDING and outcome.missing:
         missing = "; ".join(outcome.missing) + "."
         code = outcome.exchange.code if outcome.exchange is not None else None
         if code is not None and code < 400:  # on the way: a step of several commands

@@ -146,7 +146,8 @@ class ChallengeScreen(LessonScreen):
 
     def _show_turn(self, turn: Turn) -> None:
         """As in a lesson, but "not yet" is said once an attempt has settled, not per line."""
-        quiet = [replace(o, missing=()) if o.status == runner.PENDING else o for o in turn.outcomes]
+        pending = runner.OutcomeStatus.PENDING
+        quiet = [replace(o, missing=()) if o.status == pending else o for o in turn.outcomes]
         super()._show_turn(replace(turn, outcomes=quiet))
         if self.run.finished or not self.run.step.checks:
             return

@@ -542,7 +542,7 @@ class LessonScreen:
             self.present
             and self.pauses_in_present
             and not self.run.finished
-            and any(o.status == runner.DONE for o in settled)
+            and any(o.status == runner.OutcomeStatus.DONE for o in settled)
         ):
             self._present_pause()
 
@@ -623,7 +623,7 @@ class LessonScreen:
             elif isinstance(event, MessageStored):
                 self._show_stored(event)
         for outcome in turn.outcomes:
-            if outcome.status == runner.DONE:
+            if outcome.status == runner.OutcomeStatus.DONE:
                 rendered = view.outcome_view(outcome, plain=self.plain)
                 if rendered is not None:
                     self.console.print(rendered)
@@ -676,8 +676,8 @@ def _read_prediction(answer: str) -> tuple[str, str | None]:
 
 def _settled(outcomes: list[runner.Outcome]) -> list[runner.Outcome]:
     """Drop a "not yet" that a later event in the same turn turned into "done"."""
-    done = {id(o.step) for o in outcomes if o.status == runner.DONE}
-    return [o for o in outcomes if o.status == runner.DONE or id(o.step) not in done]
+    done = {id(o.step) for o in outcomes if o.status == runner.OutcomeStatus.DONE}
+    return [o for o in outcomes if o.status == runner.OutcomeStatus.DONE or id(o.step) not in done]
 
 
 def completion_words(lesson: Lesson) -> list[str]:
