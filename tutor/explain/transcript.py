@@ -16,13 +16,15 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 from tutor.errors import UserError
 from tutor.explain.annotate import Annotation, annotate
 from tutor.smtp.events import Exchange, ExchangeKind
 from tutor.smtp.session_state import SessionState, queue_id
 from tutor.smtp.wire import parse_reply_line
+
+MessageOutcome = Literal["accepted", "refused", "never sent"]  # what became of the message
 
 
 class Turn(NamedTuple):
@@ -67,7 +69,7 @@ class Summary:
     sender: str | None  # None: no sender accepted; "": the null sender <>
     accepted: tuple[str, ...]
     refused: tuple[str, ...]
-    outcome: str  # "accepted" | "refused" | "never sent"
+    outcome: MessageOutcome
     outcome_text: str
     queue_ids: tuple[str, ...]
     problem: Problem | None
@@ -388,7 +390,7 @@ def _outcome(
     queue_ids: list[str],
     refusal: Step | None,
     problem: Problem | None,
-) -> tuple[str, str]:
+) -> tuple[MessageOutcome, str]:
     accepted, refused = envelope
     if queue_ids:
         ids = ", ".join(q or "no id given" for q in queue_ids)
