@@ -44,6 +44,18 @@ def _heading(title: Text) -> Rule:
     return Rule(title, align="left", characters="━", style="bold")
 
 
+def _section_table() -> Table:
+    """A section's table: no box, one space between columns, full width."""
+    return Table(
+        box=None,
+        padding=(0, 1, 0, 0),
+        pad_edge=False,
+        expand=True,
+        show_edge=False,
+        header_style="bold",
+    )
+
+
 def _title_text(*parts: Text | str) -> Text:
     text = join(" ", *parts, " ")
     text.stylize("bold")
@@ -267,14 +279,7 @@ class DashboardView:
         start, end = _window(rows, focus, room)
         if (start, end) != (0, len(rows)):
             title.append(f" (rows {start + 1}-{end} of {len(rows)}) ")
-        table = Table(
-            box=None,
-            padding=(0, 1, 0, 0),
-            pad_edge=False,
-            expand=True,
-            show_edge=False,
-            header_style="bold",
-        )
+        table = _section_table()
         table.add_column("", width=1, no_wrap=True)
         table.add_column("#", justify="right", no_wrap=True)
         table.add_column("client", no_wrap=True)
@@ -334,14 +339,7 @@ class DashboardView:
                 Text("  none yet: a message is stored when the server answers 250 to the dot"),
             ]
         title.append(" newest first; ! marks headers that differ from the envelope ")
-        table = Table(
-            box=None,
-            padding=(0, 1, 0, 0),
-            pad_edge=False,
-            expand=True,
-            show_edge=False,
-            header_style="bold",
-        )
+        table = _section_table()
         table.add_column("id", no_wrap=True)
         table.add_column("#", justify="right", no_wrap=True)
         table.add_column("envelope vs headers", no_wrap=True)
