@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -107,14 +107,15 @@ class _RootGroup(_Group):
         except UserError as error:
             if _debug(ctx):
                 raise
-            typer.echo(f"smtp-tutor: {error}", err=True)
-            raise typer.Exit(ExitStatus(error.exit_code)) from None
+            _user_error(error)
         except KeyboardInterrupt:
             typer.echo("smtp-tutor: interrupted", err=True)
             raise typer.Exit(ExitStatus.INTERRUPTED) from None
         except Exception as error:  # a bug: one line, the traceback only on request
             if _debug(ctx):
                 raise
+            if problem := _file_problem(error):  # a path the user can fix, not a bug
+                _user_error(problem)
             typer.echo(
                 f"smtp-tutor: internal error: {type(error).__name__}: {error} "
                 "(run again with --debug for the traceback)",
@@ -131,6 +132,23 @@ class _MailboxGroup(_Group):
 class _ChallengeGroup(_Group):
     when_empty = "list"
     when_word = "play"
+
+
+def _user_error(error: UserError) -> NoReturn:
+    from tutor.smtp.textsafe import visible  # a path or a name may hold control characters
+
+    typer.echo(f"smtp-tutor: {visible(str(error))}", err=True)
+    raise typer.Exit(ExitStatus(error.exit_code)) from None
+
+
+def _file_problem(error: Exception) -> UserError | None:
+    """An OSError naming its path (a read-only data home, a folder that is a file) as one
+    line, with what to do when the path is in the data home."""
+    from tutor.errors import file_problem
+    from tutor.paths import home_note
+
+    filename = getattr(error, "filename", None)
+    return file_problem(error, home_note(filename) if isinstance(filename, str) else "")
 
 
 def _debug(ctx: Any) -> bool:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from tutor.errors import UserError
 from tutor.server.persona import Persona
-from tutor.server.runner import MaildirError, TeachingServer
+from tutor.server.runner import BindError, MaildirError, TeachingServer
 from tutor.smtp.wire import host_port
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1")
@@ -48,7 +48,7 @@ def start(server: TeachingServer) -> None:
         server.start()
     except MaildirError as error:
         raise UserError(str(error.strerror)) from error
-    except OSError as error:
+    except BindError as error:  # only the listening socket's: a file error names its path
         where = f"{server.hosts[0]} port {server.port}"
         if error.errno in (errno.EADDRINUSE, getattr(errno, "WSAEADDRINUSE", -1)):
             raise UserError(

@@ -161,6 +161,7 @@ class TeachingServer:
             raise MaildirError(
                 error.errno,
                 f"cannot create the Maildir at {self.maildir}: {error.strerror or error}",
+                error.filename,  # so that any command can name the path (cli's file problems)
             ) from error
 
         port = self.port

@@ -179,6 +179,8 @@ def list_challenges(term: Terminal, challenges_dir: Path | None) -> int:
     console, plain = term.out, term.plain
     found = challenges.load_challenges(challenges_dir)
     progress = Progress.load()
+    if progress.warning:  # a damaged file moved aside is said, once
+        term.err.print(Text("warning: " + progress.warning, style="yellow"))
     console.print(challenge_table(found, progress, plain=plain or not console.is_terminal))
     solved = sum(1 for c in found if challenges.status(progress, c) in challenges.SOLVED)
     console.print(Text(f"{solved} of {len(found)} solved.", style="bold"))

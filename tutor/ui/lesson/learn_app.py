@@ -69,7 +69,7 @@ def continue_target(lessons: list[Lesson], progress: Progress) -> Lesson | None:
 def list_lessons(term: Terminal, lessons_dir: Path | None) -> None:
     console, plain = term.out, term.plain
     lessons = load_all(lessons_dir)
-    progress = Progress.load()
+    progress = load_progress(term.err)  # a damaged file moved aside is said, once
     console.print(lesson_table(lessons, progress, plain=plain or not console.is_terminal))
     for line in where_from("lessons", lessons_dir or default_lessons_dir()):
         console.print(line)
@@ -262,7 +262,7 @@ def _play(
 
 def reset_progress(term: Terminal, ref: str | None, *, yes: bool, lessons_dir: Path | None) -> int:
     console = term.out
-    progress = Progress.load()
+    progress = load_progress(term.err)
     if ref is not None:
         lesson = find_by_ref(load_all(lessons_dir), ref)
         what, lesson_id = f"progress of lesson {lesson.number} ({lesson.id})", lesson.id
