@@ -16,6 +16,7 @@ from pathlib import Path
 from tutor.client.client import HoldsClient, SmtpClient, SmtpClientError, TapRecord, TlsInfo
 from tutor.engine.model import Lesson, Step
 from tutor.engine.runner import LessonRun, Outcome
+from tutor.errors import UserError
 from tutor.server.bounce import delivery_failures
 from tutor.server.capture import SessionRecord
 from tutor.server.persona import Persona
@@ -29,8 +30,16 @@ from tutor.smtp.events import (
     SessionClosed,
     TlsStarted,
 )
+from tutor.smtp.wire import host_port
 
 EVENT_WAIT = 5.0  # how long to wait for the server's record of a reply we already hold
+# Sessions in a row that may fail to open (no connection, or no 220 greeting) before the
+# lesson stops: a connect step retries at once, so without a limit it would loop for ever.
+CONNECT_TRIES = 3
+
+
+class ConnectFailed(UserError):
+    """The lesson's server cannot be reached: the lesson stops with this line."""
 
 
 @dataclass
@@ -73,6 +82,7 @@ class LessonDriver(HoldsClient):
         self.sessions = 0
         self.history: list[Event] = []  # every event of every session, for the questions
         self._after_bare_lf = False  # the last message line ended in LF alone (/lf)
+        self._failed_connects = 0  # in a row: see CONNECT_TRIES
 
     # --- connection ---------------------------------------------------------------------
 
@@ -105,7 +115,7 @@ class LessonDriver(HoldsClient):
                 )
                 self.client = SmtpClient.connect(host, port)
         except SmtpClientError as error:
-            return Turn(error=str(error), closed=True)
+            return self._failed(Turn(error=str(error), closed=True))
         self.sessions += 1
         local = self.client.local_address
         capture = self.server.capture
@@ -114,7 +124,25 @@ class LessonDriver(HoldsClient):
         self._seen = 0
         turn = Turn(note=note)
         self._collect(turn, lambda events: any(isinstance(e, Exchange) for e in events))
+        if self.client.banner.code != 220:  # 421, 554: the server is not taking this session
+            return self._failed(turn)
+        self._failed_connects = 0
         return turn
+
+    def _failed(self, turn: Turn) -> Turn:
+        """One more session that did not open; past CONNECT_TRIES in a row, stop."""
+        banner = self.client.banner if self.client is not None else None
+        turn.closed = True
+        self.close_client()
+        self._failed_connects += 1
+        if self._failed_connects < CONNECT_TRIES:
+            return turn
+        why = turn.error or (f"it greeted with {banner.code}" if banner else "no greeting")
+        raise ConnectFailed(
+            f"could not open a session with the lesson's server at "
+            f"{host_port(*self.server.address)}, "
+            f"{CONNECT_TRIES} tries in a row ({why}); the lesson stops here"
+        )
 
     def connect_for(self, step: Step) -> Turn:
         """A connect step: switch the relay setting if it says so, then connect."""

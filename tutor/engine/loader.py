@@ -3,12 +3,19 @@
 Lessons ship in the wheel (tutor/lessons) and in the source tree (lessons/); a teacher
 can point --lessons-dir at a folder of their own. Files load in name order
 (01-….toml, 02-….toml); a lesson's number is its position.
+
+Whatever a file holds (any bytes, any TOML value of any type where any key goes, nesting
+deeper than the parser can follow, persona values out of range) becomes problems, never
+an exception: every value is checked for its type (and a persona value for its range)
+before the model takes it.
 """
 
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import re
+import reprlib
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,8 +24,10 @@ from typing import Any
 
 from tutor.engine.checks import CHECK_KINDS
 from tutor.engine.model import (
+    CHECK_VALUES,
     STEP_KINDS,
     Check,
+    CheckKind,
     Lesson,
     Question,
     Step,
@@ -27,7 +36,9 @@ from tutor.engine.model import (
     is_step_kind,
 )
 from tutor.engine.questions import FACTS
-from tutor.errors import UserError
+from tutor.errors import UserError, reason
+from tutor.paths import NotAFile, read_file
+from tutor.server.persona import LESSON_SETTINGS
 from tutor.smtp.textsafe import visible
 
 FORMAT_VERSION = 1
@@ -54,7 +65,13 @@ _ADD = {  # a required key that is missing, as the line to add
 }
 _ID = re.compile(r"[a-z0-9][a-z0-9-]*\Z")
 _TOML_LINE = re.compile(r"\(at line (\d+), column (\d+)\)")
-_PERSONA_KEYS = {"open_relay", "max_message_size", "idle_timeout", "tls", "greylist"}
+_LONG_NUMBER = re.compile(r"[0-9_]{4000,}")
+_PERSONA_KEYS = set(LESSON_SETTINGS)
+# Far beyond any lesson (the longest ships at about 30 KB): a bigger file is not a lesson.
+MAX_BYTES = 1024 * 1024
+# Values shown in a problem are cut short: a value may be a megabyte, or nested deeply.
+_SHOWN = reprlib.Repr()
+_SHOWN.maxlevel, _SHOWN.maxstring, _SHOWN.maxother = 2, 60, 60
 
 
 class LessonError(UserError):
@@ -142,9 +159,9 @@ def load(path: Path, number: int = 0) -> Lesson:
 def parse(path: Path, number: int, problems: list[Problem]) -> Lesson | None:
     """Parse one file, appending every problem found; None if it cannot be read at all."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        problems.append(Problem(path, 1, f"cannot read: {error}"))
+        text = read_text(path)
+    except Unreadable as error:
+        problems.append(Problem(path, error.line, f"cannot read: {error}"))
         return None
     try:
         data = tomllib.loads(text)
@@ -154,7 +171,75 @@ def parse(path: Path, number: int, problems: list[Problem]) -> Lesson | None:
         message = _TOML_LINE.sub("", str(error)).strip()
         problems.append(Problem(path, line, f"not valid TOML: {message}"))
         return None
+    except RecursionError:  # tomllib recurses once per level of [ and {
+        line = deepest_line(text)
+        problems.append(Problem(path, line, "values nested too deeply: a lesson needs a few"))
+        return None
+    except ValueError:  # int() refuses more than 4300 digits (CVE-2020-10735)
+        match = _LONG_NUMBER.search(text)
+        line = text.count("\n", 0, match.start()) + 1 if match else 1
+        problems.append(Problem(path, line, "not valid TOML: a number with thousands of digits"))
+        return None
     return _Builder(path, text, problems).lesson(data, number)
+
+
+class Unreadable(ValueError):
+    """A lesson file that cannot be read as text; `line` is where, when that is known."""
+
+    def __init__(self, message: str, line: int = 1) -> None:
+        super().__init__(message)
+        self.line = line
+
+
+def read_text(path: Path) -> str:
+    """A lesson file's text; Unreadable says why it cannot be had (paths.read_file never
+    blocks on a FIFO or a device named *.toml, and reads at most MAX_BYTES)."""
+    try:
+        raw = read_file(path, MAX_BYTES)
+    except OSError as error:
+        raise Unreadable(reason(error)) from error
+    except NotAFile as why:
+        raise Unreadable(f"{why}: not a lesson") from why
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise Unreadable(f"not UTF-8 text (byte {error.start})", line) from error
+
+
+def deepest_line(text: str) -> int:
+    """The line where brackets outside strings first nest deeper than any lesson needs
+    (where to look, when the parser ran out of depth); 1 if none does."""
+    depth = 0
+    quote = ""
+    for number, line in enumerate(text.splitlines(), start=1):
+        index = 0
+        while index < len(line):
+            char = line[index]
+            if quote:
+                if char == "\\" and quote == '"':
+                    index += 1
+                elif char == quote:
+                    quote = ""
+            elif char in "\"'":
+                quote = char
+            elif char == "#":
+                break
+            elif char in "[{":
+                depth += 1
+                if depth > 32:
+                    return number
+            elif char in "]}":
+                depth = max(depth - 1, 0)
+            index += 1
+        if quote and not line.endswith("\\"):
+            quote = ""  # single-line strings end with their line
+    return 1
+
+
+def shown(value: object) -> str:
+    """A value for a problem message: its repr, cut short however long or deep it is."""
+    return _SHOWN.repr(value)
 
 
 class _Builder:
@@ -188,7 +273,7 @@ class _Builder:
                 f'format_version is missing: add "format_version = {FORMAT_VERSION}" at the top'
             )
         elif not isinstance(version, int) or isinstance(version, bool):
-            message = f"format_version must be the number {FORMAT_VERSION}, not {version!r}"
+            message = f"format_version must be the number {FORMAT_VERSION}, not {shown(version)}"
         elif version < FORMAT_VERSION:
             message = f"format_version {version} is older than this tutor's {FORMAT_VERSION}: "
             message += self.upgrade(version)
@@ -242,9 +327,7 @@ class _Builder:
         if not isinstance(persona, dict):
             self.problem(self.key_line("persona"), "[persona] must be a table")
             persona = {}
-        for key in persona:
-            if key not in _PERSONA_KEYS:
-                self.unknown_key(self.key_line(key), "persona setting", key, _PERSONA_KEYS)
+        persona = self.persona(persona)
         raw_steps = data.get("steps")
         if not isinstance(raw_steps, list) or not raw_steps:
             self.problem(1, "a lesson needs at least one [[steps]] table")
@@ -267,7 +350,7 @@ class _Builder:
             summary=self.text(data, "summary", 1),
             objectives=tuple(self.strings(data, "objectives", 1)),
             steps=tuple(steps),
-            persona=dict(persona),
+            persona=persona,
             misconception=self.text(data, "misconception", 1),
             learned=tuple(self.strings(data, "learned", 1)),
             questions=tuple(self.questions(data.get("questions", []))),
@@ -297,16 +380,12 @@ class _Builder:
         for pattern in self.strings(raw, "accept", line):
             try:
                 accept.append(re.compile(pattern))
-            except re.error as error:
-                self.problem(self.key_line("accept", line), f"accept pattern {pattern!r}: {error}")
-        expect = []
-        for code in raw.get("expect", []):
-            if not isinstance(code, int) or not 200 <= code <= 599:
+            except (re.error, RecursionError, OverflowError, ValueError) as error:
+                what = error if isinstance(error, re.error) else "too large or nested too deeply"
                 self.problem(
-                    self.key_line("expect", line), f"expect: {code!r} is not a reply code (200-599)"
+                    self.key_line("accept", line), f"accept pattern {shown(pattern)}: {what}"
                 )
-            else:
-                expect.append(code)
+        expect = self.codes(raw, line)
         on_reply = raw.get("on_reply", {})
         if not isinstance(on_reply, dict) or not all(isinstance(v, str) for v in on_reply.values()):
             self.problem(
@@ -326,10 +405,10 @@ class _Builder:
             on_reply={str(k): v for k, v in on_reply.items()},
             checks=tuple(self.checks(raw.get("checks", []), line)),
             goal=self.text(raw, "goal", line),
-            predict=bool(raw.get("predict", False)),
-            optional=bool(raw.get("optional", False)),
+            predict=bool(self.flag(raw, "predict", line)),
+            optional=bool(self.flag(raw, "optional", line)),
             counter_example=self.text(raw, "counter_example", line),
-            source=self.text(raw, "source", line),
+            source=self.address(raw, "source", line),
             open_relay=self.flag(raw, "open_relay", line),
             dns=tuple(self.strings(raw, "dns", line)),
             line=line,
@@ -406,7 +485,9 @@ class _Builder:
     def flag(self, data: dict[str, Any], key: str, line: int) -> bool | None:
         value = data.get(key)
         if value is not None and not isinstance(value, bool):
-            self.problem(self.key_line(key, line), f"{key} must be true or false")
+            self.problem(
+                self.key_line(key, line), f"{key} must be true or false, not {shown(value)}"
+            )
             return None
         return value
 
@@ -429,10 +510,10 @@ class _Builder:
             if not isinstance(ask, str) or not ask.strip():
                 self.problem(line, "a question needs `ask` (the text shown)")
                 continue
-            if fact not in FACTS:
+            if not isinstance(fact, str) or fact not in FACTS:
                 self.problem(
                     self.key_line("fact", line),
-                    f"unknown fact {fact!r} (known: {', '.join(sorted(FACTS))})",
+                    f"unknown fact {shown(fact)} (known: {', '.join(sorted(FACTS))})",
                 )
                 continue
             out.append(Question(ask.strip(), fact, line))
@@ -454,13 +535,63 @@ class _Builder:
                     f"unknown check {kind!r} (known: {', '.join(sorted(CHECK_KINDS))})",
                 )
                 continue
+            if wrong := check_value_problem(kind, value):
+                self.problem(
+                    self.key_line(kind, line), f"check {kind}: {wrong}, not {shown(value)}"
+                )
+                continue
             out.append(Check(kind, value, line))
         return out
+
+    def codes(self, raw: dict[str, Any], line: int) -> list[int]:
+        """`expect`: a list of reply codes."""
+        value = raw.get("expect", [])
+        if not isinstance(value, list):
+            self.problem(
+                self.key_line("expect", line),
+                f"expect must be a list of reply codes, like [250], not {shown(value)}",
+            )
+            return []
+        codes = []
+        for code in value:
+            if isinstance(code, bool) or not isinstance(code, int) or not 200 <= code <= 599:
+                self.problem(
+                    self.key_line("expect", line),
+                    f"expect: {shown(code)} is not a reply code (200-599)",
+                )
+            else:
+                codes.append(code)
+        return codes
+
+    def persona(self, raw: dict[str, Any]) -> dict[str, Any]:
+        """The [persona] settings, each known and of its type and range (persona.py)."""
+        settings = {}
+        for key, value in raw.items():
+            setting = LESSON_SETTINGS.get(key)
+            if setting is None:
+                self.unknown_key(self.key_line(key), "persona setting", key, _PERSONA_KEYS)
+            elif wrong := setting.problem(key, value):
+                self.problem(self.key_line(key), f"[persona] {wrong}, not {shown(value)}")
+            else:
+                settings[key] = value
+        return settings
+
+    def address(self, data: dict[str, Any], key: str, line: int) -> str:
+        """A local IP address to connect from (a connect step's `source`)."""
+        value = self.text(data, key, line)
+        try:
+            return str(ipaddress.ip_address(value)) if value else ""
+        except ValueError:
+            self.problem(
+                self.key_line(key, line),
+                f"{key} must be an IP address such as 127.0.0.2, not {shown(value)}",
+            )
+            return ""
 
     def text(self, data: dict[str, Any], key: str, line: int, *, required: bool = False) -> str:
         value = data.get(key, "")
         if not isinstance(value, str):
-            self.problem(self.key_line(key, line), f"{key} must be a string")
+            self.problem(self.key_line(key, line), f"{key} must be a string, not {shown(value)}")
             return ""
         if required and not value.strip():
             self.problem(line, f"missing {key}: add {_ADD.get(key, key + ' = …')}")
@@ -472,3 +603,21 @@ class _Builder:
             self.problem(self.key_line(key, line), f"{key} must be a list of strings")
             return []
         return list(value)
+
+
+def check_value_problem(kind: CheckKind, value: object) -> str:
+    """What is wrong with a check's value for its kind (model.CHECK_VALUES); "" if nothing."""
+    wanted = CHECK_VALUES[kind]
+    number = value if isinstance(value, int) and not isinstance(value, bool) else None
+    if wanted == "code":
+        ok = number is not None and 200 <= number <= 599
+        return "" if ok else "the value must be a reply code (200-599)"
+    if wanted == "count":
+        ok = number is not None and number >= 0
+        return "" if ok else "the value must be a whole number, 0 or more"
+    if wanted == "flag":
+        return "" if isinstance(value, bool) else "the value must be true or false"
+    if wanted == "flag or text":
+        ok = isinstance(value, bool | str)
+        return "" if ok else "the value must be true, false or a domain"
+    return "" if isinstance(value, str) else "the value must be a string"

@@ -39,6 +39,37 @@ CheckKind = Literal[
 ]
 CHECK_NAMES: tuple[CheckKind, ...] = get_args(CheckKind)
 
+# What each check's value is (docs/lessons.md, the table of checks); the loader refuses
+# any other type, so a check never meets a value it cannot judge in the middle of a lesson.
+CheckValue = Literal["code", "count", "text", "flag", "flag or text"]
+CHECK_VALUES: dict[CheckKind, CheckValue] = {
+    "reply": "code",
+    "enhanced": "text",
+    "stored_in": "text",
+    "not_stored_in": "text",
+    "copies": "count",
+    "to_names": "text",
+    "to_excludes": "text",
+    "from_differs": "flag",
+    "mismatch": "flag",
+    "recipients_refused": "count",
+    "bounce_to": "text",
+    "bounced": "flag",
+    "tls": "flag",
+    "authenticated": "flag",
+    "envelope_sender": "text",
+    "spf": "text",
+    "dmarc": "text",
+    "client_address": "text",
+    "last_stored_in": "text",
+    "to_only": "text",
+    "refused_alongside": "count",
+    "bounce_not_to": "text",
+    "helo_claims": "flag or text",
+    "body_has_line": "text",
+    "body_lacks_line": "text",
+}
+
 
 def is_step_kind(text: str) -> TypeGuard[StepKind]:
     return text in STEP_KINDS
@@ -52,7 +83,8 @@ def is_check_kind(text: str) -> TypeGuard[CheckKind]:
 class Check:
     """A fact about what happened, checked against the server's capture.
 
-    kind is one of CheckKind, judged by CHECK_KINDS (engine/checks.py); value is its argument.
+    kind is one of CheckKind, judged by CHECK_KINDS (engine/checks.py); value is its
+    argument, of the type CHECK_VALUES names for the kind.
     """
 
     kind: CheckKind

@@ -1,8 +1,8 @@
 """The teaching server's settings: who it is, whom it serves, and how strict it is.
 
-A lesson may override any of these (its `[persona]` table), and `serve` maps its flags
-onto them. Defaults follow docs/server.md ("Who it is") so that lessons, docs and tests
-agree.
+A lesson may override some of these (its `[persona]` table: LESSON_SETTINGS, each with
+its type and the range the server works with), and `serve` maps its flags onto them.
+Defaults follow docs/server.md ("Who it is") so that lessons, docs and tests agree.
 """
 
 from __future__ import annotations
@@ -14,6 +14,49 @@ DEFAULT_MAILBOXES = ("you", "alice", "bob", "postmaster")
 
 # Demo accounts for AUTH (after STARTTLS). Documented in docs/server.md; teaching only.
 DEMO_ACCOUNTS = {"you": "tutor-password", "alice": "wonderland"}
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A setting a lesson may give: its type, and for a number the range that works."""
+
+    kind: type[bool] | type[int] | type[float]
+    low: float = 0
+    high: float = 0
+    unit: str = ""
+
+    def problem(self, name: str, value: object) -> str:
+        """What is wrong with this value for the setting, in words; "" if nothing."""
+        if self.kind is bool:
+            return "" if isinstance(value, bool) else f"{name} must be true or false"
+        if self._fits(value):
+            return ""
+        whole = "a whole number of " if self.kind is int else "a number of "
+        return f"{name} must be {whole}{self.unit} from {_number(self.low)} to {_number(self.high)}"
+
+    def _fits(self, value: object) -> bool:
+        # bool is an int to Python; NaN fails every comparison; 10**400 compares exactly.
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if self.kind is int and not isinstance(value, int):
+            return False
+        return self.low <= value <= self.high
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+# What the server can honour: a SIZE limit it can hold and advertise (RFC 1870 allows
+# up to 20 digits; a message is read into memory), an idle timeout asyncio can schedule
+# and a class can wait for (RFC 5321 §4.5.3.2.7 suggests five minutes; an hour at most).
+LESSON_SETTINGS: dict[str, Setting] = {
+    "open_relay": Setting(bool),
+    "max_message_size": Setting(int, 1, 2**30, "octets"),
+    "idle_timeout": Setting(float, 1, 3600, "seconds"),
+    "tls": Setting(bool),
+    "greylist": Setting(bool),
+}
 
 
 @dataclass(frozen=True)
