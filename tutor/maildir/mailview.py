@@ -9,13 +9,17 @@ server's record.
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from functools import cached_property
 from pathlib import Path
 
+from tutor.errors import FileProblem, reason
+from tutor.paths import NotAFile, home_note, read_file
 from tutor.smtp.envelope import Comparison
 from tutor.smtp.events import RELAY_FOLDER
 from tutor.smtp.headers import Field, HeaderSection, body_lines, decode_words, header_section
@@ -31,6 +35,9 @@ class StoredMessage:
     key: str
     path: Path
     raw: bytes
+    # Why this entry of new/ or cur/ is no readable message (unreadable, a FIFO, a
+    # symlink loop); "" for a message. Listed, marked, so that nothing is hidden.
+    problem: str = ""
 
     @property
     def ref(self) -> str:
@@ -130,56 +137,127 @@ def _count_ours(fields: Sequence[Field], *, relayed: bool = False) -> int:
     return start + 1 if names[start : start + 1] == ["delivered-to"] else 0
 
 
+def root_problem(root: Path) -> FileProblem | None:
+    """Why the Maildir root cannot be read (it is a file, a symlink loop, unreadable, below
+    a file); None when it can, or does not exist yet (no mail stored so far)."""
+    try:
+        with os.scandir(root):
+            pass
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        note = home_note(root) or "give another Maildir root with --maildir"
+        return FileProblem(root, error, note)
+    return None
+
+
 def folders(root: Path) -> list[str]:
-    """Mailbox folders under the root: local mailboxes first, captured relay last."""
-    if not root.is_dir():
+    """Mailbox folders under the root: local mailboxes first, captured relay last. A folder
+    that cannot be looked into is listed (read_folder marks it); a root that cannot be
+    read has none (root_problem says why)."""
+    try:
+        names = sorted(entry.name for entry in os.scandir(root) if _is_mailbox(root / entry.name))
+    except OSError:
         return []
-    names = sorted(
-        p.name for p in root.iterdir() if (p / "new").is_dir() and p.name != RELAY_FOLDER
-    )
-    if (root / RELAY_FOLDER / "new").is_dir():
+    if RELAY_FOLDER in names:
+        names.remove(RELAY_FOLDER)
         names.append(RELAY_FOLDER)
     return names
 
 
+def _is_mailbox(folder: Path) -> bool:
+    try:
+        return stat.S_ISDIR((folder / "new").stat().st_mode)
+    except (FileNotFoundError, NotADirectoryError):
+        return False  # a file, or a folder that is not a Maildir
+    except OSError:
+        return True  # unreadable, a symlink loop: shown as such, not hidden
+
+
 def read_folder(root: Path, folder: str) -> list[StoredMessage]:
-    entries = []
+    """The folder's messages, oldest first; an entry that is not a readable message file
+    (or a new/ that cannot be listed) comes as a StoredMessage with its `problem`."""
+    entries: list[tuple[float, str, Path, bytes, str]] = []
     for sub in ("new", "cur"):  # Maildir: delivered to new/, moved to cur/ once seen
         directory = root / folder / sub
-        if not directory.is_dir():
+        try:
+            names = os.listdir(directory)
+        except (FileNotFoundError, NotADirectoryError):
+            continue  # no cur/ yet: nothing was read there
+        except OSError as error:
+            entries.append((0.0, sub, directory, b"", f"cannot be listed: {reason(error)}"))
             continue
-        for path in directory.iterdir():
-            if path.name.startswith("."):
+        for name in names:
+            if name.startswith("."):
                 continue
-            try:
-                raw = path.read_bytes()
-                mtime = path.stat().st_mtime
-            except OSError:
-                continue  # moved or removed by a MUA meanwhile
-            entries.append((mtime, path.name.split(":")[0], path, raw))
-    entries.sort()
+            read = _read_entry(directory / name)
+            if read is not None:
+                mtime, raw, problem = read
+                entries.append((mtime, name.split(":")[0], directory / name, raw, problem))
+    entries.sort(key=lambda entry: (entry[0], entry[1]))
     return [
-        StoredMessage(folder, index, key, path, raw)
-        for index, (_, key, path, raw) in enumerate(entries, start=1)
+        StoredMessage(folder, index, key, path, raw, problem)
+        for index, (_, key, path, raw, problem) in enumerate(entries, start=1)
     ]
 
 
+def _read_entry(path: Path) -> tuple[float, bytes, str] | None:
+    """(mtime, bytes, problem) of one entry; None for a folder (never a message) or an
+    entry a mail program moved meanwhile. paths.read_file never blocks on a FIFO or a
+    link to a device."""
+    try:
+        link = path.lstat()
+    except OSError:
+        return None  # moved meanwhile (lstat needs no more than listing did)
+    try:
+        return link.st_mtime, read_file(path), ""
+    except FileNotFoundError:
+        dangling = stat.S_ISLNK(link.st_mode)
+        return (link.st_mtime, b"", "a symbolic link to a missing file") if dangling else None
+    except OSError as error:  # unreadable, a symlink loop
+        return link.st_mtime, b"", f"cannot be read: {reason(error)}"
+    except NotAFile as why:
+        return None if stat.S_ISDIR(link.st_mode) else (link.st_mtime, b"", f"{why}")
+
+
 def clear_folder(root: Path, folder: str) -> int:
-    """Delete every message of one Maildir folder (new/ and cur/); returns how many."""
+    """Delete every entry of one Maildir folder's new/ and cur/ (folders inside them
+    stay); returns how many. The first entry that cannot be deleted is a FileProblem,
+    raised once every other entry was tried."""
     removed = 0
+    failed: OSError | None = None
     for sub in ("new", "cur"):
         directory = root / folder / sub
-        if not directory.is_dir():
+        try:
+            names = os.listdir(directory)
+        except (FileNotFoundError, NotADirectoryError):
             continue
-        for path in directory.iterdir():
-            if path.name.startswith(".") or not path.is_file():
+        except OSError as error:
+            failed = failed or error
+            continue
+        for name in names:
+            path = directory / name
+            if name.startswith(".") or _is_folder(path):
                 continue
             try:
                 path.unlink()
             except FileNotFoundError:
                 continue  # a mail program moved or removed it meanwhile
+            except OSError as error:
+                failed = failed or error
+                continue
             removed += 1
+    if failed is not None:
+        note = f"{removed} deleted before this; the rest kept"
+        raise FileProblem(failed.filename or root / folder, failed, note)
     return removed
+
+
+def _is_folder(path: Path) -> bool:
+    try:
+        return stat.S_ISDIR(path.lstat().st_mode)
+    except OSError:
+        return False
 
 
 def find(root: Path, ref: str) -> list[StoredMessage]:

@@ -37,6 +37,9 @@ def message_table(folder: str, messages: list[StoredMessage], *, plain: bool) ->
         table.add_column(column, overflow="fold")
     recipients = recipients_by_queue_id(messages[0].root)
     for message in messages:
+        if message.problem:
+            table.add_row(Text(message.ref), Text(""), Text(""), _problem(message))
+            continue
         claimed = untrusted(_claimed(message))
         if _mismatch(message, recipients):
             claimed.append(Text(" (!)", style="bold yellow"))
@@ -44,11 +47,22 @@ def message_table(folder: str, messages: list[StoredMessage], *, plain: bool) ->
             Text(message.ref),
             Text(message.queue_id),
             Text(message.date),
-            untrusted(f"<{message.envelope_sender}> -> <{message.envelope_recipient}>"),
+            untrusted(_envelope(message)),
             claimed,
             untrusted(message.shown_header("Subject")),
         )
     return table
+
+
+def _problem(message: StoredMessage) -> Text:
+    """An entry that is no readable message: marked, with its file name, never hidden."""
+    return untrusted(f"({message.problem}: {message.path.name})", "bold yellow")
+
+
+def _envelope(message: StoredMessage) -> str:
+    if not message.ours:  # no Return-Path/Received on top: the server did not write it
+        return "(unknown: no trace headers, not stored by this server)"
+    return f"<{message.envelope_sender}> -> <{message.envelope_recipient}>"
 
 
 def _claimed(message: StoredMessage) -> str:
@@ -66,13 +80,16 @@ def _message_lines(folder: str, messages: list[StoredMessage]) -> Text:
     out = Text(folder_title(folder) + "\n", style="bold")
     recipients = recipients_by_queue_id(messages[0].root)
     for message in messages:
+        if message.problem:
+            out.append(join(Text(f"  {message.ref}  "), _problem(message), Text("\n")))
+            continue
         mismatch = " (!)" if _mismatch(message, recipients) else ""
         out.append(untrusted(f"  {message.ref}  id {message.queue_id}  received {message.date}"))
         out.append("\n")
         out.append(
             join(
                 Text("    envelope: "),
-                untrusted(f"<{message.envelope_sender}> -> <{message.envelope_recipient}>"),
+                untrusted(_envelope(message)),
                 Text("\n"),
             )
         )

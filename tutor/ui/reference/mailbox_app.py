@@ -16,7 +16,7 @@ from tutor.ui.common.terminal import Terminal, confirm
 
 def list_messages(term: Terminal, root: Path, folder: str | None) -> None:
     console, plain = term.out, term.plain
-    names = mailview.folders(root)
+    names = _folders(root)
     if not names:
         console.print(
             join(
@@ -36,6 +36,13 @@ def list_messages(term: Terminal, root: Path, folder: str | None) -> None:
         console.print(message_table(name, messages, plain=plain or narrow))
 
 
+def _folders(root: Path) -> list[str]:
+    """The mailboxes under the root; a root that cannot be read is one clear line."""
+    if problem := mailview.root_problem(root):
+        raise problem
+    return mailview.folders(root)
+
+
 def _existing(root: Path, names: list[str], folder: str) -> str:
     if folder not in names:
         there = ", ".join(names) if names else "none yet"
@@ -45,12 +52,15 @@ def _existing(root: Path, names: list[str], folder: str) -> str:
 
 def show_message(term: Terminal, root: Path, ref: str, *, raw: bool) -> None:
     console = term.out
+    _folders(root)  # a root that cannot be read says so, rather than "no message"
     found = mailview.find(root, ref)
     if not found:
         raise UserError(
             f"no message {visible(ref)!r} under {root}; `smtp-tutor mailbox` lists them"
         )
     message = found[0]
+    if message.problem:
+        raise UserError(f"{message.ref} is no message: {message.path}: {message.problem}")
     if raw:
         if term.stdout_isatty:
             print_raw(console, message)
@@ -73,7 +83,7 @@ def show_message(term: Terminal, root: Path, ref: str, *, raw: bool) -> None:
 def clear_messages(term: Terminal, root: Path, folder: str | None, *, yes: bool) -> int:
     """Delete the stored messages of one mailbox (or of all, folder None); the folders stay,
     so a running server and any mail program keep working."""
-    names = mailview.folders(root)
+    names = _folders(root)
     chosen = names if folder is None else [_existing(root, names, folder)]
     count = sum(len(mailview.read_folder(root, name)) for name in chosen)
     what = "every mailbox" if folder is None else f"mailbox {folder}"
