@@ -127,6 +127,7 @@ class TeachingSMTP(SMTP):
         self._last_byte = b""
         self._tls_active = False
         self._folders: dict[str, str] = {}  # accepted recipient -> folder
+        self._accepted_rcpts = 0  # RCPT commands accepted in this transaction
         self._mail_from: str | None = None
         self._idle_deadline = 0.0  # loop.time() at which the idle timeout is due
 
@@ -227,6 +228,7 @@ class TeachingSMTP(SMTP):
     def _set_rset_state(self) -> None:
         super()._set_rset_state()  # type: ignore[no-untyped-call]
         self._folders = {}
+        self._accepted_rcpts = 0
         self._mail_from = None
 
     # --- recording ----------------------------------------------------------------------
@@ -555,7 +557,9 @@ class TeachingSMTP(SMTP):
             option = _sent_option(arg or "", next(iter(path.params)))
             await self.push(reply(ReplyKey.RCPT_PARAMS, option=option))
             return
-        if len(self._folders) >= RECIPIENT_LIMIT:
+        # Every accepted RCPT counts, the same address again too (as on Postfix): counting
+        # distinct addresses let one address repeated 162,117 times through.
+        if self._accepted_rcpts >= RECIPIENT_LIMIT:
             await self.push(reply(ReplyKey.RCPT_TOO_MANY, limit=RECIPIENT_LIMIT))
             return
         shown = echo_safe(path.address, allow_utf8=utf8)
@@ -603,6 +607,7 @@ class TeachingSMTP(SMTP):
     async def _accept_recipient(self, address: str, folder: str, status: str) -> None:
         assert self.envelope is not None
         self._folders[address] = folder
+        self._accepted_rcpts += 1
         self.envelope.rcpt_tos.append(address)
         await self.push(status)
 

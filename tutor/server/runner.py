@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tutor.maildir.session_store import SessionStore, sessions_directory
 from tutor.maildir.store import MaildirStore
 from tutor.server.capture import Capture
 from tutor.server.context import ServerContext
@@ -58,7 +59,7 @@ class TeachingServer:
         self.port = port
         self.tls_port = tls_port
         self.tls_context = tls_context
-        self.capture = capture or Capture()
+        self.capture = capture or Capture(SessionStore(sessions_directory(maildir)))
         self.listeners: list[Listener] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None

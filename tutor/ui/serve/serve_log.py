@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.text import Text
 
 from tutor.explain.annotate import annotate
+from tutor.server.capture import EventsOmitted, summary_lines
 from tutor.smtp.events import (
     Authenticated,
     BareLineFeed,
@@ -140,6 +141,8 @@ class ServeLog:
                     Text(f" -> {event.copy.folder}"),
                 )
             ]
+        if isinstance(event, EventsOmitted):
+            return self._omitted(tag, event)
         if isinstance(event, SessionClosed):
             self.states.pop(event.session, None)
             return [join(tag, Text(CLOSE_REASONS.get(event.reason, event.reason), style="dim"))]
@@ -203,6 +206,16 @@ class ServeLog:
                 join(tag, Text(f"C| … {hidden} more lines ({len(sent)} bytes in all)", style="dim"))
             )
         return out
+
+    def _omitted(self, tag: Text, event: EventsOmitted) -> list[Text]:
+        """A long session (or a log that fell behind) is counted, not shown line by line."""
+        if not event.ended:
+            note = (
+                "… a long session: its next events are counted, not shown; the count and "
+                "its last lines follow when it ends"
+            )
+            return [join(tag, Text(note, style="dim"))]
+        return [join(tag, Text(line, style="dim")) for line in summary_lines(event.counts)]
 
     def _stored(self, tag: Text, event: MessageStored) -> list[Text]:
         comparison = event.comparison
