@@ -23,6 +23,13 @@ and the socket itself (`ssl.SSLContext.wrap_socket` would hide them).
 
 The tap is for display only; whether a lesson step passed is decided from the server's
 capture (docs/architecture.md, "Three promises").
+
+A server cannot hold the client (docs/server.md, "The client: what a hostile server cannot
+do to the sandbox"): every reply has a wall-clock deadline that holds while bytes keep
+coming, a reply longer than `ClientLimits` allows closes the connection, and the tap keeps
+the start and the end of each exchange with a count of the bytes it did not keep. TLS is
+never reported without a completed handshake: on any STARTTLS failure the connection is
+closed.
 """
 
 from __future__ import annotations
@@ -32,7 +39,8 @@ import select
 import socket
 import ssl
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -41,6 +49,7 @@ from tutor.smtp.wire import CRLF, Reply, ReplyLine, host_port, parse_reply_line
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "ClientLimits",
     "SmtpClient",
     "SmtpClientError",
     "SmtpConnectError",
@@ -49,6 +58,8 @@ __all__ = [
     "SmtpStateError",
     "SmtpTimeout",
     "SmtpTlsError",
+    "Tap",
+    "TapMark",
     "TapRecord",
     "TlsInfo",
     "client_context",
@@ -58,10 +69,26 @@ __all__ = [
 DEFAULT_TIMEOUT = 10.0
 TUTOR_HOSTNAME = "mx.tutor.test"
 _RECV_SIZE = 65536
-# A reply line is at most 512 octets (RFC 5321 §4.5.3.1.5); be generous, but never let a
-# server that sends no line ending at all grow the buffer without bound.
-_MAX_LINE = 64 * 1024
 _SHOWN = 80  # characters of a reply quoted in an error message
+# The first byte of a TLS record: change_cipher_spec, alert, handshake, application data.
+# A server's first answer to a ClientHello that starts otherwise is plaintext, not TLS.
+_TLS_RECORD_TYPES = frozenset({20, 21, 22, 23})
+KIB = 1024
+
+# What one reply may be before the client stops reading it and closes the connection
+# (docs/server.md, "The client: what a hostile server cannot do to the sandbox"). A reply
+# line is at most 512 octets (RFC 5321 §4.5.3.1.5) and a real EHLO reply has about 20
+# lines; these figures are far above both, so only a server that never ends a reply meets
+# them, and the largest reply they let through still fits on a screen in a moment.
+MAX_REPLY_LINE = 8 * KIB  # one line: 16 times the RFC's 512 octets
+MAX_REPLY_LINES = 1000  # lines of one reply: 50 times a long EHLO reply
+MAX_REPLY_BYTES = 64 * KIB  # one reply: 128 lines of the RFC's full 512 octets
+
+# The byte tap keeps, of each exchange (from one `mark()` to the next), its first and last
+# 64 KiB, and of the whole session about 1 MiB: the wire view shows 64 bytes a side.
+TAP_HEAD = 64 * KIB
+TAP_TAIL = 64 * KIB
+TAP_SESSION = 1024 * KIB
 
 Direction = Literal["sent", "received"]
 
@@ -78,7 +105,8 @@ class SmtpConnectError(SmtpClientError):
 
 
 class SmtpTimeout(SmtpClientError):
-    """The server did not answer (or did not take our bytes) in time."""
+    """The server did not answer (or did not take our bytes) in time; the connection is
+    still open, and a late reply may yet come."""
 
     def __init__(self, message: str, received: bytes = b"") -> None:
         super().__init__(message)
@@ -105,7 +133,8 @@ class SmtpProtocolError(SmtpClientError):
 
 
 class SmtpTlsError(SmtpClientError):
-    """The TLS handshake failed (for example, the certificate did not verify)."""
+    """TLS did not start or broke (the certificate did not verify, the server sent plaintext
+    after its 220, …); the connection is closed."""
 
     def __init__(self, message: str, verify_message: str | None = None) -> None:
         super().__init__(message)
@@ -128,6 +157,10 @@ class TapRecord:
     ciphertext it became; a received record is one socket read and the SMTP bytes it made
     available (possibly none: a handshake message, a session ticket, part of a record).
     Handshake and close records have empty plaintext. `at` is `time.time()`.
+
+    The tap is bounded: `not_kept` counts bytes that crossed the socket here and were not
+    kept (a record cut short, or a gap standing for the records dropped from the middle of
+    a long exchange); `not_kept_text` is how many of them were SMTP text.
     """
 
     direction: Direction
@@ -135,6 +168,56 @@ class TapRecord:
     wire: bytes
     tls: bool
     at: float
+    not_kept: int = 0
+    not_kept_text: int = 0
+
+    @property
+    def size(self) -> int:
+        """Bytes on the wire, kept or not."""
+        return len(self.wire) + self.not_kept
+
+    @property
+    def text_size(self) -> int:
+        """Bytes of SMTP text, kept or not."""
+        return len(self.plaintext) + self.not_kept_text
+
+
+@dataclass(frozen=True)
+class TapMark:
+    """A position in the tap (`SmtpClient.mark()`): how much had crossed, each way."""
+
+    index: int = 0  # records added before it
+    sent: int = 0  # wire bytes sent before it
+    sent_text: int = 0
+    received: int = 0
+    received_text: int = 0
+
+    def after(self, record: TapRecord) -> TapMark:
+        if record.direction == "sent":
+            return replace(
+                self,
+                index=self.index + 1,
+                sent=self.sent + record.size,
+                sent_text=self.sent_text + record.text_size,
+            )
+        return replace(
+            self,
+            index=self.index + 1,
+            received=self.received + record.size,
+            received_text=self.received_text + record.text_size,
+        )
+
+
+@dataclass(frozen=True)
+class ClientLimits:
+    """How much one reply and the byte tap may hold (defaults: the figures above)."""
+
+    reply_line: int = MAX_REPLY_LINE
+    reply_lines: int = MAX_REPLY_LINES
+    reply_bytes: int = MAX_REPLY_BYTES
+    tap_head: int = TAP_HEAD
+    tap_tail: int = TAP_TAIL
+    tap_session: int = TAP_SESSION
 
 
 @dataclass(frozen=True)
@@ -186,10 +269,169 @@ def _seconds(value: float) -> str:
     return f"{value:g} s"
 
 
+def _size(count: int) -> str:
+    """1048576 -> "1 MiB", 65536 -> "64 KiB", 300 -> "300 bytes"."""
+    for unit, scale in (("MiB", KIB * KIB), ("KiB", KIB)):
+        if count >= scale and count % scale == 0:
+            return f"{count // scale} {unit}"
+    return f"{count} bytes"
+
+
 def _quote(data: bytes | str) -> str:
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     text = visible(text.rstrip("\r\n"))
     return text if len(text) <= _SHOWN else text[: _SHOWN - 1] + "…"
+
+
+# --- the byte tap ------------------------------------------------------------------------------
+
+
+# What the Python objects around the bytes cost (measured with tracemalloc: about 210 per
+# record, 1,340 per exchange), so that a session of many tiny exchanges is bounded too.
+_RECORD_COST = 256
+_STRETCH_COST = 1536
+
+
+def _kept(record: TapRecord) -> int:
+    """Bytes a record holds in memory (without TLS, plaintext and wire are one object)."""
+    return len(record.wire) + (len(record.plaintext) if record.tls else 0) + _RECORD_COST
+
+
+def _cut(record: TapRecord, limit: int) -> TapRecord:
+    """A record holding at most `limit` bytes of each kind; the rest counted, not kept."""
+    if len(record.wire) <= limit and len(record.plaintext) <= limit:
+        return record
+    wire, text = record.wire[:limit], record.plaintext[:limit]
+    return replace(
+        record,
+        wire=wire,
+        plaintext=text if record.tls else wire,
+        not_kept=record.not_kept + len(record.wire) - len(wire),
+        not_kept_text=record.not_kept_text + len(record.plaintext) - len(text),
+    )
+
+
+def _gap(direction: Direction, tls: bool, at: float, size: int, text_size: int) -> TapRecord:
+    return TapRecord(direction, b"", b"", tls, at, not_kept=size, not_kept_text=text_size)
+
+
+class _Stretch:
+    """One exchange of the tap: its first `head` bytes, its last `tail`, a gap between."""
+
+    def __init__(self, start: TapMark, head: int, tail: int) -> None:
+        self.start = start
+        self.end = start
+        self._head_room = head
+        self._tail_limit = tail
+        self._head: list[TapRecord] = []
+        self._head_closed = False  # once a record overflowed the head, the rest is tail
+        self._tail: deque[TapRecord] = deque()
+        self._tail_bytes = 0
+        self._gaps: dict[tuple[Direction, bool], TapRecord] = {}
+        self.kept = _STRETCH_COST
+
+    def add(self, record: TapRecord) -> None:
+        self.end = self.end.after(record)
+        cost = _kept(record)
+        self.kept += cost
+        if not self._head_closed and cost <= self._head_room:
+            self._head.append(record)
+            self._head_room -= cost
+            return
+        self._head_closed = True
+        self._tail.append(record)
+        self._tail_bytes += cost
+        while self._tail_bytes > self._tail_limit and len(self._tail) > 1:
+            self._drop(self._tail.popleft())
+
+    def _drop(self, record: TapRecord) -> None:
+        cost = _kept(record)
+        self._tail_bytes -= cost
+        self.kept -= cost
+        key = (record.direction, record.tls)
+        gap = self._gaps.get(key) or _gap(record.direction, record.tls, record.at, 0, 0)
+        self._gaps[key] = replace(
+            gap,
+            at=record.at,
+            not_kept=gap.not_kept + record.size,
+            not_kept_text=gap.not_kept_text + record.text_size,
+        )
+
+    def records(self) -> list[TapRecord]:
+        return [*self._head, *self._gaps.values(), *self._tail]
+
+
+class Tap:
+    """The byte tap, bounded: a list of `TapRecord`s in the order they crossed the socket.
+
+    Each `mark()` starts an exchange. Of an exchange the tap keeps the first
+    `limits.tap_head` bytes and the last `limits.tap_tail` (a gap record counts what lay
+    between); of the session, older exchanges are dropped whole while the tap holds more
+    than `limits.tap_session`. `since(mark)` says, with gap records, what it no longer has.
+    """
+
+    def __init__(self, limits: ClientLimits) -> None:
+        self._limits = limits
+        self._stretches: deque[_Stretch] = deque([self._stretch(TapMark())])
+        self._kept = self._stretches[0].kept
+
+    def _stretch(self, start: TapMark) -> _Stretch:
+        return _Stretch(start, self._limits.tap_head, self._limits.tap_tail)
+
+    @property
+    def kept_bytes(self) -> int:
+        """What the tap holds: its bytes and, roughly, the objects around them."""
+        return self._kept
+
+    def mark(self) -> TapMark:
+        current = self._stretches[-1]
+        if current.end != current.start:
+            stretch = self._stretch(current.end)
+            self._stretches.append(stretch)
+            self._kept += stretch.kept
+            self._trim()
+        return self._stretches[-1].start
+
+    def add(self, record: TapRecord) -> None:
+        current = self._stretches[-1]
+        before = current.kept
+        current.add(_cut(record, self._limits.tap_head))
+        self._kept += current.kept - before
+        self._trim()
+
+    def _trim(self) -> None:
+        """Drop the oldest exchanges (never the current one) while over the budget."""
+        while len(self._stretches) > 1 and self._kept > self._limits.tap_session:
+            self._kept -= self._stretches.popleft().kept
+
+    def records(self) -> list[TapRecord]:
+        return self.since(TapMark())
+
+    def since(self, mark: TapMark) -> list[TapRecord]:
+        kept = [s for s in self._stretches if s.start.index >= mark.index]
+        first = kept[0].start if kept else self._stretches[-1].end
+        out = self._dropped(mark, first)
+        for stretch in kept:
+            out += stretch.records()
+        return out
+
+    @staticmethod
+    def _dropped(mark: TapMark, first: TapMark) -> list[TapRecord]:
+        """Gap records for whole exchanges dropped between `mark` and the oldest kept."""
+        if first.index <= mark.index:
+            return []
+        now = time.time()
+        gaps = [
+            _gap("sent", False, now, first.sent - mark.sent, first.sent_text - mark.sent_text),
+            _gap(
+                "received",
+                False,
+                now,
+                first.received - mark.received,
+                first.received_text - mark.received_text,
+            ),
+        ]
+        return [gap for gap in gaps if gap.not_kept]
 
 
 # --- the client -------------------------------------------------------------------------------
@@ -210,6 +452,7 @@ class SmtpClient:
         tls: ssl.SSLContext | None = None,
         server_hostname: str = TUTOR_HOSTNAME,
         cafile: str | Path | None = None,
+        limits: ClientLimits | None = None,
     ) -> None:
         """Take over a connected socket and read the server's banner.
 
@@ -218,7 +461,8 @@ class SmtpClient:
         before the error propagates.
         """
         self.timeout = timeout
-        self.tap: list[TapRecord] = []
+        self.limits = limits or ClientLimits()
+        self._tap = Tap(self.limits)
         self.tls_info: TlsInfo | None = None
         self._sock: socket.socket | None = sock
         self._inbuf = bytearray()
@@ -235,7 +479,7 @@ class SmtpClient:
             self.local_address: tuple[str, int] = (local_host, local_port)
             self.peer_address: tuple[str, int] = (peer_host, peer_port)
             if tls is not None:
-                self._start_tls(tls, server_hostname, cafile)
+                self._start_tls(tls, server_hostname, cafile, starttls=False)
             self.banner: Reply = self.read_reply()
         except BaseException:
             self.close()
@@ -253,6 +497,7 @@ class SmtpClient:
         verify: bool = False,
         cafile: str | Path | None = None,
         server_hostname: str = TUTOR_HOSTNAME,
+        limits: ClientLimits | None = None,
     ) -> SmtpClient:
         """Open a TCP connection to host:port and read the banner.
 
@@ -277,7 +522,14 @@ class SmtpClient:
             reason = error.strerror or str(error)
             raise SmtpConnectError(f"cannot connect to {where}: {reason}") from None
         tls = client_context(verify=verify, cafile=cafile) if implicit_tls else None
-        return cls(sock, timeout=timeout, tls=tls, server_hostname=server_hostname, cafile=cafile)
+        return cls(
+            sock,
+            timeout=timeout,
+            tls=tls,
+            server_hostname=server_hostname,
+            cafile=cafile,
+            limits=limits,
+        )
 
     # --- state ----------------------------------------------------------------------------
 
@@ -299,12 +551,22 @@ class SmtpClient:
     def last_reply(self) -> Reply | None:
         return self._last_reply
 
-    def mark(self) -> int:
-        """A position in the tap; `tap_since(mark)` gives the records of one exchange."""
-        return len(self.tap)
+    @property
+    def tap(self) -> list[TapRecord]:
+        """What the tap kept of the whole session, gap records where it kept no bytes."""
+        return self._tap.records()
 
-    def tap_since(self, mark: int) -> list[TapRecord]:
-        return self.tap[mark:]
+    def mark(self) -> TapMark:
+        """Start an exchange in the tap; `tap_since(mark)` gives its records."""
+        return self._tap.mark()
+
+    def tap_since(self, mark: TapMark) -> list[TapRecord]:
+        return self._tap.since(mark)
+
+    @property
+    def held_bytes(self) -> int:
+        """What the client holds of the server's bytes: the tap and unread input."""
+        return self._tap.kept_bytes + len(self._inbuf)
 
     def pending(self) -> bool:
         """True if bytes are waiting to be read (an unsolicited 421, say).
@@ -393,7 +655,7 @@ class SmtpClient:
         except OSError as error:  # EPIPE, ECONNRESET: the server is gone
             self._peer_closed(error)
             raise self._closed_error() from None
-        self.tap.append(TapRecord("sent", plaintext, wire, tls, time.time()))
+        self._tap.add(TapRecord("sent", plaintext, wire, tls, time.time()))
 
     def _flush_tls(self) -> None:
         """Send whatever the TLS layer queued by itself (handshake, alerts, close_notify)."""
@@ -406,9 +668,12 @@ class SmtpClient:
     def read_reply(self, timeout: float | None = None) -> Reply:
         """Read one complete reply (all its continuation lines).
 
-        `timeout` bounds the whole reply (default: the client's timeout); 0 only takes
-        what has already arrived. Raises SmtpTimeout (the connection stays usable),
-        SmtpConnectionClosed or SmtpProtocolError.
+        `timeout` is a wall-clock deadline for the whole reply (default: the client's
+        timeout), kept even while the server goes on sending; 0 only takes what has
+        already arrived. Raises SmtpTimeout (the connection stays usable),
+        SmtpConnectionClosed or SmtpProtocolError; a reply over `limits` is a
+        SmtpProtocolError and closes the connection, since the rest of it would be read
+        as the next reply.
         """
         limit = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + limit
@@ -417,20 +682,17 @@ class SmtpClient:
         while True:
             end = self._inbuf.find(b"\n", consumed)
             if end < 0:
-                if len(self._inbuf) - consumed > _MAX_LINE:
-                    raise SmtpProtocolError(
-                        "the server sent a line longer than 64 KiB without a line ending",
-                        bytes(self._inbuf[consumed : consumed + _SHOWN]),
-                    )
+                self._check_partial(consumed)
+                if limit > 0 and time.monotonic() >= deadline:
+                    raise self._reply_timeout(limit)
                 try:
                     self._fill(deadline)
                 except SmtpTimeout:
-                    raise SmtpTimeout(
-                        self._timeout_message(limit, bytes(self._inbuf)), bytes(self._inbuf)
-                    ) from None
+                    raise self._reply_timeout(limit) from None
                 continue
             raw = bytes(self._inbuf[consumed : end + 1])
             consumed = end + 1
+            self._check_sizes(len(raw.rstrip(b"\r\n")), consumed)
             line = parse_reply_line(raw.decode("utf-8", "surrogateescape"))
             if line is None:
                 del self._inbuf[:consumed]
@@ -451,10 +713,47 @@ class SmtpClient:
                 if reply.code == 354:
                     self._in_data = True
                 return reply
+            if len(lines) >= self.limits.reply_lines:
+                raise self._over_limit(f"a reply of more than {self.limits.reply_lines} lines")
+
+    def _check_sizes(self, line: int, reply: int) -> None:
+        """A complete line of the reply, and the reply so far: within the limits."""
+        limits = self.limits
+        if line > limits.reply_line:
+            raise self._over_limit(f"a line longer than {_size(limits.reply_line)}")
+        if reply > limits.reply_bytes:
+            raise self._over_limit(f"a reply longer than {_size(limits.reply_bytes)}")
+
+    def _check_partial(self, consumed: int) -> None:
+        """A reply still without its end: not longer than the limits allow."""
+        limits = self.limits
+        if len(self._inbuf) - consumed > limits.reply_line:
+            raise self._over_limit(
+                f"a line longer than {_size(limits.reply_line)} without a line ending"
+            )
+        if len(self._inbuf) > limits.reply_bytes:
+            raise self._over_limit(f"a reply longer than {_size(limits.reply_bytes)}")
+
+    def _over_limit(self, what: str) -> SmtpProtocolError:
+        """Stop reading a reply that is too long: the connection cannot be used again."""
+        start = bytes(self._inbuf[: _SHOWN + 2])
+        first_line = start.split(b"\n", 1)[0]
+        message = (
+            f"the server sent {what} (it began '{_quote(first_line)}'): "
+            "the tutor stopped reading and closed the connection"
+        )
+        self._abandon(f"the tutor closed the connection after {what}")
+        return SmtpProtocolError(message, start)
+
+    def _reply_timeout(self, limit: float) -> SmtpTimeout:
+        received = bytes(self._inbuf)
+        return SmtpTimeout(self._timeout_message(limit, received), received)
 
     def _timeout_message(self, limit: float, received: bytes) -> str:
         if received:
-            return f"no complete reply within {_seconds(limit)} (so far: {_quote(received)!r})"
+            first_line = received.split(b"\n", 1)[0]
+            so_far = f"so far {len(received)} bytes: '{_quote(first_line)}'"
+            return f"no complete reply within {_seconds(limit)} ({so_far})"
         return f"no reply within {_seconds(limit)}"
 
     def _fill(self, deadline: float) -> None:
@@ -464,14 +763,14 @@ class SmtpClient:
         chunk = self._recv_chunk(self._sock, deadline)
         if self._tls is None:
             if chunk:
-                self.tap.append(TapRecord("received", chunk, chunk, False, time.time()))
+                self._tap.add(TapRecord("received", chunk, chunk, False, time.time()))
                 self._inbuf += chunk
             else:
                 self._peer_closed()
             return
         plain, eof = self._decrypt(chunk)
         if chunk:
-            self.tap.append(TapRecord("received", plain, chunk, True, time.time()))
+            self._tap.add(TapRecord("received", plain, chunk, True, time.time()))
         self._inbuf += plain
         self._flush_tls()
         if eof:
@@ -527,6 +826,14 @@ class SmtpClient:
                 self._gone = f"the connection dropped ({error.strerror or error})"
         self._drop_socket()
 
+    def _abandon(self, message: str) -> None:
+        """The tutor gives up on this connection: close it, keep nothing unread."""
+        self._eof = True
+        self._gone = self._gone or message
+        self._inbuf.clear()
+        self._tls = None  # no close_notify: nothing more is said on this connection
+        self._drop_socket()
+
     def _closed_error(self) -> SmtpConnectionClosed:
         received = bytes(self._inbuf)
         if received:
@@ -574,6 +881,11 @@ class SmtpClient:
 
         Checking the certificate "on the side" after an unverified handshake would need a
         second handshake, which one SMTP session cannot do, so the choice is up front.
+
+        On any failure the connection is closed and `tls_active` stays False: bytes the
+        server sent after its 220 (read by none), a handshake that fails, does not verify
+        or does not finish within the timeout (SmtpTlsError), a server that hangs up
+        (SmtpConnectionClosed).
         """
         self._live_socket()  # raises if the connection is gone
         if self._tls is not None:
@@ -582,24 +894,54 @@ class SmtpClient:
         if last is None or last.code != 220 or last is self.banner:
             raise SmtpStateError("send STARTTLS and wait for its 220 reply before starttls()")
         if self._inbuf:
-            # RFC 3207 §4.2 / CVE-2011-0411: nothing may be read in plaintext after the 220.
-            extra = bytes(self._inbuf)
-            raise SmtpProtocolError(
-                f"the server sent more after its 220, before TLS started: {_quote(extra)!r}",
-                extra,
-            )
+            # RFC 3207 §4.2 / CVE-2011-0411 the other way round: whatever the server (or
+            # someone in the middle) sent after the 220 would be taken for the answer to a
+            # command sent under TLS. Nothing is read in plaintext after the 220.
+            raise self._plaintext_after_220(bytes(self._inbuf))
         chosen = context or client_context(verify=verify, cafile=cafile)
         return self._start_tls(chosen, server_hostname, None if context else cafile)
 
+    def _plaintext_handshake(self, chunk: bytes, *, starttls: bool) -> SmtpTlsError:
+        """The server answered the ClientHello with plaintext instead of TLS."""
+        if starttls:
+            return self._plaintext_after_220(chunk)
+        message = (
+            f"the server answered the TLS handshake in plaintext ('{_quote(chunk)}'): "
+            "this port does not start with TLS"
+        )
+        self._abandon(message)
+        return SmtpTlsError(message)
+
+    def _plaintext_after_220(self, extra: bytes) -> SmtpTlsError:
+        message = (
+            f"the server sent more after its 220, before TLS started ('{_quote(extra)}'), "
+            "which the tutor did not read (RFC 3207 §4.2)"
+        )
+        self._abandon(message)
+        return SmtpTlsError(message)
+
     def _start_tls(
-        self, context: ssl.SSLContext, server_hostname: str, cafile: str | Path | None = None
+        self,
+        context: ssl.SSLContext,
+        server_hostname: str,
+        cafile: str | Path | None = None,
+        *,
+        starttls: bool = True,
     ) -> TlsInfo:
-        """The handshake on this socket (after STARTTLS's 220, or at once for implicit TLS)."""
+        """The handshake on this socket (after STARTTLS's 220, or at once for implicit TLS).
+
+        Never "TLS" without a completed handshake: on any failure the connection is closed
+        and `tls_active` is False.
+        """
         sock = self._live_socket()
         self._tls = context.wrap_bio(
             self._incoming, self._outgoing, server_side=False, server_hostname=server_hostname
         )
-        self._handshake(sock, time.monotonic() + self.timeout)
+        try:
+            self._handshake(sock, time.monotonic() + self.timeout, starttls=starttls)
+        except BaseException:
+            self._abandon("the TLS handshake failed")
+            raise
         tls = self._tls
         name, _protocol, bits = tls.cipher() or ("?", "?", 0)
         verified = context.verify_mode != ssl.CERT_NONE
@@ -618,26 +960,20 @@ class SmtpClient:
         self.tls_info = info
         return info
 
-    def _handshake(self, sock: socket.socket, deadline: float) -> None:
+    def _handshake(self, sock: socket.socket, deadline: float, *, starttls: bool) -> None:
         assert self._tls is not None
+        first = True
         while True:
             try:
                 self._tls.do_handshake()
             except ssl.SSLWantReadError:
                 self._flush_tls()
-                try:
-                    chunk = self._recv_chunk(sock, deadline)
-                except SmtpTimeout:
-                    message = f"the TLS handshake did not finish within {_seconds(self.timeout)}"
-                    self._peer_closed(message=message)
-                    raise SmtpTimeout(message) from None
-                if not chunk:
-                    self._peer_closed()
-                    raise SmtpConnectionClosed(
-                        "the server closed the connection during the TLS handshake",
-                        last_reply=self._last_reply,
-                    ) from None
-                self.tap.append(TapRecord("received", b"", chunk, True, time.time()))
+                chunk = self._handshake_chunk(sock, deadline)
+                if first and chunk[0] not in _TLS_RECORD_TYPES:
+                    self._tap.add(TapRecord("received", chunk, chunk, False, time.time()))
+                    raise self._plaintext_handshake(chunk, starttls=starttls) from None
+                first = False
+                self._tap.add(TapRecord("received", b"", chunk, True, time.time()))
                 self._incoming.write(chunk)
             except ssl.SSLCertVerificationError as error:
                 reason = error.verify_message or error.reason or str(error)
@@ -653,6 +989,29 @@ class SmtpClient:
             else:
                 self._flush_tls()
                 return
+
+    def _handshake_chunk(self, sock: socket.socket, deadline: float) -> bytes:
+        """The server's next bytes of the handshake, within the handshake's deadline.
+
+        A handshake that does not finish in time is a SmtpTlsError, not a SmtpTimeout: the
+        connection is closed, as after any TLS failure, where a SmtpTimeout leaves it open.
+        """
+        late = f"the TLS handshake did not finish within {_seconds(self.timeout)}"
+        if time.monotonic() >= deadline:  # a server that drips its handshake forever
+            self._peer_closed(message=late)
+            raise SmtpTlsError(late)
+        try:
+            chunk = self._recv_chunk(sock, deadline)
+        except SmtpTimeout:
+            self._peer_closed(message=late)
+            raise SmtpTlsError(late) from None
+        if not chunk:
+            self._peer_closed()
+            raise SmtpConnectionClosed(
+                "the server closed the connection during the TLS handshake",
+                last_reply=self._last_reply,
+            )
+        return chunk
 
     def _abort_tls(self, message: str) -> None:
         """After a failed handshake: send the alert TLS queued (best effort), then close."""

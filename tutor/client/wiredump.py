@@ -25,6 +25,8 @@ class WireSide:
     plaintext: bytes
     wire: bytes
     tls: bool
+    not_kept: int = 0  # wire bytes the bounded tap counted but did not keep
+    not_kept_text: int = 0  # of which SMTP text
 
 
 def sides(records: Iterable[TapRecord]) -> list[WireSide]:
@@ -34,10 +36,24 @@ def sides(records: Iterable[TapRecord]) -> list[WireSide]:
         last = out[-1] if out else None
         if last is not None and (last.direction, last.tls) == (record.direction, record.tls):
             out[-1] = WireSide(
-                last.direction, last.plaintext + record.plaintext, last.wire + record.wire, last.tls
+                last.direction,
+                last.plaintext + record.plaintext,
+                last.wire + record.wire,
+                last.tls,
+                last.not_kept + record.not_kept,
+                last.not_kept_text + record.not_kept_text,
             )
         else:
-            out.append(WireSide(record.direction, record.plaintext, record.wire, record.tls))
+            out.append(
+                WireSide(
+                    record.direction,
+                    record.plaintext,
+                    record.wire,
+                    record.tls,
+                    record.not_kept,
+                    record.not_kept_text,
+                )
+            )
     return out
 
 
@@ -67,9 +83,10 @@ def ciphertext_summary(records: Iterable[TapRecord], first: int = 12) -> str | N
     if not sent:
         return None
     wire = b"".join(r.wire for r in sent)
-    text = sum(len(r.plaintext) for r in sent)
-    more = " …" if len(wire) > first else ""
+    size = sum(r.size for r in sent)
+    text = sum(r.text_size for r in sent)
+    more = " …" if size > first else ""
     return (
-        f"on the wire: {len(wire)} bytes of ciphertext ({hex_bytes(wire[:first])}{more}) "
+        f"on the wire: {size} bytes of ciphertext ({hex_bytes(wire[:first])}{more}) "
         f"for your {text} bytes of SMTP text"
     )

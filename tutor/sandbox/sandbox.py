@@ -28,6 +28,7 @@ from tutor.client.client import (
     SmtpProtocolError,
     SmtpTimeout,
     SmtpTlsError,
+    TapMark,
     TapRecord,
     TlsInfo,
 )
@@ -46,6 +47,9 @@ if TYPE_CHECKING:
 DEFAULT_PORT = 25
 EVENT_WAIT = 5.0  # how long to wait for the built-in server's record of something we saw
 LATE_REPLY_WAIT = 1.0  # after pipelining past STARTTLS: does a reply still come?
+# Replies nobody asked for, read before one command: a real server sends at most one (the
+# idle timeout's 421); a server that keeps sending them is holding the sandbox.
+MAX_UNSOLICITED = 10
 
 # name -> (usage, what it does)
 SLASH_COMMANDS: dict[str, tuple[str, str]] = {
@@ -225,7 +229,7 @@ class Sandbox(HoldsClient):
         self._record: SessionRecord | None = None
         self._seen = 0
         self._message = bytearray()  # message lines sent since the 354
-        self._message_mark = 0
+        self._message_mark = TapMark()
         self._after_bare_lf = False  # the last message line ended in LF alone (/lf)
         self._auth_answers = 0
 
@@ -355,8 +359,6 @@ class Sandbox(HoldsClient):
         if isinstance(error, SmtpTimeout):
             if str(error).startswith("no answer from"):
                 return f"{error}: the host is unreachable, or a firewall drops the packets"
-            if str(error).startswith("the TLS handshake"):
-                return f"{where}: {error}"
             hint = "" if implicit else "; a port with implicit TLS (465) waits for --implicit-tls"
             return (
                 f"{where} accepted the connection but sent no greeting within "
@@ -472,7 +474,11 @@ class Sandbox(HoldsClient):
         if client.in_data:
             if not self._message:
                 self._message_mark = client.mark()
-            client.send_raw(data)
+            try:
+                client.send_raw(data)
+            except SmtpClientError as error:
+                self.last_tap = client.tap_since(self._message_mark)
+                return self._failed(Result(), error)
             self._message += data
             self._after_bare_lf = True
             result = Result(data_line=text, data_ending=b"\n")
@@ -499,7 +505,11 @@ class Sandbox(HoldsClient):
             self._message_mark = client.mark()
         if line == "." and self._after_bare_lf:
             # LF . CRLF is message text, not the end: say so instead of waiting for a reply.
-            client.send_raw(b"." + CRLF)
+            try:
+                client.send_raw(b"." + CRLF)
+            except SmtpClientError as error:
+                self.last_tap = client.tap_since(self._message_mark)
+                return self._failed(result, error)
             self._message += b"." + CRLF
             self._after_bare_lf = False
             result.data_line = line
@@ -531,7 +541,16 @@ class Sandbox(HoldsClient):
 
     def _take_unsolicited(self, client: SmtpClient, result: Result) -> None:
         """Replies nobody asked for (an idle-timeout 421, a late answer) come first."""
+        taken = 0
         while client.pending():
+            if taken == MAX_UNSOLICITED:
+                client.close()
+                result.error = (
+                    f"the server sent more than {MAX_UNSOLICITED} replies nobody asked for: "
+                    "the tutor closed the connection; /reset opens a new session"
+                )
+                result.closed = True
+                return
             try:
                 reply = client.read_reply(timeout=0)
             except SmtpTimeout:
@@ -539,6 +558,7 @@ class Sandbox(HoldsClient):
             except SmtpClientError as error:
                 self._failed(result, error)
                 return
+            taken += 1
             self._record_exchange(result, "notice", b"", reply, tls=client.tls_active)
             if self.state.closed:
                 client.close()
@@ -553,7 +573,7 @@ class Sandbox(HoldsClient):
                 verify=self.verify, cafile=self.ca_file, server_hostname=hostname
             )
         except SmtpClientError as error:
-            self._failed(result, error)
+            self._tls_failed(client, result, error)
             return
         result.notes.append(
             "TLS is on, and the server has forgotten everything said before it, since an "
@@ -562,6 +582,25 @@ class Sandbox(HoldsClient):
         )
         if pipelined:
             self._pipelined_after_starttls(client, result, pipelined)
+
+    def _tls_failed(self, client: SmtpClient, result: Result, error: SmtpClientError) -> None:
+        """STARTTLS got its 220 but TLS did not start: the client closed the connection.
+
+        The state said TLS from the 220 on; it must not outlive a handshake that never
+        completed, or the next AUTH would look safe while nothing would carry it.
+        """
+        client.close()  # the client closed it on every TLS failure; this makes it certain
+        self.state.tls = False
+        self.state.greeting_forgotten = False
+        self.state.closed = True
+        hint = ""
+        if isinstance(error, SmtpTlsError) and error.verify_message:
+            hint = " (--insecure connects without checking, and says so)"
+        result.error = (
+            f"TLS did not start: {error}{hint}. The connection is closed: nothing more goes "
+            "out on it, encrypted or not; /reset opens a new session"
+        )
+        result.closed = True
 
     def mitm_demo(self) -> MitmDemo:
         """Two of the tutor's clients through a man in the middle in front of the built-in
@@ -664,16 +703,22 @@ class Sandbox(HoldsClient):
             message += ": the session is over; /reset opens a new one"
             result.closed = True
         elif isinstance(error, SmtpTimeout):
-            message += (
-                "; the connection is still open and the reply may yet come "
-                "(NOOP checks; /reset starts over)"
-            )
+            if self.client is not None and self.client.closed:
+                message += ": the connection is closed; /reset opens a new session"
+            else:
+                message += (
+                    "; the connection is still open and the reply may yet come "
+                    "(NOOP checks; /reset starts over)"
+                )
         elif isinstance(error, SmtpTlsError):
             if error.verify_message:
                 message += "; --insecure connects without checking (and says so)"
             result.closed = True
         elif isinstance(error, SmtpProtocolError):
-            message += ": this does not look like an SMTP server"
+            if self.client is not None and self.client.closed:  # a reply over the limits
+                message += ". This does not look like an SMTP server; /reset opens a new session"
+            else:
+                message += ": this does not look like an SMTP server"
         result.error = message
         if self.client is not None and self.client.closed:
             result.closed = True
@@ -681,6 +726,7 @@ class Sandbox(HoldsClient):
 
     def _closed(self, result: Result) -> Result:
         result.closed = True
+        self.state.closed = True
         if not result.error:
             result.error = "the server closed the connection: /reset opens a new session"
         return result
@@ -688,6 +734,7 @@ class Sandbox(HoldsClient):
     def _finish(self, result: Result) -> Result:
         if self.state.closed or (self.client is not None and self.client.closed):
             result.closed = True
+            self.state.closed = True  # the status says so, whoever closed it
             self._drop_client()
         return result
 

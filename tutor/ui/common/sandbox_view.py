@@ -15,10 +15,10 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from tutor.client.client import TapRecord, TlsInfo
+from tutor.client.client import TAP_HEAD, TapRecord, TlsInfo
 from tutor.client.mitm import MitmDemo
 from tutor.client.tlsfacts import CertFacts, tls_facts, verification_note
-from tutor.client.wiredump import WireSide, ciphertext_summary, hexdump, sides
+from tutor.client.wiredump import DUMP_LIMIT, WireSide, ciphertext_summary, hexdump, sides
 from tutor.explain.annotate import extension_meaning
 from tutor.sandbox.sandbox import SLASH_COMMANDS
 from tutor.smtp.authcodec import AuthDecoding, B64Report, auth_note, auth_plain, shown
@@ -27,6 +27,7 @@ from tutor.smtp.session_state import SessionState
 from tutor.ui.common.safe import join, untrusted, untrusted_line
 
 PLAINTEXT_LINES = 6  # lines of SMTP text shown per side in the wire view
+LINE_SHOWN = 240  # bytes of one such line: 3 rows at 80 columns
 
 
 def section(
@@ -150,7 +151,12 @@ def mitm_view(demo: MitmDemo, *, plain: bool) -> RenderableType:
     return section(Group(*parts), "A man in the middle (/mitm)", plain=plain, style="red")
 
 
-def no_tls_line() -> Text:
+def no_tls_line(*, connected: bool = True) -> Text:
+    if not connected:
+        return Text(
+            "There is no connection now, so nothing is encrypted: /reset opens a new session.",
+            style="yellow",
+        )
     return Text(
         "This connection is not encrypted. After EHLO, STARTTLS upgrades it (if the server "
         "offers it); every byte so far crossed the network readable by anyone on the path.",
@@ -187,28 +193,47 @@ def _side(side: WireSide, *, plain: bool) -> list[RenderableType]:
         else ("S: server -> you" if plain else "server → you")
     )
     out: list[RenderableType] = []
-    if side.plaintext:
-        out.append(Text(f"{arrow}: {len(side.plaintext)} bytes of SMTP text", style="bold"))
+    text_size = len(side.plaintext) + side.not_kept_text
+    size = len(side.wire) + side.not_kept
+    if text_size:
+        out.append(Text(f"{arrow}: {text_size} bytes of SMTP text", style="bold"))
         out += _text_lines(side.plaintext)
     else:
         out.append(Text(f"{arrow}: TLS handshake or housekeeping, no SMTP text", style="bold"))
-    if side.tls and not side.plaintext:
-        what = f"on the wire: {len(side.wire)} bytes of TLS records"
+    if side.tls and not text_size:
+        what = f"on the wire: {size} bytes of TLS records"
     elif side.tls:
-        what = f"on the wire: {len(side.wire)} bytes of TLS ciphertext"
+        what = f"on the wire: {size} bytes of TLS ciphertext"
     else:
-        what = f"on the wire: the same {len(side.wire)} bytes, unencrypted (no TLS)"
+        what = f"on the wire: the same {size} bytes, unencrypted (no TLS)"
     out.append(Text("  " + what, style="magenta" if side.tls else "yellow"))
-    out += [Text("    " + row) for row in hexdump(side.wire)]
+    out += [Text("    " + row) for row in hexdump(side.wire[:DUMP_LIMIT])]
+    shown = min(len(side.wire), DUMP_LIMIT)
+    if size > shown:
+        more = f"    … {size - shown} more bytes"
+        if side.not_kept:
+            more += (
+                f" ({side.not_kept} of them not kept: of a long exchange the tap keeps "
+                f"the first and the last {TAP_HEAD // 1024} KiB)"
+            )
+        out.append(Text(more))
     return out
 
 
 def _text_lines(data: bytes) -> list[Text]:
     lines = data.splitlines(keepends=True)
-    out = [join(Text("    "), untrusted_line(line)) for line in lines[:PLAINTEXT_LINES]]
+    out = [_text_line(line) for line in lines[:PLAINTEXT_LINES]]
     if len(lines) > PLAINTEXT_LINES:
         out.append(Text(f"    … {len(lines) - PLAINTEXT_LINES} more lines", style="dim"))
     return out
+
+
+def _text_line(line: bytes) -> Text:
+    """One line of SMTP text, cut short if a server sent one far past the RFC's 512 octets."""
+    if len(line) <= LINE_SHOWN:
+        return join(Text("    "), untrusted_line(line))
+    rest = Text(f" … {len(line) - LINE_SHOWN} more bytes in this line", style="dim")
+    return join(Text("    "), untrusted_line(line[:LINE_SHOWN]), rest)
 
 
 def wire_line(records: Sequence[TapRecord], *, plain: bool) -> RenderableType | None:

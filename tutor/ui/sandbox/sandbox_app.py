@@ -176,7 +176,7 @@ class SandboxScreen:
         elif command.name == "/tls":
             info = sandbox.tls_info
             if info is None:
-                print_(sandbox_view.no_tls_line())
+                print_(sandbox_view.no_tls_line(connected=sandbox.connected))
             else:
                 print_(sandbox_view.tls_panel(info, builtin=sandbox.builtin, plain=self.plain))
         elif command.name == "/mitm":
