@@ -30,7 +30,7 @@ from tutor.server.capture import (
     SessionRecord,
 )
 from tutor.server.runner import TeachingServer
-from tutor.smtp.events import Event, Exchange, SessionClosed, SessionOpened
+from tutor.smtp.events import Event, Exchange, MessageStored, SessionClosed, SessionOpened
 
 WAIT = 10.0
 NOOPS = HEAD_EVENTS + 600  # past the head and the tail window both
@@ -145,6 +145,45 @@ def test_a_slow_ui_gets_summaries_instead_of_a_growing_queue(start_server: Start
     ends = [e for e in events if isinstance(e, EventsOmitted) and e.ended]
     assert ends, "a session past the limit says what was not shown"
     assert sum(isinstance(e, SessionClosed) for e in events) == 3  # every close is shown
+
+
+def test_a_stored_message_is_shown_even_past_the_head(server: TeachingServer) -> None:
+    """Each stored message is a delivery to disk, never a flood: the log shows every one."""
+    client = pipelined_noops(server, HEAD_EVENTS + 100, quit=False)
+    client.code("EHLO client.example")
+    client.code("MAIL FROM:<a@client.example>")
+    client.code("RCPT TO:<you@tutor.test>")
+    client.code("DATA")
+    assert client.code(b"Subject: late\r\n\r\nhi\r\n.").startswith("250 2.0.0")
+    client.code("QUIT")
+    client.close()
+    closed_record(server, 1)
+    events = drained(server.capture.events)
+    assert [e.subject for e in events if isinstance(e, MessageStored)] == ["late"]
+    assert any(isinstance(e, EventsOmitted) and e.ended for e in events)
+
+
+def test_a_load_test_session_is_never_summarized(server: TeachingServer) -> None:
+    """200 messages on one connection (the benchmark's load, docs/performance.md) fit the
+    head: the log shows every line of it."""
+    body = b"Subject: load\r\n\r\n" + b"x" * 70 + b"\r\n"
+    transaction = (
+        b"MAIL FROM:<a@client.example>\r\nRCPT TO:<you@tutor.test>\r\nDATA\r\n"
+        + body * 14
+        + b".\r\n"
+    )
+    with RawClient(server.address) as client:
+        client.code("EHLO client.example")
+        for _ in range(200):
+            client.send_raw(transaction)
+            for _ in range(4):
+                client.reply()
+        client.code("QUIT")
+    record = closed_record(server, 1)
+    assert record.omitted == ()
+    assert len(record.messages) == 200
+    events = drained(server.capture.events)
+    assert not any(isinstance(e, EventsOmitted) for e in events)
 
 
 def test_a_lesson_sized_session_is_never_summarized(server: TeachingServer) -> None:

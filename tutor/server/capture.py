@@ -22,7 +22,9 @@ message data"):
   queue is shorter than QUEUE_LIMIT (the UI is keeping up). Past that, the session's
   events are counted; its end (the last SHOWN_TAIL events) and an `EventsOmitted`
   summary are queued when it closes, so a flood of one session costs the UI a few
-  thousand lines, not a million.
+  thousand lines, not a million. A stored message (or bounce) is queued whenever the
+  queue has room: each is a delivery to disk, which no client can send a million of
+  as fast as NOOPs, and the log should show every one.
 """
 
 from __future__ import annotations
@@ -54,9 +56,9 @@ KIB = 1024
 MIB = 1024 * KIB
 # Per session. The longest lesson is about 25 steps, well under 200 events with its
 # replies, TLS and stored messages; a load test of 200 messages on one connection is
-# about 1,400. Both fit the head ten times over, so neither is ever summarized.
+# about 1,000 events and 1.6 MiB. Both fit the head whole, so neither is ever summarized.
 HEAD_EVENTS = 2000
-HEAD_BYTES = 1 * MIB
+HEAD_BYTES = 4 * MIB
 TAIL_EVENTS = 100
 TAIL_BYTES = 256 * KIB
 # In all: closed sessions kept in memory before the oldest go to the session store, and
@@ -357,9 +359,12 @@ class Capture:
             ending += record.held
             record.held.clear()
             return [*ending, event]
-        if isinstance(event, SessionOpened) or (
-            in_head and not record.noticed and self.events.qsize() < self._queue_limit
-        ):
+        room = self.events.qsize() < self._queue_limit
+        if isinstance(event, SessionOpened):
+            return [event]
+        if room and isinstance(event, (MessageStored, BounceSent)):
+            return [event]  # a delivery to disk each: never a flood, and worth its line
+        if room and in_head and not record.noticed:
             return [event]
         outgoing: list[Event] = []
         if not record.noticed:
