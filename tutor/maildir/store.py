@@ -4,27 +4,33 @@ Each accepted recipient gets its own copy, with trace headers prepended: Return-
 (the envelope sender), Received (one recipient in `for`, so Bcc never leaks) and
 Delivered-To. Return-Path is written at final delivery only (RFC 5321 §4.4): a captured
 relay copy was relayed, not delivered, so its envelope sender is in Received's
-`(envelope-from <…>)` alone. Written with stdlib `mailbox` (tmp -> new), complete
-before the 250, so any MUA can open the folders. Lines are stored with LF endings, the
-Maildir custom.
+`(envelope-from <…>)` alone. The copies of a message are written all or nothing, and
+durably, before the 250 (maildir/durable.py: tmp/, fsync, then all linked into new/, a
+journal settled at the next start if the process died in between), in the layout the
+standard library's `mailbox` reads and writes, so any MUA can open the folders.
+Lines are stored with LF endings, the Maildir custom.
 """
 
 from __future__ import annotations
 
-import contextlib
 import email.utils
 import mailbox
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from email.parser import HeaderParser
 from email.policy import compat32
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
+from tutor.maildir.durable import ChunkSource, Journals, Recovery, make_durable_dirs
 from tutor.smtp.events import RELAY_FOLDER, Copy
 from tutor.smtp.wire import address_literal
+
+CHUNK = 1 << 20  # how much of a message is held at once while a copy is written
 
 
 class StorageError(OSError):
@@ -76,72 +82,97 @@ def trace_headers(
     return "".join(line + "\n" for line in lines).encode("utf-8", "surrogateescape")
 
 
-class _Maildir(mailbox.Maildir):
-    """The standard library's Maildir, cleaning up after an add() that failed late.
+class Readable(Protocol):
+    """Message content held in a file rather than in memory: read from its start for each
+    copy."""
 
-    Maildir.add() writes a small message into its file's buffer and flushes it only
-    after the point where it cleans up on error: on a full disk the flush fails, the
-    file stays open (a leaked descriptor) and stays in tmp/. tests/test_faults.py fills
-    a tiny tmpfs to show it. Keeping hold of the temporary file lets us close and remove
-    it, so a failed delivery leaves nothing behind.
-    """
+    def seek(self, offset: int, whence: int = 0, /) -> int: ...
 
-    _pending: Any = None  # the temporary file of the add() in progress
+    def read(self, size: int = -1, /) -> bytes: ...
 
-    def _create_tmp(self) -> Any:
-        self._pending = super()._create_tmp()  # type: ignore[misc]
-        return self._pending
 
-    def add(self, message: Any) -> str:
-        try:
-            return super().add(message)
-        except BaseException:
-            pending = self._pending
-            if pending is not None:
-                with contextlib.suppress(OSError):
-                    pending.close()  # closes the descriptor even when the flush fails
-                with contextlib.suppress(OSError):
-                    os.remove(pending.name)
-            raise
-        finally:
-            self._pending = None
+def content_chunks(content: bytes | Readable) -> Iterator[bytes]:
+    """The content in pieces of at most CHUNK bytes, from its start."""
+    if isinstance(content, bytes):
+        view = memoryview(content)
+        for start in range(0, len(view), CHUNK):
+            yield bytes(view[start : start + CHUNK])
+        return
+    content.seek(0)
+    while chunk := content.read(CHUNK):
+        yield chunk
+
+
+def lf_endings(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """Each CRLF made LF, as `bytes.replace` would, across chunk boundaries: a CR that
+    ends a chunk waits for the next one."""
+    held = b""
+    for chunk in chunks:
+        data = held + chunk
+        held = b"\r" if data.endswith(b"\r") else b""
+        if held:
+            data = data[:-1]
+        if data:
+            yield data.replace(b"\r\n", b"\n")
+    if held:
+        yield held
+
+
+def copy_chunks(trace: bytes, content: bytes | Readable) -> Iterator[bytes]:
+    """One stored copy: its trace headers, then the message with LF endings."""
+    yield trace
+    yield from lf_endings(content_chunks(content))
 
 
 class MaildirStore:
-    """The Maildir root: ROOT/you/, ROOT/alice/, …, ROOT/captured-relay/."""
+    """The Maildir root: ROOT/you/, ROOT/alice/, …, ROOT/captured-relay/, and the journals
+    of deliveries in progress under ROOT/.smtp-tutor/deliveries/."""
 
     def __init__(self, root: Path, hostname: str) -> None:
         self.root = root
         self.hostname = hostname  # the server's name in the Received lines it writes
         self._folders: dict[str, mailbox.Maildir] = {}
+        self._journals = Journals(root)
 
     def folder(self, name: str) -> mailbox.Maildir:
+        """The mailbox folder, made (durably, with tmp/ new/ cur/) the first time."""
         box = self._folders.get(name)
         if box is None:
-            box = _Maildir(self.root / name, factory=None, create=True)
+            path = self.root / name
+            for directory in (path / "tmp", path / "new", path / "cur"):
+                make_durable_dirs(directory)  # also the ones a hand-made Maildir lacks
+            box = mailbox.Maildir(path, factory=None, create=False)
             self._folders[name] = box
         return box
 
+    def recover(self) -> Recovery:
+        """Settle what a server that died mid-delivery left (call at start, before
+        accepting mail), then claim a journal folder of our own."""
+        recovery = self._journals.recover()
+        self._journals.claim()
+        return recovery
+
+    def close(self) -> None:
+        """Let go of our journal folder (at stop, with no delivery in progress)."""
+        self._journals.release()
+
     def deliver(self, delivery: Delivery, recipients: list[tuple[str, str]]) -> list[Copy]:
-        """Write one copy per (recipient, folder); all or nothing."""
-        body = delivery.content.replace(b"\r\n", b"\n")
-        written: list[Copy] = []
+        """Write one copy per (recipient, folder): all or nothing, durably, before the caller
+        replies 250."""
+        copies: list[tuple[Path, ChunkSource]] = []
         try:
             for recipient, folder in recipients:
-                box = self.folder(folder)
+                self.folder(folder)
                 final = folder != RELAY_FOLDER
                 trace = trace_headers(self.hostname, delivery, recipient, final=final)
-                key = box.add(trace + body)
-                written.append(Copy(folder, key, recipient))
+                copies.append((self.root / folder, partial(copy_chunks, trace, delivery.content)))
+            keys = self._journals.deliver(delivery.queue_id, copies)
         except (OSError, mailbox.Error) as error:
-            self._discard(written)
             raise StorageError(str(error)) from error
-        return written
-
-    def _discard(self, copies: list[Copy]) -> None:
-        for copy in copies:
-            with contextlib.suppress(OSError):
-                self.folder(copy.folder).discard(copy.key)
+        return [
+            Copy(folder, key, recipient)
+            for (recipient, folder), key in zip(recipients, keys, strict=True)
+        ]
 
 
 @dataclass(frozen=True)

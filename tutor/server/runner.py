@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tutor.maildir.durable import Recovery
 from tutor.maildir.session_store import SessionStore, sessions_directory
 from tutor.maildir.store import MaildirStore
 from tutor.server.capture import Capture
@@ -22,6 +23,7 @@ from tutor.server.context import ServerContext
 from tutor.server.persona import Persona
 
 logging.getLogger("mail.log").setLevel(logging.CRITICAL)  # aiosmtpd's chatter; we capture
+log = logging.getLogger("tutor.server")
 
 
 class BindError(OSError):
@@ -65,6 +67,7 @@ class TeachingServer:
         self._thread: threading.Thread | None = None
         self._servers: list[asyncio.base_events.Server] = []
         self._context: ServerContext | None = None
+        self.recovery = Recovery()  # what a killed server left mid-delivery, settled at start
 
     # --- lifecycle ----------------------------------------------------------------------
 
@@ -80,6 +83,8 @@ class TeachingServer:
                 loop.run_until_complete(self._bind())
             except BaseException as error:  # reported to the caller of start()
                 failure.append(error)
+                if self._context is not None:
+                    self._context.store.close()
                 ready.set()
                 loop.close()
                 return
@@ -158,12 +163,16 @@ class TeachingServer:
             self.maildir.mkdir(parents=True, exist_ok=True)
             for name in self.persona.mailboxes:
                 context.store.folder(name)  # create every mailbox up front, so MUAs see them
+            # Before the first connection: a delivery a killed server left half done is
+            # rolled back or finished (docs/server.md, "Durability: what a 250 guarantees").
+            self.recovery = context.store.recover()
         except OSError as error:
             raise MaildirError(
                 error.errno,
                 f"cannot create the Maildir at {self.maildir}: {error.strerror or error}",
                 error.filename,  # so that any command can name the path (cli's file problems)
             ) from error
+        self._report_recovery()
 
         port = self.port
         for index, host in enumerate(self.hosts):
@@ -187,6 +196,21 @@ class TeachingServer:
             self._servers.append(server)
             self.listeners.append(Listener(host, server.sockets[0].getsockname()[1], True))
 
+    def _report_recovery(self) -> None:
+        for undone in self.recovery.rolled_back:
+            log.warning(
+                "rolled back the unfinished delivery %s: %d of %d copies had been delivered",
+                undone.queue_id,
+                len(undone.delivered),
+                undone.copies,
+            )
+        for done in self.recovery.finished:
+            log.warning(
+                "finished the delivery %s: all %d copies were there", done.queue_id, done.copies
+            )
+        for path in self.recovery.set_aside:
+            log.warning("an unreadable delivery journal was moved to %s", path)
+
     async def _shutdown(self) -> None:
         for server in self._servers:
             server.close()
@@ -197,3 +221,5 @@ class TeachingServer:
         for server in self._servers:
             await server.wait_closed()
         await asyncio.sleep(0)  # let connection_lost callbacks run
+        if context is not None:
+            context.store.close()  # no delivery is in progress: the loop has stopped

@@ -1,0 +1,526 @@
+"""Several Maildir copies of one message, all or nothing across a crash (docs/server.md,
+"Durability: what a 250 guarantees").
+
+The standard library's `Maildir.add` links each copy into new/ as soon as it is written,
+so a process killed between two copies leaves the message in one mailbox and not in
+another, and a client's retry then duplicates it. Here a delivery goes:
+
+1. a journal naming every copy (folder and unique name) is written and fsync'd, with
+   the directory that holds it;
+2. every copy is written to its folder's tmp/ and fsync'd;
+3. all are linked into new/, then each new/ directory is fsync'd;
+4. the tmp/ names go, then the journal.
+
+Only then does the caller reply 250. A journal found at the next start is rolled back
+(each copy removed from tmp/, new/ or cur/, wherever it got to) unless every copy had
+reached new/: no 250 was sent before the copies were all there, so the client still
+holds the message and its retry becomes the one delivery. When every copy is there the
+delivery is finished instead (the tmp/ names removed): the 250 may have gone out, as the
+journal's removal is not fsync'd and can come back after a system crash, and an
+acknowledged message is never taken back. A single copy needs no journal: its one link
+is all or nothing. Whatever a dead server left in tmp/ (its names carry its token) goes.
+
+Several servers may share a Maildir root (serve, the sandbox, learn): each holds a lock
+on a file of its own for as long as it runs, and only the journals of a server whose lock
+is free (its process is gone: the system drops the lock of a killed process) are rolled
+back. Reading stays with the standard library's `mailbox`; the layout written here is
+the one it writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import mailbox
+import os
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeGuard
+
+STATE_FOLDER = ".smtp-tutor"  # the tutor's own files under the Maildir root
+JOURNALS = "deliveries"
+UNREADABLE = "unreadable"  # journals that could not be read, kept for a person to look at
+JOURNAL_LIMIT = 1 << 20  # far above any real journal (100 copies: about 15 KB)
+_BINARY = getattr(os, "O_BINARY", 0)  # Windows would otherwise translate line endings
+_sequence = itertools.count()
+
+ChunkSource = Callable[[], Iterable[bytes]]
+"""The bytes of one copy, produced afresh each time it is called."""
+
+
+class JournalError(OSError):
+    """This process could not claim a journal folder of its own."""
+
+
+@dataclass(frozen=True)
+class Unfinished:
+    """A delivery a dead server left with its journal."""
+
+    queue_id: str
+    copies: int  # copies the journal named
+    delivered: tuple[str, ...]  # folders where a copy had reached new/ or cur/
+
+
+@dataclass(frozen=True)
+class Recovery:
+    """What a start found of servers that are gone, and did about it."""
+
+    rolled_back: tuple[Unfinished, ...] = ()  # some copy had not reached new/: all removed
+    finished: tuple[Unfinished, ...] = ()  # every copy had: kept, tmp/ names removed
+    set_aside: tuple[Path, ...] = ()  # unreadable journals, moved to deliveries/unreadable/
+    stray: int = 0  # files a dead server left in tmp/, removed
+
+
+@dataclass
+class _Copy:
+    box: Path  # the Maildir folder
+    key: str  # its unique name in tmp/ and new/
+    chunks: ChunkSource
+    created: bool = False  # tmp/key is ours (never remove a file another process made)
+
+    @property
+    def tmp(self) -> Path:
+        return self.box / "tmp" / self.key
+
+    @property
+    def new(self) -> Path:
+        return self.box / "new" / self.key
+
+
+def unique_name(token: str) -> str:
+    """A Maildir file name no other delivery uses (cr.yp.to/proto/maildir.html): seconds,
+    then M microseconds, P process id, Q a count in this process, R the writing store's
+    random token (so what a dead one left in tmp/ can be found), then the host name with
+    `/` and `:` escaped as the standard library escapes them."""
+    now = time.time()
+    host = socket.gethostname().replace("/", r"\057").replace(":", r"\072")
+    return f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}Q{next(_sequence)}R{token}.{host}"
+
+
+def _token(owner: str) -> str:
+    """The random part of an owner's name (PID-TOKEN)."""
+    return owner.rpartition("-")[2]
+
+
+class Journals:
+    """The journals of one process's deliveries under ROOT/.smtp-tutor/deliveries/."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.base = root / STATE_FOLDER / JOURNALS
+        self._lock: int | None = None  # descriptor of our lock file, locked
+        self._lock_path: Path | None = None
+        self._folder: Path | None = None  # where our journals go
+
+    # --- ownership ------------------------------------------------------------------------
+
+    def claim(self) -> Path:
+        """Our journal folder, made (and locked) the first time."""
+        if self._folder is not None:
+            return self._folder
+        make_durable_dirs(self.base)
+        with contextlib.suppress(OSError):
+            fsync_directory(self.root.parent)  # the root itself may have just been made
+        for _ in range(3):
+            owner = f"{os.getpid()}-{os.urandom(4).hex()}"
+            lock_path = self.base / f"{owner}.lock"
+            fd = os.open(lock_path, os.O_CREAT | os.O_EXCL | os.O_RDWR | _BINARY, 0o600)
+            # A recovery elsewhere may open the new file and take the lock before we do,
+            # thinking it a dead server's: then it removes it, and we try another name.
+            if _try_lock(fd) and _same_file(fd, lock_path):
+                break
+            os.close(fd)
+        else:
+            raise JournalError(f"cannot lock a journal of our own in {self.base}")
+        folder = self.base / owner
+        try:
+            folder.mkdir(mode=0o700)
+            fsync_directory(self.base)
+        except OSError:
+            _drop_lock(fd, lock_path)
+            raise
+        self._lock, self._lock_path, self._folder = fd, lock_path, folder
+        return folder
+
+    def release(self) -> None:
+        """Give up our folder (empty between deliveries) and our lock."""
+        fd, lock_path, folder = self._lock, self._lock_path, self._folder
+        self._lock = self._lock_path = self._folder = None
+        if fd is None or lock_path is None or folder is None:
+            return
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # not empty only if a removal failed: the next start rolls back
+        _drop_lock(fd, lock_path)
+
+    # --- delivery -------------------------------------------------------------------------
+
+    def deliver(self, queue_id: str, copies: Sequence[tuple[Path, ChunkSource]]) -> list[str]:
+        """Write each (Maildir folder, bytes) copy, all or nothing; their keys, in order.
+
+        On an error every copy is taken back before it is raised. A process that dies
+        (here: a BaseException that is not an Exception) leaves the rest to recovery."""
+        if not copies:
+            return []
+        folder = self.claim()
+        token = _token(folder.name)
+        planned = [_Copy(box, unique_name(token), chunks) for box, chunks in copies]
+        journal = folder / f"{queue_id}.json" if len(planned) > 1 else None
+        if journal is not None:
+            _write_journal(journal, queue_id, planned)
+        try:
+            _write_copies(planned)
+            if journal is not None:
+                journal.unlink()  # not fsync'd: should it come back, every copy is there
+        except Exception:
+            if _take_back(planned, only_ours=True) and journal is not None:
+                with contextlib.suppress(OSError):
+                    remove_durably(journal)
+            raise
+        return [copy.key for copy in planned]
+
+    # --- recovery -------------------------------------------------------------------------
+
+    def recover(self) -> Recovery:
+        """Settle every journal of a server that is gone, then tidy up after it."""
+        if not self.base.is_dir():
+            return Recovery()
+        found = _Found()
+        owners = {p.stem for p in self.base.glob("*.lock")} | {
+            p.name for p in self.base.iterdir() if p.is_dir() and p.name != UNREADABLE
+        }
+        for owner in sorted(owners):
+            if self._lock_path is not None and owner == self._lock_path.stem:
+                continue
+            lock_path = self.base / f"{owner}.lock"
+            gone, fd = _lock_if_gone(lock_path)
+            if not gone:
+                continue  # its server is running
+            done = False
+            try:
+                done = self._recover_folder(self.base / owner, found)
+                found.stray += _remove_stray(self.root, _token(owner))
+            finally:
+                if fd is not None:
+                    if done:
+                        _drop_lock(fd, lock_path)
+                    else:
+                        os.close(fd)
+        return Recovery(
+            tuple(found.rolled_back), tuple(found.finished), tuple(found.set_aside), found.stray
+        )
+
+    def _recover_folder(self, folder: Path, found: _Found) -> bool:
+        """Settle each journal in a dead server's folder; True when the folder is gone."""
+        if not folder.is_dir():
+            return True
+        done = True
+        for path in sorted(folder.iterdir()):
+            if not path.name.endswith(".json"):  # a journal never committed: nothing began
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                continue
+            try:
+                queue_id, planned = _read_journal(path, self.root)
+            except ValueError:
+                try:
+                    found.set_aside.append(self._set_aside(path, folder.name))
+                except OSError:
+                    done = False
+                continue
+            delivered = tuple(c.box.name for c in planned if _linked(c))
+            complete = len(delivered) == len(planned)
+            try:
+                _settle(planned, complete=complete)
+                remove_durably(path)
+            except OSError:
+                done = False  # the journal stays: the next start tries again
+                continue
+            outcome = found.finished if complete else found.rolled_back
+            outcome.append(Unfinished(queue_id, len(planned), delivered))
+        if done:
+            try:
+                folder.rmdir()
+                fsync_directory(self.base)
+            except OSError:
+                return False
+        return done
+
+    def _set_aside(self, path: Path, owner: str) -> Path:
+        aside = self.base / UNREADABLE
+        aside.mkdir(mode=0o700, exist_ok=True)
+        target = aside / f"{owner}-{path.name}"
+        os.replace(path, target)
+        return target
+
+
+@dataclass
+class _Found:
+    rolled_back: list[Unfinished] = field(default_factory=list)
+    finished: list[Unfinished] = field(default_factory=list)
+    set_aside: list[Path] = field(default_factory=list)
+    stray: int = 0
+
+
+def _settle(planned: list[_Copy], *, complete: bool) -> None:
+    """Finish a delivery whose copies are all in new/ (or cur/), else take every copy back."""
+    if not complete:
+        if not _take_back(planned, only_ours=False):
+            raise OSError("a copy could not be removed")
+        return
+    for copy in planned:
+        with contextlib.suppress(FileNotFoundError):
+            copy.tmp.unlink()
+
+
+def _remove_stray(root: Path, token: str) -> int:
+    """Remove what a dead store left in any folder's tmp/ (a copy it never linked)."""
+    removed = 0
+    mark = f"R{token}."
+    for folder in root.iterdir():
+        if folder.name.startswith(".") or not (folder / "tmp").is_dir():
+            continue
+        for path in (folder / "tmp").iterdir():
+            if mark in path.name:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+                    removed += 1
+    return removed
+
+
+# --- the steps of a delivery -----------------------------------------------------------------
+
+
+def _write_journal(journal: Path, queue_id: str, planned: list[_Copy]) -> None:
+    """Committed by a rename, so a journal is whole or absent; durable before any copy."""
+    record = {
+        "queue_id": queue_id,
+        "copies": [{"folder": c.box.name, "key": c.key} for c in planned],
+    }
+    pending = journal.with_name(f".{journal.name}.tmp")
+    try:
+        write_file(pending, [json.dumps(record).encode("ascii")], mode=0o600)
+        os.replace(pending, journal)
+        fsync_directory(journal.parent)
+    except OSError:
+        for path in (pending, journal):
+            with contextlib.suppress(OSError):
+                path.unlink()
+        raise
+
+
+def _write_copies(planned: list[_Copy]) -> None:
+    for copy in planned:
+        fd = _create(copy.tmp, 0o666)  # the standard library's mode, less the umask
+        copy.created = True
+        _fill_and_close(fd, copy.chunks())
+    for copy in planned:
+        try:
+            os.link(copy.tmp, copy.new)
+        except PermissionError:  # a file system without hard links: as the stdlib does
+            os.rename(copy.tmp, copy.new)
+    for new_dir in dict.fromkeys(copy.new.parent for copy in planned):
+        fsync_directory(new_dir)
+    for copy in planned:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(copy.tmp)
+
+
+def _linked(copy: _Copy) -> bool:
+    return copy.new.exists() or bool(_in_cur(copy))
+
+
+def _in_cur(copy: _Copy) -> list[Path]:
+    """The copy in cur/, where a mail reader moves what it has seen (KEY:2,FLAGS)."""
+    colon = mailbox.Maildir.colon
+    try:
+        with os.scandir(copy.box / "cur") as entries:
+            return [
+                Path(e.path)
+                for e in entries
+                if e.name == copy.key or e.name.startswith(copy.key + colon)
+            ]
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _take_back(planned: list[_Copy], *, only_ours: bool) -> bool:
+    """Remove every copy, wherever it got to, durably; False if any removal failed."""
+    ok = True
+    touched: set[Path] = set()
+    for copy in planned:
+        paths = [copy.new, *_in_cur(copy)]
+        if copy.created or not only_ours:
+            paths.append(copy.tmp)
+        for path in paths:
+            try:
+                path.unlink()
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError:
+                ok = False
+                continue
+            touched.add(path.parent)
+    for directory in touched:
+        try:
+            fsync_directory(directory)
+        except OSError:
+            ok = False
+    return ok
+
+
+def _read_journal(path: Path, root: Path) -> tuple[str, list[_Copy]]:
+    """A journal's queue id and copies; ValueError for anything that is not one of ours
+    (a name with a path in it is never followed)."""
+    try:
+        with path.open("rb") as file:
+            raw = file.read(JOURNAL_LIMIT + 1)
+        if len(raw) > JOURNAL_LIMIT:
+            raise ValueError("too large")
+        record = json.loads(raw)
+    except (OSError, UnicodeDecodeError, RecursionError) as error:
+        raise ValueError(str(error)) from error
+    if not isinstance(record, dict):
+        raise ValueError("not an object")
+    queue_id, copies = record.get("queue_id"), record.get("copies")
+    if not isinstance(queue_id, str) or not isinstance(copies, list):
+        raise ValueError("no queue_id or copies")
+    planned = []
+    for item in copies:
+        if not isinstance(item, dict):
+            raise ValueError("a copy that is not an object")
+        folder, key = item.get("folder"), item.get("key")
+        if not (_plain_name(folder) and _plain_name(key)):
+            raise ValueError(f"not a plain name: {folder!r}/{key!r}")
+        planned.append(_Copy(root / folder, key, lambda: ()))
+    return queue_id, planned
+
+
+def _plain_name(name: object) -> TypeGuard[str]:
+    """One path component that is neither hidden nor special."""
+    return (
+        isinstance(name, str)
+        and name != ""
+        and not name.startswith(".")
+        and not any(c in name for c in "/\\\0")
+        and os.path.basename(name) == name
+    )
+
+
+# --- files and directories, durably ------------------------------------------------------------
+
+
+def write_file(path: Path, chunks: Iterable[bytes], *, mode: int) -> None:
+    """A new file (never one that exists) holding the chunks, fsync'd before it is closed."""
+    _fill_and_close(_create(path, mode), chunks)
+
+
+def _create(path: Path, mode: int) -> int:
+    return os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | _BINARY, mode)
+
+
+def _fill_and_close(fd: int, chunks: Iterable[bytes]) -> None:
+    try:
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def remove_durably(path: Path) -> None:
+    path.unlink()
+    fsync_directory(path.parent)
+
+
+def make_durable_dirs(path: Path) -> None:
+    """mkdir -p, each directory made here fsync'd into its parent (mode 0700)."""
+    missing = []
+    current = path
+    while not current.is_dir():
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            directory.mkdir(mode=0o700)
+        fsync_directory(directory.parent)
+
+
+def fsync_directory(path: Path) -> None:
+    """Make the names in a directory durable (a new link, a removal). Windows cannot open a
+    directory to fsync it; NTFS journals its own metadata."""
+    if sys.platform == "win32":
+        return
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# --- locks that die with their process ---------------------------------------------------------
+
+if sys.platform == "win32":
+    import msvcrt
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+
+else:
+    import fcntl
+
+    def _try_lock(fd: int) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        return True
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    """The locked descriptor is still the file at `path` (not one removed meanwhile)."""
+    try:
+        here, there = os.fstat(fd), os.stat(path)
+    except OSError:
+        return False
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino) and here.st_nlink > 0
+
+
+def _lock_if_gone(lock_path: Path) -> tuple[bool, int | None]:
+    """(True, our locked descriptor) if the lock's owner is gone; (True, None) when there is
+    no lock file at all; (False, None) while its server runs."""
+    try:
+        fd = os.open(lock_path, os.O_RDWR | _BINARY)
+    except FileNotFoundError:
+        return True, None
+    except OSError:
+        return False, None
+    if _try_lock(fd) and _same_file(fd, lock_path):
+        return True, fd
+    os.close(fd)
+    return False, None
+
+
+def _drop_lock(fd: int, lock_path: Path) -> None:
+    """Remove a lock file we hold, then let go (Windows: only a closed file can go)."""
+    try:
+        lock_path.unlink()
+    except FileNotFoundError:
+        os.close(fd)
+        return
+    except OSError:
+        os.close(fd)
+        with contextlib.suppress(OSError):
+            lock_path.unlink()
+        return
+    os.close(fd)
