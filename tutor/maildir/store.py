@@ -46,7 +46,7 @@ class Delivery:
     helo: str
     client_address: str
     protocol: str  # ESMTP, ESMTPS, ESMTPA, ESMTPSA or SMTP (RFC 3848)
-    content: bytes  # as received (CRLF line endings, dot-stuffing undone)
+    content: bytes | Readable  # as received (CRLF, dot-stuffing undone), or the spool file
     received_at: float
     auth_results: str = ""  # Authentication-Results value (simulated SPF/DMARC), if any
     smtputf8: bool = False  # MAIL FROM carried SMTPUTF8: Received says UTF8SMTP…

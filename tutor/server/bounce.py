@@ -68,6 +68,9 @@ def _send_bounce(
         context.capture.publish(BounceSent(sid, "", delivery.queue_id, "", failed, status, None))
         return
     persona = context.persona
+    # The session hands a bounce the message's header section as bytes: its spooled
+    # text is deleted once the 250 is sent, and a DSN quotes the headers only.
+    assert isinstance(delivery.content, bytes)
     content = build_dsn(  # already CRLF, as a message on the wire; the store makes it LF
         persona,
         original_sender=delivery.sender,

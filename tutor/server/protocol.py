@@ -16,7 +16,7 @@ import binascii
 import logging
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, TLSSetupException
@@ -25,6 +25,7 @@ from tutor.maildir.store import RELAY, Delivery, StorageError, new_queue_id, sum
 from tutor.server import policy
 from tutor.server.bounce import schedule_bounces
 from tutor.server.replies import LIBRARY_TEXTS, REPLIES, ReplyKey, reply
+from tutor.server.spool import SPOOL_THRESHOLD, MessageSpool, spool_directory
 from tutor.smtp.events import (
     Authenticated,
     BareLineFeed,
@@ -633,17 +634,20 @@ class TeachingSMTP(SMTP):
             await self.push(reply(ReplyKey.DATA_SYNTAX))
             return
         await self.push(reply(ReplyKey.DATA_GO))
-        content, problem = await self._read_message()
-        if problem is None and (spam := policy.spam_refusal(content)) is not None:
-            problem = reply(spam)
-        if problem is not None:
-            self._set_rset_state()
-            await self.push(problem)
-            return
-        await self._store(content)
+        # However DATA ends (the dot, a refusal, the client gone, the server stopping),
+        # leaving this block closes the spool, and closing deletes its file (spool.py).
+        with MessageSpool(spool_directory(self.context.store.root)) as spool:
+            problem = await self._read_message(spool)
+            if problem is not None:
+                spool.close()  # before the reply: whoever reads it finds the file gone
+                self._set_rset_state()
+                await self.push(problem)
+                return
+            await self._store(spool)
 
-    async def _read_message(self) -> tuple[bytes, str | None]:
-        """Read DATA lines until CRLF.CRLF; only that ends a message (no bare-LF ending)."""
+    async def _read_message(self, spool: MessageSpool) -> str | None:
+        """Read DATA lines into the spool until CRLF.CRLF (no bare-LF ending); the
+        refusal to send after the dot, if any."""
         self._in_data = True
         # Message lines that came in the same burst as DATA (plain nc sends everything
         # at once) are already buffered: data_received saw them before DATA was read.
@@ -655,9 +659,9 @@ class TeachingSMTP(SMTP):
         assert self._pending is not None
         sent = self._pending.sent
         limit = self.context.persona.max_message_size
-        lines: list[bytes] = []
         size = 0
         problem: str | None = None
+        spam: ReplyKey | None = None
         continuing = False  # inside a line that overran the reader
         try:
             while True:
@@ -669,6 +673,7 @@ class TeachingSMTP(SMTP):
                 except asyncio.LimitOverrunError as error:
                     line = await self._reader.read(error.consumed)
                     problem = problem or reply(ReplyKey.DATA_LINE_TOO_LONG)
+                    spool.discard()
                     continuing = True
                     self._reset_timeout()
                     _keep(sent, line, limit)
@@ -687,14 +692,22 @@ class TeachingSMTP(SMTP):
                 elif size > limit:
                     problem = problem or reply(ReplyKey.DATA_TOO_BIG, limit=limit)
                 if problem is None:
-                    lines.append(text)
+                    spool.write(text)
+                    # GTUBE holds no line break, so looking line by line finds it wherever
+                    # a search of the whole message would.
+                    spam = spam or policy.spam_refusal(text)
                 else:
-                    lines.clear()
+                    spool.discard()
         finally:
             self._in_data = False
-        return b"".join(lines), problem
+        if problem is None and spool.failed is not None:
+            log.warning("session %s: message not spooled: %s", self.sid, spool.failed)
+            problem = reply(ReplyKey.DATA_STORAGE_FULL)
+        if problem is None and spam is not None:
+            problem = reply(spam)
+        return problem
 
-    async def _store(self, content: bytes) -> None:
+    async def _store(self, spool: MessageSpool) -> None:
         assert self.session is not None
         queue_id = new_queue_id()
         sender = self._mail_from or ""
@@ -706,7 +719,10 @@ class TeachingSMTP(SMTP):
             protocol += "A"
         peer = self.session.peer
         client_address = peer[0] if isinstance(peer, tuple) else str(peer)
-        headers = summarize_headers(content)
+        # The start of the message is all the summary and the checks read: a message under
+        # the spool threshold is read whole, as before; a longer header is cut there.
+        head = spool.read(0, SPOOL_THRESHOLD)
+        headers = summarize_headers(head)
         helo = self.session.host_name or ""
         verdicts = authresults.evaluate(sender, headers.header_from, client_address, helo)
         delivery = Delivery(
@@ -715,7 +731,7 @@ class TeachingSMTP(SMTP):
             helo=self.session.host_name or "",
             client_address=client_address,
             protocol=protocol,
-            content=content,
+            content=spool.content(),
             received_at=time.time(),
             auth_results=verdicts.header(self.hostname),
             smtputf8=self.envelope is not None and self.envelope.smtp_utf8,
@@ -723,6 +739,7 @@ class TeachingSMTP(SMTP):
         try:
             copies = self.context.store.deliver(delivery, recipients)
         except StorageError as error:
+            spool.close()
             log.warning("session %s: storage failed: %s", self.sid, error)
             self._set_rset_state()
             await self.push(reply(ReplyKey.DATA_STORAGE_FULL))
@@ -737,13 +754,14 @@ class TeachingSMTP(SMTP):
             headers.header_to,
             headers.header_cc,
             headers.subject,
-            len(content),
+            spool.size,
             client_address,
             self.session.host_name or "",
             verdicts.spf,
             verdicts.dmarc,
-            _body_lines(content),
+            _body_lines(spool, head),
         )
+        spool.close()  # delivered: the copies hold the message now
         self._set_rset_state()
         # Record the 250 and the stored message before the client can read the 250, so
         # whoever reacts to the reply finds both in the capture, in reading order.
@@ -751,9 +769,10 @@ class TeachingSMTP(SMTP):
         self._record_reply(ok)
         self._publish(stored)
         await super().push(ok)
-        schedule_bounces(
-            self.context, self.sid, delivery, [c.recipient for c in copies if c.folder == RELAY]
-        )
+        relayed = [c.recipient for c in copies if c.folder == RELAY]
+        if relayed:  # a bounce quotes the headers only, and outlives the spool
+            headers_only = replace(delivery, content=_header_section(head))
+            schedule_bounces(self.context, self.sid, headers_only, relayed)
 
     # --- STARTTLS and AUTH ------------------------------------------------------------------
 
@@ -861,15 +880,31 @@ def _unique_copies(folders: dict[str, str]) -> list[tuple[str, str]]:
     return copies
 
 
-def _body_lines(content: bytes, limit: int = 200) -> tuple[str, ...]:
-    """The first lines of the body (after the first empty line), for lesson checks."""
-    _head, sep, body = content.partition(b"\r\n\r\n")
-    if not sep:
+BODY_LINES = 200  # of a stored message's body, in its MessageStored event
+
+
+def _body_lines(spool: MessageSpool, head: bytes) -> tuple[str, ...]:
+    """The first lines of the body (after the first empty line), for lesson checks.
+
+    Read from the spool, never the whole message: the lines of an accepted message hold
+    at most TEXT_LINE_LIMIT octets with their CRLF, so BODY_LINES of them fit in that
+    many times BODY_LINES; the piece read may end inside the line after them.
+    """
+    end = head.find(b"\r\n\r\n")
+    if end < 0:
         return ()
+    wanted = BODY_LINES * TEXT_LINE_LIMIT
+    body = spool.read(end + 4, wanted)
     lines = body.decode("utf-8", "replace").split("\r\n")
-    if lines and lines[-1] == "":
+    if lines and lines[-1] == "" and len(body) < wanted:
         lines.pop()
-    return tuple(lines[:limit])
+    return tuple(lines[:BODY_LINES])
+
+
+def _header_section(head: bytes) -> bytes:
+    """The header section of a message's start, with the empty line that ends it."""
+    section, sep, _body = head.partition(b"\r\n\r\n")
+    return section + sep
 
 
 def _sent_option(argument: str, name: str) -> str:
