@@ -22,7 +22,15 @@ from tutor.errors import FileProblem, reason
 from tutor.paths import NotAFile, home_note, read_file
 from tutor.smtp.envelope import Comparison
 from tutor.smtp.events import RELAY_FOLDER
-from tutor.smtp.headers import Field, HeaderSection, body_lines, decode_words, header_section
+from tutor.smtp.headers import (
+    Field,
+    HeaderSection,
+    body_lines,
+    decode_words,
+    first_fields,
+    header_section,
+    squeezed,
+)
 
 _QUEUE_ID = re.compile(r"\bid\s+([A-Za-z0-9]+)")
 _ENVELOPE_FROM = re.compile(r"\(envelope-from <([^>]*)>\)")
@@ -58,14 +66,26 @@ class StoredMessage:
         return self.section.fields
 
     @cached_property
+    def _top(self) -> tuple[Field, ...]:
+        """The fields the server may have added on top, read without the rest: listing a
+        folder or finding a queue id never parses a long header below them."""
+        return first_fields(self.raw, _MOST_OURS)
+
+    @cached_property
     def ours(self) -> int:
         """How many fields at the top the server itself added."""
-        return _count_ours(self.fields, relayed=self.folder == RELAY_FOLDER)
+        return _count_ours(self._top, relayed=self.folder == RELAY_FOLDER)
 
     def header(self, name: str) -> str:
         """Every field of that name, unfolded, UTF-8 decoded (encoded-words left as sent)."""
         wanted = name.lower()
-        return ", ".join(" ".join(f.value.split()) for f in self.fields if f.name.lower() == wanted)
+        return ", ".join(squeezed(f.value) for f in self.fields if f.name.lower() == wanted)
+
+    def header_size(self, name: str) -> int:
+        """The bytes every field of that name takes in the file (a value is read from its
+        first headers.VALUE_LIMIT bytes only)."""
+        wanted = name.lower()
+        return sum(f.size for f in self.fields if f.name.lower() == wanted)
 
     def shown_header(self, name: str) -> str:
         """The same with RFC 2047 encoded-words decoded, for display only."""
@@ -93,7 +113,7 @@ class StoredMessage:
         return " ".join(self.header_of_ours("received").split())
 
     def header_of_ours(self, name: str) -> str:
-        for field in self.fields[: self.ours]:
+        for field in self._top[: self.ours]:
             if field.name.lower() == name:
                 return field.value
         return ""
@@ -122,6 +142,9 @@ class StoredMessage:
             self.header("To"),
             self.header("Cc"),
         )
+
+
+_MOST_OURS = 4  # Return-Path, Received, Authentication-Results, Delivered-To
 
 
 def _count_ours(fields: Sequence[Field], *, relayed: bool = False) -> int:

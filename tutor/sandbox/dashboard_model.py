@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from tutor.explain.annotate import annotate
 from tutor.smtp.envelope import Comparison
@@ -25,6 +26,7 @@ from tutor.smtp.events import (
     SessionOpened,
     TlsStarted,
 )
+from tutor.smtp.headers import one_line
 from tutor.smtp.session_state import SessionState
 from tutor.smtp.wire import host_port, split_command
 
@@ -117,16 +119,17 @@ class Row:
 
 @dataclass(frozen=True)
 class StoredInfo:
-    """A stored message with its envelope compared to its headers."""
+    """A stored message with its envelope compared to its headers. Each fact is worked out
+    once (the screen asks for them at every redraw) and every header shown is cut short
+    (headers.one_line): a 9 MB header costs the dashboard no more than a short one."""
 
     event: MessageStored
 
-    @property
+    @cached_property
     def comparison(self) -> Comparison:
-        e = self.event
-        return e.comparison
+        return self.event.comparison  # reads addresses from the first 32 KiB of a field
 
-    @property
+    @cached_property
     def differences(self) -> list[str]:
         """Where the headers disagree with the envelope, one sentence each."""
         comparison = self.comparison
@@ -139,7 +142,7 @@ class StoredInfo:
             found.append("To:/Cc: name an address that was not an envelope recipient")
         return found
 
-    @property
+    @cached_property
     def badge(self) -> str:
         """Short enough for a table cell: "! differ: From, To" or "= match"."""
         comparison = self.comparison
@@ -149,6 +152,17 @@ class StoredInfo:
         if comparison.unnamed_recipients or comparison.named_not_recipients:
             fields.append("To")
         return "! differ: " + ", ".join(fields) if fields else "= match"
+
+    @cached_property
+    def claimed(self) -> str:
+        """What the headers claim, on one line: "From -> To", each cut short."""
+        sender = one_line(self.event.header_from) or "(none)"
+        return f"{sender} -> {one_line(self.event.header_to) or '(none)'}"
+
+    @cached_property
+    def subject(self) -> str:
+        """The Subject, encoded-words decoded, cut short."""
+        return one_line(self.event.subject) or "(none)"
 
 
 class DashboardModel:

@@ -12,6 +12,7 @@ import contextlib
 import unicodedata
 from dataclasses import dataclass
 from email.utils import getaddresses
+from functools import cached_property
 
 from tutor.smtp.headers import decode_words
 
@@ -21,11 +22,26 @@ def header_addresses(*values: str) -> list[str]:
     return [address for _name, address in _mailboxes(*values)]
 
 
+# Addresses are read from the first 32 KiB of a field: 100 recipients (the server's limit)
+# take a few KiB, while a To: of 9 MB would take minutes to parse and fill the table with
+# thousands of rows (docs/server.md, "Text from the wire on screen").
+COMPARED_LIMIT = 32 * 1024
+
+
+def compared_part(value: str) -> str:
+    """The part of a field whose addresses are compared: all of it up to COMPARED_LIMIT,
+    else its start, cut after a comma so that no address is cut in two."""
+    if len(value) <= COMPARED_LIMIT:
+        return value
+    comma = value.rfind(",", 0, COMPARED_LIMIT)
+    return value[:comma] if comma > 0 else value[:COMPARED_LIMIT]
+
+
 def _mailboxes(*values: str) -> list[tuple[str, str]]:
     """(display name, address) for every mailbox with an address; names decoded (RFC 2047)."""
     return [
         (decode_words(name), address)
-        for name, address in getaddresses([v for v in values if v])
+        for name, address in getaddresses([compared_part(v) for v in values if v])
         if "@" in address
     ]
 
@@ -75,13 +91,19 @@ class Comparison:
     header_to: str
     header_cc: str
 
-    @property
+    # Each field is parsed once (cached_property writes past the frozen dataclass's guard).
+    @cached_property
     def from_addresses(self) -> list[str]:
         return header_addresses(self.header_from)
 
-    @property
+    @cached_property
     def named_addresses(self) -> list[str]:
         return header_addresses(self.header_to, self.header_cc)
+
+    @cached_property
+    def _named(self) -> dict[str, list[tuple[str, str]]]:
+        """(how it is shown, address) for each mailbox of To: and of Cc:."""
+        return {"To": _named("To", self.header_to), "Cc": _named("Cc", self.header_cc)}
 
     @property
     def sender_matches(self) -> bool:
@@ -124,7 +146,8 @@ class Comparison:
         others = [m for m in mailboxes if address_key(m[1]) != key]
         if len(mailboxes) == 1:  # the field as written: a name the parser drops stays
             verdict = SAME if same else DIFFERS
-            return [Pair("sender", envelope, f"From: {decode_words(self.header_from)}", verdict)]
+            shown = f"From: {decode_words(compared_part(self.header_from))}"
+            return [Pair("sender", envelope, shown, verdict)]
         if same:
             first = Pair("sender", envelope, _shown("From", *same[0]), SAME)
             others += same[1:]
@@ -133,11 +156,13 @@ class Comparison:
         return [first] + [Pair("sender", None, _shown("From", *m), HEADERS_ONLY) for m in others]
 
     def _recipient_pairs(self) -> list[Pair]:
-        named = _named("To", self.header_to) + _named("Cc", self.header_cc)
+        named = self._named["To"] + self._named["Cc"]
+        first_named: dict[str, tuple[str, str]] = {}  # one pass: linear in the addresses
+        for shown_address in named:
+            first_named.setdefault(address_key(shown_address[1]), shown_address)
         pairs = []
         for recipient in self.recipients:
-            key = address_key(recipient)
-            match = next((n for n in named if address_key(n[1]) == key), None)
+            match = first_named.get(address_key(recipient))
             envelope = f"RCPT TO:<{recipient}>"
             if match is None:
                 pairs.append(Pair("recipient", envelope, None, ENVELOPE_ONLY))
@@ -148,13 +173,13 @@ class Comparison:
             if address_key(address) not in envelope_keys:
                 pairs.append(Pair("recipient", None, shown, HEADERS_ONLY))
         for field, value in (("To", self.header_to), ("Cc", self.header_cc)):
-            if value and not header_addresses(value):
+            if value and not self._named[field]:
                 pairs.append(Pair("recipient", None, _no_address(field, value), HEADERS_ONLY))
         return pairs
 
 
 def _no_address(field: str, value: str) -> str:
-    return f"{field}: {decode_words(value)}{NO_ADDRESS}"
+    return f"{field}: {decode_words(compared_part(value))}{NO_ADDRESS}"
 
 
 def _shown(field: str, name: str, address: str) -> str:
@@ -166,5 +191,5 @@ def _named(field: str, value: str) -> list[tuple[str, str]]:
     mailbox is shown as written, so a display name the parser drops is not lost."""
     mailboxes = _mailboxes(value)
     if len(mailboxes) == 1:
-        return [(f"{field}: {decode_words(value)}", mailboxes[0][1])]
+        return [(f"{field}: {decode_words(compared_part(value))}", mailboxes[0][1])]
     return [(_shown(field, name, address), address) for name, address in mailboxes]

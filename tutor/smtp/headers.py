@@ -16,10 +16,32 @@ import binascii
 import re
 from dataclasses import dataclass
 
+from tutor.smtp.textsafe import clipped_bytes, size_note
+
 # A field name is printable ASCII but the colon (§3.6.8); §4.5.3 allows space before it.
 _FIELD_NAME = re.compile(rb"([!-9;-~]+)[ \t]*:")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?\s]*)\?=")
 _FOLDING = (b" ", b"\t")
+# Unfolded, a field reads with each run of folding whitespace as one space (§2.2.3). Only
+# these: str.split() would also take U+2028, NEL, VT, FF and FS-RS for spaces, and they
+# must reach the screen as escapes (textsafe.visible), not vanish.
+_FOLDING_SPACE = re.compile(r"[ \t\r\n]+")
+# One line (without its ending), and one field: a line and the folded lines after it.
+_LF_LINE = rb"[^\n]*"
+_CRLF_LINE = rb"[^\r]*(?:\r(?!\n)[^\r]*)*"  # with CRLF endings, a lone CR or LF is text
+_PATTERNS = {
+    b"\n": (re.compile(_LF_LINE + rb"(?:\n[ \t]" + _LF_LINE + rb")*"), re.compile(_LF_LINE)),
+    b"\r\n": (
+        re.compile(_CRLF_LINE + rb"(?:\r\n[ \t]" + _CRLF_LINE + rb")*"),
+        re.compile(_CRLF_LINE),
+    ),
+}
+# How much of a field's value is read: views show at most a line of it and addresses are
+# compared in its first 32 KiB (envelope.py), so a 9 MB field is never unfolded whole.
+VALUE_LIMIT = 64 * 1024
+# Characters of a header value in a one-line summary (mailbox list, dashboard, serve log):
+# a To: of a dozen addresses fits, a 9 MB one costs a summary no more than that.
+SUMMARY_LIMIT = 300
 
 
 def text_of(raw: bytes) -> str:
@@ -34,12 +56,26 @@ class Field:
 
     name: str
     lines: tuple[bytes, ...]
+    ending: int = 1  # the length of each line's ending in the file: 1 (LF) or 2 (CRLF)
 
     @property
     def value(self) -> str:
-        """The value unfolded (§2.2.3: the line breaks removed, the whitespace kept)."""
+        """The value unfolded (§2.2.3: the line breaks removed, the whitespace kept), read
+        from the field's first VALUE_LIMIT bytes (`size` tells how long it is)."""
         first = self.lines[0].partition(b":")[2] if self.name else self.lines[0]
-        return text_of(b"".join((first, *self.lines[1:]))).strip()
+        pieces, length = [first], len(first)
+        for line in self.lines[1:]:
+            if length >= VALUE_LIMIT:
+                break
+            pieces.append(line)
+            length += len(line)
+        start, _cut = clipped_bytes(b"".join(pieces), VALUE_LIMIT)
+        return text_of(start).strip(" \t\r")
+
+    @property
+    def size(self) -> int:
+        """Its size in the stored file, in bytes, line endings included."""
+        return sum(len(line) for line in self.lines) + self.ending * len(self.lines)
 
     @property
     def decoded(self) -> str | None:
@@ -57,7 +93,8 @@ class HeaderSection:
 
 def _newline(raw: bytes) -> bytes:
     """LF, the Maildir custom, unless the first line ends in CRLF (a file from elsewhere)."""
-    return b"\r\n" if raw.partition(b"\n")[0].endswith(b"\r") else b"\n"
+    end = raw.find(b"\n")
+    return b"\r\n" if end > 0 and raw[end - 1] == 0x0D else b"\n"
 
 
 def body_lines(raw: bytes, section: HeaderSection) -> list[bytes]:
@@ -70,26 +107,58 @@ def body_lines(raw: bytes, section: HeaderSection) -> list[bytes]:
 
 def header_section(raw: bytes) -> HeaderSection:
     """Every line up to the first empty line, grouped into fields; the body left unread."""
+    fields, end = _read_fields(raw, None)
+    return HeaderSection(fields, end is not None, len(raw) if end is None else end)
+
+
+def first_fields(raw: bytes, count: int) -> tuple[Field, ...]:
+    """The first `count` fields (the trace fields on top), read without the rest."""
+    return _read_fields(raw, count)[0]
+
+
+def _read_fields(raw: bytes, count: int | None) -> tuple[tuple[Field, ...], int | None]:
+    """The fields (at most `count`) and where the body starts (None: no empty line).
+
+    Each field, its folded lines included, is one regular-expression match, so a field of
+    a million folded lines is read in C and the loop here runs once per field: linear."""
     newline = _newline(raw)
+    field_pattern, line_pattern = _PATTERNS[newline]
     fields: list[tuple[str, list[bytes]]] = []
     offset = 0
-    while offset < len(raw):
-        end = raw.find(newline, offset)
-        stop = len(raw) if end < 0 else end
-        line = raw[offset:stop]
-        offset = len(raw) if end < 0 else end + len(newline)
-        if line == b"":
-            return HeaderSection(_fields(fields), True, offset)
-        if line[:1] in _FOLDING and fields and fields[-1][0]:
-            fields[-1][1].append(line)
-            continue
-        match = _FIELD_NAME.match(line)
-        fields.append((match.group(1).decode("ascii") if match else "", [line]))
-    return HeaderSection(_fields(fields), False, len(raw))
+    while offset < len(raw) and len(fields) != count:
+        if raw.startswith(newline, offset):  # the empty line: the body follows it
+            return _fields(fields, newline), offset + len(newline)
+        name = _FIELD_NAME.match(raw, offset)
+        # A folded line continues a field; after a line that is no field, it stands alone.
+        match = (field_pattern if name else line_pattern).match(raw, offset)
+        assert match is not None  # both match the empty string
+        fields.append((name.group(1).decode("ascii") if name else "", match[0].split(newline)))
+        offset = match.end() + len(newline)
+    return _fields(fields, newline), None
 
 
-def _fields(found: list[tuple[str, list[bytes]]]) -> tuple[Field, ...]:
-    return tuple(Field(name, tuple(lines)) for name, lines in found)
+def one_line(value: str, *, size: int | None = None) -> str:
+    """A header value for a one-line summary: RFC 2047 encoded-words decoded (for display
+    only), folding squeezed, cut after SUMMARY_LIMIT characters saying its size: `size`,
+    the fields' size in the file, when the caller knows it ("… (N bytes in all)"), else
+    the size of the value at hand, which may itself be a cut ("… (N bytes)")."""
+    shown = decode_words(squeezed(value[:VALUE_LIMIT]))
+    longest = max(len(value), size or 0)
+    if len(shown) <= SUMMARY_LIMIT and longest <= VALUE_LIMIT:
+        return shown
+    if size is None:
+        return f"{shown[:SUMMARY_LIMIT]}… ({len(value.encode('utf-8', 'replace')):,} bytes)"
+    return shown[:SUMMARY_LIMIT] + size_note(size)
+
+
+def squeezed(value: str) -> str:
+    """A value with each run of spaces, tabs and line endings as one space: a folded field
+    as it reads on one line. Other separators stay, to be shown as escapes."""
+    return _FOLDING_SPACE.sub(" ", value).strip(" ")
+
+
+def _fields(found: list[tuple[str, list[bytes]]], newline: bytes) -> tuple[Field, ...]:
+    return tuple(Field(name, tuple(lines), len(newline)) for name, lines in found)
 
 
 def decode_words(text: str) -> str:

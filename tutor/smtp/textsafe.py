@@ -10,10 +10,71 @@ obeyed. The UI wraps the result in rich Text objects, so markup is never parsed 
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from typing import overload
 
 # Bidi embedding/override/isolate marks and other invisible direction changers.
 _BIDI = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+# The only line endings of SMTP, of Maildir files and of a terminal. str.splitlines() also
+# ends a line at VT, FF, FS, GS, RS, NEL, U+2028 and U+2029: `X: a\u2028Injected: yes`
+# would look like two header fields. Those stay inside their line, shown as escapes.
+_LINE_BREAK = re.compile(r"(\r\n|\r|\n)")
+
+
+@overload
+def wire_lines(text: str, *, keepends: bool = False) -> list[str]: ...
+@overload
+def wire_lines(text: bytes, *, keepends: bool = False) -> list[bytes]: ...
+def wire_lines(text: str | bytes, *, keepends: bool = False) -> list[str] | list[bytes]:
+    """Lines ended by CRLF, LF or CR, and by nothing else (unlike str.splitlines); like
+    splitlines, a final line ending adds no empty line. Every text from the wire or a file
+    is cut into lines here (tests/test_project.py forbids splitlines elsewhere)."""
+    if isinstance(text, bytes):
+        return text.splitlines(keepends)  # bytes.splitlines knows CR and LF only
+    pieces = _LINE_BREAK.split(text)  # line, ending, line, ending, …, last line
+    lines = pieces[0::2]
+    if keepends:
+        lines = [line + ending for line, ending in zip(lines, [*pieces[1::2], ""], strict=True)]
+    if lines[-1] == "":
+        lines.pop()  # the text ended with a line ending (or was empty)
+    return lines
+
+
+def size_note(size: int) -> str:
+    """What a clipped text says after its start: `… (9,437,184 bytes in all)`."""
+    return f"… ({size:,} bytes in all)"
+
+
+def clipped(text: str, limit: int, *, size: int | None = None) -> str:
+    """A text of at most `limit` characters as it is; a longer one as its start and its
+    full size, so that one huge line never costs a view more than `limit` characters.
+    `size`: its size as stored, when the caller knows it (else its UTF-8 length)."""
+    if len(text) <= limit:
+        return text
+    if size is None:
+        size = len(text.encode("utf-8", "surrogateescape"))
+    return text[:limit] + size_note(size)
+
+
+def clipped_bytes(raw: bytes, limit: int) -> tuple[bytes, str]:
+    """At most `limit` bytes of a line, cut where a UTF-8 character ends, and the note to
+    show after them ("" when nothing was cut)."""
+    if len(raw) <= limit:
+        return raw, ""
+    start = raw[:limit]
+    for back in range(1, min(4, len(start)) + 1):  # a lead byte whose sequence is cut short
+        byte = start[-back]
+        if byte < 0x80:
+            break
+        if byte >= 0xC0:  # the lead byte: keep its sequence only if it is complete
+            length = 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+            if length > back:
+                start = start[:-back]
+            break
+    return start, size_note(len(raw))
 
 
 def _escape(char: str) -> str:

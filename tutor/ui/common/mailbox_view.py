@@ -10,6 +10,7 @@ from rich.text import Text
 from tutor.engine.checks import mailbox_words
 from tutor.maildir.mailview import StoredMessage, recipients_by_queue_id
 from tutor.smtp.events import RELAY_FOLDER
+from tutor.smtp.headers import one_line
 from tutor.ui.common.message_view import message_view
 from tutor.ui.common.safe import join, untrusted, untrusted_bytes
 
@@ -49,7 +50,7 @@ def message_table(folder: str, messages: list[StoredMessage], *, plain: bool) ->
             Text(message.date),
             untrusted(_envelope(message)),
             claimed,
-            untrusted(message.shown_header("Subject")),
+            untrusted(_shown(message, "Subject")),
         )
     return table
 
@@ -66,8 +67,13 @@ def _envelope(message: StoredMessage) -> str:
 
 
 def _claimed(message: StoredMessage) -> str:
-    sender = message.shown_header("From") or "(none)"
-    return f"{sender} -> {message.shown_header('To') or '(none)'}"
+    sender = _shown(message, "From") or "(none)"
+    return f"{sender} -> {_shown(message, 'To') or '(none)'}"
+
+
+def _shown(message: StoredMessage, name: str) -> str:
+    """A header as one line of the list: decoded, cut short with its size (headers.one_line)."""
+    return one_line(message.header(name), size=message.header_size(name))
 
 
 def _mismatch(message: StoredMessage, recipients: dict[str, tuple[str, ...]]) -> bool:
@@ -100,7 +106,7 @@ def _message_lines(folder: str, messages: list[StoredMessage]) -> Text:
                 Text(mismatch + "\n", style="bold yellow"),
             )
         )
-        subject = untrusted(message.shown_header("Subject"))
+        subject = untrusted(_shown(message, "Subject"))
         out.append(join(Text("    Subject:  "), subject, Text("\n")))
     out.rstrip()
     return out
@@ -116,9 +122,10 @@ def message_detail(message: StoredMessage, *, plain: bool) -> RenderableType:
 
 
 def print_raw(console: Console, message: StoredMessage) -> None:
-    """The file exactly as stored, made visible line by line."""
+    """The file exactly as stored, made visible line by line (a CR before the LF shows as
+    \\x0d: the file's own ending); the terminal wraps long lines, so that a long file costs
+    no more than its size."""
     lines = message.raw.split(b"\n")
     if lines[-1] == b"":
         lines.pop()  # the last line's ending
-    for line in lines:
-        console.print(untrusted_bytes(line))
+    console.print(Text("\n").join(untrusted_bytes(line) for line in lines), soft_wrap=True)

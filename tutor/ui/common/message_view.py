@@ -22,8 +22,17 @@ from rich.table import Table
 from rich.text import Text
 
 from tutor.maildir.mailview import StoredMessage, envelope_recipients
-from tutor.smtp.envelope import DIFFERS, ENVELOPE_ONLY, HEADERS_ONLY, SAME, Comparison, Pair
+from tutor.smtp.envelope import (
+    COMPARED_LIMIT,
+    DIFFERS,
+    ENVELOPE_ONLY,
+    HEADERS_ONLY,
+    SAME,
+    Comparison,
+    Pair,
+)
 from tutor.smtp.headers import Field
+from tutor.smtp.textsafe import clipped, clipped_bytes
 from tutor.ui.common.safe import join, untrusted, untrusted_bytes
 
 VERDICTS = {
@@ -53,6 +62,8 @@ NO_ENVELOPE = (
 )
 SERVER_MARK = "server>"
 WIDE = 100  # columns the envelope table needs to show addresses unfolded
+PAIRS_SHOWN = 120  # rows of the envelope table: the 100 recipients the server takes, and more
+NAMES_SHOWN = 20  # addresses named in one note
 TAB = "    "
 
 
@@ -96,21 +107,27 @@ class _EnvelopeTable:
     or under WIDE columns, where folded addresses would be hard to read)."""
 
     def __init__(self, pairs: Sequence[Pair], title: str, *, plain: bool) -> None:
-        self.pairs = pairs
+        self.pairs = pairs[:PAIRS_SHOWN]
+        self.hidden = len(pairs) - len(self.pairs)
         self.title = title
         self.plain = plain
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         if self.plain or options.max_width < WIDE:
             yield _pair_lines(self.pairs, self.title)
-            return
+        else:
+            yield self._table()
+        if self.hidden > 0:
+            yield Text(f"… and {self.hidden:,} more addresses named in the headers", style="dim")
+
+    def _table(self) -> Table:
         table = Table(title=untrusted(self.title), title_justify="left", box=_rounded())
         table.add_column(ENVELOPE_COLUMN, overflow="fold")
         table.add_column(HEADERS_COLUMN, overflow="fold")
         table.add_column("", overflow="fold")
         for pair in self.pairs:
             table.add_row(_side(pair.envelope), _side(pair.header), _verdict(pair))
-        yield table
+        return table
 
 
 def _pair_lines(pairs: Sequence[Pair], title: str) -> RenderableType:
@@ -124,7 +141,7 @@ def _pair_lines(pairs: Sequence[Pair], title: str) -> RenderableType:
 
 
 def _side(text: str | None) -> Text:
-    return Text(NONE, style="dim") if text is None else untrusted(text)
+    return Text(NONE, style="dim") if text is None else untrusted(clipped(text, LINE_SHOWN))
 
 
 def _verdict(pair: Pair) -> Text:
@@ -159,7 +176,7 @@ def mismatch_notes(comparison: Comparison) -> list[Text]:
         notes.append(
             untrusted(
                 "! Received by "
-                + ", ".join(comparison.unnamed_recipients)
+                + _names(comparison.unnamed_recipients)
                 + " though To:/Cc: never name them: the envelope decides where mail goes.",
                 "yellow",
             )
@@ -168,12 +185,32 @@ def mismatch_notes(comparison: Comparison) -> list[Text]:
         notes.append(
             untrusted(
                 "! To:/Cc: name "
-                + ", ".join(comparison.named_not_recipients)
+                + _names(comparison.named_not_recipients)
                 + ", who got nothing: headers are just text.",
                 "yellow",
             )
         )
-    return notes
+    return notes + _uncompared(comparison)
+
+
+def _names(addresses: Sequence[str]) -> str:
+    named = ", ".join(clipped(a, LINE_SHOWN) for a in addresses[:NAMES_SHOWN])
+    more = len(addresses) - NAMES_SHOWN
+    return f"{named} and {more:,} more" if more > 0 else named
+
+
+def _uncompared(comparison: Comparison) -> list[Text]:
+    """A field too long to compare whole says so (smtp/envelope.py, COMPARED_LIMIT)."""
+    fields = (("From", comparison.header_from), ("To", comparison.header_to))
+    return [
+        Text(
+            f"! {name}: is longer than {COMPARED_LIMIT:,} characters: only the addresses in "
+            "that much of it were compared.",
+            style="yellow",
+        )
+        for name, value in (*fields, ("Cc", comparison.header_cc))
+        if len(value) > COMPARED_LIMIT
+    ]
 
 
 # --- the stored copy ----------------------------------------------------------------------
@@ -183,9 +220,13 @@ def stored_copy(
     message: StoredMessage, *, plain: bool, body_limit: int | None = None
 ) -> RenderableType:
     """Every line as stored: header fields (folded ones on their lines), the empty line or
-    the word that it is missing, then the body (at most `body_limit` lines)."""
+    the word that it is missing, then the body (at most `body_limit` lines). What is shown
+    is bounded whatever the message holds (LINE_SHOWN, FIELD_LINES_SHOWN, COPY_LINES_SHOWN,
+    COPY_BYTES_SHOWN): a 9 MB folded header costs the view no more than a real one."""
     rows = _Rows()
     for index, field in enumerate(message.fields):
+        if rows.full:
+            return rows.rest_not_shown(message.raw)
         rows.add_field(field, ours=index < message.ours)
     section = message.section
     if section.blank_line:
@@ -195,10 +236,20 @@ def stored_copy(
     body = message.body_lines()
     shown = body if body_limit is None else body[:body_limit]
     for line in shown:
-        rows.add(rows.next_number(), _line(line))
+        if rows.full:
+            return rows.rest_not_shown(message.raw)
+        rows.add(rows.next_number(), _line(line), size=len(line))
     if len(shown) < len(body):
         rows.add(None, Text(f"… {len(body) - len(shown)} more lines", style="dim"))
     return GutterLines(rows.rows)
+
+
+# What the stored copy shows at most. Far beyond any real message, so nothing real is cut:
+LINE_SHOWN = 998  # bytes of one line: RFC 5322 §2.1.1's limit, so a standard line is whole
+FIELD_LINES_SHOWN = 40  # lines of one field: a long DKIM-Signature folds onto a dozen
+COPY_LINES_SHOWN = 2000  # lines of the whole copy (rendering costs per line, too)
+COPY_BYTES_SHOWN = 256 * 1024  # bytes of the whole copy
+RAW_HINT = "`smtp-tutor mailbox show ID --raw` writes the whole file"
 
 
 class _Rows:
@@ -206,38 +257,69 @@ class _Rows:
 
     def __init__(self) -> None:
         self.rows: list[tuple[Text, Text]] = []
-        self.number = 0
+        self.number = 0  # the file's line number
+        self.shown_lines = 0
+        self.shown_bytes = 0
+
+    @property
+    def full(self) -> bool:
+        """The copy has shown all it may (COPY_LINES_SHOWN or COPY_BYTES_SHOWN)."""
+        return self.shown_lines >= COPY_LINES_SHOWN or self.shown_bytes >= COPY_BYTES_SHOWN
 
     def next_number(self) -> int:
         self.number += 1
         return self.number
 
-    def add(self, number: int | None, text: Text, mark: str = "") -> None:
+    def add(self, number: int | None, text: Text, mark: str = "", *, size: int = 0) -> None:
         gutter = Text(f"{number:>4} " if number is not None else " " * 5, style="dim")
         gutter.append(f"{mark:<{len(SERVER_MARK)}} ", style="bold magenta")
         self.rows.append((gutter, text))
+        self.shown_lines += 1
+        self.shown_bytes += min(size, LINE_SHOWN)
 
     def add_field(self, field: Field, *, ours: bool) -> None:
         mark = SERVER_MARK if ours else ""
         style = "magenta" if ours else ""
-        for position, raw in enumerate(field.lines):
+        for position, raw in enumerate(field.lines[:FIELD_LINES_SHOWN]):
             text = _line(raw, style)
             if not field.name:
                 text.append(NOT_A_FIELD, style="bold yellow")
             elif position and not raw.strip():
                 text.append(Text(ONLY_SPACES, style="dim"))
-            self.add(self.next_number(), text, mark)
+            self.add(self.next_number(), text, mark, size=len(raw))
+        hidden = len(field.lines) - FIELD_LINES_SHOWN
+        if hidden > 0:  # numbering goes on as in the file
+            self.number += hidden
+            note = f"… {hidden:,} more lines of this field {_size(field.size)}"
+            self.add(None, Text(note, style="dim"), mark)
         decoded = field.decoded
         if decoded is not None:
             label = Text("= decoded (RFC 2047 encoded-words): ", style="dim")
-            self.add(None, join(label, untrusted(f"{field.name}: {decoded}")), mark)
+            shown = clipped(f"{field.name}: {decoded}", LINE_SHOWN)
+            self.add(None, join(label, untrusted(shown)), mark, size=len(shown))
+
+    def rest_not_shown(self, raw: bytes) -> GutterLines:
+        """The rows so far and one saying which lines of the file were left out."""
+        last = raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
+        note = (
+            f"… lines {self.number + 1:,} to {last:,} not shown ({len(raw):,} bytes in all; "
+            f"{RAW_HINT})"
+        )
+        self.add(None, Text(note, style="dim"))
+        return GutterLines(self.rows)
+
+
+def _size(size: int) -> str:
+    return f"({size:,} bytes in all)"
 
 
 def _line(raw: bytes, style: str = "") -> Text:
-    """A stored line made visible; its leading spaces and tabs kept as indentation."""
-    rest = raw.lstrip(b" \t")
-    indent = raw[: len(raw) - len(rest)].decode("ascii").replace("\t", TAB)
-    return join(Text(indent), untrusted_bytes(rest, style))
+    """A stored line made visible, its leading spaces and tabs kept as indentation, and
+    cut after LINE_SHOWN bytes, saying its size."""
+    start, note = clipped_bytes(raw, LINE_SHOWN)
+    rest = start.lstrip(b" \t")
+    indent = start[: len(start) - len(rest)].decode("ascii").replace("\t", TAB)
+    return join(Text(indent), untrusted_bytes(rest, style), Text(note, style="dim"))
 
 
 class GutterLines:

@@ -356,8 +356,8 @@ class DashboardView:
                 Text(str(e.session)),
                 Text(info.badge, style="bold yellow" if differs else "green"),
                 untrusted(f"<{e.sender}> -> " + ", ".join(f"<{r}>" for r in e.recipients)),
-                untrusted(f"{e.header_from or '(none)'} -> {e.header_to or '(none)'}"),
-                untrusted(e.subject or "(none)"),
+                untrusted(info.claimed),
+                untrusted(info.subject),
             )
         return [_heading(title), table]
 

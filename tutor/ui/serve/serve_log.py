@@ -23,7 +23,9 @@ from tutor.smtp.events import (
     SessionOpened,
     TlsStarted,
 )
+from tutor.smtp.headers import one_line
 from tutor.smtp.session_state import SessionState
+from tutor.smtp.textsafe import wire_lines
 from tutor.smtp.wire import Reply, parse_reply_line
 from tutor.ui.common.safe import join, untrusted, untrusted_line
 
@@ -197,7 +199,7 @@ class ServeLog:
         return note.headline + enhanced
 
     def _data_lines(self, tag: Text, sent: bytes) -> list[Text]:
-        raw_lines = sent.splitlines(keepends=True)
+        raw_lines = wire_lines(sent, keepends=True)
         shown = raw_lines[:DATA_PREVIEW_LINES]
         out = [join(tag, Text("C| ", style="bold"), untrusted_line(line)) for line in shown]
         hidden = len(raw_lines) - len(shown)
@@ -227,11 +229,12 @@ class ServeLog:
             untrusted(f"<{event.sender}> -> " + ", ".join(f"<{r}>" for r in event.recipients)),
             Text(" | headers "),
             untrusted(
-                f"From: {event.header_from or '(none)'} -> To: {event.header_to or '(none)'}"
+                f"From: {one_line(event.header_from) or '(none)'} -> "
+                f"To: {one_line(event.header_to) or '(none)'}"
             ),
         )
         if event.header_cc:
-            line.append(untrusted(f" Cc: {event.header_cc}"))
+            line.append(untrusted(f" Cc: {one_line(event.header_cc)}"))
         if comparison.mismatch:
             line.append(Text("  ! headers and envelope disagree", style="bold yellow"))
         return [line]
