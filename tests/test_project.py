@@ -148,3 +148,18 @@ def test_every_module_says_what_it_does() -> None:
         if not ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
     ]
     assert silent == []
+
+
+def test_lines_are_split_at_cr_and_lf_only() -> None:
+    """str.splitlines() also ends a line at VT, FF, FS-RS, NEL, U+2028 and U+2029, so a
+    header holding `a\\u2028Injected: yes` looked like two fields (issue 15, F8). Text from
+    the wire or a file is cut into lines by textsafe.wire_lines, which knows CR and LF only."""
+    allowed = {PACKAGE / "smtp" / "textsafe.py"}  # wire_lines itself, on bytes
+    found = [
+        f"{path.relative_to(PACKAGE.parent)}:{node.lineno}"
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if path not in allowed
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Attribute) and node.attr == "splitlines"
+    ]
+    assert found == [], "use tutor.smtp.textsafe.wire_lines"

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from tutor.engine.model import Step
+from tutor.smtp.textsafe import wire_lines
 
 
 @dataclass(frozen=True)
@@ -15,7 +16,7 @@ class Answer:
 
 def canonical_lines(text: str) -> list[str]:
     """A goal step's canonical answer: several commands separated by newlines."""
-    return [line for line in text.splitlines() if line.strip()]
+    return [line for line in wire_lines(text) if line.strip()]
 
 
 def canonical(step: Step) -> Answer:

@@ -39,7 +39,7 @@ from tutor.engine.questions import FACTS
 from tutor.errors import UserError, reason
 from tutor.paths import NotAFile, read_file
 from tutor.server.persona import LESSON_SETTINGS
-from tutor.smtp.textsafe import visible
+from tutor.smtp.textsafe import visible, wire_lines
 
 FORMAT_VERSION = 1
 # Keys each format version renamed, {version: {old key: new key}}, so that a file written
@@ -107,7 +107,7 @@ def default_challenges_dir() -> Path:
 def key_line(path: Path, key: str, start: int) -> int:
     """The line of `key =` at or after `start` in a lesson file (for replay problems)."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = wire_lines(path.read_text(encoding="utf-8"))
     except OSError:
         return start
     pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
@@ -212,7 +212,7 @@ def deepest_line(text: str) -> int:
     (where to look, when the parser ran out of depth); 1 if none does."""
     depth = 0
     quote = ""
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(wire_lines(text), start=1):
         index = 0
         while index < len(line):
             char = line[index]
@@ -247,7 +247,7 @@ class _Builder:
 
     def __init__(self, path: Path, text: str, problems: list[Problem]) -> None:
         self.path = path
-        self.lines = text.splitlines()
+        self.lines = wire_lines(text)
         self.problems = problems
         self.step_lines = [
             index + 1 for index, line in enumerate(self.lines) if line.strip() == "[[steps]]"

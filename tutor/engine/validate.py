@@ -40,6 +40,7 @@ from tutor.engine.runner import LessonRun
 from tutor.server.replies import TABLE
 from tutor.server.runner import TeachingServer
 from tutor.smtp.events import Exchange
+from tutor.smtp.textsafe import wire_lines
 
 EXPLAIN_MAX_LINES = 12  # at 80 columns: about a screen's worth per step
 EXPLAIN_WIDTH = 80
@@ -78,7 +79,7 @@ def _length_problems(path: Path, lesson: Lesson) -> list[Problem]:
     out = []
     for step in lesson.steps:
         for name, text in (("explain", step.explain), ("after", step.after)):
-            rows = sum(max(1, -(-len(line) // EXPLAIN_WIDTH)) for line in text.splitlines())
+            rows = sum(max(1, -(-len(line) // EXPLAIN_WIDTH)) for line in wire_lines(text))
             if rows > EXPLAIN_MAX_LINES:
                 out.append(
                     Problem(
@@ -138,7 +139,7 @@ class Rendered:
         """Each offer in each output, with the lines of that output after it."""
         found = []
         for output in self.outputs:
-            lines = [line.rstrip() for line in output.splitlines()]
+            lines = [line.rstrip() for line in wire_lines(output)]
             for row, line in enumerate(lines):
                 offer = find_offer(line.strip())
                 if offer is not None:
@@ -194,7 +195,7 @@ class _Source:
     def __init__(self, path: Path) -> None:
         self.path = path
         try:
-            self.lines = path.read_text(encoding="utf-8").splitlines()
+            self.lines = wire_lines(path.read_text(encoding="utf-8"))
         except OSError:
             self.lines = []
 
@@ -208,7 +209,7 @@ class _Source:
     def find(self, start: int, key: str, text: str) -> int:
         """The line of `text` (its first words) at or after `key`; else the key's line."""
         at = self.key(start, key) or start
-        words = next((line.strip() for line in text.splitlines() if line.strip()), "")[:30]
+        words = next((line.strip() for line in wire_lines(text) if line.strip()), "")[:30]
         for index in range(at - 1, len(self.lines)):
             if words and words in self.lines[index]:
                 return index + 1
@@ -449,7 +450,7 @@ def _trials(lesson: Lesson, rendered: Sequence[Rendered]) -> list[_Trial]:
             trials.append(
                 _Trial(
                     index,
-                    tuple(step.counter_example.splitlines()),
+                    tuple(wire_lines(step.counter_example)),
                     False,
                     f"counter_example {step.counter_example!r}",
                     key_line(path, "counter_example", step.line),

@@ -24,6 +24,7 @@ from tutor.smtp.codes import (
     reply_class,
     reply_code,
 )
+from tutor.smtp.textsafe import wire_lines
 from tutor.smtp.wire import Reply, ReplyLine
 
 LIST_HINT = "`smtp-tutor codes` lists them"
@@ -101,7 +102,7 @@ def _looks_like_reply(tokens: list[str]) -> bool:
 
 
 def _scan(text: str) -> list[Explained]:
-    lines = text.splitlines()
+    lines = wire_lines(text)
     single_line = len(lines) == 1
     found: list[tuple[tuple[int, int], Explained]] = []
     reply_lines: list[tuple[int, int, ReplyLine]] = []  # (line, column, parsed)

@@ -147,7 +147,7 @@ def statuses(course: Course, home: Path) -> dict[int, str]:
         course.listing(), env=environment(home), capture_output=True, text=True, timeout=60
     )
     found: dict[int, str] = {}
-    rows = listing.stdout.splitlines()
+    rows = listing.stdout.split("\n")  # what a terminal ends lines at
     for index, row in enumerate(rows):
         match = re.match(r"\s{0,3}(\d+)\. ", row)
         if match:

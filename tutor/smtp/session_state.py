@@ -19,6 +19,7 @@ from tutor.smtp.events import Exchange, ExchangeKind
 from tutor.smtp.wire import Reply, split_command
 
 # Typical queue-id spellings: ours and Exim's "OK id=...", Postfix's "queued as ...".
+IDS_SHOWN = 3  # queue ids in the summary, the last ones
 _QUEUE_ID = re.compile(r"\bid=([^\s,;>)]+)|\bqueued as ([^\s,;>)]+)", re.IGNORECASE)
 
 
@@ -252,9 +253,10 @@ class SessionState:
             facts.append(f"recipients: {len(self.accepted)} accepted, {len(self.refused)} refused")
         if self.in_data:
             facts.append("in DATA")
-        if self.messages:
-            ids = ", ".join(m.queue_id or "no id" for m in self.messages)
-            facts.append(f"messages accepted: {len(self.messages)} ({ids})")
+        if self.messages:  # the last few ids: a summary costs the same after 10,000 messages
+            ids = ", ".join(m.queue_id or "no id" for m in self.messages[-IDS_SHOWN:])
+            more = "…, " if len(self.messages) > IDS_SHOWN else ""
+            facts.append(f"messages accepted: {len(self.messages)} ({more}{ids})")
         if self.closed:
             facts.append("closed")
         return facts

@@ -29,6 +29,7 @@ from tutor.smtp.events import (
     TlsStarted,
 )
 from tutor.smtp.session_state import SessionState
+from tutor.smtp.textsafe import wire_lines
 from tutor.ui.common.message_view import envelope_table, mismatch_notes, stored_copy
 from tutor.ui.common.safe import join, lesson_markdown, untrusted, untrusted_block, untrusted_line
 from tutor.world import dnsdata
@@ -121,7 +122,7 @@ def exchange_view(
     elif show_sent and exchange.kind == "data" and exchange.sent:
         # The message lines were shown as they went; the lone dot that ends it is shown
         # here, with its line ending, like every other line.
-        last = exchange.sent.splitlines(keepends=True)[-1]
+        last = wire_lines(exchange.sent, keepends=True)[-1]
         rows.append(sent_line(last, plain=plain, tls=exchange.tls))
     rows += reply_lines(exchange, plain=plain)
     reply = exchange.reply

@@ -24,6 +24,7 @@ from tutor.sandbox.sandbox import SLASH_COMMANDS
 from tutor.smtp.authcodec import AuthDecoding, B64Report, auth_note, auth_plain, shown
 from tutor.smtp.events import RELAY_FOLDER, Exchange, MessageStored
 from tutor.smtp.session_state import SessionState
+from tutor.smtp.textsafe import wire_lines
 from tutor.ui.common.safe import join, untrusted, untrusted_line
 
 PLAINTEXT_LINES = 6  # lines of SMTP text shown per side in the wire view
@@ -221,7 +222,7 @@ def _side(side: WireSide, *, plain: bool) -> list[RenderableType]:
 
 
 def _text_lines(data: bytes) -> list[Text]:
-    lines = data.splitlines(keepends=True)
+    lines = wire_lines(data, keepends=True)
     out = [_text_line(line) for line in lines[:PLAINTEXT_LINES]]
     if len(lines) > PLAINTEXT_LINES:
         out.append(Text(f"    … {len(lines) - PLAINTEXT_LINES} more lines", style="dim"))

@@ -45,7 +45,7 @@ from rich.terminal_theme import DEFAULT_TERMINAL_THEME, SVG_EXPORT_THEME, Termin
 from rich.text import Text
 
 from tutor.errors import UsageError
-from tutor.smtp.textsafe import visible
+from tutor.smtp.textsafe import visible, wire_lines
 from tutor.ui.common.theme import ThemedConsole
 
 KIB = 1024
@@ -170,7 +170,7 @@ class _Markdown(_Format):
 
 def markdown_escape(text: str) -> str:
     """Text for a Markdown heading or paragraph: every inline construct backslashed."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(text.splitlines()))
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(wire_lines(text)))
 
 
 _FONTS = "Menlo, 'DejaVu Sans Mono', Consolas, 'Courier New', monospace"

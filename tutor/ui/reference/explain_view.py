@@ -13,6 +13,7 @@ from rich.text import Text
 
 from tutor.explain.annotate import Annotation
 from tutor.explain.explain import Explained
+from tutor.smtp.textsafe import wire_lines
 from tutor.ui.common.safe import join, untrusted
 
 CLASS_STYLE = {"2": "green", "3": "cyan", "4": "yellow", "5": "red"}
@@ -30,7 +31,7 @@ def _heading(item: Explained) -> Text:
 def _item(item: Explained, *, plain: bool) -> RenderableType:
     rows: list[RenderableType] = []
     if item.found_in:  # a multi-line reply keeps its lines
-        first, *more = item.found_in.splitlines()
+        first, *more = wire_lines(item.found_in)
         rows.append(_fact("found in", untrusted(first, "bold")))
         rows += [join(Text("          "), untrusted(line, "bold")) for line in more]
     if item.in_context is not None:
@@ -61,7 +62,7 @@ def _fact(label: str, value: Text) -> Text:
 def _in_context(note: Annotation) -> list[RenderableType]:
     """The whole reply read as one: code, enhanced code and text together."""
     rows: list[RenderableType] = [_fact("this reply says", untrusted(note.headline, "bold"))]
-    rows += [join(Text("  "), untrusted(line)) for line in note.detail.splitlines()]
+    rows += [join(Text("  "), untrusted(line)) for line in wire_lines(note.detail)]
     if note.advice:
         rows.append(join(Text("  next: ", style="italic"), untrusted(note.advice, "italic")))
     rows.append(join(Text("  see: ", style="dim"), untrusted(note.rfc, "dim")))
