@@ -259,3 +259,13 @@ def test_our_grammar_agrees_with_authres_on_ascii_values() -> None:
     for value in bad:
         assert not rfc8616_valid(value)
     assert rfc8616_valid("mx.tutor.test; spf=pass smtp.mailfrom=jörg@tutor.test; dmarc=none")
+
+
+def test_a_huge_from_is_judged_by_its_first_author_alone() -> None:
+    """The author domain comes from the start of From: (what the server reads before its
+    250); a 1 MB list of further addresses changes nothing and is not parsed whole."""
+    short = authresults.evaluate("you@tutor.test", "You <you@tutor.test>", "127.0.0.1")
+    huge_from = "You <you@tutor.test>, " + "x <x@innocent.example>, " * 45_000
+    assert len(huge_from) > 1_000_000
+    assert authresults.evaluate("you@tutor.test", huge_from, "127.0.0.1") == short
+    assert short.dmarc == "pass"
