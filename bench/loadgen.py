@@ -192,6 +192,25 @@ def close_all(sockets: list[socket.socket]) -> None:
             sock.close()
 
 
+def marker_session(host: str, port: int, helo: str, timeout: float = 30.0) -> None:
+    """One short session (EHLO helo, QUIT) whose name a view can be watched for: sent
+    after a flood, it is the last session the server sees."""
+    check_loopback(host)
+    with (
+        socket.create_connection((host, port), timeout=timeout) as sock,
+        sock.makefile("rb") as replies,
+    ):
+        for command, expect in ((None, b"220"), (f"EHLO {helo}", b"250"), ("QUIT", b"221")):
+            if command is not None:
+                sock.sendall(command.encode() + b"\r\n")
+            while True:
+                line = replies.readline()
+                if not line.startswith(expect):
+                    raise ProtocolError(f"{command or 'banner'}: {line!r}")
+                if line[3:4] != b"-":
+                    break
+
+
 def time_to_banner(host: str, port: int, timeout: float = 10.0) -> float:
     """Seconds from connect() to a complete 220 line."""
     check_loopback(host)

@@ -1,23 +1,29 @@
 """smtp-tutor's benchmarks: one command, every figure side by side from one run.
 
-    python bench/run.py            # the full run (about three minutes on 2 cores)
+    python bench/run.py            # the full run (about four minutes on 2 cores)
     python bench/run.py --quick    # a smoke run: tiny loads, one repetition (seconds)
     python bench/run.py --json results.json --only throughput,latency
 
 What it measures (docs/performance.md has the method, the targets and the results):
 
-1. throughput: N concurrent clients × M messages against `smtp-tutor serve --plain`
-   (its line log redirected to a file), aiosmtpd with its stock Mailbox handler (a
-   Maildir), aiosmtpd with a no-op handler, and Postfix's smtp-sink when installed. The
-   load comes from Postfix's smtp-source when installed, else from bench/loadgen.py.
-   The full run does it twice: Maildirs on the disk, then on tmpfs (no disk waits).
+1. throughput: N concurrent clients × M messages against `smtp-tutor serve --log` (its
+   line log redirected to a file), `smtp-tutor serve` with its dashboard on a
+   pseudo-terminal, aiosmtpd with its stock Mailbox handler (a Maildir), aiosmtpd with a
+   no-op handler, MailDev (npm; installed into a cache folder when npm is present) and
+   Postfix's smtp-sink when installed; serve's rate over each peer's. After each flood:
+   how long until serve's log shows every stored message, and until the dashboard shows
+   the last session closed. The load comes from Postfix's smtp-source when installed,
+   else from bench/loadgen.py. The full run does it twice: Maildirs on the disk, then on
+   tmpfs (no disk waits).
 2. latency: per-command p50/p99 with 40 concurrent sessions, end of DATA apart.
 3. startup: time to the first `smtp>` prompt of `smtp-tutor learn 1` in a pseudo-terminal
    and to the end of `smtp-tutor --help`, beside `python -c "import rich, typer,
-   prompt_toolkit"` (the import floor).
+   prompt_toolkit"` (the import floor); what typer costs, phase by phase
+   (bench/typer_probe.py).
 4. idle: 500 silent connections; time for a new client to get its banner; memory.
 
-Every server listens on 127.0.0.1 only and every load is bounded in count and time.
+Then every target of issues 8 and 16: met or missed. Every server listens on 127.0.0.1
+only and every load is bounded in count and time.
 """
 
 from __future__ import annotations
@@ -28,10 +34,12 @@ import importlib.util
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -45,12 +53,19 @@ import loadgen  # noqa: E402
 import servers  # noqa: E402
 
 SERVE = "serve"
+DASHBOARD = "serve-dashboard"
 MAILBOX = "aiosmtpd-mailbox"
 NOOP = "aiosmtpd-noop"
+MAILDEV = "maildev"
+PYTHON = "python -c pass"
+TYPER = "python -c 'import typer'"
 PROMPT = "smtp-tutor learn 1 → smtp>"
 HELP = "smtp-tutor --help"
 FLOOR = "import floor"
 LEARN_FLOOR = "learn's import floor"
+NO_TYPER_FLOOR = "import floor without typer"
+TYPER_PROBE = "typer: import, build, parse `learn 1`"
+TYPER_PHASES = "typer phases"  # not a command: bench/typer_probe.py's phases, in seconds
 
 
 @dataclass(frozen=True)
@@ -96,15 +111,6 @@ QUICK = Plan(
 # --- small helpers ----------------------------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc); 0 where unknown."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def percentile(values: list[float], pct: float) -> float:
     """Nearest-rank percentile; NaN for no values."""
     if not values:
@@ -125,6 +131,11 @@ def table(title: str, header: list[str], rows: list[list[str]]) -> str:
 
     rule = "  ".join("-" * w for w in widths)
     return "\n".join([f"== {title}", line(header), rule, *(line(r) for r in rows), ""])
+
+
+def wrapped(note: str) -> str:
+    """A note under a table, at the width of a terminal, with the table's blank line."""
+    return textwrap.fill(note, width=100) + "\n"
 
 
 def fmt(value: float | None, digits: int = 1) -> str:
@@ -148,7 +159,26 @@ def machine() -> dict[str, str]:
         "cpu": model,
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "versions": versions(),
     }
+
+
+def versions() -> str:
+    """The versions the figures depend on, for the results' heading."""
+    from importlib import metadata
+
+    found = []
+    for name in ("aiosmtpd", "rich", "typer", "pydantic", "prompt_toolkit"):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            found.append(f"{name} {metadata.version(name)}")
+    maildev = servers.maildev_installed_version()
+    if maildev:
+        found.append(f"maildev {maildev}")
+    node = shutil.which("node")
+    if node:
+        result = subprocess.run([node, "--version"], capture_output=True, text=True, timeout=30)
+        found.append(f"node {result.stdout.strip()}")
+    return ", ".join(found)
 
 
 def tmpfs_dir() -> str | None:
@@ -206,10 +236,10 @@ def load_with_smtp_source(port: int, clients: int, total: int, deadline: float) 
 def throughput(plan: Plan, targets: list[servers.Target], use_source: bool) -> dict[str, Any]:
     total = plan.clients * plan.messages
     runs: dict[str, list[dict[str, float]]] = {t.name: [] for t in targets}
-    for _ in range(plan.repeats):
+    for repeat in range(plan.repeats):
         for target in targets:  # interleaved, so drift on a shared machine hits all alike
             loadgen.run_load(target.host, target.port, 2, 2, deadline=plan.deadline)  # warm
-            before_cpu = cpu_seconds(target.pid)
+            before_cpu = servers.cpu_seconds(target.pid)
             before_stored = target.stored()
             if use_source:
                 seconds = load_with_smtp_source(target.port, plan.clients, total, plan.deadline)
@@ -219,44 +249,58 @@ def throughput(plan: Plan, targets: list[servers.Target], use_source: bool) -> d
                 )
                 if timings.errors:
                     raise RuntimeError(f"{target.name}: {timings.errors[:3]}")
-            cpu = cpu_seconds(target.pid) - before_cpu
+            flood_end = time.perf_counter()  # the flood's last reply (its client is gone)
+            cpu = servers.cpu_seconds(target.pid) - before_cpu
             run = {"rate": total / seconds, "cpu_ms": cpu * 1000 / total}
-            if isinstance(target, (servers.Serve, servers.AiosmtpdMailbox)):
+            if target.stores:
                 stored = target.stored() - before_stored
                 if stored != total:
                     raise RuntimeError(f"{target.name}: {stored} stored of {total}")
-            if isinstance(target, servers.Serve):
-                # The line log is written by the UI thread from the capture's queue:
-                # how long after the last 250 does it show every stored message?
-                start = time.perf_counter()
-                stored_now = target.stored()
-                servers.wait_until(
-                    lambda t=target, n=stored_now: t.logged_messages() >= n,
-                    plan.deadline,
-                    "serve's log",
-                )
-                run["log_lag"] = time.perf_counter() - start
+            if isinstance(target, servers.ServeDashboard):
+                run["lag"] = dashboard_catch_up(target, flood_end, repeat, plan.deadline)
+            elif isinstance(target, servers.Serve):
+                run["lag"] = log_catch_up(target, flood_end, plan.deadline)
             runs[target.name].append(run)
     median = {
         name: {key: statistics.median(r[key] for r in rs) for key in rs[0]}
         for name, rs in runs.items()
         if rs
     }
+    for name, rs in runs.items():
+        if rs and "lag" in rs[0]:
+            median[name]["worst_lag"] = max(r["lag"] for r in rs)
     return {"runs": runs, "median": median}
+
+
+def log_catch_up(target: servers.Serve, flood_end: float, deadline: float) -> float:
+    """Seconds from the flood's end until serve's log shows every stored message (the
+    log is written from the capture's queue, behind the server)."""
+    stored_now = target.stored()
+    servers.wait_until(lambda: target.logged_messages() >= stored_now, deadline, "serve's log")
+    return time.perf_counter() - flood_end
+
+
+def dashboard_catch_up(
+    target: servers.ServeDashboard, flood_end: float, repeat: int, deadline: float
+) -> float:
+    """Seconds from the flood's end until the dashboard shows the last session closed:
+    one more session, sent after the flood, is the last in the capture's queue, so its
+    row reading `closed` means the screen has taken in every event of the flood."""
+    helo = f"flood-end-{repeat}.bench.test"
+    loadgen.marker_session(target.host, target.port, helo)
+    return target.shows_closed(helo, deadline) - flood_end
 
 
 def throughput_table(result: dict[str, Any], plan: Plan, generator: str, storage: str) -> str:
     med = result["median"]
-    mailbox = med.get(MAILBOX, {}).get("rate")
-    noop = med.get(NOOP, {}).get("rate")
+    serve = med.get(SERVE, {}).get("rate")
     rows = [
         [
             name,
             fmt(m["rate"], 0),
             fmt(m["cpu_ms"], 2),
-            fmt(m["rate"] / mailbox, 2) if mailbox else "—",
-            fmt(m["rate"] / noop, 2) if noop else "—",
-            fmt(m["log_lag"], 2) if "log_lag" in m else "",
+            fmt(serve / m["rate"], 2) if serve else "—",
+            fmt(m["worst_lag"], 2) if "worst_lag" in m else "",
         ]
         for name, m in med.items()
     ]
@@ -264,9 +308,13 @@ def throughput_table(result: dict[str, Any], plan: Plan, generator: str, storage
         f"throughput, Maildir on {storage}: {plan.clients} clients × {plan.messages} messages "
         f"(1 KiB body), load from {generator}, median of {plan.repeats}"
     )
-    return table(
-        title, ["server", "msgs/s", "CPU ms/msg", "× mailbox", "× no-op", "log lag s"], rows
+    note = (
+        "serve ÷ this: serve's (--log) msgs/s over this server's. catch-up: after the flood's "
+        "last reply, until serve's log shows every stored message / the dashboard shows the "
+        f"last session closed (worst of {plan.repeats}). CPU: the server's process tree."
     )
+    header = ["server", "msgs/s", "CPU ms/msg", "serve ÷ this", "catch-up s"]
+    return table(title, header, rows) + wrapped(note)
 
 
 # --- 2. latency -------------------------------------------------------------------------
@@ -367,19 +415,47 @@ def startup(plan: Plan, workdir: Path) -> dict[str, Any]:
         PYTHONPYCACHEPREFIX=str(workdir / "pycache"),
     )
     env.pop("PYTHONDONTWRITEBYTECODE", None)
+    probe: list[dict[str, float]] = []
     cases = {
         FLOOR: lambda: _timed([sys.executable, "-c", "import rich, typer, prompt_toolkit"], env),
         HELP: lambda: _timed([*tutor, "--help"], env),
         PROMPT: lambda: _time_to_prompt([*tutor, "learn", "1"], env),
         LEARN_FLOOR: lambda: _timed([sys.executable, "-c", f"import {learn_floor_modules()}"], env),
+        NO_TYPER_FLOOR: lambda: _timed([sys.executable, "-c", "import rich, prompt_toolkit"], env),
+        PYTHON: lambda: _timed([sys.executable, "-c", "pass"], env),
+        TYPER: lambda: _timed([sys.executable, "-c", "import typer"], env),
+        TYPER_PROBE: lambda: _probe_typer(env, probe),
     }
     for case in cases.values():  # warm the disk cache; make the TLS material once
         case()
+    probe.clear()
     times: dict[str, list[float]] = {name: [] for name in cases}
     for _ in range(plan.startup_runs):
         for name, case in cases.items():  # interleaved, so drift hits every case alike
             times[name].append(case())
-    return {name: {"median": statistics.median(ts), "runs": ts} for name, ts in times.items()}
+    result: dict[str, Any] = {
+        name: {"median": statistics.median(ts), "runs": ts} for name, ts in times.items()
+    }
+    result[TYPER_PHASES] = {
+        phase: statistics.median(run[phase] for run in probe) / 1000 for phase in probe[0]
+    }
+    return result
+
+
+def _probe_typer(env: dict[str, str], phases: list[dict[str, float]]) -> float:
+    """One run of bench/typer_probe.py: its phases (ms) kept, its wall time returned."""
+    start = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, str(HERE / "typer_probe.py"), "learn", "1"],
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    elapsed = time.perf_counter() - start
+    phases.append(json.loads(done.stdout))
+    return elapsed
 
 
 def startup_table(result: dict[str, Any], runs: int) -> str:
@@ -392,6 +468,7 @@ def startup_table(result: dict[str, Any], runs: int) -> str:
             fmt(r["median"] / floor, 2),
         ]
         for name, r in result.items()
+        if name != TYPER_PHASES
     ]
     note = f"{LEARN_FLOOR} = python -c 'import {learn_floor_modules()}'"
     return table(
@@ -399,6 +476,31 @@ def startup_table(result: dict[str, Any], runs: int) -> str:
         ["command", "median", "best", "× floor"],
         rows,
     )
+
+
+def typer_table(result: dict[str, Any], runs: int) -> str:
+    """typer's phases beside the first prompt: what a command line without it could save."""
+    phases: dict[str, float] = result[TYPER_PHASES]
+    prompt = result[PROMPT]["median"]
+    floor = result[FLOOR]["median"]
+    typer_own = ("import typer", "import pydantic", "build", "parse")
+    rows = [[name, fmt(s * 1000, 1), fmt(s / prompt * 100, 0)] for name, s in phases.items()]
+    own = sum(phases.get(name, 0.0) for name in typer_own)
+    rows.append(["typer in all (typer, pydantic, build, parse)", fmt(own * 1000, 1)])
+    rows[-1].append(fmt(own / prompt * 100, 0))
+    bare = result[NO_TYPER_FLOOR]["median"]
+    title = (
+        f"typer's cost in `smtp-tutor learn 1`, in one process (bench/typer_probe.py), "
+        f"median of {runs}"
+    )
+    note = (
+        f"learn 1 → smtp>: {prompt * 1000:.0f} ms = {prompt / floor:.2f} × the import floor "
+        f"(rich, typer, prompt_toolkit), {prompt / bare:.2f} × the floor without typer (rich, "
+        f"prompt_toolkit); less typer's phases: about {(prompt - own) * 1000:.0f} ms = "
+        f"{(prompt - own) / bare:.2f} × the floor without typer (phases share some standard "
+        "library imports, so the saving is an upper bound)."
+    )
+    return table(title, ["phase", "ms", "% of first prompt"], rows) + wrapped(note)
 
 
 # --- 4. idle connections ----------------------------------------------------------------
@@ -443,40 +545,79 @@ def idle_table(result: dict[str, Any], count: int) -> str:
 # --- targets and the run ------------------------------------------------------------------
 
 
-def verdicts(results: dict[str, Any]) -> list[list[str]]:
-    rows: list[list[str]] = []
+Verdict = list[str]  # what, value, target, met / MISSED / (context) / not measured
 
-    def check(what: str, value: float, goal: str, ok: bool | None) -> None:
-        verdict = "(context)" if ok is None else ("met" if ok else "MISSED")
-        rows.append([what, f"{value:.2f}", goal, verdict])
 
+def _check(rows: list[Verdict], what: str, value: float | None, goal: str, ok: bool | None) -> None:
+    if value is None:
+        rows.append([what, "—", goal, "not measured"])
+        return
+    verdict = "(context)" if ok is None else ("met" if ok else "MISSED")
+    rows.append([what, f"{value:.2f}", goal, verdict])
+
+
+def _rate(part: dict[str, Any], name: str) -> float | None:
+    rate = part["median"].get(name, {}).get("rate")
+    return float(rate) if rate else None
+
+
+def issue16_verdicts(results: dict[str, Any]) -> list[Verdict]:
+    """Issue 16, items 2 and 3: serve ahead of its peers, the dashboard keeping up, the
+    first prompt near the import floor."""
+    rows: list[Verdict] = []
     for storage, part in results.get("throughput", {}).items():
-        med = part["median"]
-        if SERVE not in med:
+        serve = _rate(part, SERVE)
+        if serve is None:
             continue
-        for other, goal in ((MAILBOX, 1.0), (NOOP, 0.6)):
-            if other in med:
-                ratio = med[SERVE]["rate"] / med[other]["rate"]
-                check(f"serve msgs/s ÷ {other} ({storage})", ratio, f"≥ {goal}", ratio >= goal)
+        for peer in (MAILBOX, MAILDEV):
+            other = _rate(part, peer)
+            ratio = serve / other if other else None
+            what = f"serve --log msgs/s ÷ {peer} ({storage})"
+            _check(rows, what, ratio, "≥ 1.0", ratio is not None and ratio >= 1.0)
+        dashboard = _rate(part, DASHBOARD)
+        ratio = dashboard / serve if dashboard else None
+        what = f"serve dashboard msgs/s ÷ serve --log ({storage})"
+        _check(rows, what, ratio, "≥ 0.9", ratio is not None and ratio >= 0.9)
+        lag = part["median"].get(DASHBOARD, {}).get("worst_lag")
+        what = f"dashboard catch-up s after a flood, worst ({storage})"
+        _check(rows, what, lag, "≤ 1", lag is not None and lag <= 1.0)
+    for storage, part in results.get("latency", {}).items():
+        paced = part.get(DASHBOARD, {}).get("paced")
+        worst = max(paced["commands_p99"], paced["data_end_p99"]) if paced else None
+        what = f"serve dashboard p99 ms, 40 paced sessions ({storage})"
+        _check(rows, what, worst, "≤ 10", worst is not None and worst <= 10)
+    start = results.get("startup")
+    if start:
+        ratio = start[PROMPT]["median"] / start[FLOOR]["median"]
+        _check(rows, f"{PROMPT} ÷ import floor", ratio, "≤ 1.5", ratio <= 1.5)
+    return rows
+
+
+def earlier_verdicts(results: dict[str, Any]) -> list[Verdict]:
+    """Issue 8's targets, still watched."""
+    rows: list[Verdict] = []
+    for storage, part in results.get("throughput", {}).items():
+        serve, noop = _rate(part, SERVE), _rate(part, NOOP)
+        if serve and noop:
+            ratio = serve / noop
+            _check(rows, f"serve msgs/s ÷ {NOOP} ({storage})", ratio, "≥ 0.6", ratio >= 0.6)
     for storage, part in results.get("latency", {}).items():
         for mode, m in part.get(SERVE, {}).items():
             worst = max(m["commands_p99"], m["data_end_p99"])
             # Flat-out, 40 clients keep 40 commands queued: latency is then throughput's
             # mirror (docs/performance.md), shown for context, not held to the target.
             ok = worst <= 10 if mode == "paced" else None
-            check(f"serve p99 ms, {mode} ({storage})", worst, "≤ 10", ok)
+            _check(rows, f"serve --log p99 ms, {mode} ({storage})", worst, "≤ 10", ok)
     start = results.get("startup")
     if start:
-        floor = start[FLOOR]["median"]
-        for name in (HELP, PROMPT):
-            ratio = start[name]["median"] / floor
-            check(f"{name} ÷ import floor", ratio, "≤ 1.5", ratio <= 1.5)
+        ratio = start[HELP]["median"] / start[FLOOR]["median"]
+        _check(rows, f"{HELP} ÷ import floor", ratio, "≤ 1.5", ratio <= 1.5)
         ratio = start[PROMPT]["median"] / start[LEARN_FLOOR]["median"]
-        check(f"{PROMPT} ÷ {LEARN_FLOOR}", ratio, "≤ 1.5", None)
+        _check(rows, f"{PROMPT} ÷ {LEARN_FLOOR}", ratio, "≤ 1.5", None)
     idle_result = results.get("idle", {}).get(SERVE)
     if idle_result:
         ms = idle_result["banner_ms"]
-        check("serve banner ms beside idle connections", ms, "≤ 1000", ms <= 1000)
+        _check(rows, "serve banner ms beside idle connections", ms, "≤ 1000", ms <= 1000)
     return rows
 
 
@@ -494,6 +635,24 @@ def running(parent: str | None, chosen: set[str]) -> Iterator[list[servers.Targe
         finally:
             for target in targets:
                 target.stop()
+
+
+def prepare_maildev(*, install: bool) -> None:
+    """MailDev from npm into its cache folder (the full run); a quick run only uses one
+    already there. Without npm it is left out with a note, and the run goes on."""
+    if servers.MailDev.available():
+        return
+    folder = servers.maildev_folder()
+    if not (shutil.which("npm") and shutil.which("node")):
+        print("maildev: left out: npm (or node) is not installed; MailDev comes from npm")
+        return
+    if not install:
+        print(f"maildev: not installed (a full run installs it with npm into {folder})")
+        return
+    print(f"maildev: installing maildev@{servers.MAILDEV_VERSION} with npm into {folder}")
+    problem = servers.install_maildev()
+    if problem:
+        print(f"maildev: left out: {problem}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -522,11 +681,14 @@ def main(argv: list[str] | None = None) -> int:
     use_source = servers.smtp_source_available() and not args.python_load
     generator = "smtp-source" if use_source else "bench/loadgen.py"
 
+    if MAILDEV in chosen:
+        prepare_maildev(install=not args.quick)
     info = machine()
     print(
         f"smtp-tutor benchmarks{' (quick smoke run)' if args.quick else ''}: {info['date']}, "
         f"{info['nproc']} CPUs ({info['cpu']}), Python {info['python']}, {info['platform']}"
     )
+    print(f"versions: {info['versions']}")
     missing = [cls.name for cls in servers.TARGETS if not cls.available()]
     if missing:
         print(f"not installed, left out: {', '.join(missing)}")
@@ -554,8 +716,11 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="smtp-tutor-bench-") as tmp:
             results["startup"] = startup(plan, Path(tmp))
         print(startup_table(results["startup"], plan.startup_runs), flush=True)
+        print(typer_table(results["startup"], plan.startup_runs), flush=True)
 
-    print(table("targets", ["what", "value", "target", "verdict"], verdicts(results)))
+    header = ["what", "value", "target", "verdict"]
+    print(table("targets of issue 16 (items 2 and 3)", header, issue16_verdicts(results)))
+    print(table("targets of issue 8, still watched", header, earlier_verdicts(results)))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     return 0
