@@ -169,17 +169,23 @@ def _send_text(sock: socket.socket) -> None:
 
 
 def _spool_bytes(pid: int, spool: Path) -> int:
-    """Bytes in the spool files serve holds open (unnamed: found through /proc)."""
-    fds = Path(f"/proc/{pid}/fd")
-    if not fds.is_dir():
+    """Bytes in the spool files serve holds open (unnamed: found through /proc), in
+    serve's process or below it (the server runs in a child process)."""
+    if not Path(f"/proc/{pid}/fd").is_dir():
         pytest.skip("needs /proc to see unnamed files")
+    tree = [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
     total = 0
-    for fd in fds.iterdir():
+    for process in tree:
         try:
-            if os.readlink(fd).startswith(str(spool) + os.sep):
-                total += fd.stat().st_size
-        except OSError:  # closed while we looked
+            fds = list(Path(f"/proc/{process}/fd").iterdir())
+        except OSError:  # a process that ended while we looked
             continue
+        for fd in fds:
+            try:
+                if os.readlink(fd).startswith(str(spool) + os.sep):
+                    total += fd.stat().st_size
+            except OSError:  # closed while we looked
+                continue
     return total
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from tutor.errors import UserError
 from tutor.server.persona import Persona
+from tutor.server.process import ServerProcess
 from tutor.server.runner import BindError, MaildirError, TeachingServer
 from tutor.smtp.wire import host_port
 
@@ -27,22 +28,35 @@ class ServeOptions:
 
 
 def build_server(options: ServeOptions) -> TeachingServer:
+    """In this process (tests that drive the capture directly)."""
+    persona, hosts = _persona_and_hosts(options)
+    return TeachingServer(
+        options.maildir, persona, hosts=hosts, port=options.port, tls_port=options.tls_port
+    )
+
+
+def build_server_process(options: ServeOptions) -> ServerProcess:
+    """In its own process, as `smtp-tutor serve` runs it (tutor/server/process.py)."""
+    persona, hosts = _persona_and_hosts(options)
+    return ServerProcess(
+        options.maildir, persona, hosts=hosts, port=options.port, tls_port=options.tls_port
+    )
+
+
+def _persona_and_hosts(options: ServeOptions) -> tuple[Persona, tuple[str, ...]]:
     persona = Persona(
         open_relay=options.open_relay,
         idle_timeout=options.idle_timeout,
         max_connections=options.max_connections,
     )
-    hosts = (options.host,) if options.host else _loopback_hosts()
-    return TeachingServer(
-        options.maildir, persona, hosts=hosts, port=options.port, tls_port=options.tls_port
-    )
+    return persona, (options.host,) if options.host else _loopback_hosts()
 
 
 def _loopback_hosts() -> tuple[str, ...]:
     return LOOPBACK_HOSTS if socket.has_ipv6 else LOOPBACK_HOSTS[:1]
 
 
-def start(server: TeachingServer) -> None:
+def start(server: TeachingServer | ServerProcess) -> None:
     """Start, turning the usual bind failures into one clear line."""
     try:
         server.start()

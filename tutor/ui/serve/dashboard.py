@@ -33,6 +33,7 @@ from tutor.ui.common.safe import join, untrusted
 from tutor.ui.serve.dashboard_view import DashboardView, Header, MessageDetail, Transcripts
 
 if TYPE_CHECKING:
+    from tutor.server.process import ServerProcess
     from tutor.server.runner import TeachingServer
     from tutor.ui.common.keys import TerminalKeys
 
@@ -51,7 +52,8 @@ class KeySource(Protocol):
 
 
 class EventSource(Protocol):
-    """The capture's queue, or a wrapper of it (serve --transcripts tees it)."""
+    """The capture's queue, the server process's pipe (server/process.py), or a wrapper
+    of either (serve --transcripts tees it). A source with a `behind` count has it shown."""
 
     def get_nowait(self) -> Event: ...
 
@@ -104,6 +106,7 @@ class Dashboard:
                 break
             self.feed(event)
             taken += 1
+        self.view.behind = getattr(self.events, "behind", 0)
         if len(self.transcripts.sessions) > len(self.model.sessions) + 100:
             self.transcripts.forget_all_but(set(self.model.sessions))
         return taken
@@ -321,7 +324,7 @@ def summary(sessions: int, messages: int, maildir: Path) -> Text:
 
 
 def run_dashboard(
-    server: TeachingServer,
+    server: TeachingServer | ServerProcess,
     options: serve.ServeOptions,
     console: Console,
     keys: TerminalKeys | None = None,
@@ -331,11 +334,12 @@ def run_dashboard(
 
     The terminal is restored on every way out; an unexpected error still stops the
     server before it propagates."""
+    from tutor.server.process import ServerProcess
     from tutor.ui.common.keys import TerminalKeys
 
-    dashboard = Dashboard(
-        console, events or server.capture.events, Header.for_server(server, options)
-    )
+    if events is None:
+        events = server.events if isinstance(server, ServerProcess) else server.capture.events
+    dashboard = Dashboard(console, events, Header.for_server(server, options))
     keys = keys or TerminalKeys()
     try:
         with keys.raw():

@@ -30,9 +30,13 @@ from tutor.ui.common.safe import join, untrusted
 from tutor.ui.serve.serve_log import ServeLog
 
 if TYPE_CHECKING:
+    from tutor.server.process import ServerProcess
     from tutor.server.runner import TeachingServer
 
 TRANSCRIPT_KEEP = 400  # rendered lines kept per session
+# The server's events not drawn yet, shown from this many on: a busy second is normal,
+# a backlog this deep means the screen lags (the server, in its own process, does not).
+BEHIND_SHOWN = 1000
 NOTICE_SECONDS = 6.0
 
 
@@ -74,7 +78,9 @@ class Header:
     warning: str = ""  # listening beyond loopback
 
     @classmethod
-    def for_server(cls, server: TeachingServer, options: serve.ServeOptions) -> Header:
+    def for_server(
+        cls, server: TeachingServer | ServerProcess, options: serve.ServeOptions
+    ) -> Header:
         places = ", ".join(
             host_port(item.host, item.port) + (" (implicit TLS)" if item.implicit_tls else "")
             for item in server.listeners
@@ -182,6 +188,7 @@ class DashboardView:
         self.header = header
         self.detail: MessageDetail | None = None
         self.notice: tuple[str, float] | None = None  # text, until when
+        self.behind = 0  # the server's events this view has not taken yet
 
     def say(self, text: str, now: float) -> None:
         self.notice = (text, now + NOTICE_SECONDS)
@@ -214,6 +221,8 @@ class DashboardView:
             )
         else:
             status = Text(" ● LIVE ", style="bold green")
+        if self.behind >= BEHIND_SHOWN:
+            status = Text(f" {self.behind:,} events behind ", style="bold black on yellow")
         grid = Table.grid(expand=True)
         grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
         grid.add_column(no_wrap=True, justify="right")

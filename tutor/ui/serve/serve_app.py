@@ -5,19 +5,25 @@ from __future__ import annotations
 import queue
 import signal
 import threading
+import time
 
 from rich.console import Console
 from rich.text import Text
 
 from tutor.sandbox import serve
-from tutor.server.runner import TeachingServer
-from tutor.smtp.events import RELAY_FOLDER, Event
+from tutor.server.process import PipeEvents, ServerProcess
+from tutor.smtp.events import RELAY_FOLDER
 from tutor.smtp.wire import is_loopback
 from tutor.ui.common.safe import join, untrusted
 from tutor.ui.common.terminal import Terminal
 from tutor.ui.serve import dashboard
 from tutor.ui.serve.serve_log import ServeLog
 from tutor.ui.serve.serve_transcripts import SessionTranscripts, TeeEvents
+
+# The line log says so on stderr when it is this many events behind the server (its own
+# process, which does not wait for it), at most every BEHIND_NOTICE_SECONDS.
+BEHIND_NOTICE = 10_000
+BEHIND_NOTICE_SECONDS = 5.0
 
 _STOP_SIGNALS = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)
@@ -31,9 +37,11 @@ def run(
     line_log: bool = False,
     transcripts: SessionTranscripts | None = None,
 ) -> int:
-    """The live dashboard on a terminal; the line log in a pipe, or when line_log asks."""
+    """The live dashboard on a terminal; the line log in a pipe, or when line_log asks.
+
+    The server runs in its own process (tutor/server/process.py); this one only draws."""
     console, errors = term.out, term.err
-    server = serve.build_server(options)
+    server = serve.build_server_process(options)
     if options.host and not is_loopback(options.host):
         errors.print(
             Text(
@@ -43,23 +51,25 @@ def run(
             )
         )
     serve.start(server)
-    events: TeeEvents | queue.SimpleQueue[Event] = server.capture.events
+    events: TeeEvents | PipeEvents = server.events
     if transcripts is not None:
-        events = TeeEvents(server.capture.events, transcripts)
+        events = TeeEvents(server.events, transcripts)
     try:
         if not line_log and dashboard.wanted(console, term.stdin_isatty):
             return dashboard.run_dashboard(server, options, console, events=events)
-        return _line_log(server, options, console, events)
+        return _line_log(server, options, console, errors, events)
     finally:
+        server.stop()  # already stopped on the ordinary ways out; an error still stops it
         if transcripts is not None:
             transcripts.close()
 
 
 def _line_log(
-    server: TeachingServer,
+    server: ServerProcess,
     options: serve.ServeOptions,
     console: Console,
-    events: TeeEvents | queue.SimpleQueue[Event],
+    errors: Console,
+    events: TeeEvents | PipeEvents,
 ) -> int:
     log = ServeLog(console)
     # Ctrl-C and SIGTERM only ask the loop to stop: an exception raised at an arbitrary
@@ -68,6 +78,7 @@ def _line_log(
     previous = {number: signal.signal(number, lambda *_: stop.set()) for number in _STOP_SIGNALS}
     try:
         _banner(console, server, options)
+        noticed = float("-inf")
         while not stop.is_set():
             try:
                 event = events.get(timeout=0.2)
@@ -75,6 +86,18 @@ def _line_log(
                 continue
             log.show(event)
             console.file.flush()
+            if (
+                events.behind >= BEHIND_NOTICE
+                and time.monotonic() - noticed >= BEHIND_NOTICE_SECONDS
+            ):
+                noticed = time.monotonic()
+                errors.print(
+                    Text(
+                        f"the log is {events.behind:,} events behind the server "
+                        "(the server does not wait for it; every line follows)",
+                        style="dim",
+                    )
+                )
     finally:
         server.stop()
         while True:  # what the last sessions said before the stop
@@ -101,10 +124,7 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
-def _banner(console: Console, server: object, options: serve.ServeOptions) -> None:
-    from tutor.server.runner import TeachingServer
-
-    assert isinstance(server, TeachingServer)
+def _banner(console: Console, server: ServerProcess, options: serve.ServeOptions) -> None:
     persona = server.persona
     places = ", ".join(
         f"{'[' + item.host + ']' if ':' in item.host else item.host}:{item.port}"

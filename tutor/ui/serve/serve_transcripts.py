@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import io
 import logging
-import queue
 from collections import OrderedDict, deque
 from pathlib import Path
+from typing import Protocol
 
 from rich.console import Console
 from rich.text import Text
@@ -181,12 +181,24 @@ class SessionTranscripts:
         self.failures.append(failure)
 
 
-class TeeEvents:
-    """The capture's queue, with every event also given to the transcripts."""
+class EventQueue(Protocol):
+    def get(self, timeout: float | None = None) -> Event: ...
 
-    def __init__(self, events: queue.SimpleQueue[Event], transcripts: SessionTranscripts) -> None:
+    def get_nowait(self) -> Event: ...
+
+
+class TeeEvents:
+    """The server's events (the capture's queue or the server process's pipe), with every
+    event also given to the transcripts."""
+
+    def __init__(self, events: EventQueue, transcripts: SessionTranscripts) -> None:
         self._events = events
         self._transcripts = transcripts
+
+    @property
+    def behind(self) -> int:
+        """The source's backlog, if it counts one (server/process.py's PipeEvents)."""
+        return int(getattr(self._events, "behind", 0))
 
     def get(self, timeout: float | None = None) -> Event:
         event = self._events.get(timeout=timeout)

@@ -1,0 +1,148 @@
+"""`serve`'s server in its own process: it serves while the UI does not read, and it
+stops with its parent, whatever stops the parent (docs/architecture.md, "The server in
+its own process")."""
+
+from __future__ import annotations
+
+import errno
+import signal
+import smtplib
+import socket
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.serve_process import ServeProcess
+from tutor.server import process
+from tutor.server.persona import Persona
+from tutor.server.process import ServerProcess
+from tutor.server.runner import BindError
+from tutor.smtp.events import Event, Exchange, MessageStored
+
+WAIT = 20.0
+# Some 500 KB of pickled events, more than a pipe holds unread; each session stays
+# within the capture's head (HEAD_EVENTS), so the queue gets every event.
+SESSIONS = 4
+NOOPS = 900
+
+
+def _drain(server: ServerProcess) -> list[Event]:
+    events = []
+    while True:
+        try:
+            events.append(server.events.get_nowait())
+        except Exception:  # queue.Empty: all taken
+            return events
+
+
+def test_the_server_process_is_spawned() -> None:
+    assert process.START_METHOD == "spawn"
+
+
+def test_the_server_answers_while_the_ui_reads_nothing(tmp_path: Path) -> None:
+    server = ServerProcess(tmp_path / "Maildir", Persona()).start()
+    try:
+        assert server.pid is not None
+        assert "spawn_main" in " ".join(psutil.Process(server.pid).cmdline())
+        floods = [socket.create_connection(server.address, timeout=WAIT) for _ in range(SESSIONS)]
+        for flood in floods:
+            flood.recv(1024)
+            flood.sendall(b"NOOP\r\n" * NOOPS)
+            answered = b""
+            while answered.count(b"\r\n") < NOOPS:
+                answered += flood.recv(65536)
+        # Nobody has read an event: the pipe is full, and the server still answers.
+        with smtplib.SMTP(*server.address, timeout=WAIT) as client:
+            refused = client.sendmail(
+                "a@example.test", ["you@tutor.test"], b"Subject: hi\r\n\r\nhi\r\n"
+            )
+        assert refused == {}
+        for flood in floods:
+            flood.close()
+    finally:
+        server.stop()
+    events = _drain(server)
+    noops = [e for e in events if isinstance(e, Exchange) and e.verb == "NOOP"]
+    assert len(noops) == SESSIONS * NOOPS  # under the capture's queue limit: the log gets every one
+    assert any(isinstance(e, MessageStored) for e in events)
+    assert server.pid is None
+
+
+def test_a_port_in_use_is_the_childs_bind_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        server = ServerProcess(tmp_path / "Maildir", port=port)
+        with pytest.raises(BindError) as raised:
+            server.start()
+    assert raised.value.errno == errno.EADDRINUSE
+    assert server.pid is None  # reaped
+
+
+def _server_child(serve: ServeProcess) -> psutil.Process:
+    children = psutil.Process(serve.proc.pid).children()
+    return next(c for c in children if "spawn_main" in " ".join(c.cmdline()))
+
+
+def _gone(pids: list[int]) -> bool:
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        if not any(psutil.pid_exists(pid) for pid in pids):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+@pytest.mark.posix
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_serve_stops_both_processes(tmp_path: Path, stop: signal.Signals) -> None:
+    serve = ServeProcess(tmp_path / "Maildir")
+    try:
+        tree = [p.pid for p in psutil.Process(serve.proc.pid).children(recursive=True)]
+        child = _server_child(serve)
+        with smtplib.SMTP(*serve.address, timeout=WAIT) as client:
+            client.sendmail("a@example.test", ["you@tutor.test"], b"Subject: hi\r\n\r\nhi\r\n")
+        serve.proc.send_signal(stop)
+        assert serve.proc.wait(timeout=WAIT) == 0
+        assert _gone([child.pid, *tree])  # ended and reaped: no orphan, no zombie
+        serve.wait_for(rb"^stopped: ")
+        assert "stopped: 1 session, 1 message stored" in serve.text
+    finally:
+        serve.kill()
+
+
+@pytest.mark.posix
+def test_the_server_process_ends_when_serve_is_killed(tmp_path: Path) -> None:
+    serve = ServeProcess(tmp_path / "Maildir")
+    try:
+        child = _server_child(serve)
+        serve.proc.kill()  # no handler runs: the child sees its control pipe close
+        serve.proc.wait(timeout=WAIT)
+        assert _gone([child.pid])
+    finally:
+        serve.kill()
+
+
+def test_the_dashboard_says_how_far_behind_the_server_it_is(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from tutor.sandbox.dashboard_model import DashboardModel
+    from tutor.ui.serve.dashboard_view import BEHIND_SHOWN, DashboardView, Header, Transcripts
+
+    console = Console(record=True, width=120, file=io.StringIO())
+    connect = ("telnet 127.0.0.1 2525", "nc -C 127.0.0.1 2525")
+    header = Header("mx.tutor.test", "127.0.0.1:2525", "closed relay", connect, tmp_path)
+    view = DashboardView(DashboardModel(), Transcripts(console), header)
+
+    def title(behind: int) -> str:
+        view.behind = behind
+        console.print(view.render(console, 120, 30, time.monotonic()))
+        return console.export_text().splitlines()[0]
+
+    assert "● LIVE" in title(BEHIND_SHOWN - 1)
+    assert "12,345 events behind" in title(12_345)

@@ -1,0 +1,315 @@
+"""The teaching server in its own process, for `serve`: the UI keeps the parent's GIL.
+
+The child runs a TeachingServer with its capture and session store, exactly as in
+process; one thread of it takes events off the capture's queue and sends them up a pipe
+in batches (up to BATCH_EVENTS, sent as soon as the queue is empty). The parent reads
+batches only when its UI asks for events, so a slow UI fills the pipe, then the capture's
+queue, and from QUEUE_LIMIT on the capture counts a session's events instead of queuing
+them, as it always has (capture.py): the server's loop never waits for the UI, and the
+line log loses no line the queue policy would have given it. docs/architecture.md,
+"The server in its own process".
+
+The start method is spawn everywhere (forking a threaded process warns from Python
+3.12). The child ignores SIGINT (Ctrl-C reaches the whole process group: the parent
+decides), stops on SIGTERM, and stops when the parent's end of the control pipe closes,
+so a killed parent leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import multiprocessing.spawn
+import queue
+import signal
+import sys
+import threading
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any, Final
+
+from tutor.paths import tls_dir
+from tutor.server.persona import Persona
+from tutor.server.runner import BindError, Listener, MaildirError
+from tutor.smtp.events import Event
+
+# What start() would import late, imported with this module (a CLI run whose user may no
+# longer read the interpreter's folder by then still starts its server).
+if sys.platform == "win32":
+    import multiprocessing.popen_spawn_win32
+else:
+    import multiprocessing.popen_spawn_posix
+    import multiprocessing.resource_tracker
+
+START_METHOD: Final = "spawn"
+BATCH_EVENTS = 500
+STARTUP_TIMEOUT = 60.0  # a spawned interpreter imports aiosmtpd; a busy machine is slow
+STOP_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    """What the child needs to build its TeachingServer (picklable)."""
+
+    maildir: Path
+    persona: Persona
+    hosts: tuple[str, ...]
+    port: int
+    tls_port: int | None
+
+
+class ServerProcess:
+    """start() returns once the child listens (or raises its BindError / MaildirError);
+    `events` is the UI's source; stop() stops the child and keeps its last events."""
+
+    def __init__(
+        self,
+        maildir: Path,
+        persona: Persona | None = None,
+        *,
+        hosts: tuple[str, ...] = ("127.0.0.1",),
+        port: int = 0,
+        tls_port: int | None = None,
+    ) -> None:
+        self.maildir = maildir
+        self.persona = persona or Persona()
+        self.hosts = hosts
+        self.port = port
+        self.tls_port = tls_port
+        self.listeners: list[Listener] = []
+        self.events = PipeEvents()
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._control: Connection | None = None
+
+    @property
+    def address(self) -> tuple[str, int]:
+        first = next(item for item in self.listeners if not item.implicit_tls)
+        return first.host, first.port
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    def start(self) -> ServerProcess:
+        self._make_folders()
+        context = multiprocessing.get_context(START_METHOD)
+        events_in, events_out = context.Pipe(duplex=False)
+        control_in, control_out = context.Pipe(duplex=False)
+        spec = ServerSpec(self.maildir, self.persona, self.hosts, self.port, self.tls_port)
+        process = context.Process(
+            target=_child_main,
+            args=(spec, events_out, control_in),
+            name="smtp-tutor-server",
+            daemon=True,
+        )
+        with _sigint_ignored():  # inherited through exec: no Ctrl-C traceback at start-up
+            process.start()
+        events_out.close()  # our copies: the child's death must read as EOF here
+        control_in.close()
+        self._process, self._control = process, control_out
+        self.events.connection = events_in
+        try:
+            self.listeners = self.events.wait_ready(STARTUP_TIMEOUT)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _make_folders(self) -> None:
+        """The folders the child writes first, made here, in the order it would: a file
+        problem (a read-only home) is the same error, naming its path, with no spawn."""
+        if self.persona.tls:
+            tls_dir().mkdir(parents=True, exist_ok=True)
+        try:
+            self.maildir.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise MaildirError(
+                error.errno,
+                f"cannot create the Maildir at {self.maildir}: {error.strerror or error}",
+                error.filename,
+            ) from error
+
+    def stop(self) -> None:
+        """Ask the child to stop (421 to every client), take its last events, reap it."""
+        process, control = self._process, self._control
+        if process is None or control is None:
+            return
+        with contextlib.suppress(OSError):
+            control.send("stop")
+        self.events.read_to_end(STOP_TIMEOUT)
+        process.join(STOP_TIMEOUT)
+        if process.is_alive():
+            process.kill()
+            process.join()
+        control.close()
+        self._process = self._control = None
+
+
+class PipeEvents:
+    """The child's events as the UI reads them: get(timeout) and get_nowait(), raising
+    queue.Empty like the capture's queue. `behind`: events sent or queued by the child
+    that the UI has not taken yet (as of the last batch)."""
+
+    def __init__(self) -> None:
+        self.connection: Connection | None = None
+        self._buffer: deque[Event] = deque()
+        self._pending = 0  # in the child's queue when the last batch left
+        self.ended = False
+
+    @property
+    def behind(self) -> int:
+        return len(self._buffer) + self._pending
+
+    def get(self, timeout: float | None = None) -> Event:
+        if not self._buffer:
+            self._receive(timeout)
+        if not self._buffer:
+            raise queue.Empty
+        return self._buffer.popleft()
+
+    def get_nowait(self) -> Event:
+        return self.get(0)
+
+    def _receive(self, timeout: float | None) -> None:
+        connection = self.connection
+        if connection is None or self.ended:
+            return
+        try:
+            if not connection.poll(timeout):
+                return
+            message = connection.recv()
+        except (EOFError, OSError):
+            self.ended = True
+            return
+        self._take(message)
+
+    def _take(self, message: tuple[Any, ...]) -> None:
+        kind = message[0]
+        if kind == "events":
+            self._buffer.extend(message[1])
+            self._pending = message[2]
+        elif kind == "stopped":
+            self.ended = True
+
+    def wait_ready(self, timeout: float) -> list[Listener]:
+        connection = self.connection
+        assert connection is not None
+        if not connection.poll(timeout):
+            raise OSError(f"the server process did not start within {timeout:.0f} s")
+        try:
+            message = connection.recv()
+        except EOFError:
+            raise OSError("the server process ended before it listened") from None
+        if message[0] == "ready":
+            return list(message[1])
+        _, kind, number, text, filename = message
+        error_type = {"bind": BindError, "maildir": MaildirError}.get(kind, OSError)
+        raise error_type(number, text, filename)
+
+    def read_to_end(self, timeout: float) -> None:
+        """After a stop: every last batch, until the child says it stopped or is gone."""
+        connection = self.connection
+        while connection is not None and not self.ended:
+            try:
+                if not connection.poll(timeout):
+                    return
+                self._take(connection.recv())
+            except (EOFError, OSError):
+                self.ended = True
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Any:
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+# --- the child ------------------------------------------------------------------------------
+
+
+def _child_main(spec: ServerSpec, events: Connection, control: Connection) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stop = threading.Event()
+    if hasattr(signal, "SIGTERM"):
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    from tutor.server.runner import TeachingServer
+
+    try:
+        server = TeachingServer(
+            spec.maildir, spec.persona, hosts=spec.hosts, port=spec.port, tls_port=spec.tls_port
+        )
+        server.start()
+    except OSError as error:  # the parent raises it again: the same one-line messages
+        kind = {BindError: "bind", MaildirError: "maildir"}.get(type(error), "os")
+        events.send(("error", kind, error.errno, error.strerror or str(error), error.filename))
+        events.close()
+        return
+    events.send(("ready", server.listeners))
+    threading.Thread(target=_watch_parent, args=(control, stop), daemon=True).start()
+    sender = _Sender(server.capture.events, events)
+    forwarding = threading.Thread(target=sender.run, name="smtp-tutor-events", daemon=True)
+    forwarding.start()
+    stop.wait()
+    server.stop()
+    sender.finish()
+    forwarding.join()
+    with contextlib.suppress(OSError):
+        events.send(("stopped",))
+    events.close()
+
+
+def _watch_parent(control: Connection, stop: threading.Event) -> None:
+    """A "stop" from the parent, or its end closing (the parent died): stop."""
+    with contextlib.suppress(EOFError, OSError):
+        control.recv()
+    stop.set()
+
+
+class _Sender:
+    """Takes the capture's events off its queue and sends them up the pipe in batches.
+
+    It alone may block (on a full pipe, while the UI is slow); the server's loop only
+    puts on the queue, which never blocks."""
+
+    def __init__(self, source: queue.SimpleQueue[Event], pipe: Connection) -> None:
+        self._source = source
+        self._pipe = pipe
+        self._finishing = threading.Event()
+        self._broken = False
+
+    def run(self) -> None:
+        while not self._broken:
+            try:
+                first = self._source.get(timeout=0.1)
+            except queue.Empty:
+                if self._finishing.is_set():
+                    return
+                continue
+            self._send([first, *self._more()])
+
+    def _more(self) -> list[Event]:
+        batch: list[Event] = []
+        while len(batch) < BATCH_EVENTS - 1:
+            try:
+                batch.append(self._source.get_nowait())
+            except queue.Empty:
+                break
+        return batch
+
+    def _send(self, batch: list[Event]) -> None:
+        try:
+            self._pipe.send(("events", batch, self._source.qsize()))
+        except OSError:  # the parent is gone: nobody to show them to
+            self._broken = True
+
+    def finish(self) -> None:
+        """The server stopped: send what is left, then return from run()."""
+        self._finishing.set()
