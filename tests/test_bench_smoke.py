@@ -39,8 +39,8 @@ def test_the_quick_benchmark_prints_every_table(tmp_path: Path) -> None:
         "idle connections: a new client's banner",
         "== startup (ms)",
         "== typer's cost in `smtp-tutor learn 1`",
-        "== targets of issue 16",
-        "== targets of issue 8",
+        "== targets: the server off the UI, the first prompt",
+        "== earlier targets, still watched",
     ):
         assert heading in out, heading
     for column in ("msgs/s", "serve ÷ this", "catch-up s", "cmd p99", "end-of-DATA p99"):

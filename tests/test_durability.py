@@ -257,7 +257,9 @@ def test_the_client_retry_after_a_rollback_is_the_one_delivery(
     """Through a real server: it rolls back at start, then the retry lands once per box."""
     root = tmp_path / "Maildir"
     die(half_delivered(root, monkeypatch, "before the second link"))
-    assert copies_by_id(root) == {"HALF": ["you"]}, "half delivered: the state F14 reported"
+    assert copies_by_id(root) == {"HALF": ["you"]}, (
+        "half delivered: the state a crash used to leave"
+    )
 
     with TeachingServer(root, Persona(tls=False)) as server:
         assert [u.queue_id for u in server.recovery.rolled_back] == ["HALF"]

@@ -44,7 +44,7 @@ CATEGORIES = (
     "pipelining",
     "limits",
 )
-# Issue 13: these must agree with Postfix and can never be documented away, with the
+# These must agree with Postfix and can never be documented away, with the
 # enhanced code each must carry (None: any, as long as both agree).
 MUST_AGREE = {
     "auth-plain-before-tls": "5.5.1",  # AUTH before TLS

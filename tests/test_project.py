@@ -152,7 +152,7 @@ def test_every_module_says_what_it_does() -> None:
 
 def test_lines_are_split_at_cr_and_lf_only() -> None:
     """str.splitlines() also ends a line at VT, FF, FS-RS, NEL, U+2028 and U+2029, so a
-    header holding `a\\u2028Injected: yes` looked like two fields (issue 15, F8). Text from
+    header holding `a\\u2028Injected: yes` looked like two fields. Text from
     the wire or a file is cut into lines by textsafe.wire_lines, which knows CR and LF only."""
     allowed = {PACKAGE / "smtp" / "textsafe.py"}  # wire_lines itself, on bytes
     found = [

@@ -146,3 +146,20 @@ def test_the_dashboard_says_how_far_behind_the_server_it_is(tmp_path: Path) -> N
 
     assert "● LIVE" in title(BEHIND_SHOWN - 1)
     assert "12,345 events behind" in title(12_345)
+
+
+@pytest.mark.posix
+def test_serve_says_so_and_fails_when_its_server_process_dies(tmp_path: Path) -> None:
+    """A server that is gone must not leave a log that looks alive: one line, status 70."""
+    serve = ServeProcess(tmp_path / "Maildir")
+    try:
+        _server_child(serve).kill()
+        assert serve.proc.wait(timeout=WAIT) == 70
+        assert serve.proc.stderr is not None
+        error = serve.proc.stderr.read().decode()
+        assert error.strip().splitlines() == [
+            "smtp-tutor: the server process ended unexpectedly (killed by signal 9): "
+            "clients can no longer connect"
+        ]
+    finally:
+        serve.kill()

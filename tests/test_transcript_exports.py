@@ -285,7 +285,7 @@ WRAPS = (88, 93, 94, 95, 99, 100)  # where `you → LINE` folds at 100 columns, 
 
 
 def test_learn_transcripts_hold_hostile_lines_in_place(tmp_path: Path) -> None:
-    """F4 as reported: a line sent in the lesson that wraps so that ``` starts a row."""
+    """As first found: a line sent in the lesson that wraps so that ``` starts a row."""
     hostile = [at_wrap(prefix, "```") + "<script>alert(1)</script>" for prefix in WRAPS]
     hostile += [payload for payload in PAYLOADS if "\x00" not in payload]
     typed = "".join(f"{line}\n" for line in hostile)

@@ -1,7 +1,6 @@
 """Text from the wire on screen: lines end at CR and LF only, long headers are shown cut
 with their full size, `annotate` is linear in its input, and UTF-8 and RFC 2047 headers
-read decoded in every view (issue 15: F7, F8, F9, F10; docs/server.md, "Text from the wire
-on screen").
+read decoded in every view (docs/server.md, "Text from the wire on screen").
 
 Messages go through the real server and are shown by the real CLI (`run_cli`); the
 full-size repros are in the slow tier, each with a generous time bound. The fast tier
@@ -116,7 +115,7 @@ def serve_log_lines(events: list[Event]) -> str:
     return out.getvalue()
 
 
-# --- F8: lines end at CR and LF only ------------------------------------------------------------
+# --- lines end at CR and LF only ------------------------------------------------------------
 
 
 def test_wire_lines_end_at_cr_and_lf_only() -> None:
@@ -169,7 +168,7 @@ def test_annotate_and_explain_split_lines_at_cr_and_lf_only() -> None:
     assert "found in: 550 5.1.1 no\\u2029550 5.7.1 hidden" in explained
 
 
-# --- F9: a long header is shown cut, with its full size -----------------------------------------
+# --- a long header is shown cut, with its full size -----------------------------------------
 
 
 def test_a_long_folded_header_is_shown_cut_with_its_size(server: TeachingServer) -> None:
@@ -234,7 +233,7 @@ def test_the_dashboard_digests_a_huge_header_once_and_bounded(
     assert isinstance(info, StoredInfo)
 
 
-# --- F10: annotate is linear in its input -------------------------------------------------------
+# --- annotate is linear in its input -------------------------------------------------------
 
 
 @contextmanager
@@ -307,7 +306,7 @@ def test_annotate_shows_a_long_transcript_bounded() -> None:
     assert "… (100,005 bytes in all)" in flat(one_line) and len(one_line) < 10_000
 
 
-# --- F7: UTF-8 and RFC 2047 headers read decoded everywhere -------------------------------------
+# --- UTF-8 and RFC 2047 headers read decoded everywhere -------------------------------------
 
 
 def test_encoded_words_and_utf8_headers_read_decoded_in_every_view(server: TeachingServer) -> None:
@@ -340,7 +339,7 @@ def test_encoded_words_and_utf8_headers_read_decoded_in_every_view(server: Teach
 
 @pytest.mark.slow
 def test_a_9_mb_folded_header_full_size(server: TeachingServer) -> None:
-    """F9 as found: `mailbox show` took 23 s, the dashboard froze 11 s."""
+    """As first found: `mailbox show` took 23 s, the dashboard froze 11 s."""
     field = folded_field("To", 9 * 1024 * 1024).replace(b"x" * 69, b"x" * 55 + b"@example.test,")
     queue_id = send(server, b"Subject: big\r\n" + field + b"\r\n\r\nbody\r\n")
     started = time.monotonic()
@@ -382,7 +381,7 @@ def test_a_9_mb_folded_header_full_size(server: TeachingServer) -> None:
     ],
 )
 def test_annotate_pathological_transcripts_full_size(text: str) -> None:
-    """F10 as found: 80,000 blank lines took 97 s."""
+    """As first found: 80,000 blank lines took 97 s."""
     started = time.monotonic()
     shown = cli("annotate", "-", stdin=text)
     took = time.monotonic() - started

@@ -25,11 +25,13 @@ import signal
 import sys
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any, Final
 
+from tutor.errors import UserError
 from tutor.paths import tls_dir
 from tutor.server.persona import Persona
 from tutor.server.runner import BindError, Listener, MaildirError
@@ -110,6 +112,7 @@ class ServerProcess:
         control_in.close()
         self._process, self._control = process, control_out
         self.events.connection = events_in
+        self.events.exit_code = lambda: _reaped_status(process)
         try:
             self.listeners = self.events.wait_ready(STARTUP_TIMEOUT)
         except BaseException:
@@ -136,6 +139,7 @@ class ServerProcess:
         process, control = self._process, self._control
         if process is None or control is None:
             return
+        self.events.stopping = True
         with contextlib.suppress(OSError):
             control.send("stop")
         self.events.read_to_end(STOP_TIMEOUT)
@@ -145,6 +149,12 @@ class ServerProcess:
             process.join()
         control.close()
         self._process = self._control = None
+
+
+class ServerDied(UserError):
+    """The server process ended without being asked to: nothing more can be served."""
+
+    exit_code = 70  # EX_SOFTWARE: the server failed, not the teacher
 
 
 class PipeEvents:
@@ -157,6 +167,8 @@ class PipeEvents:
         self._buffer: deque[Event] = deque()
         self._pending = 0  # in the child's queue when the last batch left
         self.ended = False
+        self.stopping = False  # the parent asked the child to stop
+        self.exit_code: Callable[[], int | None] = lambda: None  # the child's, once reaped
 
     @property
     def behind(self) -> int:
@@ -166,8 +178,17 @@ class PipeEvents:
         if not self._buffer:
             self._receive(timeout)
         if not self._buffer:
+            if self.ended and not self.stopping:
+                raise ServerDied(self._death())
             raise queue.Empty
         return self._buffer.popleft()
+
+    def _death(self) -> str:
+        code = self.exit_code()
+        how = "" if code is None else f" (exit status {code})"
+        if code is not None and code < 0:  # multiprocessing's way of saying "by a signal"
+            how = f" (killed by signal {-code})"
+        return f"the server process ended unexpectedly{how}: clients can no longer connect"
 
     def get_nowait(self) -> Event:
         return self.get(0)
@@ -218,6 +239,12 @@ class PipeEvents:
                 self._take(connection.recv())
             except (EOFError, OSError):
                 self.ended = True
+
+
+def _reaped_status(process: multiprocessing.process.BaseProcess) -> int | None:
+    """The child's exit status once it has ended (waiting a moment for the system to reap it)."""
+    process.join(1.0)
+    return process.exitcode
 
 
 @contextlib.contextmanager
