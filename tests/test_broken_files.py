@@ -40,7 +40,7 @@ from tutor.server.runner import TeachingServer
 
 LESSONS = Path(__file__).resolve().parent.parent / "lessons"
 SETTINGS = settings(
-    max_examples=int(os.environ.get("SMTP_TUTOR_PROPERTY_EXAMPLES", "100")),
+    max_examples=int(os.environ.get("SMTP_TUTOR_PROPERTY_EXAMPLES", "50")),
     deadline=None,
     database=None,
     derandomize=True,  # the same examples on every run: CI stays reproducible
@@ -830,6 +830,7 @@ def test_any_toml_document_in_the_lesson_shape_loads_or_is_problems(
 
 
 @CLI_SETTINGS
+@pytest.mark.slow  # each example runs the whole CLI twice; the loader's own test is fast
 @given(drawn=lesson_documents)
 def test_any_toml_document_through_validate_and_learn_is_problems_or_a_lesson(
     scratch: Path, drawn: tuple[Any, ...]

@@ -96,6 +96,7 @@ def _gone(pids: list[int]) -> bool:
     return False
 
 
+@pytest.mark.slow  # a real serve and its child, signalled: seconds each
 @pytest.mark.posix
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_to_serve_stops_both_processes(tmp_path: Path, stop: signal.Signals) -> None:
@@ -114,6 +115,7 @@ def test_a_signal_to_serve_stops_both_processes(tmp_path: Path, stop: signal.Sig
         serve.kill()
 
 
+@pytest.mark.slow  # a real serve and its child, signalled: seconds each
 @pytest.mark.posix
 def test_the_server_process_ends_when_serve_is_killed(tmp_path: Path) -> None:
     serve = ServeProcess(tmp_path / "Maildir")
@@ -148,6 +150,7 @@ def test_the_dashboard_says_how_far_behind_the_server_it_is(tmp_path: Path) -> N
     assert "12,345 events behind" in title(12_345)
 
 
+@pytest.mark.slow  # a real serve and its child, signalled: seconds each
 @pytest.mark.posix
 def test_serve_says_so_and_fails_when_its_server_process_dies(tmp_path: Path) -> None:
     """A server that is gone must not leave a log that looks alive: one line, status 70."""

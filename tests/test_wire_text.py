@@ -284,7 +284,19 @@ SHAPES: dict[str, Callable[[int], str]] = {
 }
 
 
-@pytest.mark.parametrize("shape", SHAPES)
+# One shape of each family runs in the fast tier; their siblings in the slow one.
+SLOW_SHAPES = {
+    "blank lines, then QUIT",
+    "blank lines, then a reply",
+    "one message after another",
+    "the tool's own lines",
+}
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [pytest.param(s, marks=pytest.mark.slow) if s in SLOW_SHAPES else s for s in SHAPES],
+)
 def test_annotate_does_linear_work(shape: str) -> None:
     """n and 4n lines of one shape: linear work is about 4 times as many steps, quadratic
     16 times (80,000 blank lines took 97 s)."""
