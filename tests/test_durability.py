@@ -5,11 +5,12 @@ every copy had reached new/ (docs/server.md, "Durability: what a 250 guarantees"
 The fast tier stops a delivery dead at a chosen step in this process (an exception that
 no handler catches, then the lock's descriptor closed, as the system closes it for a
 process that dies) and starts the next store or server on the same Maildir root. The
-slow tier does it to a real `serve` with a real SIGKILL: the process stops itself
-(SIGSTOP) at the step the test chose, spotted by an audit hook the test puts in front of
-`python -m tutor` (the product has no switch for tests), and the test kills it; or, with
-no hook at all, the test stops it from outside when it sees the journal or a copy appear
-while a large message is written. Every case ends with a restart and the same question:
+slow tier does it to a real `serve` with a real SIGKILL to its server process (the
+spawned child that delivers): the child stops itself (SIGSTOP) at the step the test
+chose, spotted by an audit hook the test installs as a sitecustomize module on
+PYTHONPATH (the product has no switch for tests), and the test kills it; or, with no hook
+at all, the test stops it from outside when it sees the journal or a copy appear while a
+large message is written. serve then says its server died and exits 70. Every case ends with a restart and the same question:
 is the message in all three mailboxes or in none, and can the standard library's
 `mailbox` and `smtp-tutor mailbox` read what is there?
 """
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -413,8 +415,10 @@ def test_lf_endings_across_chunks_is_bytes_replace(data: bytes, cuts: list[int])
 
 # --- slow: a real `serve`, a real SIGKILL ------------------------------------------------------
 
+# A sitecustomize module: serve delivers in a spawned child process, which runs no code of
+# the test's but does read sitecustomize on PYTHONPATH.
 HOOK = """\
-import os, re, runpy, signal, sys, threading
+import os, re, signal, sys, threading
 
 ROOT = {root!r} + os.sep
 EVENT, PATTERN, AT = {event!r}, re.compile({pattern!r}), {at!r}
@@ -438,7 +442,6 @@ def stop_at_the_chosen_step(event, args):
 
 
 sys.addaudithook(stop_at_the_chosen_step)
-runpy.run_module("tutor", run_name="__main__", alter_sys=True)
 """
 
 COPY_TMP = r"^(you|alice|bob)/tmp/"
@@ -477,24 +480,30 @@ def send_without_reading_the_reply(client: RawClient, content: bytes) -> None:
     client.send_raw(content + b".\r\n")
 
 
+def server_child(serve: ServeProcess) -> psutil.Process:
+    """The process that delivers: serve's spawned server, not serve itself."""
+    children = psutil.Process(serve.proc.pid).children()
+    return next(c for c in children if "spawn_main" in " ".join(c.cmdline()))
+
+
 def wait_until_stopped(serve: ServeProcess) -> None:
-    """Block until the process is stopped (or fail if it ends or never stops)."""
-    found: list[Any] = []
-
-    def watch() -> None:
-        flags = os.WSTOPPED | os.WEXITED | os.WNOWAIT
-        found.append(os.waitid(os.P_PID, serve.proc.pid, flags))
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    watcher.join(WAIT)
-    assert found, f"serve never reached the chosen step in {WAIT}s; log:\n{serve.text}"
-    assert found[0].si_code == os.CLD_STOPPED, f"serve ended instead: {found[0]}\n{serve.text}"
+    """Block until the server process is stopped (or fail if it ends or never stops)."""
+    child = server_child(serve)
+    deadline = time.monotonic() + WAIT
+    while child.status() != psutil.STATUS_STOPPED:
+        assert child.is_running(), f"the server ended instead; log:\n{serve.text}"
+        assert time.monotonic() < deadline, (
+            f"serve never reached the chosen step in {WAIT}s; log:\n{serve.text}"
+        )
+        time.sleep(0.01)
 
 
 def kill_9(serve: ServeProcess) -> None:
-    serve.proc.send_signal(signal.SIGKILL)
-    assert serve.proc.wait(timeout=WAIT) == -signal.SIGKILL
+    """SIGKILL to the server process, then serve itself, which says its server died."""
+    child = server_child(serve)
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=WAIT)
+    assert serve.proc.wait(timeout=WAIT) == 70
     serve.kill()  # releases the pipes
 
 
@@ -527,11 +536,18 @@ def restart_and_check(maildir: Path, kept: bool, content: bytes = CONTENT) -> No
 @pytest.mark.posix
 @pytest.mark.slow
 @pytest.mark.parametrize("point", list(KILL_POINTS))
-def test_kill_9_at_each_step_of_a_delivery_to_three_mailboxes(tmp_path: Path, point: str) -> None:
+def test_kill_9_at_each_step_of_a_delivery_to_three_mailboxes(
+    tmp_path: Path, point: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     step = KILL_POINTS[point]
     maildir = tmp_path / "Maildir"
     hook = HOOK.format(root=str(maildir), event=step.event, pattern=step.pattern, at=step.at)
-    serve = ServeProcess(maildir, "--plain", python_prefix=[sys.executable, "-c", hook])
+    (tmp_path / "hook").mkdir()
+    (tmp_path / "hook" / "sitecustomize.py").write_text(hook)
+    path = os.pathsep.join(filter(None, [str(tmp_path / "hook"), os.environ.get("PYTHONPATH")]))
+    monkeypatch.setenv("PYTHONPATH", path)
+    serve = ServeProcess(maildir, "--plain")
+    monkeypatch.undo()  # the restart below runs without the hook
     try:
         with RawClient(serve.address) as client:
             send_without_reading_the_reply(client, CONTENT)
@@ -561,7 +577,7 @@ def first_seen(condition: Any, serve: ServeProcess) -> None:
         assert serve.proc.poll() is None, serve.text
         assert time.monotonic() < deadline, "the condition never held"
         time.sleep(0.0005)
-    serve.proc.send_signal(signal.SIGSTOP)
+    server_child(serve).send_signal(signal.SIGSTOP)
     wait_until_stopped(serve)
 
 
