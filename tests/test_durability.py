@@ -10,9 +10,9 @@ spawned child that delivers): the child stops itself (SIGSTOP) at the step the t
 chose, spotted by an audit hook the test installs as a sitecustomize module on
 PYTHONPATH (the product has no switch for tests), and the test kills it; or, with no hook
 at all, the test stops it from outside when it sees the journal or a copy appear while a
-large message is written. serve then says its server died and exits 70. Every case ends with a restart and the same question:
-is the message in all three mailboxes or in none, and can the standard library's
-`mailbox` and `smtp-tutor mailbox` read what is there?
+large message is written. serve then says its server died and exits 70. Every case ends
+with a restart and the same question: is the message in all three mailboxes or in none,
+and can the standard library's `mailbox` and `smtp-tutor mailbox` read what is there?
 """
 
 from __future__ import annotations
