@@ -219,6 +219,7 @@ def teacher_folder(tmp_path: Path, helo_hint: str) -> Path:
 
 
 @pytest.mark.posix
+@pytest.mark.slow  # a whole lesson played twice through a pty: the fast tier's longest test
 def test_a_teachers_lesson_passes_and_a_broken_hint_is_reported(tmp_path: Path) -> None:
     good = teacher_folder(tmp_path / "good", "helo a.b.c")
     result = run_cli("--lessons-dir", str(good), "lessons", "validate", "--follow-hints")
