@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import psutil
@@ -33,3 +34,26 @@ def settled_rss(pid: int, *, seconds: float = 3.0, step: float = 0.1) -> int:
             return now if now - lowest < MIB else lowest
         lowest = now
     return lowest
+
+
+class PeakRss:
+    """The highest RSS of a process tree, sampled in the background until stopped."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self.peak = tree_rss(pid)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.05):
+            try:
+                self.peak = max(self.peak, tree_rss(self.pid))
+            except psutil.NoSuchProcess:  # the process ended (a failed test stopped it)
+                return
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._thread.join()
+        return self.peak

@@ -26,7 +26,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.memory import MIB, settled_rss, tree_rss
+from tests.memory import MIB, PeakRss, settled_rss, tree_rss
 from tests.serve_process import ServeProcess
 
 pytestmark = pytest.mark.slow
@@ -43,29 +43,6 @@ def serve(tmp_path: Path) -> Iterator[ServeProcess]:
     yield process
     process.interrupt()
     process.kill()
-
-
-class PeakRss:
-    """The highest RSS of a process tree, sampled in the background until stopped."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.peak = tree_rss(pid)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.05):
-            try:
-                self.peak = max(self.peak, tree_rss(self.pid))
-            except psutil.NoSuchProcess:  # serve ended (a failed test stopped it)
-                return
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join()
-        return self.peak
 
 
 def test_a_million_pipelined_noops_keep_no_memory(serve: ServeProcess) -> None:

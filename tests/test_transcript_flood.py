@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.memory import MIB, settled_rss, tree_rss
+from tests.memory import MIB, PeakRss, settled_rss
 from tests.serve_process import ServeProcess
 from tests.test_transcript_exports import client_text_of
 from tutor.ui.common.transcript_export import SESSION_CAPS, cap_for
@@ -44,26 +44,6 @@ def serve(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServeProce
     yield process
     process.interrupt()
     process.kill()
-
-
-class PeakRss:
-    """The highest RSS of a process tree, sampled in the background until stopped."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self.peak = tree_rss(pid)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.05):
-            self.peak = max(self.peak, tree_rss(self.pid))
-
-    def stop(self) -> int:
-        self._stop.set()
-        self._thread.join()
-        return self.peak
 
 
 def test_a_million_noops_leave_a_capped_transcript_and_a_log_that_keeps_up(
