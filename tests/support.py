@@ -153,3 +153,23 @@ def reply(*lines: str) -> Reply:
     parsed = [parse_reply_line(line) for line in lines]
     assert all(parsed), lines
     return Reply(tuple(line for line in parsed if line is not None))
+
+
+def send_noops(sock: socket.socket, count: int) -> None:
+    """`count` NOOPs pipelined in batches of 10,000, without reading a reply (a flood)."""
+    batch = b"NOOP\r\n" * 10_000
+    for _ in range(count // 10_000):
+        sock.sendall(batch)
+
+
+def count_reply_lines(sock: socket.socket, expected: int) -> int:
+    """Read reply lines until `expected` arrived (or the server closed); how many came."""
+    count, rest = 0, b""
+    while count < expected:
+        data = sock.recv(1 << 16)
+        if not data:
+            break
+        rest += data
+        count += rest.count(b"\n")
+        rest = rest[rest.rfind(b"\n") + 1 :]
+    return count

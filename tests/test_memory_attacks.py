@@ -28,6 +28,7 @@ import pytest
 
 from tests.memory import MIB, PeakRss, settled_rss, tree_rss
 from tests.serve_process import ServeProcess
+from tests.support import count_reply_lines, send_noops
 
 pytestmark = pytest.mark.slow
 
@@ -50,9 +51,9 @@ def test_a_million_pipelined_noops_keep_no_memory(serve: ServeProcess) -> None:
     peak = PeakRss(serve.proc.pid)
     started = time.monotonic()
     with socket.create_connection(serve.address, timeout=FLOOD_TIME) as sock:
-        writer = threading.Thread(target=_send_noops, args=(sock,), daemon=True)
+        writer = threading.Thread(target=send_noops, args=(sock, NOOPS), daemon=True)
         writer.start()
-        replies = _count_lines(sock, NOOPS + 1)  # the greeting, then one per NOOP
+        replies = count_reply_lines(sock, NOOPS + 1)  # the greeting, then one per NOOP
         during = tree_rss(serve.proc.pid)
         sock.sendall(b"QUIT\r\n")
         writer.join()
@@ -74,25 +75,6 @@ def test_a_million_pipelined_noops_keep_no_memory(serve: ServeProcess) -> None:
     assert len(summary) == 1 and b"\xe2\x80\xa6 and " in summary[0], summary
     counted = int(summary[0].split(b" and ", 1)[1].split(b" ")[0].replace(b",", b""))
     assert NOOPS - 5_000 < counted < NOOPS
-
-
-def _send_noops(sock: socket.socket) -> None:
-    batch = b"NOOP\r\n" * 10_000
-    for _ in range(NOOPS // 10_000):
-        sock.sendall(batch)
-
-
-def _count_lines(sock: socket.socket, expected: int) -> int:
-    """Read reply lines until `expected` arrived (or the server closed)."""
-    count, rest = 0, b""
-    while count < expected:
-        data = sock.recv(1 << 16)
-        if not data:
-            break
-        rest += data
-        count += rest.count(b"\n")
-        rest = rest[rest.rfind(b"\n") + 1 :]
-    return count
 
 
 def test_sixty_unfinished_ten_megabyte_messages_stay_out_of_memory(
@@ -131,10 +113,10 @@ def test_sixty_unfinished_ten_megabyte_messages_stay_out_of_memory(
 
 def _in_data(address: tuple[str, int]) -> socket.socket:
     sock = socket.create_connection(address, timeout=FLOOD_TIME)
-    replies = _count_lines(sock, 1)
+    replies = count_reply_lines(sock, 1)
     sock.sendall(b"HELO client.example\r\nMAIL FROM:<a@client.example>\r\n")
     sock.sendall(b"RCPT TO:<you@tutor.test>\r\nDATA\r\n")
-    replies += _count_lines(sock, 4)
+    replies += count_reply_lines(sock, 4)
     assert replies == 5
     return sock
 

@@ -23,6 +23,7 @@ import pytest
 
 from tests.memory import MIB, PeakRss, settled_rss
 from tests.serve_process import ServeProcess
+from tests.support import count_reply_lines, send_noops
 from tests.test_transcript_exports import client_text_of
 from tutor.ui.common.transcript_export import SESSION_CAPS, cap_for
 
@@ -53,12 +54,12 @@ def test_a_million_noops_leave_a_capped_transcript_and_a_log_that_keeps_up(
     peak = PeakRss(serve.proc.pid)
     started = time.monotonic()
     with socket.create_connection(serve.address, timeout=FLOOD_TIME) as sock:
-        writer = threading.Thread(target=_send_noops, args=(sock,), daemon=True)
+        writer = threading.Thread(target=send_noops, args=(sock, NOOPS), daemon=True)
         writer.start()
-        replies = _read_lines(sock, NOOPS + 1)  # the greeting, then one per NOOP
+        replies = count_reply_lines(sock, NOOPS + 1)  # the greeting, then one per NOOP
         writer.join()
         sock.sendall(b"QUIT\r\n")
-        assert _read_lines(sock, 1) == 1  # the 221
+        assert count_reply_lines(sock, 1) == 1  # the 221
         quit_at = time.monotonic()
     serve.wait_for(rb"#1 +closed after QUIT", timeout=FLOOD_TIME)
     lag = time.monotonic() - quit_at
@@ -82,22 +83,3 @@ def test_a_million_noops_leave_a_capped_transcript_and_a_log_that_keeps_up(
     assert re.search(r"… transcript cut here: [\d,]+ more lines, [\d,]+ bytes not written", text)
     assert re.search(r"… and [\d,]+ more NOOP", text), "the capture's own count is kept"
     assert text.rstrip().endswith("closed after QUIT")
-
-
-def _send_noops(sock: socket.socket) -> None:
-    batch = b"NOOP\r\n" * 10_000
-    for _ in range(NOOPS // 10_000):
-        sock.sendall(batch)
-
-
-def _read_lines(sock: socket.socket, expected: int) -> int:
-    """Read reply lines until `expected` arrived (or the server closed)."""
-    count, rest = 0, b""
-    while count < expected:
-        data = sock.recv(1 << 16)
-        if not data:
-            break
-        rest += data
-        count += rest.count(b"\n")
-        rest = rest[rest.rfind(b"\n") + 1 :]
-    return count
