@@ -11,6 +11,7 @@ traceback, never a hang.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -340,6 +341,28 @@ def run_as_a_user(*args: str, stdin: str = "") -> subprocess.CompletedProcess[st
     if os.geteuid() != 0:
         return run_cli(*args, stdin=stdin)
     import_every_module()  # nobody may not read the interpreter's own folder
+    with _reachable_by_everyone(Path(__file__).resolve().parent.parent, Path(sys.prefix)):
+        return _run_as_nobody(*args, stdin=stdin)
+
+
+@contextlib.contextmanager
+def _reachable_by_everyone(*paths: Path) -> Iterator[None]:
+    """A checkout or venv inside a private folder (mktemp -d is 0700) is out of nobody's
+    reach; open the folders above it to everyone for the run, then close them again."""
+    changed: list[tuple[Path, int]] = []
+    for folder in {p for start in paths for p in (start, *start.parents)}:
+        mode = folder.stat().st_mode & 0o7777
+        if mode & 0o005 != 0o005:
+            folder.chmod(mode | 0o005)
+            changed.append((folder, mode))
+    try:
+        yield
+    finally:
+        for path, mode in changed:
+            path.chmod(mode)
+
+
+def _run_as_nobody(*args: str, stdin: str) -> subprocess.CompletedProcess[str]:
     groups = os.getgroups()
     os.setgroups([])
     os.setegid(NOBODY)
