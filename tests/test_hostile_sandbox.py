@@ -23,7 +23,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.hostile_server import GREETING, Drip, HostileServer, ReadLine, Send, Step, scenarios
+from tests.hostile_server import (
+    GREETING,
+    Drip,
+    HostileServer,
+    Pause,
+    ReadLine,
+    Send,
+    Step,
+    scenarios,
+)
 from tests.memory import MIB, tree_rss
 from tutor.sandbox.sandbox import Sandbox, Target
 
@@ -182,6 +191,8 @@ def test_replies_nobody_asked_for_stop_at_ten(
 ) -> None:
     with HostileServer(attacks["endless-unsolicited"]()) as evil:
         sandbox = sandbox_at(evil.address, "--timeout", "1")
+        # The first NOOP may go out before the flood does; by the second it is waiting.
+        sandbox.type("NOOP")
         sandbox.type("NOOP")
         sandbox.type("/state")
         status, output, _stderr = sandbox.finish()
@@ -304,6 +315,28 @@ def test_replies_nobody_asked_for_stop_at_ten_in_process(
     result = results[-1]
     assert result.error.startswith("the server sent more than 10 replies nobody asked for")
     assert len(result.shown) == 10 and result.closed and box.state.closed
+
+
+def test_a_reply_nobody_asked_for_that_arrives_torn_is_read_whole_before_the_command() -> None:
+    script: list[Step] = [
+        Send(GREETING),
+        Pause(0.3),
+        Send(b"421 4.4.2 idle ti"),
+        Pause(0.2),
+        Send(b"meout\r\n"),
+        ReadLine(),
+    ]
+    with HostileServer(script) as evil:
+        box = Sandbox(Target(*evil.address), timeout=2)
+        try:
+            box.open()
+            time.sleep(0.4)  # the first half of the 421 is in, the rest is on its way
+            result = box.send("NOOP")
+        finally:
+            box.close()
+    [notice] = [shown.exchange for shown in result.shown if shown.exchange.kind == "notice"]
+    assert notice.reply is not None and notice.reply.text == "4.4.2 idle timeout"
+    assert result.closed and box.state.closed
 
 
 @pytest.mark.posix

@@ -581,6 +581,10 @@ class SmtpClient:
         readable, _, _ = select.select([self._sock], [], [], 0)
         return bool(readable)
 
+    def partial_reply(self) -> bool:
+        """True if part of a reply has arrived and waits for the rest of its line."""
+        return bool(self._inbuf)
+
     # --- sending ------------------------------------------------------------------------------
 
     def send_line(self, text: str | bytes) -> Reply:

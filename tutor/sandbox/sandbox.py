@@ -50,6 +50,9 @@ LATE_REPLY_WAIT = 1.0  # after pipelining past STARTTLS: does a reply still come
 # Replies nobody asked for, read before one command: a real server sends at most one (the
 # idle timeout's 421); a server that keeps sending them is holding the sandbox.
 MAX_UNSOLICITED = 10
+# A reply nobody asked for may arrive in pieces: once its first bytes are in, the rest gets
+# this long before the sandbox gives up on it and sends the learner's command.
+PARTIAL_REPLY_WAIT = 0.5
 
 # name -> (usage, what it does)
 SLASH_COMMANDS: dict[str, tuple[str, str]] = {
@@ -552,17 +555,30 @@ class Sandbox(HoldsClient):
                 result.closed = True
                 return
             try:
-                reply = client.read_reply(timeout=0)
-            except SmtpTimeout:
-                return  # TLS housekeeping (a session ticket), no reply in it
+                reply = self._next_unsolicited(client)
             except SmtpClientError as error:
                 self._failed(result, error)
+                return
+            if reply is None:
                 return
             taken += 1
             self._record_exchange(result, "notice", b"", reply, tls=client.tls_active)
             if self.state.closed:
                 client.close()
                 return
+
+    @staticmethod
+    def _next_unsolicited(client: SmtpClient) -> Reply | None:
+        """The next reply nobody asked for; None when no whole reply comes in time."""
+        try:
+            return client.read_reply(timeout=0)
+        except SmtpTimeout:
+            if not client.partial_reply():
+                return None  # TLS housekeeping (a session ticket), no reply in it
+        try:
+            return client.read_reply(timeout=PARTIAL_REPLY_WAIT)
+        except SmtpTimeout:
+            return None  # a torn line left unfinished: the next read reports it
 
     # --- STARTTLS ---------------------------------------------------------------------------
 
