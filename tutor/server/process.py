@@ -2,7 +2,7 @@
 
 The child runs a TeachingServer with its capture and session store, exactly as in
 process; one thread of it takes events off the capture's queue and sends them up a pipe
-in batches (up to BATCH_EVENTS, sent as soon as the queue is empty). The parent reads
+in batches (up to BATCH_EVENTS, gathered for BATCH_WAIT after the first). The parent reads
 batches only when its UI asks for events, so a slow UI fills the pipe, then the capture's
 queue, and from QUEUE_LIMIT on the capture counts a session's events instead of queuing
 them, as it always has (capture.py): the server's loop never waits for the UI, and the
@@ -24,6 +24,7 @@ import queue
 import signal
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,6 +48,10 @@ else:
 
 START_METHOD: Final = "spawn"
 BATCH_EVENTS = 500
+# After an event comes, the sender waits this long for more before it sends: one wake-up
+# and one pickle per batch instead of per event (a busy server produces thousands of
+# events a second, and every wake-up takes the GIL from its loop).
+BATCH_WAIT = 0.005
 STARTUP_TIMEOUT = 60.0  # a spawned interpreter imports aiosmtpd; a busy machine is slow
 STOP_TIMEOUT = 15.0
 
@@ -320,6 +325,8 @@ class _Sender:
                 if self._finishing.is_set():
                     return
                 continue
+            if not self._finishing.is_set():
+                time.sleep(BATCH_WAIT)
             self._send([first, *self._more()])
 
     def _more(self) -> list[Event]:
