@@ -22,7 +22,7 @@ What it measures (docs/performance.md has the method, the targets and the result
    (bench/typer_probe.py).
 4. idle: 500 silent connections; time for a new client to get its banner; memory.
 
-Then every target of issues 8 and 16: met or missed. Every server listens on 127.0.0.1
+Then every target: met or missed. Every server listens on 127.0.0.1
 only and every load is bounded in count and time.
 """
 

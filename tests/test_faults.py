@@ -1,5 +1,5 @@
 """The fault battery: storage that fails, processes killed or interrupted, clients that
-reset, stall or pile up, a terminal resized mid-lesson (issue #8, "Prove it").
+reset, stall or pile up, a terminal resized mid-lesson.
 
 Each fault ends in a state the design promises: never a 250 for a message that is not
 on disk, never a message on disk that was not acknowledged in full, a server that keeps

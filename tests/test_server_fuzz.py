@@ -1,4 +1,4 @@
-"""Fuzzing the teaching server over real sockets (issue #8, "Prove it").
+"""Fuzzing the teaching server over real sockets (the robustness tests).
 
 Generated sessions (hypothesis, derandomised so CI sees the same ones every run) mix
 valid transactions with random and hostile command lines, bare line feeds, commands
