@@ -16,9 +16,9 @@ import pytest
 
 from tests.serve_process import ServeProcess
 from tutor.server import process
+from tutor.server.endpoints import BindError
 from tutor.server.persona import Persona
 from tutor.server.process import ServerProcess
-from tutor.server.runner import BindError
 from tutor.smtp.events import Event, Exchange, MessageStored
 
 WAIT = 20.0

@@ -8,8 +8,9 @@ that is not one of its commands goes to its default command (`mailbox you` is
 
 from __future__ import annotations
 
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -354,6 +355,20 @@ def _root(
 # --- lessons --------------------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def _lesson_server_started(maildir: Path, *, coach: bool = False) -> Iterator[None]:
+    """The lesson's server process starts now, while the screens are imported; whatever
+    the lesson does not take is stopped at the end (tutor/server/process.py)."""
+    from tutor.server import process
+
+    if not coach:  # coach mode starts its own, on the port the learner was told
+        process.prelaunch(maildir)
+    try:
+        yield
+    finally:
+        process.discard_prelaunched()
+
+
 @app.command()
 def learn(
     ctx: typer.Context,
@@ -383,21 +398,22 @@ def learn(
       smtp-tutor learn 1 --script my-session.txt --plain
       smtp-tutor learn 1 --telnet          then: telnet 127.0.0.1 2525 in another window
     """
-    from tutor.ui.lesson.learn_app import learn as run_learn
-
     env = env_of(ctx)
-    finish(
-        run_learn(
-            env.terminal,
-            lesson,
-            script=script,
-            lessons_dir=env.lessons_dir,
-            maildir=env.maildir(maildir),
-            telnet_port=port if telnet else None,
-            transcript=_transcript(transcript),
-            present=present,
+    with _lesson_server_started(env.maildir(maildir), coach=telnet):
+        from tutor.ui.lesson.learn_app import learn as run_learn
+
+        finish(
+            run_learn(
+                env.terminal,
+                lesson,
+                script=script,
+                lessons_dir=env.lessons_dir,
+                maildir=env.maildir(maildir),
+                telnet_port=port if telnet else None,
+                transcript=_transcript(transcript),
+                present=present,
+            )
         )
-    )
 
 
 @app.command()
@@ -425,20 +441,21 @@ def demo(
       smtp-tutor demo 1
       smtp-tutor demo 2 --delay 0 --transcript lesson2.html
     """
-    from tutor.ui.lesson.learn_app import demo as run_demo
-
     env = env_of(ctx)
-    finish(
-        run_demo(
-            env.terminal,
-            lesson,
-            delay=delay,
-            lessons_dir=env.lessons_dir,
-            maildir=env.maildir(maildir),
-            transcript=_transcript(transcript),
-            present=present,
+    with _lesson_server_started(env.maildir(maildir)):
+        from tutor.ui.lesson.learn_app import demo as run_demo
+
+        finish(
+            run_demo(
+                env.terminal,
+                lesson,
+                delay=delay,
+                lessons_dir=env.lessons_dir,
+                maildir=env.maildir(maildir),
+                transcript=_transcript(transcript),
+                present=present,
+            )
         )
-    )
 
 
 @lessons_app.callback(invoke_without_command=True)
@@ -861,19 +878,20 @@ def challenge_play(
       smtp-tutor challenge backscatter --telnet     then: telnet 127.0.0.1 2525
       smtp-tutor challenge 1 --script attempt.txt --plain
     """
-    from tutor.ui.lesson import challenge_app as screens
-
     env = env_of(ctx)
-    finish(
-        screens.play(
-            env.terminal,
-            challenge,
-            script=script,
-            challenges_dir=challenges_dir,
-            maildir=env.maildir(maildir),
-            telnet_port=port if telnet else None,
+    with _lesson_server_started(env.maildir(maildir), coach=telnet):
+        from tutor.ui.lesson import challenge_app as screens
+
+        finish(
+            screens.play(
+                env.terminal,
+                challenge,
+                script=script,
+                challenges_dir=challenges_dir,
+                maildir=env.maildir(maildir),
+                telnet_port=port if telnet else None,
+            )
         )
-    )
 
 
 @challenge_app.command("validate")

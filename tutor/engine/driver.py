@@ -8,19 +8,21 @@ runner judges. It knows nothing of the terminal: the UI renders the Turns it ret
 from __future__ import annotations
 
 import smtplib
+import ssl
 from dataclasses import dataclass, field
 from email import message_from_string
 from email.policy import default as default_policy
 from pathlib import Path
+from typing import Any, Protocol
 
 from tutor.client.client import HoldsClient, SmtpClient, SmtpClientError, TapRecord, TlsInfo
 from tutor.engine.model import Lesson, Step
 from tutor.engine.runner import LessonRun, Outcome
 from tutor.errors import UserError
 from tutor.server.bounce import delivery_failures
-from tutor.server.capture import SessionRecord
+from tutor.server.capture import Capture, SessionRecord
 from tutor.server.persona import Persona
-from tutor.server.runner import TeachingServer
+from tutor.server.process import lesson_server
 from tutor.smtp.events import (
     BareLineFeed,
     BounceSent,
@@ -68,13 +70,37 @@ def persona_for(lesson: Lesson) -> Persona:
     return Persona().with_changes(**lesson.persona)
 
 
+class LessonServer(Protocol):
+    """What the driver needs of a teaching server: in this process (TeachingServer,
+    validate's) or in its own (ServerProcess with mirror=True, a learner's lesson)."""
+
+    @property
+    def persona(self) -> Persona: ...
+
+    @property
+    def tls_context(self) -> ssl.SSLContext | None: ...
+
+    @property
+    def address(self) -> tuple[str, int]: ...
+
+    @property
+    def capture(self) -> Capture: ...
+
+    def start(self) -> Any: ...
+
+    def stop(self) -> None: ...
+
+    def update_persona(self, **changes: Any) -> None: ...
+
+
 class LessonDriver(HoldsClient):
     def __init__(
-        self, lesson: Lesson, run: LessonRun, maildir: Path, server: TeachingServer | None = None
+        self, lesson: Lesson, run: LessonRun, maildir: Path, server: LessonServer | None = None
     ) -> None:
         self.lesson = lesson
         self.run = run
-        self.server = server or TeachingServer(maildir, persona_for(lesson))
+        # A lesson's own server runs in its own process (the prelaunched one, if any).
+        self.server: LessonServer = server or lesson_server(maildir, persona_for(lesson))
         self._own_server = server is None
         self.client: SmtpClient | None = None
         self.record: SessionRecord | None = None

@@ -34,8 +34,9 @@ from tutor.client.client import (
 )
 from tutor.errors import UsageError, UserError
 from tutor.server.capture import SessionRecord
+from tutor.server.endpoints import BindError, MaildirError
 from tutor.server.persona import Persona
-from tutor.server.runner import BindError, MaildirError, TeachingServer
+from tutor.server.runner import TeachingServer
 from tutor.smtp.authcodec import AuthDecoding, decode_auth
 from tutor.smtp.events import Event, Exchange, ExchangeKind, TlsStarted
 from tutor.smtp.session_state import SessionState

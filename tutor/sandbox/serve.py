@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tutor.errors import UserError
+from tutor.server.endpoints import BindError, MaildirError
 from tutor.server.persona import Persona
 from tutor.server.process import ServerProcess
-from tutor.server.runner import BindError, MaildirError, TeachingServer
+from tutor.server.runner import TeachingServer
 from tutor.smtp.wire import host_port
 
 LOOPBACK_HOSTS = ("127.0.0.1", "::1")

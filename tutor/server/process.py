@@ -1,13 +1,23 @@
-"""The teaching server in its own process, for `serve`: the UI keeps the parent's GIL.
+"""The teaching server in its own process: the UI keeps the parent's GIL.
 
 The child runs a TeachingServer with its capture and session store, exactly as in
 process; one thread of it takes events off the capture's queue and sends them up a pipe
-in batches (up to BATCH_EVENTS, gathered for BATCH_WAIT after the first). The parent reads
-batches only when its UI asks for events, so a slow UI fills the pipe, then the capture's
-queue, and from QUEUE_LIMIT on the capture counts a session's events instead of queuing
-them, as it always has (capture.py): the server's loop never waits for the UI, and the
-line log loses no line the queue policy would have given it. docs/architecture.md,
-"The server in its own process".
+in batches (up to BATCH_EVENTS, gathered for BATCH_WAIT after the first).
+
+Two ways to read them (docs/architecture.md, "The server in its own process"):
+
+- `serve` reads batches only when its UI asks for events (`events`, a PipeEvents), so a
+  slow UI fills the pipe, then the capture's queue, and from QUEUE_LIMIT on the capture
+  counts a session's events instead of queuing them (capture.py): the server's loop never
+  waits for the UI, and the line log loses no line the queue policy would have given it.
+- A lesson (`mirror=True`) needs the server's record of its own session, as the lesson
+  engine reads it from an in-process server: a thread of the parent takes every batch
+  into a Capture of its own (`capture`), which the driver waits on. Persona changes (a
+  lesson opens the relay) go down the control pipe and are applied before they are
+  acknowledged, so the next connection sees them.
+
+A lesson's server is started before the UI has imported what it needs (`prelaunch`), so
+its interpreter starts and imports aiosmtpd on the other core meanwhile.
 
 The start method is spawn everywhere (forking a threaded process warns from Python
 3.12). The child ignores SIGINT (Ctrl-C reaches the whole process group: the parent
@@ -18,6 +28,7 @@ so a killed parent leaves nothing behind.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import multiprocessing
 import multiprocessing.spawn
 import queue
@@ -30,13 +41,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from tutor.errors import UserError
 from tutor.paths import tls_dir
+from tutor.server.endpoints import BindError, Listener, MaildirError
 from tutor.server.persona import Persona
-from tutor.server.runner import BindError, Listener, MaildirError
-from tutor.smtp.events import Event
+
+if TYPE_CHECKING:
+    from tutor.server.capture import Capture
+    from tutor.smtp.events import Event
 
 # What start() would import late, imported with this module (a CLI run whose user may no
 # longer read the interpreter's folder by then still starts its server).
@@ -54,6 +68,7 @@ BATCH_EVENTS = 500
 BATCH_WAIT = 0.005
 STARTUP_TIMEOUT = 60.0  # a spawned interpreter imports aiosmtpd; a busy machine is slow
 STOP_TIMEOUT = 15.0
+REQUEST_TIMEOUT = 15.0  # a persona change applied by the child and acknowledged
 
 
 @dataclass(frozen=True)
@@ -69,7 +84,10 @@ class ServerSpec:
 
 class ServerProcess:
     """start() returns once the child listens (or raises its BindError / MaildirError);
-    `events` is the UI's source; stop() stops the child and keeps its last events."""
+    stop() stops the child and keeps its last events. `events` is serve's source; with
+    `mirror`, `capture` holds every session as the child recorded it."""
+
+    tls_context = None  # the child's own; a client trusts the data home's CA (tlsmaterial)
 
     def __init__(
         self,
@@ -79,6 +97,7 @@ class ServerProcess:
         hosts: tuple[str, ...] = ("127.0.0.1",),
         port: int = 0,
         tls_port: int | None = None,
+        mirror: bool = False,
     ) -> None:
         self.maildir = maildir
         self.persona = persona or Persona()
@@ -87,8 +106,18 @@ class ServerProcess:
         self.tls_port = tls_port
         self.listeners: list[Listener] = []
         self.events = PipeEvents()
+        self._capture: Capture | None = None
+        if mirror:
+            from tutor.server.capture import Capture
+
+            self._capture = Capture()
         self._process: multiprocessing.process.BaseProcess | None = None
         self._control: Connection | None = None
+        self._launched_persona = self.persona
+        self._requests = itertools.count(1)
+        self._acks = threading.Condition()
+        self._acked = 0
+        self._mirroring: threading.Thread | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -99,7 +128,17 @@ class ServerProcess:
     def pid(self) -> int | None:
         return None if self._process is None else self._process.pid
 
-    def start(self) -> ServerProcess:
+    @property
+    def capture(self) -> Capture:
+        """Every session as the child recorded it (mirror only)."""
+        if self._capture is None:
+            raise RuntimeError("this server process was started without mirror=True")
+        return self._capture
+
+    def launch(self) -> ServerProcess:
+        """Start the child and return at once; start() waits for it to listen."""
+        if self._process is not None:
+            return self
         self._make_folders()
         context = multiprocessing.get_context(START_METHOD)
         events_in, events_out = context.Pipe(duplex=False)
@@ -116,13 +155,27 @@ class ServerProcess:
         events_out.close()  # our copies: the child's death must read as EOF here
         control_in.close()
         self._process, self._control = process, control_out
+        self._launched_persona = self.persona
         self.events.connection = events_in
         self.events.exit_code = lambda: _reaped_status(process)
+        return self
+
+    def start(self) -> ServerProcess:
+        self.launch()
+        if self.listeners:
+            return self
         try:
             self.listeners = self.events.wait_ready(STARTUP_TIMEOUT)
         except BaseException:
             self.stop()
             raise
+        if self._capture is not None:
+            self._mirroring = threading.Thread(
+                target=self._mirror, name="smtp-tutor-mirror", daemon=True
+            )
+            self._mirroring.start()
+            if self.persona != self._launched_persona:  # launched before its lesson was known
+                self.reset(self.persona)
         return self
 
     def _make_folders(self) -> None:
@@ -139,6 +192,55 @@ class ServerProcess:
                 error.filename,
             ) from error
 
+    # --- a lesson's requests (mirror only) ---------------------------------------------------
+
+    def update_persona(self, **changes: Any) -> None:
+        """Change a setting; the child has applied it when this returns."""
+        self.persona = self.persona.with_changes(**changes)
+        self._request("update", changes)
+
+    def reset(self, persona: Persona) -> None:
+        """Back to a given persona with no greylisting memory."""
+        self.persona = persona
+        self._request("reset", persona)
+
+    def _request(self, kind: str, argument: object) -> None:
+        control = self._control
+        if control is None or self._capture is None:
+            raise RuntimeError("persona changes need a started server with mirror=True")
+        number = next(self._requests)
+        control.send((kind, argument, number))
+        with self._acks:
+            if not self._acks.wait_for(
+                lambda: self._acked >= number or self.events.ended, REQUEST_TIMEOUT
+            ):
+                raise OSError(f"the server process did not answer within {REQUEST_TIMEOUT:.0f} s")
+        if self._acked < number:
+            raise ServerDied(self.events.death())
+
+    def _mirror(self) -> None:
+        """Every batch into `capture`, every acknowledgement to whoever waits for it."""
+        capture, connection = self._capture, self.events.connection
+        assert capture is not None and connection is not None
+        try:
+            while True:
+                message = connection.recv()
+                kind = message[0]
+                if kind == "events":
+                    for event in message[1]:
+                        capture.publish(event)
+                elif kind == "ack":
+                    with self._acks:
+                        self._acked = message[1]
+                        self._acks.notify_all()
+                elif kind == "stopped":
+                    break
+        except (EOFError, OSError):
+            pass
+        with self._acks:
+            self.events.ended = True
+            self._acks.notify_all()
+
     def stop(self) -> None:
         """Ask the child to stop (421 to every client), take its last events, reap it."""
         process, control = self._process, self._control
@@ -146,14 +248,52 @@ class ServerProcess:
             return
         self.events.stopping = True
         with contextlib.suppress(OSError):
-            control.send("stop")
-        self.events.read_to_end(STOP_TIMEOUT)
+            control.send(("stop",))
+        if self._mirroring is not None:
+            self._mirroring.join(STOP_TIMEOUT)
+        else:
+            self.events.read_to_end(STOP_TIMEOUT)
         process.join(STOP_TIMEOUT)
         if process.is_alive():
             process.kill()
             process.join()
         control.close()
         self._process = self._control = None
+
+
+# The lesson server started at the top of `learn`, before the UI's imports, for the
+# lesson that follows to take (one per process: the first lesson of a run).
+_prelaunched: ServerProcess | None = None
+
+
+def prelaunch(maildir: Path) -> None:
+    """Start a lesson server in the background with the default persona."""
+    global _prelaunched
+    if _prelaunched is None:
+        with contextlib.suppress(OSError):  # a folder problem: the lesson reports it itself
+            _prelaunched = ServerProcess(maildir, mirror=True).launch()
+
+
+def discard_prelaunched() -> None:
+    """Stop a prelaunched server no lesson took (the command failed before its lesson)."""
+    global _prelaunched
+    server, _prelaunched = _prelaunched, None
+    if server is not None:
+        server.stop()
+
+
+def lesson_server(maildir: Path, persona: Persona) -> ServerProcess:
+    """A lesson's own server: the prelaunched one when it serves this Maildir, else a new
+    one (not yet started: the driver starts it)."""
+    global _prelaunched
+    server, _prelaunched = _prelaunched, None
+    # TLS is set up when the server binds: a lesson without it needs a server of its own.
+    if server is not None and server.maildir == maildir and server.persona.tls == persona.tls:
+        server.persona = persona  # applied by start(), once the child listens
+        return server
+    if server is not None:
+        server.stop()
+    return ServerProcess(maildir, persona, mirror=True)
 
 
 class ServerDied(UserError):
@@ -184,11 +324,11 @@ class PipeEvents:
             self._receive(timeout)
         if not self._buffer:
             if self.ended and not self.stopping:
-                raise ServerDied(self._death())
+                raise ServerDied(self.death())
             raise queue.Empty
         return self._buffer.popleft()
 
-    def _death(self) -> str:
+    def death(self) -> str:
         code = self.exit_code()
         how = "" if code is None else f" (exit status {code})"
         if code is not None and code < 0:  # multiprocessing's way of saying "by a signal"
@@ -285,23 +425,57 @@ def _child_main(spec: ServerSpec, events: Connection, control: Connection) -> No
         events.close()
         return
     events.send(("ready", server.listeners))
-    threading.Thread(target=_watch_parent, args=(control, stop), daemon=True).start()
-    sender = _Sender(server.capture.events, events)
+    pipe = _LockedPipe(events)
+    requests = threading.Thread(
+        target=_serve_requests, args=(control, stop, server, pipe), daemon=True
+    )
+    requests.start()
+    sender = _Sender(server.capture.events, pipe)
     forwarding = threading.Thread(target=sender.run, name="smtp-tutor-events", daemon=True)
     forwarding.start()
     stop.wait()
     server.stop()
     sender.finish()
     forwarding.join()
-    with contextlib.suppress(OSError):
-        events.send(("stopped",))
+    pipe.send(("stopped",))
     events.close()
 
 
-def _watch_parent(control: Connection, stop: threading.Event) -> None:
-    """A "stop" from the parent, or its end closing (the parent died): stop."""
+class _LockedPipe:
+    """The events pipe, written by the sender and by the request thread: one at a time."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._lock = threading.Lock()
+
+    def send(self, message: tuple[Any, ...]) -> bool:
+        """False once the parent is gone."""
+        with self._lock:
+            try:
+                self._connection.send(message)
+            except OSError:
+                return False
+            return True
+
+
+def _serve_requests(
+    control: Connection, stop: threading.Event, server: Any, pipe: _LockedPipe
+) -> None:
+    """The parent's requests until "stop" or its end closing (the parent died): then stop.
+
+    A persona change is applied before it is acknowledged: whoever waits for the
+    acknowledgement may connect next and must find the new setting."""
     with contextlib.suppress(EOFError, OSError):
-        control.recv()
+        while True:
+            request = control.recv()
+            if request[0] != "update" and request[0] != "reset":
+                break
+            kind, argument, number = request
+            if kind == "update":
+                server.update_persona(**argument)
+            else:
+                server.reset(argument)
+            pipe.send(("ack", number))
     stop.set()
 
 
@@ -311,7 +485,7 @@ class _Sender:
     It alone may block (on a full pipe, while the UI is slow); the server's loop only
     puts on the queue, which never blocks."""
 
-    def __init__(self, source: queue.SimpleQueue[Event], pipe: Connection) -> None:
+    def __init__(self, source: queue.SimpleQueue[Event], pipe: _LockedPipe) -> None:
         self._source = source
         self._pipe = pipe
         self._finishing = threading.Event()
@@ -339,10 +513,8 @@ class _Sender:
         return batch
 
     def _send(self, batch: list[Event]) -> None:
-        try:
-            self._pipe.send(("events", batch, self._source.qsize()))
-        except OSError:  # the parent is gone: nobody to show them to
-            self._broken = True
+        if not self._pipe.send(("events", batch, self._source.qsize())):
+            self._broken = True  # the parent is gone: nobody to show them to
 
     def finish(self) -> None:
         """The server stopped: send what is left, then return from run()."""

@@ -11,7 +11,6 @@ import asyncio
 import logging
 import ssl
 import threading
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,25 +19,11 @@ from tutor.maildir.session_store import SessionStore, sessions_directory
 from tutor.maildir.store import MaildirStore
 from tutor.server.capture import Capture
 from tutor.server.context import ServerContext
+from tutor.server.endpoints import BindError, Listener, MaildirError
 from tutor.server.persona import Persona
 
 logging.getLogger("mail.log").setLevel(logging.CRITICAL)  # aiosmtpd's chatter; we capture
 log = logging.getLogger("tutor.server")
-
-
-class BindError(OSError):
-    """The listening socket could not be opened (port in use, no such address, …)."""
-
-
-class MaildirError(OSError):
-    """The Maildir root or a mailbox folder could not be created."""
-
-
-@dataclass(frozen=True)
-class Listener:
-    host: str
-    port: int
-    implicit_tls: bool = False
 
 
 class TeachingServer:

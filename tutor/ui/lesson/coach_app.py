@@ -24,7 +24,7 @@ from tutor.engine.answers import canonical
 from tutor.engine.driver import LessonDriver, Turn, persona_for
 from tutor.engine.model import Step
 from tutor.engine.runner import Outcome
-from tutor.server.runner import TeachingServer
+from tutor.server.process import ServerProcess
 from tutor.smtp.events import (
     BareLineFeed,
     Event,
@@ -197,7 +197,7 @@ class CoachScreen(LessonScreen):
     port: int = 2525
     host: str = "127.0.0.1"
     following: int = 0  # the session being coached
-    server: TeachingServer | None = field(default=None, init=False)
+    server: ServerProcess | None = field(default=None, init=False)
     open_sessions: dict[int, SessionOpened] = field(default_factory=dict, init=False)
     own_sessions: set[int] = field(default_factory=set, init=False)  # the tutor's smtplib
     backlog: deque[Event] = field(default_factory=deque, init=False)
@@ -210,7 +210,7 @@ class CoachScreen(LessonScreen):
 
     def play(self) -> bool:
         self.console.print(self._intro_panel())
-        server = TeachingServer(self.maildir, persona_for(self.lesson), port=self.port)
+        server = ServerProcess(self.maildir, persona_for(self.lesson), port=self.port, mirror=True)
         self.server = server
         from tutor.sandbox import serve as serve_mod
 
@@ -258,7 +258,7 @@ class CoachScreen(LessonScreen):
             self.console.file = original
             self.saved_output = None
 
-    def _instructions(self, server: TeachingServer) -> None:
+    def _instructions(self, server: ServerProcess) -> None:
         host, port = server.address
         self.console.print(
             Text(f"Coach mode: the teaching server listens on {host} port {port}.", style="bold")
@@ -279,7 +279,7 @@ class CoachScreen(LessonScreen):
 
     # --- the loop ---------------------------------------------------------------------------
 
-    def _coach(self, driver: LessonDriver, server: TeachingServer) -> bool:
+    def _coach(self, driver: LessonDriver, server: ServerProcess) -> bool:
         keyboard = self.keyboard
         assert keyboard is not None
         events = server.capture.events
