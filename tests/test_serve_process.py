@@ -26,6 +26,9 @@ WAIT = 20.0
 # within the capture's head (HEAD_EVENTS), so the queue gets every event.
 SESSIONS = 4
 NOOPS = 900
+# A line log of some 200 KB: three pipes' worth, unread until the end.
+SLOW_READER_SESSIONS = 8
+SLOW_READER_NOOPS = 300
 
 
 def _drain(server: ServerProcess) -> list[Event]:
@@ -166,3 +169,51 @@ def test_serve_says_so_and_fails_when_its_server_process_dies(tmp_path: Path) ->
         ]
     finally:
         serve.kill()
+
+
+@pytest.mark.slow  # a real serve whose log nobody reads for a while: seconds
+@pytest.mark.posix
+def test_a_log_nobody_reads_holds_up_neither_the_server_nor_its_completeness(
+    tmp_path: Path,
+) -> None:
+    """A terminal that stops reading (Ctrl-S, a pager left waiting) blocks the line log's
+    writes; the server goes on serving, and once the reader is back the log and every
+    transcript hold every session, whole."""
+    import subprocess
+    import sys
+
+    transcripts = tmp_path / "transcripts"
+    command = [sys.executable, "-m", "tutor", "serve", "--log", "--port", "0"]
+    command += ["--maildir", str(tmp_path / "Maildir"), "--transcripts", str(transcripts)]
+    serve = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert serve.stdout is not None
+        banner = b""
+        while b"listening on" not in banner:
+            banner += serve.stdout.readline()
+        port = int(banner.split(b"listening on 127.0.0.1:")[1].split(b",")[0].split()[0])
+        # Nobody reads stdout from here on: the log fills the pipe (64 KiB) and blocks.
+        queue_ids = []
+        for number in range(SLOW_READER_SESSIONS):
+            with smtplib.SMTP("127.0.0.1", port, timeout=WAIT) as client:
+                client.ehlo(f"client{number}.example.test")
+                for _ in range(SLOW_READER_NOOPS):
+                    client.noop()
+                client.mail("a@example.test")
+                client.rcpt("you@tutor.test")
+                code, text = client.data(f"Subject: session {number}\r\n\r\nhi\r\n".encode())
+                assert code == 250
+                queue_ids.append(text.decode().split("id=")[-1])
+        serve.send_signal(signal.SIGINT)
+        out, _err = serve.communicate(timeout=60)
+    finally:
+        if serve.poll() is None:
+            serve.kill()
+            serve.communicate()
+    log = (banner + out).decode()
+    assert len(out) > 65536  # more than a pipe holds: the log really was held up
+    for number, queue_id in enumerate(queue_ids, start=1):
+        assert f"#{number:<3} S: 250 2.0.0 OK id={queue_id}" in log
+        transcript = (transcripts / f"session-{number:04d}.md").read_text()
+        assert f"OK id={queue_id}" in transcript and "QUIT" in transcript
+    assert f"stopped: {SLOW_READER_SESSIONS} sessions, {SLOW_READER_SESSIONS} messages" in log
