@@ -10,6 +10,7 @@ Organizational Domain, found by the same walk). No DKIM here.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import warnings
@@ -187,17 +188,48 @@ def aligned(authenticated: str, author_domain: str) -> bool:
     return organizational_domain(authenticated) == organizational_domain(author_domain)
 
 
-def evaluate(mail_from: str, header_from: str, client_ip: str, helo: str = "") -> Verdicts:
-    identity = spf_identity(mail_from, helo)
-    spf_verdict = spf_result(identity, helo, client_ip)
+# The simulated DNS is a static table, so a verdict depends only on its inputs: the server
+# keeps the last ones it worked out instead of running pyspf and the DMARC tree walk for
+# every message (a load test sends thousands from one sender). Bounded: a client chooses
+# these strings. spf_result itself stays uncached (a test swaps the table under it).
+_MEMO = 1024
+_AUTHOR_MEMO_LENGTH = 1024  # longer From: values are read each time, not remembered
+
+
+@functools.lru_cache(maxsize=_MEMO)
+def _remembered_spf(identity: str, helo: str, client_ip: str) -> str:
+    return spf_result(identity, helo, client_ip)
+
+
+@functools.lru_cache(maxsize=_MEMO)
+def _remembered_dmarc(spf_verdict: str, spf_domain: str, author_domain: str) -> tuple[str, str]:
+    """(the DMARC verdict, the policy) for an author domain; ("none", "") without one."""
+    policy = _policy(author_domain) if author_domain else ""
+    if not policy:
+        return "none", ""
+    passed = spf_verdict == "pass" and aligned(spf_domain, author_domain)
+    return "pass" if passed else "fail", policy
+
+
+def _author_domain(header_from: str) -> str:
+    """The domain of the first address in From:, lowercased; "" without one."""
     # The author is the first address; reading a 1 MB From: whole would hold the server's
     # event loop for a second before the 250.
     addresses = [a for _, a in getaddresses([compared_part(header_from)]) if "@" in a]
-    author_domain = addresses[0].rpartition("@")[2].lower() if addresses else ""
+    return addresses[0].rpartition("@")[2].lower() if addresses else ""
+
+
+_remembered_author_domain = functools.lru_cache(maxsize=_MEMO)(_author_domain)
+
+
+def evaluate(mail_from: str, header_from: str, client_ip: str, helo: str = "") -> Verdicts:
+    identity = spf_identity(mail_from, helo)
+    spf_verdict = _remembered_spf(identity, helo, client_ip)
+    if len(header_from) <= _AUTHOR_MEMO_LENGTH:
+        author_domain = _remembered_author_domain(header_from)
+    else:
+        author_domain = _author_domain(header_from)
     spf_domain = identity.rpartition("@")[2]
     named = spf_domain if mail_from else identity
-    policy = _policy(author_domain) if author_domain else ""
-    if not policy:
-        return Verdicts(spf_verdict, named, "none", author_domain, "")
-    passed = spf_verdict == "pass" and aligned(spf_domain, author_domain)
-    return Verdicts(spf_verdict, named, "pass" if passed else "fail", author_domain, policy)
+    dmarc, policy = _remembered_dmarc(spf_verdict, spf_domain, author_domain)
+    return Verdicts(spf_verdict, named, dmarc, author_domain, policy)
