@@ -78,28 +78,47 @@ class Recovery:
 
 @dataclass
 class _Copy:
-    box: Path  # the Maildir folder
+    # Paths are strings: a delivery is on the server's loop before its 250, and building
+    # pathlib objects for every name was most of this module's time there.
+    box: str  # the Maildir folder
     key: str  # its unique name in tmp/ and new/
     chunks: ChunkSource
     created: bool = False  # tmp/key is ours (never remove a file another process made)
+    tmp: str = field(init=False)
+    new: str = field(init=False)
 
-    @property
-    def tmp(self) -> Path:
-        return self.box / "tmp" / self.key
+    def __post_init__(self) -> None:
+        self.tmp = os.path.join(self.box, "tmp", self.key)
+        self.new = os.path.join(self.box, "new", self.key)
 
-    @property
-    def new(self) -> Path:
-        return self.box / "new" / self.key
+
+@dataclass(frozen=True)
+class _ProcessNames:
+    pid: int
+    host: str  # escaped as the standard library escapes it in Maildir names
+
+
+def _process_names() -> _ProcessNames:
+    host = socket.gethostname().replace("/", r"\057").replace(":", r"\072")
+    return _ProcessNames(os.getpid(), host)
+
+
+# Looked up once per process, not per delivery (each was a system call); a forked child
+# looks again, so two processes never share a P.
+_names = _process_names()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=lambda: globals().update(_names=_process_names()))
 
 
 def unique_name(token: str) -> str:
     """A Maildir file name no other delivery uses (cr.yp.to/proto/maildir.html): seconds,
     then M microseconds, P process id, Q a count in this process, R the writing store's
     random token (so what a dead one left in tmp/ can be found), then the host name with
-    `/` and `:` escaped as the standard library escapes them."""
+    `/` and `:` escaped as the standard library escapes them (as at the process's start:
+    P, Q and R make the name unique, the host name only says where it was written)."""
     now = time.time()
-    host = socket.gethostname().replace("/", r"\057").replace(":", r"\072")
-    return f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}Q{next(_sequence)}R{token}.{host}"
+    names = _names
+    return f"{int(now)}.M{int(now % 1 * 1e6)}P{names.pid}Q{next(_sequence)}R{token}.{names.host}"
 
 
 def _token(owner: str) -> str:
@@ -159,7 +178,7 @@ class Journals:
 
     # --- delivery -------------------------------------------------------------------------
 
-    def deliver(self, queue_id: str, copies: Sequence[tuple[Path, ChunkSource]]) -> list[str]:
+    def deliver(self, queue_id: str, copies: Sequence[tuple[str | Path, ChunkSource]]) -> list[str]:
         """Write each (Maildir folder, bytes) copy, all or nothing; their keys, in order.
 
         On an error every copy is taken back before it is raised. A process that dies
@@ -168,7 +187,7 @@ class Journals:
             return []
         folder = self.claim()
         token = _token(folder.name)
-        planned = [_Copy(box, unique_name(token), chunks) for box, chunks in copies]
+        planned = [_Copy(os.fspath(box), unique_name(token), chunks) for box, chunks in copies]
         journal = folder / f"{queue_id}.json" if len(planned) > 1 else None
         if journal is not None:
             _write_journal(journal, queue_id, planned)
@@ -232,7 +251,7 @@ class Journals:
                 except OSError:
                     done = False
                 continue
-            delivered = tuple(c.box.name for c in planned if _linked(c))
+            delivered = tuple(os.path.basename(c.box) for c in planned if _linked(c))
             complete = len(delivered) == len(planned)
             try:
                 _settle(planned, complete=complete)
@@ -274,7 +293,7 @@ def _settle(planned: list[_Copy], *, complete: bool) -> None:
         return
     for copy in planned:
         with contextlib.suppress(FileNotFoundError):
-            copy.tmp.unlink()
+            os.remove(copy.tmp)
 
 
 def _remove_stray(root: Path, token: str) -> int:
@@ -299,7 +318,7 @@ def _write_journal(journal: Path, queue_id: str, planned: list[_Copy]) -> None:
     """Committed by a rename, so a journal is whole or absent; durable before any copy."""
     record = {
         "queue_id": queue_id,
-        "copies": [{"folder": c.box.name, "key": c.key} for c in planned],
+        "copies": [{"folder": os.path.basename(c.box), "key": c.key} for c in planned],
     }
     pending = journal.with_name(f".{journal.name}.tmp")
     try:
@@ -323,7 +342,7 @@ def _write_copies(planned: list[_Copy]) -> None:
             os.link(copy.tmp, copy.new)
         except PermissionError:  # a file system without hard links: as the stdlib does
             os.rename(copy.tmp, copy.new)
-    for new_dir in dict.fromkeys(copy.new.parent for copy in planned):
+    for new_dir in dict.fromkeys(os.path.dirname(copy.new) for copy in planned):
         fsync_directory(new_dir)
     for copy in planned:
         with contextlib.suppress(FileNotFoundError):
@@ -331,18 +350,16 @@ def _write_copies(planned: list[_Copy]) -> None:
 
 
 def _linked(copy: _Copy) -> bool:
-    return copy.new.exists() or bool(_in_cur(copy))
+    return os.path.exists(copy.new) or bool(_in_cur(copy))
 
 
-def _in_cur(copy: _Copy) -> list[Path]:
+def _in_cur(copy: _Copy) -> list[str]:
     """The copy in cur/, where a mail reader moves what it has seen (KEY:2,FLAGS)."""
     colon = mailbox.Maildir.colon
     try:
-        with os.scandir(copy.box / "cur") as entries:
+        with os.scandir(os.path.join(copy.box, "cur")) as entries:
             return [
-                Path(e.path)
-                for e in entries
-                if e.name == copy.key or e.name.startswith(copy.key + colon)
+                e.path for e in entries if e.name == copy.key or e.name.startswith(copy.key + colon)
             ]
     except (FileNotFoundError, NotADirectoryError):
         return []
@@ -351,20 +368,20 @@ def _in_cur(copy: _Copy) -> list[Path]:
 def _take_back(planned: list[_Copy], *, only_ours: bool) -> bool:
     """Remove every copy, wherever it got to, durably; False if any removal failed."""
     ok = True
-    touched: set[Path] = set()
+    touched: set[str] = set()
     for copy in planned:
         paths = [copy.new, *_in_cur(copy)]
         if copy.created or not only_ours:
             paths.append(copy.tmp)
         for path in paths:
             try:
-                path.unlink()
+                os.remove(path)
             except (FileNotFoundError, NotADirectoryError):
                 continue
             except OSError:
                 ok = False
                 continue
-            touched.add(path.parent)
+            touched.add(os.path.dirname(path))
     for directory in touched:
         try:
             fsync_directory(directory)
@@ -396,7 +413,7 @@ def _read_journal(path: Path, root: Path) -> tuple[str, list[_Copy]]:
         folder, key = item.get("folder"), item.get("key")
         if not (_plain_name(folder) and _plain_name(key)):
             raise ValueError(f"not a plain name: {folder!r}/{key!r}")
-        planned.append(_Copy(root / folder, key, lambda: ()))
+        planned.append(_Copy(os.path.join(root, folder), key, lambda: ()))
     return queue_id, planned
 
 
@@ -419,7 +436,7 @@ def write_file(path: Path, chunks: Iterable[bytes], *, mode: int) -> None:
     _fill_and_close(_create(path, mode), chunks)
 
 
-def _create(path: Path, mode: int) -> int:
+def _create(path: str | Path, mode: int) -> int:
     return os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | _BINARY, mode)
 
 
@@ -452,7 +469,7 @@ def make_durable_dirs(path: Path) -> None:
         fsync_directory(directory.parent)
 
 
-def fsync_directory(path: Path) -> None:
+def fsync_directory(path: str | Path) -> None:
     """Make the names in a directory durable (a new link, a removal). Windows cannot open a
     directory to fsync it; NTFS journals its own metadata."""
     if sys.platform == "win32":

@@ -14,6 +14,7 @@ Lines are stored with LF endings, the Maildir custom.
 from __future__ import annotations
 
 import email.utils
+import itertools
 import mailbox
 import os
 import re
@@ -64,7 +65,7 @@ def trace_headers(
 ) -> bytes:
     """The fields `hostname`'s server prepends to one copy; `final` is False for a captured
     relay copy."""
-    date = email.utils.format_datetime(datetime.fromtimestamp(delivery.received_at).astimezone())
+    date = received_date(delivery.received_at)
     if delivery.client_address:
         received = [
             f"Received: from {delivery.helo} ([{address_literal(delivery.client_address)}])",
@@ -79,6 +80,21 @@ def trace_headers(
         lines.append(f"Authentication-Results: {delivery.auth_results}")
     lines.append(f"Delivered-To: {recipient}")
     return "".join(line + "\n" for line in lines).encode("utf-8", "surrogateescape")
+
+
+_last_date: tuple[tuple[datetime, int], str] | None = None  # (local second, fold), its text
+
+
+def received_date(timestamp: float) -> str:
+    """The RFC 5322 date of a local time, as Received ends with: seconds only, so the
+    text of the last second is kept (finding the local offset is most of the work, and a
+    busy server writes many copies a second)."""
+    global _last_date
+    local = datetime.fromtimestamp(timestamp)
+    second = (local.replace(microsecond=0), local.fold)  # fold: the repeated hour of DST
+    if _last_date is None or _last_date[0] != second:
+        _last_date = (second, email.utils.format_datetime(local.astimezone()))
+    return _last_date[1]
 
 
 class Readable(Protocol):
@@ -131,6 +147,7 @@ class MaildirStore:
         self.root = root
         self.hostname = hostname  # the server's name in the Received lines it writes
         self._folders: dict[str, mailbox.Maildir] = {}
+        self._boxes: dict[str, str] = {}
         self._journals = Journals(root)
 
     def folder(self, name: str) -> mailbox.Maildir:
@@ -142,6 +159,15 @@ class MaildirStore:
                 make_durable_dirs(directory)  # also the ones a hand-made Maildir lacks
             box = mailbox.Maildir(path, factory=None, create=False)
             self._folders[name] = box
+        return box
+
+    def _box(self, name: str) -> str:
+        """The folder's path as a string, made the first time (a delivery joins names to it
+        on the server's loop: strings, not pathlib objects, for every copy)."""
+        box = self._boxes.get(name)
+        if box is None:
+            self.folder(name)
+            box = self._boxes[name] = os.fspath(self.root / name)
         return box
 
     def recover(self) -> Recovery:
@@ -158,13 +184,13 @@ class MaildirStore:
     def deliver(self, delivery: Delivery, recipients: list[tuple[str, str]]) -> list[Copy]:
         """Write one copy per (recipient, folder): all or nothing, durably, before the caller
         replies 250."""
-        copies: list[tuple[Path, ChunkSource]] = []
+        copies: list[tuple[str, ChunkSource]] = []
         try:
             for recipient, folder in recipients:
-                self.folder(folder)
+                box = self._box(folder)
                 final = folder != RELAY_FOLDER
                 trace = trace_headers(self.hostname, delivery, recipient, final=final)
-                copies.append((self.root / folder, partial(copy_chunks, trace, delivery.content)))
+                copies.append((box, partial(copy_chunks, trace, delivery.content)))
             keys = self._journals.deliver(delivery.queue_id, copies)
         except (OSError, mailbox.Error) as error:
             raise StorageError(str(error)) from error
@@ -244,10 +270,22 @@ def header_block(content: bytes) -> bytes:
     return content[: min(found) + 3] if found else content
 
 
+# The last four digits of a queue id: a count from a random start, so ids made in the same
+# microsecond in one process differ (random ones could meet), and other processes' ids
+# still differ by chance; no random number (a system call) per message.
+_queue_sequence = itertools.count(int.from_bytes(os.urandom(2), "big"))
+if hasattr(os, "register_at_fork"):  # a forked child counts from a start of its own
+    os.register_at_fork(
+        after_in_child=lambda: globals().update(
+            _queue_sequence=itertools.count(int.from_bytes(os.urandom(2), "big"))
+        )
+    )
+
+
 def new_queue_id() -> str:
     """A short, sortable, unique id in the spirit of real MTAs' queue ids."""
     now = time.time_ns() // 1000
-    return f"{now:X}"[-9:] + os.urandom(2).hex().upper()
+    return f"{now:X}"[-9:] + f"{next(_queue_sequence) & 0xFFFF:04X}"
 
 
 RELAY = RELAY_FOLDER
