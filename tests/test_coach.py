@@ -142,6 +142,15 @@ def test_nc_dash_c_drives_the_lesson(coach: LiveProcess) -> None:
     assert coach.proc.wait(timeout=30) == 0
 
 
+def test_a_session_that_ends_says_what_the_server_knows_once(coach: LiveProcess) -> None:
+    client = Client(coach.port)
+    client.send("helo a.b.c")
+    client.send("quit")
+    client.close()
+    coach.wait_for(rb"The session ended before the lesson did")
+    assert coach.text.count("server knows: greeted: HELO a.b.c · closed") == 1
+
+
 def test_backspace_bytes_are_shown_and_explained(coach: LiveProcess) -> None:
     with socket.create_connection(("127.0.0.1", coach.port), timeout=10) as sock:
         reader = sock.makefile("rb")

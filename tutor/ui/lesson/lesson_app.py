@@ -535,8 +535,9 @@ class LessonScreen:
             rendered = view.outcome_view(outcome, plain=self.plain)
             if rendered is not None:
                 self.console.print(rendered)
-        if turn.events:
+        if turn.exchanges:  # what the server knows changes only with an exchange
             self.console.print(view.state_line(self.state, plain=self.plain))
+        if turn.events:
             self._show_status()
         if (
             self.present
