@@ -319,6 +319,7 @@ class Capture:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._next_id = 0
+        self._waiting = 0  # threads in wait_for
         self._store_failed = False
 
     def new_session_id(self) -> int:
@@ -345,7 +346,8 @@ class Capture:
                     record.closed_by = event
                     self._closed[event.session] = None
                     self._spill_over_budget()
-            self._changed.notify_all()
+            if self._waiting:  # wake only whoever waits: notify_all costs even for none
+                self._changed.notify_all()
         for item in outgoing:
             self.events.put(item)
 
@@ -451,4 +453,8 @@ class Capture:
     def wait_for(self, condition: Callable[[], bool], timeout: float) -> bool:
         """Block until condition() holds (re-checked on each event) or timeout passes."""
         with self._changed:
-            return self._changed.wait_for(condition, timeout)
+            self._waiting += 1
+            try:
+                return self._changed.wait_for(condition, timeout)
+            finally:
+                self._waiting -= 1
