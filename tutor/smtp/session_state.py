@@ -98,6 +98,31 @@ class SessionState:
     def copy(self) -> SessionState:
         return copy.deepcopy(self)
 
+    def facts(self) -> tuple[object, ...]:
+        """All it knows but the messages accepted (a list that grows with every message and
+        that no explanation reads), hashable: a reply explained in states with equal facts
+        is explained alike, so `serve`'s log explains a flood's replies once. A new
+        attribute belongs here too (tests/test_serve_log_output.py checks)."""
+        return (
+            self.banner,
+            self.greeting,
+            self.client_name,
+            self.server_name,
+            tuple(self.extensions.items()),
+            self.greeting_forgotten,
+            self.sender,
+            tuple(self.accepted),
+            tuple(self.refused),
+            self.in_data,
+            self.tls,
+            self.authenticated,
+            self.auth_user,
+            self.auth_mechanism,
+            self.auth_pending,
+            self._auth_candidate,
+            self.closed,
+        )
+
     # --- feeding ------------------------------------------------------------------------
 
     def feed_exchange(self, exchange: Exchange) -> None:

@@ -3,6 +3,8 @@ finishing touches every annotation gets."""
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from tutor.explain.annotate.note import Annotation, Context, Note
 from tutor.smtp.codes import enhanced_code, reply_category, reply_class, reply_code, short_meaning
 
@@ -20,6 +22,7 @@ def from_catalogue(c: Context) -> Note:
     return Note(short_meaning(c.code), entry.meaning, entry.rfc, entry.action)
 
 
+@lru_cache(maxsize=256)  # a few codes recur in every session: `serve` explains a flood
 def enhanced_meaning(enhanced: str, code: int | None = None) -> str:
     """An enhanced code in words: its registry title, class and subject, and description."""
     klass, subject, detail = (int(part) for part in enhanced.split("."))
