@@ -60,6 +60,7 @@ _VERB = re.compile(rb"[A-Za-z]+\Z")
 # 26 octets (RFC 1870 §3), SMTPUTF8 by 10 (RFC 6531 §3.4), AUTH= by 500 (RFC 4954 §3),
 # and BODY= (8BITMIME) by the 14 of " BODY=8BITMIME", the longest value taken here.
 _MAIL_LINE_EXTRA = 26 + 10 + 500 + 14
+READ_SIZE = 64 * 1024  # the most one read from a client's socket takes
 _HELP_TOPICS = {
     "HELO": "HELO <domain>",
     "EHLO": "EHLO <domain>",
@@ -149,6 +150,11 @@ class TeachingSMTP(SMTP):
         self._publish(SessionOpened(self.sid, peer[0], peer[1], sock[1], refused=self._refused))
         # Implicit TLS (the submissions port, RFC 8314): encrypted from the first byte.
         self._tls_active = transport.get_extra_info("ssl_object") is not None
+        if hasattr(transport, "max_size"):
+            # asyncio's socket transport reads into a new bytes object of max_size (256
+            # KiB) for every recv: above glibc's mmap threshold, so each read of a 20-byte
+            # command cost an mmap, an mremap and a munmap. 64 KiB comes from the heap.
+            transport.max_size = READ_SIZE
         super().connection_made(transport)
 
     def _starttls_done(self, transport: asyncio.BaseTransport) -> None:
