@@ -134,9 +134,11 @@ def lf_endings(chunks: Iterator[bytes]) -> Iterator[bytes]:
 
 
 def copy_chunks(trace: bytes, content: bytes | Readable) -> Iterator[bytes]:
-    """One stored copy: its trace headers, then the message with LF endings."""
-    yield trace
-    yield from lf_endings(content_chunks(content))
+    """One stored copy: its trace headers, then the message with LF endings (the headers
+    and the first piece in one write)."""
+    chunks = lf_endings(content_chunks(content))
+    yield trace + next(chunks, b"")
+    yield from chunks
 
 
 class MaildirStore:
