@@ -211,7 +211,7 @@ class HeaderSummary:
     date: str
 
 
-_SUMMARIZED = ("from", "to", "cc", "subject", "date")
+_SUMMARIZED = ("from", "to", "cc", "subject", "date")  # in HeaderSummary's order
 _LINE_END = re.compile(r"\r\n|\r|\n")
 # The email parser's test for a header line (email.feedparser.headerRE): a Unix From_
 # line, a field name (printable ASCII but the colon) then a colon, or a continuation.
@@ -234,10 +234,11 @@ def summarize_headers(content: bytes) -> HeaderSummary:
     lines = _LINE_END.split(text)
     if not lines[-1]:
         lines.pop()  # the text ended with a line end (or was empty): no partial line
-    found: dict[str, list[list[str]]] = {name: [] for name in _SUMMARIZED}
+    found: dict[str, list[list[str]]] = {}  # field name -> each occurrence's pieces
     current: list[str] | None = None  # the pieces of the field being read, if summarized
+    match = _HEADER_LINE.match
     for line in lines:
-        if not _HEADER_LINE.match(line):
+        if not match(line):
             break  # the empty line, or the body's first line: the header section ends
         if line[0] in " \t":
             if current is not None:
@@ -247,15 +248,15 @@ def summarize_headers(content: bytes) -> HeaderSummary:
         if line.startswith("From "):
             continue  # a Unix From_ line, wherever it is, is no field
         name, _, value = line.partition(":")
-        values = found.get(name.lower()) if name else None
-        if values is not None:
+        key = name.lower()
+        if key in _SUMMARIZED:
             current = [value]
-            values.append(current)
-
-    def joined(name: str) -> str:
-        return ", ".join(" ".join("".join(pieces).split()) for pieces in found[name])
-
-    return HeaderSummary(*(joined(name) for name in _SUMMARIZED))
+            found.setdefault(key, []).append(current)
+    texts = [
+        ", ".join([" ".join("".join(pieces).split()) for pieces in found.get(name, ())])
+        for name in _SUMMARIZED
+    ]
+    return HeaderSummary(*texts)
 
 
 def header_block(content: bytes) -> bytes:
@@ -266,10 +267,13 @@ def header_block(content: bytes) -> bytes:
     there keeps the parse of a 10 MB message from reading the body (it runs on the
     server's event loop, before the 250).
     """
-    found = [
-        i for i in (content.find(b"\n\n"), content.find(b"\n\r"), content.find(b"\r\r")) if i >= 0
-    ]
-    return content[: min(found) + 3] if found else content
+    end = len(content)  # each search only looks before the earliest pair found so far
+    first = -1
+    for pair in (b"\n\r", b"\n\n", b"\r\r"):
+        found = content.find(pair, 0, end)
+        if found >= 0:
+            first, end = found, found + 1
+    return content[: first + 3] if first >= 0 else content
 
 
 # The last four digits of a queue id: a count from a random start, so ids made in the same
