@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import RawClient
+from tutor.server.policy import GTUBE
 from tutor.server.runner import TeachingServer
 from tutor.smtp.events import Exchange, MessageStored
 
@@ -22,6 +23,7 @@ MESSAGES = {
     "plain": b"From: a@b.example\r\nSubject: s\r\n\r\nline one\r\nline two\r\n.\r\n",
     "dot-stuffed": b"Subject: s\r\n\r\n..\r\n...twice\r\n.x\r\n\r\n.\r\n",
     "empty": b".\r\n",
+    "GTUBE (refused as spam)": b"Subject: s\r\n\r\nbefore\r\n" + GTUBE + b"\r\nafter\r\n.\r\n",
     "bare LF inside": b"Subject: s\r\n\r\na\nb\r\n\n.\n\r\n.\r\n",
     "a dot line that is not the end": b"Subject: s\r\n\r\n .\r\n.\r\r\n.\r\n",
     "a 1001-octet line": b"Subject: s\r\n\r\n" + b"a" * 999 + b"\r\nafter\r\n.\r\n",

@@ -709,10 +709,15 @@ class TeachingSMTP(SMTP):
                         _keep(sent, line, limit)
                         continue
                 self._reset_timeout()
-                for line in lines:
-                    _keep(sent, line, limit)
+                # Each line is checked on its own; what is kept (the capture's bytes, the
+                # spool's text) is written once for the lines read together: the same
+                # bytes in the same order as line by line.
+                texts = []
+                read = len(lines)
+                for index, line in enumerate(lines):
                     if line == b".\r\n" and not continuing:
                         ended = True
+                        read = index + 1
                         break
                     if continuing:
                         continuing = False
@@ -724,12 +729,17 @@ class TeachingSMTP(SMTP):
                     elif size > limit:
                         problem = problem or reply(ReplyKey.DATA_TOO_BIG, limit=limit)
                     if problem is None:
-                        spool.write(text)
-                        # GTUBE holds no line break, so looking line by line finds it
-                        # wherever a search of the whole message would.
-                        spam = spam or policy.spam_refusal(text)
-                    else:
-                        spool.discard()
+                        texts.append(text)
+                _keep_lines(sent, lines[:read], limit)
+                if problem is not None:
+                    spool.discard()
+                elif texts:
+                    text = b"".join(texts)
+                    spool.write(text)
+                    # GTUBE holds no line break, and every text ends with one: looking
+                    # in these lines together finds it wherever a search of the whole
+                    # message would.
+                    spam = spam or policy.spam_refusal(text)
         finally:
             self._in_data = False
         if problem is None and spool.failed is not None:
@@ -927,6 +937,14 @@ def _keep(sent: bytearray, line: bytes, limit: int) -> None:
     room = min(limit + 4096, CAPTURED_DATA_LIMIT) - len(sent)
     if room > 0:
         sent += line[:room]
+
+
+def _keep_lines(sent: bytearray, lines: list[bytes], limit: int) -> None:
+    """_keep for several lines at once (joined only while there is room)."""
+    if len(lines) == 1:
+        _keep(sent, lines[0], limit)
+    elif len(sent) < min(limit + 4096, CAPTURED_DATA_LIMIT):
+        _keep(sent, b"".join(lines), limit)
 
 
 def _unique_copies(folders: dict[str, str]) -> list[tuple[str, str]]:
