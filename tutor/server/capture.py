@@ -132,7 +132,8 @@ def summary_lines(counts: tuple[tuple[str, int], ...] | list[tuple[str, int]]) -
 def weight(event: Event) -> int:
     """Roughly the bytes an event holds in memory (object, fields, payload)."""
     if isinstance(event, Exchange):
-        return _EVENT_OVERHEAD + len(event.sent) + sum(len(r) + 60 for r in event.replies)
+        replies = event.replies
+        return _EVENT_OVERHEAD + len(event.sent) + sum(map(len, replies)) + 60 * len(replies)
     if isinstance(event, MessageStored):
         texts = (event.sender, event.header_from, event.header_to, event.header_cc, event.subject)
         return (
@@ -330,7 +331,7 @@ class Capture:
     # --- publishing ---------------------------------------------------------------------
 
     def publish(self, event: Event) -> None:
-        with self._changed:
+        with self._lock:  # the condition's own lock, taken without its Python wrapper
             if isinstance(event, SessionOpened):
                 self._sessions[event.session] = SessionRecord(event, EventLog(self._lock))
             record = self._sessions.get(event.session)
