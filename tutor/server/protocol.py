@@ -755,8 +755,8 @@ class TeachingSMTP(SMTP):
         it holds no whole line.
 
         Taken at once instead of awaiting readuntil() for each: a client's message
-        usually arrives in one piece, and a coroutine round trip per line was a tenth of
-        the server's time per message. The lines are the ones readuntil(b"\\r\\n") would
+        usually arrives in one piece, and a coroutine round trip per line was several
+        percent of the server's time per message. The lines are the ones readuntil(b"\\r\\n") would
         have returned, in order; a line longer than the reader's limit is refused as
         the slow path refuses it (the per-line checks, with the same bytes captured).
         """
