@@ -116,6 +116,30 @@ def test_old_self_signed_material_is_replaced_cleanly(tmp_path: Path) -> None:
     assert not list(directory.glob("*.tmp"))
 
 
+def test_unchanged_material_is_not_parsed_again_and_a_swapped_one_is_caught(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tutor.server import tlsmaterial
+
+    directory = tmp_path / "tls"
+    made = ensure_material("mx.tutor.test", directory)
+    ensure_material("mx.tutor.test", directory)  # checked once, stamped
+    checks: list[Path] = []
+    real_check = tlsmaterial._issued_by_our_ca
+    monkeypatch.setattr(
+        tlsmaterial,
+        "_issued_by_our_ca",
+        lambda paths: checks.append(paths.cert) or real_check(paths),
+    )
+    ensure_material("mx.tutor.test", directory)
+    assert checks == []  # the stamp says the files are the ones checked
+    made.cert.write_bytes(made.impostor_cert.read_bytes())  # not issued by our CA
+    ensure_material("mx.tutor.test", directory)
+    assert checks  # checked again, found wrong, made anew
+    ca = x509.load_pem_x509_certificate(made.ca_file.read_bytes())
+    x509.load_pem_x509_certificate(made.cert.read_bytes()).verify_directly_issued_by(ca)
+
+
 # --- verifying for real ----------------------------------------------------------------------
 
 

@@ -144,7 +144,7 @@ def test_spf_is_pyspf_own_evaluation(monkeypatch: pytest.MonkeyPatch) -> None:
     """The verdict is pyspf's: a record only pyspf's parser understands still works."""
     import spf
 
-    assert spf.DNSLookup is authresults._simulated_lookup
+    assert authresults.pyspf() is spf and spf.DNSLookup is authresults._simulated_lookup
     from tutor.world import dnsdata
 
     monkeypatch.setattr(

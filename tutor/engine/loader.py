@@ -267,6 +267,8 @@ class _Builder:
     def format_version(self, data: dict[str, Any]) -> None:
         """A file for another format version: say what to change, not only that it differs."""
         version = data.get("format_version")
+        if version == FORMAT_VERSION and not isinstance(version, bool):
+            return  # the usual case: no need to look for its line
         line = self.key_line("format_version")
         if version is None:
             message = (

@@ -20,6 +20,7 @@ Material from before the CA (a self-signed server certificate) is replaced clean
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import ipaddress
 import os
@@ -44,6 +45,7 @@ IMPOSTOR_KEY = "impostor.mx.tutor.test.key"
 IMPOSTOR_ORG = "an attacker in the middle (smtp-tutor demonstration)"
 PERMITTED_DOMAIN = "tutor.test"  # the CA's name constraint: the tutor's own names only
 LOOPBACK = ("127.0.0.1", "::1")
+CHECKED_STAMP = "checked"  # the files as they were when the certificate check last passed
 _VALID_DAYS = 3650
 
 
@@ -125,10 +127,37 @@ def trusted_ca(context: ssl.SSLContext | None, hostname: str = "mx.tutor.test") 
 
 
 def _complete(paths: TlsMaterial) -> bool:
-    """All files present, and the server certificate really issued by this CA."""
-    files = (paths.ca_file, paths.ca_key, paths.cert, paths.key)
-    if not all(path.exists() for path in (*files, paths.impostor_cert, paths.impostor_key)):
+    """All files present, and the server certificate really issued by this CA.
+
+    The check parses both certificates with cryptography (some 20 ms of imports in every
+    server's start), so once it passes, what the six files looked like then (size,
+    modification time, inode) is kept in CHECKED_STAMP; files that still look the same
+    are not checked again. Any rewrite, by us or anyone, changes the stamp."""
+    try:
+        stamp = _file_stamp(paths)
+    except OSError:  # a file is missing
         return False
+    checked = paths.ca_file.parent / CHECKED_STAMP
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        if checked.read_text(encoding="utf-8") == stamp:
+            return True
+    if not _issued_by_our_ca(paths):
+        return False
+    with contextlib.suppress(OSError):  # a read-only home: checked again next time
+        checked.write_text(stamp, encoding="utf-8")
+    return True
+
+
+def _file_stamp(paths: TlsMaterial) -> str:
+    files = (paths.ca_file, paths.ca_key, paths.cert, paths.key)
+    lines = []
+    for path in (*files, paths.impostor_cert, paths.impostor_key):
+        info = path.stat()
+        lines.append(f"{path.name} {info.st_size} {info.st_mtime_ns} {info.st_ino}")
+    return "\n".join(lines) + "\n"
+
+
+def _issued_by_our_ca(paths: TlsMaterial) -> bool:
     from cryptography import x509
 
     try:

@@ -17,17 +17,11 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import getaddresses
+from types import ModuleType
 from typing import Any
 
 from tutor.smtp.envelope import compared_part
 from tutor.world import dnsdata
-
-with warnings.catch_warnings():
-    # pyspf 2.0.14 has invalid escape sequences: a SyntaxWarning from Python 3.12 on, a
-    # DeprecationWarning before; either is an error under -W error when spf.py is compiled.
-    warnings.filterwarnings("ignore", r"invalid escape sequence", SyntaxWarning)
-    warnings.filterwarnings("ignore", r"invalid escape sequence", DeprecationWarning)
-    import spf
 
 _TREE_WALK_LABELS = 7  # RFC 9989 DNS Tree Walk: names longer than 8 labels jump to 7
 
@@ -54,7 +48,20 @@ def _simulated_lookup(
                 yield key, address
 
 
-spf.DNSLookup = _simulated_lookup  # the whole process: the tutor never asks real DNS
+@functools.cache
+def pyspf() -> ModuleType:
+    """pyspf, imported on first use (with dnspython it is some 30 ms of a server's start)
+    and pointed at the simulated table before anything can ask it: the tutor never asks
+    real DNS. Nothing in the tutor reaches pyspf but through here."""
+    with warnings.catch_warnings():
+        # pyspf 2.0.14 has invalid escape sequences: a SyntaxWarning from Python 3.12 on, a
+        # DeprecationWarning before; either is an error under -W error when spf.py compiles.
+        warnings.filterwarnings("ignore", r"invalid escape sequence", SyntaxWarning)
+        warnings.filterwarnings("ignore", r"invalid escape sequence", DeprecationWarning)
+        import spf
+    spf.DNSLookup = _simulated_lookup  # the whole process
+    module: ModuleType = spf
+    return module
 
 
 @dataclass(frozen=True)
@@ -114,7 +121,7 @@ def spf_result(identity: str, helo: str, client_ip: str) -> str:
     """pyspf's check_host() of the identity's domain for client_ip, on the simulated DNS."""
     if not identity or not _is_domain(identity.rpartition("@")[2]) or not _is_address(client_ip):
         return "none"
-    query = spf.query(i=client_ip, s=identity, h=helo or "unknown", querytime=0)
+    query = pyspf().query(i=client_ip, s=identity, h=helo or "unknown", querytime=0)
     result, _code, _explanation = query.check()
     return str(result)
 
