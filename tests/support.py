@@ -8,6 +8,7 @@ import socket
 import ssl
 import subprocess
 import sys
+from typing import Any
 
 from tutor.smtp.wire import Reply, parse_reply_line
 
@@ -173,3 +174,27 @@ def count_reply_lines(sock: socket.socket, expected: int) -> int:
         count += rest.count(b"\n")
         rest = rest[rest.rfind(b"\n") + 1 :]
     return count
+
+
+def server_processes(root_pid: int) -> list[Any]:
+    """The teaching servers running in a process tree (psutil.Process objects): spawned
+    ones, and those a forkserver forked (whose command line is the forkserver's, so they
+    are told from the forkserver itself by their parent)."""
+    import psutil
+
+    def command(process: psutil.Process) -> str:
+        return " ".join(process.cmdline())
+
+    found = []
+    for child in psutil.Process(root_pid).children(recursive=True):
+        try:
+            if child.status() == psutil.STATUS_ZOMBIE:
+                continue
+            line = command(child)
+            parent = child.parent()
+            forked = parent is not None and "multiprocessing.forkserver" in command(parent)
+            if "spawn_main" in line or ("multiprocessing.forkserver" in line and forked):
+                found.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return found

@@ -38,7 +38,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.serve_process import ServeProcess
-from tests.support import RawClient, run_cli
+from tests.support import RawClient, run_cli, server_processes
 from tutor.maildir import durable
 from tutor.maildir.store import CHUNK, Delivery, MaildirStore, StorageError, lf_endings
 from tutor.server.persona import Persona
@@ -415,8 +415,8 @@ def test_lf_endings_across_chunks_is_bytes_replace(data: bytes, cuts: list[int])
 
 # --- slow: a real `serve`, a real SIGKILL ------------------------------------------------------
 
-# A sitecustomize module: serve delivers in a spawned child process, which runs no code of
-# the test's but does read sitecustomize on PYTHONPATH.
+# A sitecustomize module: serve delivers in a child process (forked from a forkserver, or
+# spawned), which runs no code of the test's but does read sitecustomize on PYTHONPATH.
 HOOK = """\
 import os, re, signal, sys, threading
 
@@ -481,9 +481,9 @@ def send_without_reading_the_reply(client: RawClient, content: bytes) -> None:
 
 
 def server_child(serve: ServeProcess) -> psutil.Process:
-    """The process that delivers: serve's spawned server, not serve itself."""
-    children = psutil.Process(serve.proc.pid).children()
-    return next(c for c in children if "spawn_main" in " ".join(c.cmdline()))
+    """The process that delivers: serve's server process, not serve itself."""
+    [child] = server_processes(serve.proc.pid)
+    return child
 
 
 def wait_until_stopped(serve: ServeProcess) -> None:

@@ -5,13 +5,14 @@ server process outlives its lesson."""
 
 from __future__ import annotations
 
+import os
 import smtplib
 from pathlib import Path
 
 import psutil
 import pytest
 
-from tests.support import run_cli
+from tests.support import run_cli, server_processes
 from tutor.server import process
 from tutor.server.persona import Persona
 from tutor.server.process import ServerProcess
@@ -22,16 +23,8 @@ MESSAGE = b"Subject: hi\r\n\r\nhi\r\n"
 
 
 def _server_children() -> list[psutil.Process]:
-    """This process's spawned servers that are still running (not the resource tracker)."""
-    found = []
-    for child in psutil.Process().children(recursive=True):
-        try:
-            command = " ".join(child.cmdline())
-            if "spawn_main" in command and child.status() != psutil.STATUS_ZOMBIE:
-                found.append(child)
-        except psutil.NoSuchProcess:
-            continue
-    return found
+    """This process's teaching servers that are still running."""
+    return server_processes(os.getpid())
 
 
 def test_the_parent_holds_every_session_as_the_server_recorded_it(tmp_path: Path) -> None:
@@ -124,3 +117,56 @@ def test_a_lesson_without_tls_does_not_get_the_prelaunched_tls_server(tmp_path: 
     finally:
         server.stop()
         process.discard_prelaunched()
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        (["learn", "1"], "default"),
+        (["--plain", "learn", "envelope", "--script", "s.txt"], "default"),
+        (["--theme", "light", "demo", "2"], "default"),
+        (["learn", "1", "--maildir", "~/class/Maildir"], "~/class/Maildir"),
+        (["challenge", "play", "1", "--maildir=m"], "m"),
+        (["challenge", "backscatter"], "default"),
+        (["--lessons-dir", "learn", "lessons"], None),  # "learn" is the folder here
+        (["learn", "1", "--telnet"], None),  # coach mode binds the port it announced
+        (["learn", "--help"], None),
+        (["challenge", "list"], None),
+        (["serve"], None),
+        ([], None),
+    ],
+)
+def test_the_words_that_start_a_lesson_start_its_server_early(
+    words: list[str], expected: str | None
+) -> None:
+    from tutor.__main__ import lesson_maildir
+    from tutor.paths import default_maildir
+
+    found = lesson_maildir(words)
+    if expected is None:
+        assert found is None
+    elif expected == "default":
+        assert found == default_maildir()
+    else:
+        assert found == Path(expected).expanduser()
+
+
+def test_a_server_has_the_environment_of_the_moment_it_was_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A forkserver's children would otherwise get the forkserver's environment: here the
+    data home, and with it the CA a client must trust."""
+    import ssl
+
+    from tutor.server.tlsmaterial import ca_file
+
+    ServerProcess(tmp_path / "one", mirror=True).start().stop()  # the forkserver is up
+    monkeypatch.setenv("SMTP_TUTOR_HOME", str(tmp_path / "another-home"))
+    server = ServerProcess(tmp_path / "two", mirror=True).start()
+    try:
+        trusted = ssl.create_default_context(cafile=str(ca_file()))
+        with smtplib.SMTP(*server.address, timeout=WAIT) as client:
+            client.starttls(context=trusted)  # verified against the new home's CA
+            assert client.ehlo("client.example.test")[0] == 250
+    finally:
+        server.stop()

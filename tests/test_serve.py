@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import smtplib
 import socket
 import ssl
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.serve_process import ServeProcess
-from tests.support import RawClient, require_tool
+from tests.support import RawClient, require_tool, server_processes
 from tutor.server.persona import DEMO_ACCOUNTS
 
 SEED_SESSION = [
@@ -295,28 +296,36 @@ def test_non_loopback_host_warns(tmp_path: Path) -> None:
     assert b"warning: listening on 0.0.0.0, not loopback" in process.stderr
 
 
+# A sitecustomize module: read by serve and by its server process alike (spawned, or
+# forked from a forkserver that read it), so the network calls of both are logged.
 AUDIT = """
-import sys
-log = open(sys.argv[1], "w")
+import os, socket, sys
+log = open({log!r}, "a")
+linked = open({linked!r}, "a")
 def hook(event, args):
-    if event.startswith(("socket.connect", "socket.getaddrinfo", "socket.gethostby")):
-        log.write(f"{event} {args!r}\\n"); log.flush()
+    if event == "os.link":  # a delivery: proof that the process that delivers is audited
+        linked.write(f"{{os.getpid()}}\\n"); linked.flush()
+    elif event in ("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr"):
+        log.write(f"{{os.getpid()}} {{event}} {{args!r}}\\n"); log.flush()
+    elif event == "socket.connect" and args[0].family != socket.AF_UNIX:  # not local IPC
+        log.write(f"{{os.getpid()}} {{event}} {{args!r}}\\n"); log.flush()
 sys.addaudithook(hook)
-sys.argv = ["smtp-tutor", *sys.argv[2:]]
-from tutor.cli import main
-main()
 """
 
 
-def test_no_outbound_connection_even_as_an_open_relay(tmp_path: Path) -> None:
+def test_no_outbound_connection_even_as_an_open_relay(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     audit_log = tmp_path / "audit.log"
-    process = ServeProcess(
-        tmp_path / "Maildir",
-        "--open-relay",
-        "--plain",
-        python_prefix=[sys.executable, "-c", AUDIT, str(audit_log)],
-    )
+    (tmp_path / "hook").mkdir()
+    linked = tmp_path / "linked.log"
+    hook = AUDIT.format(log=str(audit_log), linked=str(linked))
+    (tmp_path / "hook" / "sitecustomize.py").write_text(hook)
+    path = os.pathsep.join(filter(None, [str(tmp_path / "hook"), os.environ.get("PYTHONPATH")]))
+    monkeypatch.setenv("PYTHONPATH", path)
+    process = ServeProcess(tmp_path / "Maildir", "--open-relay", "--plain")
     try:
+        server_pid = server_processes(process.proc.pid)[0].pid
         with smtplib.SMTP(*process.address, timeout=10) as smtp:
             smtp.sendmail(
                 "you@tutor.test",
@@ -329,6 +338,7 @@ def test_no_outbound_connection_even_as_an_open_relay(tmp_path: Path) -> None:
     finally:
         process.kill()
     assert audit_log.read_text() == ""
+    assert str(server_pid) in linked.read_text().split()  # the server's process was audited
     relayed = stored_files(tmp_path / "Maildir", "captured-relay")
     assert len(relayed) == 3  # two recipients of the first message, one of the second
     [bounce] = stored_files(tmp_path / "Maildir", "you")

@@ -17,12 +17,12 @@ Two ways to read them (docs/architecture.md, "The server in its own process"):
   acknowledged, so the next connection sees them.
 
 A lesson's server is started before the UI has imported what it needs (`prelaunch`), so
-its interpreter starts and imports aiosmtpd on the other core meanwhile.
+its process starts on the other core meanwhile.
 
-The start method is spawn everywhere (forking a threaded process warns from Python
-3.12). The child ignores SIGINT (Ctrl-C reaches the whole process group: the parent
-decides), stops on SIGTERM, and stops when the parent's end of the control pipe closes,
-so a killed parent leaves nothing behind.
+The start method (START_METHOD) is a forkserver where the platform has one, else spawn;
+never a plain fork of this threaded process. The child ignores SIGINT (Ctrl-C reaches
+the whole process group: the parent decides), stops on SIGTERM, and stops when the
+parent's end of the control pipe closes, so a killed parent leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ import contextlib
 import itertools
 import multiprocessing
 import multiprocessing.spawn
+import os
 import queue
 import signal
 import sys
@@ -57,16 +58,26 @@ if TYPE_CHECKING:
 if sys.platform == "win32":
     import multiprocessing.popen_spawn_win32
 else:
+    import multiprocessing.forkserver
+    import multiprocessing.popen_forkserver
     import multiprocessing.popen_spawn_posix
     import multiprocessing.resource_tracker
 
-START_METHOD: Final = "spawn"
+# Never fork this process: it has threads (forking one warns from Python 3.12, and can
+# deadlock). Where the platform has it, a forkserver is the safe fork: a fresh,
+# single-threaded interpreter that imports the server once (PRELOAD) and forks each
+# server from itself, so a lesson's server listens in milliseconds rather than after a
+# new interpreter's imports. Elsewhere (Windows) every server is spawned.
+START_METHOD: Final = (
+    "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+)
+PRELOAD: Final = ["tutor.server.runner", "tutor.server.protocol", "tutor.server.tlsmaterial"]
 BATCH_EVENTS = 500
 # After an event comes, the sender waits this long for more before it sends: one wake-up
 # and one pickle per batch instead of per event (a busy server produces thousands of
 # events a second, and every wake-up takes the GIL from its loop).
 BATCH_WAIT = 0.005
-STARTUP_TIMEOUT = 60.0  # a spawned interpreter imports aiosmtpd; a busy machine is slow
+STARTUP_TIMEOUT = 60.0  # a new interpreter imports aiosmtpd; a busy machine is slow
 STOP_TIMEOUT = 15.0
 REQUEST_TIMEOUT = 15.0  # a persona change applied by the child and acknowledged
 
@@ -80,6 +91,10 @@ class ServerSpec:
     hosts: tuple[str, ...]
     port: int
     tls_port: int | None
+    # The asker's, as they are when it asks: a forkserver's child would otherwise have
+    # the forkserver's, from whenever that started (the data home, a relative Maildir).
+    environment: dict[str, str]
+    directory: str
 
 
 class ServerProcess:
@@ -98,8 +113,10 @@ class ServerProcess:
         port: int = 0,
         tls_port: int | None = None,
         mirror: bool = False,
+        start_method: str = START_METHOD,
     ) -> None:
         self.maildir = maildir
+        self.start_method = start_method
         self.persona = persona or Persona()
         self.hosts = hosts
         self.port = port
@@ -118,6 +135,7 @@ class ServerProcess:
         self._acks = threading.Condition()
         self._acked = 0
         self._mirroring: threading.Thread | None = None
+        self._launching: threading.Thread | None = None
 
     @property
     def address(self) -> tuple[str, int]:
@@ -136,14 +154,33 @@ class ServerProcess:
         return self._capture
 
     def launch(self) -> ServerProcess:
-        """Start the child and return at once; start() waits for it to listen."""
+        """Start the child and return once it runs; start() waits for it to listen.
+
+        The first child of a forkserver waits for the forkserver to start and import the
+        server: launch_in_background() lets the caller go on meanwhile."""
+        launching = self._launching
+        if launching is not None and launching is not threading.current_thread():
+            launching.join()  # its error, if any, is raised again below, by this thread
+            self._launching = None
         if self._process is not None:
             return self
         self._make_folders()
-        context = multiprocessing.get_context(START_METHOD)
+        persona = self.persona  # read once: a lesson may set its own meanwhile (start applies it)
+        # Any: the stubs give a context chosen by a runtime string no Process attribute.
+        context: Any = multiprocessing.get_context(self.start_method)
+        if self.start_method == "forkserver":
+            context.set_forkserver_preload(PRELOAD)  # used when the forkserver starts
         events_in, events_out = context.Pipe(duplex=False)
         control_in, control_out = context.Pipe(duplex=False)
-        spec = ServerSpec(self.maildir, self.persona, self.hosts, self.port, self.tls_port)
+        spec = ServerSpec(
+            self.maildir,
+            persona,
+            self.hosts,
+            self.port,
+            self.tls_port,
+            dict(os.environ),
+            os.getcwd(),
+        )
         process = context.Process(
             target=_child_main,
             args=(spec, events_out, control_in),
@@ -155,10 +192,22 @@ class ServerProcess:
         events_out.close()  # our copies: the child's death must read as EOF here
         control_in.close()
         self._process, self._control = process, control_out
-        self._launched_persona = self.persona
+        self._launched_persona = persona
         self.events.connection = events_in
         self.events.exit_code = lambda: _reaped_status(process)
         return self
+
+    def launch_in_background(self) -> ServerProcess:
+        """launch() in a thread of its own; start() (or launch()) waits for it."""
+        self._launching = threading.Thread(
+            target=self._launch_quietly, name="smtp-tutor-launch", daemon=True
+        )
+        self._launching.start()
+        return self
+
+    def _launch_quietly(self) -> None:
+        with contextlib.suppress(OSError):  # start() tries again and raises it
+            self.launch()
 
     def start(self) -> ServerProcess:
         self.launch()
@@ -243,6 +292,9 @@ class ServerProcess:
 
     def stop(self) -> None:
         """Ask the child to stop (421 to every client), take its last events, reap it."""
+        launching = self._launching
+        if launching is not None and launching is not threading.current_thread():
+            launching.join()  # a launch under way ends first, or its child would be left
         process, control = self._process, self._control
         if process is None or control is None:
             return
@@ -270,8 +322,7 @@ def prelaunch(maildir: Path) -> None:
     """Start a lesson server in the background with the default persona."""
     global _prelaunched
     if _prelaunched is None:
-        with contextlib.suppress(OSError):  # a folder problem: the lesson reports it itself
-            _prelaunched = ServerProcess(maildir, mirror=True).launch()
+        _prelaunched = ServerProcess(maildir, mirror=True).launch_in_background()
 
 
 def discard_prelaunched() -> None:
@@ -409,6 +460,9 @@ def _sigint_ignored() -> Any:
 
 def _child_main(spec: ServerSpec, events: Connection, control: Connection) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.clear()
+    os.environ.update(spec.environment)
+    os.chdir(spec.directory)
     stop = threading.Event()
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -483,33 +537,36 @@ class _Sender:
     """Takes the capture's events off its queue and sends them up the pipe in batches.
 
     It alone may block (on a full pipe, while the UI is slow); the server's loop only
-    puts on the queue, which never blocks."""
+    puts on the queue, which never blocks. finish() puts a marker behind the last event,
+    so the sender ends as soon as everything before it is sent."""
 
-    def __init__(self, source: queue.SimpleQueue[Event], pipe: _LockedPipe) -> None:
+    _FINISHED: Final = object()
+
+    def __init__(self, source: queue.SimpleQueue[Any], pipe: _LockedPipe) -> None:
         self._source = source
         self._pipe = pipe
-        self._finishing = threading.Event()
+        self._finished = False
         self._broken = False
 
     def run(self) -> None:
-        while not self._broken:
-            try:
-                first = self._source.get(timeout=0.1)
-            except queue.Empty:
-                if self._finishing.is_set():
-                    return
-                continue
-            if not self._finishing.is_set():
-                time.sleep(BATCH_WAIT)
+        while not (self._broken or self._finished):
+            first = self._source.get()
+            if first is self._FINISHED:
+                return
+            time.sleep(BATCH_WAIT)
             self._send([first, *self._more()])
 
     def _more(self) -> list[Event]:
         batch: list[Event] = []
         while len(batch) < BATCH_EVENTS - 1:
             try:
-                batch.append(self._source.get_nowait())
+                item = self._source.get_nowait()
             except queue.Empty:
                 break
+            if item is self._FINISHED:
+                self._finished = True
+                break
+            batch.append(item)
         return batch
 
     def _send(self, batch: list[Event]) -> None:
@@ -517,5 +574,5 @@ class _Sender:
             self._broken = True  # the parent is gone: nobody to show them to
 
     def finish(self) -> None:
-        """The server stopped: send what is left, then return from run()."""
-        self._finishing.set()
+        """The server stopped (no event comes after this): send what is left, then end."""
+        self._source.put(self._FINISHED)
