@@ -28,6 +28,7 @@ parent's end of the control pipe closes, so a killed parent leaves nothing behin
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import multiprocessing
 import multiprocessing.spawn
@@ -71,7 +72,7 @@ else:
 START_METHOD: Final = (
     "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 )
-PRELOAD: Final = ["tutor.server.runner", "tutor.server.protocol", "tutor.server.tlsmaterial"]
+PRELOAD: Final = ["tutor.server.preload"]
 BATCH_EVENTS = 500
 # After an event comes, the sender waits this long for more before it sends: one wake-up
 # and one pickle per batch instead of per event (a busy server produces thousands of
@@ -459,6 +460,9 @@ def _sigint_ignored() -> Any:
 
 
 def _child_main(spec: ServerSpec, events: Connection, control: Connection) -> None:
+    # What a forkserver's child inherited (the preloaded modules) lives as long as it does:
+    # out of the collector's sight, a full collection neither walks it nor copies its pages.
+    gc.freeze()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.clear()
     os.environ.update(spec.environment)
@@ -466,10 +470,10 @@ def _child_main(spec: ServerSpec, events: Connection, control: Connection) -> No
     stop = threading.Event()
     if hasattr(signal, "SIGTERM"):
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    from tutor.server.runner import TeachingServer
+    from tutor.server import preload  # already there in a forkserver's child
 
     try:
-        server = TeachingServer(
+        server = preload.runner.TeachingServer(
             spec.maildir, spec.persona, hosts=spec.hosts, port=spec.port, tls_port=spec.tls_port
         )
         server.start()
