@@ -249,6 +249,7 @@ def test_the_coach_names_the_client_it_follows_and_switches_when_another_one_typ
     assert coach.proc.wait(timeout=30) == 0
 
 
+@pytest.mark.slow  # waits out a real idle timeout: 4 s
 def test_another_session_idling_out_with_421_does_not_reset_the_lesson(tmp_path: Path) -> None:
     lesson = (LESSONS / "01-conversation.toml").read_text(encoding="utf-8")
     steps = lesson.index("[[steps]]")

@@ -359,8 +359,10 @@ def saved_step(home: Path) -> str:
 @pytest.mark.parametrize(
     ("lines", "prompt", "step"),
     [
-        (["helo a.b.c", "mail from:<bugs@looney.example>"], "smtp>", "rcpt"),
-        (
+        pytest.param(
+            ["helo a.b.c", "mail from:<bugs@looney.example>"], "smtp>", "rcpt", id="at-the-prompt"
+        ),
+        pytest.param(
             [
                 "helo a.b.c",
                 "mail from:<bugs@looney.example>",
@@ -370,9 +372,10 @@ def saved_step(home: Path) -> str:
             ],
             "data>",
             "message",
+            id="in-data",
+            marks=pytest.mark.slow,  # a second pseudo-terminal run; the first stays fast
         ),
     ],
-    ids=["at-the-prompt", "in-data"],
 )
 def test_ctrl_c_in_learn_keeps_progress_without_a_traceback(
     tutor_home: Path, lines: list[str], prompt: str, step: str

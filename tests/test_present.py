@@ -52,6 +52,7 @@ def _raw_offset(raw: str, position: int) -> int:
     return cursor + (position - kept)
 
 
+@pytest.mark.slow  # four replies held for the delay each, in a pseudo-terminal: 6 s
 @pytest.mark.posix
 def test_a_presented_demo_holds_each_reply_on_screen_for_the_delay() -> None:
     """Between a reply appearing and whatever replaces it (the next step's clean screen,
