@@ -129,6 +129,7 @@ def test_a_bare_lf_client_is_told_at_once_and_can_still_finish(coach: LiveProces
     assert coach.proc.wait(timeout=30) == 0
 
 
+@pytest.mark.slow  # the same lesson as the CRLF client's above, through nc -C: 4 s
 def test_nc_dash_c_drives_the_lesson(coach: LiveProcess) -> None:
     nc = require_tool("nc", linux_only=True)
     script = b"".join(SEED_CRLF).replace(b"\r\n", b"\n")

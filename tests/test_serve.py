@@ -87,6 +87,7 @@ def test_seed_session_over_a_plain_socket_is_logged_and_explained(serve: ServePr
     assert "Delivered-To: you@tutor.test\nFrom: Bugs Bunny\nTo: Daffy Duck\n" in text
 
 
+@pytest.mark.slow  # a serve process, then mailbox show in another: 4 s
 def test_mailbox_command_shows_the_mismatch(serve: ServeProcess) -> None:
     with RawClient(serve.address) as client:
         for line in SEED_SESSION:
