@@ -159,10 +159,7 @@ class ServerProcess:
 
         The first child of a forkserver waits for the forkserver to start and import the
         server: launch_in_background() lets the caller go on meanwhile."""
-        launching = self._launching
-        if launching is not None and launching is not threading.current_thread():
-            launching.join()  # its error, if any, is raised again below, by this thread
-            self._launching = None
+        self._wait_for_launch()  # its error, if any, is raised again below, by this thread
         if self._process is not None:
             return self
         self._make_folders()
@@ -205,6 +202,13 @@ class ServerProcess:
         )
         self._launching.start()
         return self
+
+    def _wait_for_launch(self) -> None:
+        """A background launch (launch_in_background) has ended, unless this is it."""
+        launching = self._launching
+        if launching is not None and launching is not threading.current_thread():
+            launching.join()
+            self._launching = None
 
     def _launch_quietly(self) -> None:
         with contextlib.suppress(OSError):  # start() tries again and raises it
@@ -293,9 +297,7 @@ class ServerProcess:
 
     def stop(self) -> None:
         """Ask the child to stop (421 to every client), take its last events, reap it."""
-        launching = self._launching
-        if launching is not None and launching is not threading.current_thread():
-            launching.join()  # a launch under way ends first, or its child would be left
+        self._wait_for_launch()  # a launch under way ends first, or its child would be left
         process, control = self._process, self._control
         if process is None or control is None:
             return
