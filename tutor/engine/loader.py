@@ -137,6 +137,21 @@ def load_all(directory: Path | None = None) -> list[Lesson]:
     return lessons
 
 
+def load_ref(directory: Path | None, ref: str) -> tuple[Lesson, int]:
+    """The lesson a learner named, and how many lessons the folder holds.
+
+    A number reads that lesson's file alone (parsing every file was most of what `learn N`
+    did before its first screen), and names the lesson at that position even where an
+    earlier one's id is that number; an id, or a number out of range, reads them all, as
+    load_all and find_by_ref do, for the same problems and the same "there are: …".
+    """
+    files = lesson_files(directory or default_lessons_dir())
+    if ref.isdigit() and ref == str(int(ref)) and 1 <= int(ref) <= len(files):
+        return load(files[int(ref) - 1], int(ref)), len(files)
+    lessons = load_all(directory)
+    return find_by_ref(lessons, ref), len(lessons)
+
+
 def find_by_ref(lessons: Iterable[Lesson], ref: str, *, noun: str = "lesson") -> Lesson:
     """The lesson (or challenge) a learner named by its id or its number."""
     found = list(lessons)

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console, RenderableType
 from rich.text import Text
 
-from tutor.engine.loader import default_lessons_dir, find_by_ref, load_all
+from tutor.engine.loader import default_lessons_dir, find_by_ref, load_all, load_ref
 from tutor.engine.model import Lesson
 from tutor.engine.progress import FINISHED, Progress, Status, progress_path
 from tutor.errors import UsageError, UserError
@@ -112,7 +112,7 @@ def menu(term: Terminal, lessons_dir: Path | None, maildir: Path) -> int:
                 continue
         _play(
             console,
-            lessons,
+            len(lessons),
             lesson,
             progress,
             choose_input(term, None, partial(_prompt_input, lesson)),
@@ -140,13 +140,13 @@ def learn(
     if transcript is not None:
         term = term.recorded()
     console, plain = term.out, term.plain
-    lessons = load_all(lessons_dir)
-    progress = load_progress(term.err)
     if ref is None:
-        target = continue_target(lessons, progress)
-        lesson = target or lessons[0]
+        lessons = load_all(lessons_dir)
+        progress = load_progress(term.err)
+        lesson, total = continue_target(lessons, progress) or lessons[0], len(lessons)
     else:
-        lesson = find_by_ref(lessons, ref)
+        lesson, total = load_ref(lessons_dir, ref)
+        progress = load_progress(term.err)
     line_input = choose_input(term, script, lambda: _prompt_input(lesson))
     title = f"smtp-tutor: lesson {lesson.number}, {lesson.title}"
     screen: type[LessonScreen] = LessonScreen
@@ -158,7 +158,7 @@ def learn(
     try:
         completed = _play(
             console,
-            lessons,
+            total,
             lesson,
             progress,
             line_input,
@@ -190,11 +190,10 @@ def demo(
     from tutor.ui.lesson.demo_app import DemoScreen
 
     console = term.recorded().out if transcript is not None else term.out
-    lessons = load_all(lessons_dir)
-    lesson = find_by_ref(lessons, ref)
+    lesson, total = load_ref(lessons_dir, ref)
     screen = DemoScreen(
         lesson,
-        len(lessons),
+        total,
         console,
         StreamInput(io.StringIO(), console),
         Progress(progress_path(), persist=False),
@@ -234,7 +233,7 @@ def _prompt_input(lesson: Lesson) -> LineInput:
 
 def _play(
     console: Console,
-    lessons: list[Lesson],
+    total: int,
     lesson: Lesson,
     progress: Progress,
     line_input: LineInput,
@@ -248,7 +247,7 @@ def _play(
     """Play one lesson on a lesson screen (or a subclass: coach mode) and say if it was done."""
     played = screen(
         lesson,
-        len(lessons),
+        total,
         console,
         line_input,
         progress,

@@ -1,0 +1,58 @@
+"""What `learn N` does before its first prompt, and what it leaves for later.
+
+docs/performance.md ("The first `learn` prompt") says why: the lesson named by its number
+is the only file parsed, and what the first step does not show is imported when it is.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tutor.engine.loader import LessonError, find_by_ref, load_all, load_ref
+from tutor.errors import UserError
+
+LESSON = """\
+format_version = 1
+id = "{id}"
+title = "Lesson {id}"
+
+[[steps]]
+id = "connect"
+kind = "connect"
+explain = "The tutor connects."
+"""
+
+
+def folder_of(tmp_path: Path, *texts: str) -> Path:
+    folder = tmp_path / "lessons"
+    folder.mkdir()
+    for number, text in enumerate(texts, start=1):
+        (folder / f"{number:02d}-lesson.toml").write_text(text, encoding="utf-8")
+    return folder
+
+
+def test_every_shipped_lesson_by_number_or_id_is_the_one_find_by_ref_gives() -> None:
+    lessons = load_all()
+    for lesson in lessons:
+        for ref in (str(lesson.number), lesson.id):
+            assert load_ref(None, ref) == (find_by_ref(lessons, ref), len(lessons))
+
+
+def test_a_number_reads_its_own_file_only(tmp_path: Path) -> None:
+    folder = folder_of(tmp_path, LESSON.format(id="one"), "not = [valid TOML")
+    lesson, total = load_ref(folder, "1")
+    assert (lesson.id, lesson.number, total) == ("one", 1, 2)
+    with pytest.raises(LessonError, match=r"02-lesson\.toml:1: not valid TOML"):
+        load_ref(folder, "2")
+    with pytest.raises(LessonError, match=r"02-lesson\.toml:1"):  # an id needs every file
+        load_ref(folder, "one")
+
+
+@pytest.mark.parametrize("ref", ["3", "01", "0", "three"])
+def test_a_ref_that_is_no_position_reads_them_all_and_names_them(tmp_path: Path, ref: str) -> None:
+    folder = folder_of(tmp_path, LESSON.format(id="one"), LESSON.format(id="two"))
+    with pytest.raises(UserError) as raised:
+        load_ref(folder, ref)
+    assert str(raised.value) == f"no lesson {ref!r}; there are: 1 (one), 2 (two)"
