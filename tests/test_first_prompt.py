@@ -6,6 +6,8 @@ is the only file parsed, and what the first step does not show is imported when 
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -56,3 +58,32 @@ def test_a_ref_that_is_no_position_reads_them_all_and_names_them(tmp_path: Path,
     with pytest.raises(UserError) as raised:
         load_ref(folder, ref)
     assert str(raised.value) == f"no lesson {ref!r}; there are: 1 (one), 2 (two)"
+
+
+# Imported only when a lesson stores a message, bounces one or uses a client library.
+NOT_BEFORE_NEEDED = (
+    "mailbox",
+    "smtplib",
+    "email.policy",
+    "tutor.maildir.store",
+    "tutor.maildir.mailview",
+    "tutor.server.bounce",
+    "tutor.smtp.dsnread",
+    "tutor.ui.common.message_view",
+    "tutor.ui.lesson.bounce_view",
+)
+
+
+def test_the_lesson_screens_leave_the_stored_mail_views_for_later() -> None:
+    """A fresh interpreter: the tests' own imports would hide what the screens import."""
+    imported = subprocess.run(
+        [sys.executable, "-c", IMPORTED, "tutor.ui.lesson.learn_app"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert "tutor.ui.lesson.lesson_app" in imported
+    assert sorted(set(NOT_BEFORE_NEEDED) & set(imported)) == []
+
+
+IMPORTED = "import importlib, sys; importlib.import_module(sys.argv[1]); print(*sys.modules)"

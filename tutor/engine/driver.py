@@ -7,11 +7,8 @@ runner judges. It knows nothing of the terminal: the UI renders the Turns it ret
 
 from __future__ import annotations
 
-import smtplib
 import ssl
 from dataclasses import dataclass, field
-from email import message_from_string
-from email.policy import default as default_policy
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -19,7 +16,6 @@ from tutor.client.client import HoldsClient, SmtpClient, SmtpClientError, TapRec
 from tutor.engine.model import Lesson, Step
 from tutor.engine.runner import LessonRun, Outcome
 from tutor.errors import UserError
-from tutor.server.bounce import delivery_failures
 from tutor.server.capture import Capture, SessionRecord
 from tutor.server.persona import Persona
 from tutor.server.process import lesson_server
@@ -346,6 +342,12 @@ class LessonDriver(HoldsClient):
     def _wait_for_bounces(self, record: SessionRecord) -> None:
         """A relayed message that will fail sends its bounce just after the 250: wait for it."""
         stored = [e for e in record.events[self._seen :] if isinstance(e, MessageStored)]
+        if not stored:
+            return
+        # Here, not at the top: the delivery code it lives with is not needed before a
+        # message is stored (a lesson's first screen comes sooner without it).
+        from tutor.server.bounce import delivery_failures
+
         expected = {m.queue_id for m in stored if delivery_failures(list(m.relayed))}
         if expected:
             self.server.capture.wait_for(
@@ -367,6 +369,10 @@ class LessonDriver(HoldsClient):
 
     def send_with_library(self, lines: tuple[str, ...]) -> Turn:
         """Let stdlib smtplib send the message: it derives RCPT TO from To/Cc/Bcc itself."""
+        import smtplib  # a library step's only: not imported before one comes
+        from email import message_from_string
+        from email.policy import default as default_policy
+
         message = message_from_string("\n".join(lines) + "\n", policy=default_policy)
         host, port = self.server.address
         turn = Turn()

@@ -8,6 +8,7 @@ every mark is also a word.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Group, RenderableType
 from rich.padding import Padding
@@ -19,7 +20,6 @@ from tutor.engine.checks import mailbox_words
 from tutor.engine.model import Lesson, Step
 from tutor.engine.runner import LessonRun, Outcome
 from tutor.explain.annotate import annotate
-from tutor.maildir.mailview import StoredMessage
 from tutor.smtp.events import (
     RELAY_FOLDER,
     BareLineFeed,
@@ -30,10 +30,12 @@ from tutor.smtp.events import (
 )
 from tutor.smtp.session_state import SessionState
 from tutor.smtp.textsafe import wire_lines
-from tutor.ui.common.message_view import envelope_table, mismatch_notes, stored_copy
 from tutor.ui.common.safe import join, lesson_markdown, untrusted, untrusted_block, untrusted_line
 from tutor.world import dnsdata
 from tutor.world.dnsdata import SIMULATED_NOTE
+
+if TYPE_CHECKING:  # a stored message's views are imported when one is shown
+    from tutor.maildir.mailview import StoredMessage
 
 CLASS_STYLE = {2: "green", 3: "cyan", 4: "yellow", 5: "red"}
 
@@ -217,6 +219,8 @@ def envelope_view(
 ) -> RenderableType:
     """Where the message went (envelope) beside what it claims (headers), then the stored
     copy: the same pieces `mailbox show` and the dashboard use (ui/common/message_view.py)."""
+    from tutor.ui.common.message_view import envelope_table, mismatch_notes
+
     comparison = stored.comparison
     title = f"Message {stored.queue_id}: envelope against headers"
     parts: list[RenderableType] = [envelope_table(comparison, plain=plain, title=title)]
@@ -242,6 +246,8 @@ def trace_view(message: StoredMessage, *, plain: bool) -> RenderableType:
         "Delivered-To the envelope recipient.",
         "dim",
     )
+    from tutor.ui.common.message_view import stored_copy
+
     copy = stored_copy(message, plain=plain, body_limit=BODY_LINES)
     return Group(Text(""), copy, caption)
 

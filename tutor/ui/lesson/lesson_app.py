@@ -22,8 +22,6 @@ from tutor.engine.model import Lesson, Step
 from tutor.engine.progress import FINISHED, Progress, Status
 from tutor.engine.resume import SessionLines
 from tutor.engine.runner import LessonRun
-from tutor.maildir import mailview
-from tutor.smtp.dsnread import read_bounce
 from tutor.smtp.events import BounceSent, Event, Exchange, MessageStored
 from tutor.smtp.session_state import SessionState
 from tutor.ui.common import lesson_view as view
@@ -31,7 +29,6 @@ from tutor.ui.common.line_input import LineInput
 from tutor.ui.common.reply_detail import ReplyMemory
 from tutor.ui.common.safe import lesson_markdown, untrusted
 from tutor.ui.lesson import present_view
-from tutor.ui.lesson.bounce_view import bounce_view
 
 HELP = (
     "Type SMTP commands as you would in telnet; each goes to the real server as typed.\n"
@@ -595,6 +592,8 @@ class LessonScreen:
             )
 
     def _show_stored(self, stored: MessageStored) -> None:
+        from tutor.maildir import mailview  # the stored-mail views: not needed before a message
+
         copies = []
         for copy in stored.copies:
             copies += [m for m in mailview.find(self.maildir, f"{copy.folder}/{copy.key}")]
@@ -605,6 +604,10 @@ class LessonScreen:
         described."""
         if bounce.copy is None:
             return
+        from tutor.maildir import mailview
+        from tutor.smtp.dsnread import read_bounce
+        from tutor.ui.lesson.bounce_view import bounce_view
+
         where = f"{bounce.copy.folder}/{bounce.copy.key}"
         for stored in mailview.find(self.maildir, where):
             shown = stored.ref
