@@ -11,7 +11,9 @@ import sys
 from pathlib import Path
 
 import pytest
+import typer
 
+from tutor.cli import app, app_for
 from tutor.engine.loader import LessonError, find_by_ref, load_all, load_ref
 from tutor.errors import UserError
 
@@ -87,3 +89,49 @@ def test_the_lesson_screens_leave_the_stored_mail_views_for_later() -> None:
 
 
 IMPORTED = "import importlib, sys; importlib.import_module(sys.argv[1]); print(*sys.modules)"
+
+
+@pytest.mark.parametrize(
+    ("words", "names"),
+    [
+        (["learn", "1"], ["learn"]),
+        (["--plain", "learn", "1", "--theme", "light"], ["learn"]),
+        (["--theme", "light", "demo", "2"], ["demo"]),
+        (["--lessons-dir=mine", "lessons", "validate"], ["lessons"]),
+        (["challenge", "3"], ["challenge"]),
+    ],
+)
+def test_a_command_word_narrows_the_app_to_that_command(words: list[str], names: list[str]) -> None:
+    narrowed = app_for(words)
+    commands = [c.callback.__name__ for c in narrowed.registered_commands if c.callback]
+    assert commands + [g.name for g in narrowed.registered_groups] == names
+    assert narrowed.registered_callback is app.registered_callback
+
+
+@pytest.mark.parametrize(
+    "words", [[], ["lern", "1"], ["--version"], ["learn", "--help"], ["-h"], ["--lessons-dir"]]
+)
+def test_no_command_word_help_or_a_typo_keeps_the_whole_app(words: list[str]) -> None:
+    assert app_for(words) is app
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["learn", "1", "--bogus"],
+        ["learn", "1", "2"],
+        ["--theme", "sepia", "learn", "1"],
+        ["learn", "--port", "seven"],
+        ["mailbox", "show"],
+        ["--plain", "codes", "250"],
+    ],
+)
+def test_the_narrowed_app_answers_as_the_whole_one(words: list[str]) -> None:
+    from typer.testing import CliRunner
+
+    def run(chosen: typer.Typer) -> tuple[int, str]:
+        result = CliRunner().invoke(chosen, words, prog_name="smtp-tutor")
+        return result.exit_code, result.output
+
+    assert app_for(words) is not app
+    assert run(app_for(words)) == run(app)

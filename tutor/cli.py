@@ -9,6 +9,8 @@ that is not one of its commands goes to its default command (`mailbox you` is
 from __future__ import annotations
 
 import contextlib
+import copy
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -925,10 +927,38 @@ def challenge_validate(
     finish(screens.validate(env_of(ctx).terminal, paths or [], challenges_dir, replay=not static))
 
 
+def app_for(args: Sequence[str]) -> typer.Typer:
+    """The app, narrowed to the one command (or group) these words run when they name one.
+
+    Typer builds every command's parameters before it parses (some 10 ms for the whole
+    tree) while a run uses one command; the narrowed app parses and runs it the same way.
+    Words that name no command, ask for help or complete a shell word get the whole app,
+    so its errors, suggestions, help and completions stay whole.
+    """
+    words = hoist_global_options(args)
+    while words and (words[0] in GLOBAL_FLAGS or words[0].split("=", 1)[0] in GLOBAL_VALUES):
+        words = words[2:] if words[0] in GLOBAL_VALUES else words[1:]
+    completing = any(name.endswith("_COMPLETE") for name in os.environ)
+    if not words or completing or set(args) & {"-h", "--help"}:
+        return app
+    commands = [c for c in app.registered_commands if _command_name(c) == words[0]]
+    groups = [g for g in app.registered_groups if g.name == words[0]]
+    if not (commands or groups):
+        return app
+    narrowed = copy.copy(app)
+    narrowed.registered_commands, narrowed.registered_groups = commands, groups
+    return narrowed
+
+
+def _command_name(command: Any) -> str:
+    """A registered command's name as typer gives it: its own, or its function's."""
+    return str(command.name or command.callback.__name__.lower().replace("_", "-"))
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point: run the app; exit with the status the root group decided."""
     try:
-        app(args=argv)
+        app_for(sys.argv[1:] if argv is None else argv)(args=argv)
     except KeyboardInterrupt:  # outside a command: while parsing, or at start-up
         print("smtp-tutor: interrupted", file=sys.stderr)
         sys.exit(ExitStatus.INTERRUPTED)
