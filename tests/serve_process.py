@@ -119,3 +119,26 @@ class ServeProcess(LiveProcess):
             rb"listening on \[?[0-9a-f.:]+?\]?:(\d+)",
             python_prefix,
         )
+
+    # serve numbers its sessions and starts each of their log lines with the number ("#12  "),
+    # so a test can read its own sessions in the log of a serve other tests use too.
+
+    def session_of(self, client_port: int) -> int:
+        """The number of the session of the client on this local port."""
+        port = str(client_port).encode()
+        return self.session_where(rb"connected from 127\.0\.0\.1 port " + port + rb"$")
+
+    def session_where(self, pattern: bytes) -> int:
+        """The number of the first session with a log line that matches `pattern`."""
+        return int(self.wait_for(rb"^#(\d+)\s.*?" + pattern).group(1))
+
+    def wait_in_session(
+        self, number: int, pattern: bytes, timeout: float = 10.0
+    ) -> re.Match[bytes]:
+        """wait_for, among the lines of session #number only."""
+        return self.wait_for(rb"^#" + str(number).encode() + rb"\s.*?" + pattern, timeout)
+
+    def session_text(self, number: int) -> str:
+        """The log lines of session #number read so far."""
+        tag = re.compile(rb"^#" + str(number).encode() + rb"\s")
+        return b"".join(line for line in self.output if tag.match(line)).decode("utf-8", "replace")

@@ -7,7 +7,6 @@ import smtplib
 import socket
 import ssl
 import subprocess
-import sys
 from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.serve_process import ServeProcess
-from tests.support import RawClient, require_tool, server_processes
+from tests.support import RawClient, require_tool, run_cli, run_cli_process, server_processes
 from tutor.server.persona import DEMO_ACCOUNTS
 
 SEED_SESSION = [
@@ -32,32 +31,52 @@ SEED_MESSAGE = (
 need = require_tool
 
 
+def stored_files(maildir: Path, folder: str) -> list[Path]:
+    new = maildir / folder / "new"
+    return sorted(new.iterdir()) if new.is_dir() else []
+
+
+@pytest.fixture(scope="module")
+def shared_serve(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
+    """One serve for the tests here that only talk to it and read its log (one per xdist
+    worker): starting a serve takes a second or two, a test that uses it milliseconds."""
+    process = ServeProcess(tmp_path_factory.mktemp("shared-serve") / "Maildir", "--plain")
+    yield process
+    process.kill()
+
+
+class ServeShare:
+    """A test's share of the shared serve: the messages stored since the test began and the
+    log of the sessions it names, so that it does not depend on the tests before it."""
+
+    def __init__(self, process: ServeProcess) -> None:
+        self.process = process
+        self.maildir = process.maildir
+        self.port = process.port
+        self.address = process.address
+        self._earlier = set(process.maildir.glob("*/new/*"))
+
+    def new_files(self, folder: str) -> list[Path]:
+        """The messages stored in `folder` since this test began, oldest first."""
+        return [path for path in stored_files(self.maildir, folder) if path not in self._earlier]
+
+
 @pytest.fixture
-def serve(tmp_path: Path) -> Iterator[ServeProcess]:
+def serve(shared_serve: ServeProcess) -> ServeShare:
+    return ServeShare(shared_serve)
+
+
+@pytest.fixture
+def fresh_serve(tmp_path: Path) -> Iterator[ServeProcess]:
+    """A serve of the test's own: for a test that stops it or counts all it ever did."""
     process = ServeProcess(tmp_path / "Maildir", "--plain")
     yield process
     process.kill()
 
 
-@pytest.fixture
-def relay_serve(tmp_path: Path) -> Iterator[ServeProcess]:
-    process = ServeProcess(tmp_path / "Maildir", "--plain", "--open-relay")
-    yield process
-    process.kill()
-
-
-def stored_files(maildir: Path, folder: str) -> list[Path]:
-    return sorted((maildir / folder / "new").iterdir())
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tutor", *args], capture_output=True, text=True, timeout=60
-    )
-
-
-def test_seed_session_over_a_plain_socket_is_logged_and_explained(serve: ServeProcess) -> None:
+def test_seed_session_over_a_plain_socket_is_logged_and_explained(serve: ServeShare) -> None:
     with RawClient(serve.address) as client:
+        session = serve.process.session_of(client.sock.getsockname()[1])
         assert client.greeting == ["220 mx.tutor.test ESMTP smtp-tutor ready"]
         replies = [client.code(line) for line in SEED_SESSION]
         assert replies[0] == "250 mx.tutor.test Hello a.b.c [127.0.0.1]"
@@ -67,8 +86,8 @@ def test_seed_session_over_a_plain_socket_is_logged_and_explained(serve: ServePr
         assert done.startswith("250 2.0.0 OK id=")
         assert client.code("quit").startswith("221 2.0.0")
     queue_id = done.rsplit("=", 1)[1]
-    serve.wait_for(b"closed after QUIT")
-    log = serve.text
+    serve.process.wait_in_session(session, b"closed after QUIT")
+    log = serve.process.session_text(session)
     # every line the client sent, with its line ending made visible, and every reply explained
     assert "C: helo a.b.c␍␊" in log
     assert "S: 250 mx.tutor.test Hello a.b.c [127.0.0.1]  — Greeting accepted (HELO)" in log
@@ -76,11 +95,12 @@ def test_seed_session_over_a_plain_socket_is_logged_and_explained(serve: ServePr
     assert f"S: 250 2.0.0 OK id={queue_id}  — Message accepted and queued" in log
     assert "S: 250 2.1.5 <you@tutor.test> recipient verified  — Recipient accepted" in log
     # the stored message: envelope against headers, mismatch flagged
-    stored = serve.wait_for(rb"stored id=" + queue_id.encode() + rb".*").group(0).decode()
+    stored_line = rb"stored id=" + queue_id.encode() + rb".*"
+    stored = serve.process.wait_in_session(session, stored_line).group(0).decode()
     assert "envelope <bugs@looney.example> -> <you@tutor.test>" in stored
     assert "headers From: Bugs Bunny -> To: Daffy Duck" in stored
     assert "headers and envelope disagree" in stored
-    [copy] = stored_files(serve.maildir, "you")
+    [copy] = serve.new_files("you")
     text = copy.read_text()
     assert text.startswith("Return-Path: <bugs@looney.example>\nReceived: from a.b.c ([127.0.0.1])")
     assert f"id {queue_id}" in text and "for <you@tutor.test>;" in text
@@ -88,18 +108,19 @@ def test_seed_session_over_a_plain_socket_is_logged_and_explained(serve: ServePr
 
 
 @pytest.mark.slow  # a serve process, then mailbox show in another: 4 s
-def test_mailbox_command_shows_the_mismatch(serve: ServeProcess) -> None:
+def test_mailbox_command_shows_the_mismatch(fresh_serve: ServeProcess) -> None:
+    serve = fresh_serve
     with RawClient(serve.address) as client:
         for line in SEED_SESSION:
             client.cmd(line)
         client.send_raw(SEED_MESSAGE)
         client.reply()
-    listing = run_cli("mailbox", "--maildir", str(serve.maildir), "--plain")
+    listing = run_cli_process("mailbox", "--maildir", str(serve.maildir), "--plain")
     assert listing.returncode == 0, listing.stderr
     assert "your mailbox (you@tutor.test)" in listing.stdout and "you's" not in listing.stdout
     assert "<bugs@looney.example> -> <you@tutor.test>" in listing.stdout
     assert "Bugs Bunny -> Daffy Duck (!)" in listing.stdout
-    shown = run_cli("mailbox", "show", "you/1", "--maildir", str(serve.maildir), "--plain")
+    shown = run_cli_process("mailbox", "show", "you/1", "--maildir", str(serve.maildir), "--plain")
     assert shown.returncode == 0, shown.stderr
     out = shown.stdout
     assert "MAIL FROM:<bugs@looney.example>" in out and "From: Bugs Bunny" in out
@@ -107,15 +128,15 @@ def test_mailbox_command_shows_the_mismatch(serve: ServeProcess) -> None:
     assert "server> Return-Path: <bugs@looney.example>" in out
     assert "server> Delivered-To: you@tutor.test" in out
     assert "From: does not name the envelope sender" in out
-    raw = run_cli("mailbox", "show", "you/1", "--raw", "--maildir", str(serve.maildir))
+    raw = run_cli_process("mailbox", "show", "you/1", "--raw", "--maildir", str(serve.maildir))
     assert raw.stdout.startswith("Return-Path: <bugs@looney.example>\n")
-    missing = run_cli("mailbox", "show", "you/9", "--maildir", str(serve.maildir))
+    missing = run_cli_process("mailbox", "show", "you/9", "--maildir", str(serve.maildir))
     assert missing.returncode == 1
     assert missing.stderr.startswith("smtp-tutor: no message 'you/9'")
     assert "Traceback" not in missing.stderr
 
 
-def test_two_local_recipients_get_two_copies_each_with_its_own_for(serve: ServeProcess) -> None:
+def test_two_local_recipients_get_two_copies_each_with_its_own_for(serve: ServeShare) -> None:
     with smtplib.SMTP(*serve.address, timeout=10) as smtp:
         refused = smtp.sendmail(
             "sender@example.test",
@@ -123,18 +144,19 @@ def test_two_local_recipients_get_two_copies_each_with_its_own_for(serve: ServeP
             b"From: sender@example.test\r\nTo: team@example.test\r\nSubject: two\r\n\r\nbody\r\n",
         )
     assert refused == {}
-    [mine] = stored_files(serve.maildir, "you")
-    [hers] = stored_files(serve.maildir, "alice")
+    [mine] = serve.new_files("you")
+    [hers] = serve.new_files("alice")
     assert "for <you@tutor.test>;" in mine.read_text()
     assert "for <alice@tutor.test>;" in hers.read_text()
     assert "alice" not in mine.read_text().split("\n\n")[0].split("Delivered-To")[0]
 
 
-def test_smtplib_starttls_and_login_then_relay_is_captured(serve: ServeProcess) -> None:
+def test_smtplib_starttls_and_login_then_relay_is_captured(serve: ServeShare) -> None:
     context = ssl.create_default_context()
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     with smtplib.SMTP(*serve.address, timeout=10) as smtp:
+        session = serve.process.session_of(smtp.sock.getsockname()[1])
         smtp.ehlo("client.example.test")
         assert smtp.has_extn("starttls") and not smtp.has_extn("auth")
         smtp.starttls(context=context)
@@ -147,14 +169,14 @@ def test_smtplib_starttls_and_login_then_relay_is_captured(serve: ServeProcess) 
         message["Subject"] = "relayed after AUTH"
         message.set_content("hello")
         smtp.send_message(message)
-    serve.wait_for(rb"TLS started: TLSv1\.[23]")
-    serve.wait_for(rb"AUTH PLAIN: authenticated as you")
-    serve.wait_for(rb"stored id=\w+ in captured-relay")
-    [captured] = stored_files(serve.maildir, "captured-relay")
+    serve.process.wait_in_session(session, rb"TLS started: TLSv1\.[23]")
+    serve.process.wait_in_session(session, rb"AUTH PLAIN: authenticated as you")
+    serve.process.wait_in_session(session, rb"stored id=\w+ in captured-relay")
+    [captured] = serve.new_files("captured-relay")
     assert "with ESMTPSA id" in captured.read_text()
 
 
-def test_openssl_s_client_starttls_session(serve: ServeProcess) -> None:
+def test_openssl_s_client_starttls_session(serve: ServeShare) -> None:
     openssl = need("openssl")
     connect = ["s_client", "-starttls", "smtp", "-connect", f"127.0.0.1:{serve.port}"]
     # -quiet, as the tutor advises: without it, lines starting with R or Q are
@@ -175,7 +197,7 @@ def test_openssl_s_client_starttls_session(serve: ServeProcess) -> None:
         timeout=60,
     )
     assert "250 2.0.0 OK id=" in session.stdout, session.stdout + session.stderr
-    [copy] = stored_files(serve.maildir, "bob")
+    [copy] = serve.new_files("bob")
     assert "with ESMTPS id" in copy.read_text()
     details = subprocess.run(
         [openssl, *connect], input="", capture_output=True, text=True, timeout=60
@@ -186,7 +208,7 @@ def test_openssl_s_client_starttls_session(serve: ServeProcess) -> None:
     assert "unable to verify the first certificate" in details.stdout
 
 
-def test_swaks_delivers_plain_and_with_tls(serve: ServeProcess) -> None:
+def test_swaks_delivers_plain_and_with_tls(serve: ServeShare) -> None:
     swaks = need("swaks")
     base = [
         swaks,
@@ -207,25 +229,27 @@ def test_swaks_delivers_plain_and_with_tls(serve: ServeProcess) -> None:
     tls = subprocess.run([*base, "--tls"], capture_output=True, text=True, timeout=60)
     assert tls.returncode == 0, tls.stdout + tls.stderr
     assert "<~  250 2.0.0 OK id=" in tls.stdout
-    assert len(stored_files(serve.maildir, "you")) == 2
+    assert len(serve.new_files("you")) == 2
 
 
-def test_nc_with_bare_lf_is_told_at_once(serve: ServeProcess) -> None:
+def test_nc_with_bare_lf_is_told_at_once(serve: ServeShare) -> None:
     with socket.create_connection(serve.address, timeout=10) as sock:
+        session = serve.process.session_of(sock.getsockname()[1])
         reader = sock.makefile("rb")
         reader.readline()
         sock.sendall(b"helo a.b.c\n")
         assert reader.readline().startswith(b"250 ")
-        serve.wait_for(rb"bare LF: client ends lines with LF only.*nc -C")
+        serve.process.wait_in_session(session, rb"bare LF: client ends lines with LF only.*nc -C")
         for line in (b"mail from:<a@example.test>\n", b"rcpt to:<you@tutor.test>\n", b"data\n"):
             sock.sendall(line)
             reader.readline()
         sock.sendall(b"Subject: lf\n\nbody\n.\n")
-        serve.wait_for(rb"bare LF: client sends LF only inside DATA: this message cannot end")
-    assert stored_files(serve.maildir, "you") == []
+        inside_data = rb"bare LF: client sends LF only inside DATA: this message cannot end"
+        serve.process.wait_in_session(session, inside_data)
+    assert serve.new_files("you") == []
 
 
-def test_nc_dash_c_session(serve: ServeProcess) -> None:
+def test_nc_dash_c_session(serve: ServeShare) -> None:
     nc = need("nc", linux_only=True)
     script = (
         b"helo nc.example.test\nmail from:<nc@example.test>\nrcpt to:<alice@tutor.test>\n"
@@ -238,28 +262,32 @@ def test_nc_dash_c_session(serve: ServeProcess) -> None:
         timeout=60,
     )
     assert b"250 2.0.0 OK id=" in result.stdout
-    assert len(stored_files(serve.maildir, "alice")) == 1
-    assert "bare LF" not in serve.text
+    assert len(serve.new_files("alice")) == 1
+    session = serve.process.session_where(rb"C: helo nc\.example\.test")
+    serve.process.wait_in_session(session, b"closed after QUIT")
+    assert "bare LF" not in serve.process.session_text(session)
 
 
-def test_hostile_client_text_is_shown_literally(serve: ServeProcess) -> None:
+def test_hostile_client_text_is_shown_literally(serve: ServeShare) -> None:
     with RawClient(serve.address) as client:
+        session = serve.process.session_of(client.sock.getsockname()[1])
         client.cmd("EHLO [bold red]x[/]")
         client.cmd(b"EHLO \x1b]0;pwned\x07evil")
         client.cmd("HELO \u202eevil")
         client.cmd(b"NOOP \x1b[2J")
         client.cmd("QUIT")
-    serve.wait_for(b"closed after QUIT")
-    raw = b"".join(serve.output)
+    serve.process.wait_in_session(session, b"closed after QUIT")
+    raw = b"".join(serve.process.output)  # the whole log so far, this session's included
     assert b"\x1b" not in raw and b"\x07" not in raw and "\u202e".encode() not in raw
-    log = serve.text
+    log = serve.process.session_text(session)
     assert "C: EHLO [bold red]x[/]␍␊" in log
     assert "C: EHLO \\x1b]0;pwned\\x07evil␍␊" in log
     assert "C: HELO \\u202eevil␍␊" in log
     assert "C: NOOP \\x1b[2J␍␊" in log
 
 
-def test_ctrl_c_stops_cleanly_and_keeps_acknowledged_mail(serve: ServeProcess) -> None:
+def test_ctrl_c_stops_cleanly_and_keeps_acknowledged_mail(fresh_serve: ServeProcess) -> None:
+    serve = fresh_serve
     with RawClient(serve.address) as client:
         for line in SEED_SESSION:
             client.cmd(line)
