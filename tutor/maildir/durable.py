@@ -5,8 +5,8 @@ The standard library's `Maildir.add` links each copy into new/ as soon as it is 
 so a process killed between two copies leaves the message in one mailbox and not in
 another, and a client's retry then duplicates it. Here a delivery goes:
 
-1. a journal naming every copy (folder and unique name) is written and fsync'd, with
-   the directory that holds it;
+1. a journal naming every copy (folder and unique name) is written and fsync'd, then
+   committed by a rename and its directory fsync'd;
 2. every copy is written to its folder's tmp/ and fsync'd;
 3. all are linked into new/, then each new/ directory is fsync'd;
 4. the tmp/ names go, then the journal.
@@ -19,6 +19,12 @@ delivery is finished instead (the tmp/ names removed): the 250 may have gone out
 journal's removal is not fsync'd and can come back after a system crash, and an
 acknowledged message is never taken back. A single copy needs no journal: its one link
 is all or nothing. Whatever a dead server left in tmp/ (its names carry its token) goes.
+
+Deliveries that end at the same moment are committed together (`deliver_many`): each is
+all or nothing on its own, and they share the waits for the disk. The fsyncs of a step are
+issued at once, from threads: the file system commits concurrent ones in one journal
+transaction and one disk flush (ext4, XFS), where one after another each waits for its
+own. On a disk that takes milliseconds per flush, that is most of a delivery's time.
 
 Several servers may share a Maildir root (serve, the sandbox, learn): each holds a lock
 on a file of its own for as long as it runs, and only the journals of a server whose lock
@@ -36,16 +42,20 @@ import mailbox
 import os
 import socket
 import sys
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import TypeGuard
+from typing import Generic, TypeGuard, TypeVar
 
 STATE_FOLDER = ".smtp-tutor"  # the tutor's own files under the Maildir root
 JOURNALS = "deliveries"
 UNREADABLE = "unreadable"  # journals that could not be read, kept for a person to look at
 JOURNAL_LIMIT = 1 << 20  # far above any real journal (100 copies: about 15 KB)
+SYNC_THREADS = 16  # fsyncs issued at once; beyond this they queue for a thread
 _BINARY = getattr(os, "O_BINARY", 0)  # Windows would otherwise translate line endings
 _sequence = itertools.count()
 
@@ -183,24 +193,24 @@ class Journals:
 
         On an error every copy is taken back before it is raised. A process that dies
         (here: a BaseException that is not an Exception) leaves the rest to recovery."""
-        if not copies:
-            return []
-        folder = self.claim()
-        token = _token(folder.name)
-        planned = [_Copy(os.fspath(box), unique_name(token), chunks) for box, chunks in copies]
-        journal = folder / f"{queue_id}.json" if len(planned) > 1 else None
-        if journal is not None:
-            _write_journal(journal, queue_id, planned)
-        try:
-            _write_copies(planned)
-            if journal is not None:
-                journal.unlink()  # not fsync'd: should it come back, every copy is there
-        except Exception:
-            if _take_back(planned, only_ours=True) and journal is not None:
-                with contextlib.suppress(OSError):
-                    remove_durably(journal)
-            raise
-        return [copy.key for copy in planned]
+        [outcome] = self.deliver_many([(queue_id, copies)])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    def deliver_many(
+        self, deliveries: Sequence[tuple[str, Sequence[tuple[str | Path, ChunkSource]]]]
+    ) -> list[list[str] | Exception]:
+        """Several (queue id, copies) deliveries committed together, each all or nothing as
+        `deliver` makes it: for each, its copies' keys, or the error after which all its
+        copies were taken back. The others go on."""
+        rounds: Rounds[int] = Rounds(self)
+        for index, (queue_id, copies) in enumerate(deliveries):
+            rounds.add(index, queue_id, copies)
+        outcomes: dict[int, list[str] | Exception] = {}
+        while rounds.busy:
+            outcomes.update(rounds.step())
+        return [outcomes[index] for index in range(len(deliveries))]
 
     # --- recovery -------------------------------------------------------------------------
 
@@ -314,39 +324,226 @@ def _remove_stray(root: Path, token: str) -> int:
 # --- the steps of a delivery -----------------------------------------------------------------
 
 
-def _write_journal(journal: Path, queue_id: str, planned: list[_Copy]) -> None:
-    """Committed by a rename, so a journal is whole or absent; durable before any copy."""
-    record = {
-        "queue_id": queue_id,
-        "copies": [{"folder": os.path.basename(c.box), "key": c.key} for c in planned],
-    }
-    pending = journal.with_name(f".{journal.name}.tmp")
+@dataclass
+class _Plan:
+    """One delivery under way: its copies, its journal (several copies only), the steps
+    left, and the error that ended it, if one did (its copies are then taken back)."""
+
+    copies: list[_Copy]
+    journal: Path | None
+    queue_id: str
+    steps: list[_Step]
+    error: Exception | None = None
+    pending: Path | None = None  # the journal, written but not yet committed
+
+
+Tag = TypeVar("Tag", bound=Hashable)
+
+
+class Rounds(Generic[Tag]):
+    """Deliveries advancing together, one step each per round, each round ending with
+    one wait for the disk that all of them share: every fsync a round asks for is issued
+    at once, so the file system commits them together.
+
+    A delivery may join at any round: the steps are the same as in `deliver`, in the
+    same order, only interleaved with the other deliveries'. One copy takes two rounds
+    (written and synced; linked and its new/ synced), several take four (the journal
+    first, then committed). Used from one thread at a time."""
+
+    def __init__(self, journals: Journals) -> None:
+        self._journals = journals
+        self._plans: dict[Tag, _Plan] = {}
+        self.waited = 0.0  # seconds the last round waited for the disk
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._plans)
+
+    def add(
+        self, tag: Tag, queue_id: str, copies: Sequence[tuple[str | Path, ChunkSource]]
+    ) -> None:
+        """A delivery to start at the next round (tags name them in `step`'s outcomes)."""
+        folder = self._journals.claim()
+        token = _token(folder.name)
+        planned = [_Copy(os.fspath(box), unique_name(token), chunks) for box, chunks in copies]
+        journaled = len(planned) > 1
+        self._plans[tag] = _Plan(
+            planned,
+            folder / f"{queue_id}.json" if journaled else None,
+            queue_id,
+            list(_JOURNALED if journaled else _SINGLE),
+        )
+
+    def step(self) -> dict[Tag, list[str] | Exception]:
+        """Take every delivery one step on, then wait for the disk once; the deliveries that
+        ended, with their keys (stored for good) or their error (all taken back)."""
+        syncs: dict[tuple[str, bool], list[_Plan]] = {}  # (path, is a directory) -> plans
+        for plan in self._plans.values():
+            work, to_sync = plan.steps[0]
+            _attempt(plan, work)
+            if plan.error is None:
+                for target in dict.fromkeys(to_sync(plan)):
+                    syncs.setdefault(target, []).append(plan)
+        began = time.perf_counter()
+        failed = _run_at_once(
+            [partial(fsync_directory if is_dir else _fsync_file, path) for path, is_dir in syncs]
+        )
+        self.waited = time.perf_counter() - began
+        for plans, error in zip(syncs.values(), failed, strict=True):
+            for plan in plans:
+                if error is not None and plan.error is None:
+                    _abandon(plan, error)
+        ended: dict[Tag, list[str] | Exception] = {}
+        for tag, plan in list(self._plans.items()):
+            if plan.error is None:
+                plan.steps.pop(0)
+                if not plan.steps:
+                    _attempt(plan, _finish)
+            if plan.error is not None or not plan.steps:
+                ended[tag] = plan.error or [copy.key for copy in plan.copies]
+                del self._plans[tag]
+        return ended
+
+
+def _attempt(plan: _Plan, step: Callable[[_Plan], None]) -> None:
+    """One step of a delivery; on an error, every copy taken back and the journal removed."""
     try:
-        write_file(pending, [json.dumps(record).encode("ascii")], mode=0o600)
-        os.replace(pending, journal)
-        fsync_directory(journal.parent)
-    except OSError:
-        for path in (pending, journal):
-            with contextlib.suppress(OSError):
-                path.unlink()
-        raise
+        step(plan)
+    except Exception as error:
+        _abandon(plan, error)
 
 
-def _write_copies(planned: list[_Copy]) -> None:
-    for copy in planned:
+def _abandon(plan: _Plan, error: Exception) -> None:
+    plan.error = error
+    removed = _take_back(plan.copies, only_ours=True)
+    if plan.pending is not None:  # never committed: recovery would ignore it
+        with contextlib.suppress(OSError):
+            plan.pending.unlink()
+    if plan.journal is not None and removed:  # else it stays, for the next start
+        with contextlib.suppress(OSError):
+            remove_durably(plan.journal)
+
+
+def _write_journal(plan: _Plan) -> None:
+    """The journal, under a name recovery ignores until it is committed (not fsync'd yet)."""
+    assert plan.journal is not None
+    record = {
+        "queue_id": plan.queue_id,
+        "copies": [{"folder": os.path.basename(c.box), "key": c.key} for c in plan.copies],
+    }
+    pending = plan.journal.with_name(f".{plan.journal.name}.tmp")
+    fd = _create(pending, 0o600)
+    plan.pending = pending
+    _fill_and_close(fd, [json.dumps(record).encode("ascii")])
+
+
+def _write_copies(plan: _Plan) -> None:
+    """Each copy in its folder's tmp/ (not fsync'd yet)."""
+    for copy in plan.copies:
         fd = _create(copy.tmp, 0o666)  # the standard library's mode, less the umask
         copy.created = True
         _fill_and_close(fd, copy.chunks())
-    for copy in planned:
+
+
+def _commit_journal(plan: _Plan) -> None:
+    """Committed by a rename once its bytes are on disk: a journal is whole or absent."""
+    assert plan.pending is not None and plan.journal is not None
+    os.replace(plan.pending, plan.journal)
+    plan.pending = None
+
+
+def _link(plan: _Plan) -> None:
+    for copy in plan.copies:
         try:
             os.link(copy.tmp, copy.new)
         except PermissionError:  # a file system without hard links: as the stdlib does
             os.rename(copy.tmp, copy.new)
-    for new_dir in dict.fromkeys(os.path.dirname(copy.new) for copy in planned):
-        fsync_directory(new_dir)
-    for copy in planned:
+
+
+def _finish(plan: _Plan) -> None:
+    for copy in plan.copies:
         with contextlib.suppress(FileNotFoundError):
             os.remove(copy.tmp)
+    if plan.journal is not None:
+        plan.journal.unlink()  # not fsync'd: should it come back, every copy is there
+
+
+_Target = tuple[str, bool]  # a path to fsync, and whether it is a directory
+_Step = tuple[Callable[[_Plan], None], Callable[[_Plan], list[_Target]]]  # work, then syncs
+
+
+def _pending_journal(plan: _Plan) -> list[_Target]:
+    return [(os.fspath(plan.pending), False)] if plan.pending else []
+
+
+def _journal_folder(plan: _Plan) -> list[_Target]:
+    return [(os.fspath(plan.journal.parent), True)] if plan.journal else []
+
+
+def _copies_written(plan: _Plan) -> list[_Target]:
+    return [(copy.tmp, False) for copy in plan.copies]
+
+
+def _new_folders(plan: _Plan) -> list[_Target]:
+    return [(os.path.dirname(copy.new), True) for copy in plan.copies]
+
+
+# A delivery's steps, each followed by the fsyncs it needs before the next may begin.
+_SINGLE: tuple[_Step, ...] = ((_write_copies, _copies_written), (_link, _new_folders))
+_JOURNALED: tuple[_Step, ...] = (
+    (_write_journal, _pending_journal),
+    (_commit_journal, _journal_folder),
+    *_SINGLE,
+)
+
+
+def _fsync_file(path: Path | str) -> None:
+    # Opened again for writing: an fsync flushes the file, whichever descriptor asks, and
+    # a batch then holds no descriptor open between writing and syncing. (Windows
+    # flushes only through a handle that may write.)
+    fd = os.open(path, os.O_WRONLY | _BINARY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _run_at_once(jobs: list[Callable[[], None]]) -> list[Exception | None]:
+    """Run the jobs (fsyncs) together, each error or None in order. One runs here; more go
+    to threads, so that the file system sees them at once and commits them together."""
+    if len(jobs) <= 1:
+        return [_error_of(job) for job in jobs]
+    return list(_sync_pool().map(_error_of, jobs))
+
+
+def _error_of(job: Callable[[], None]) -> Exception | None:
+    try:
+        job()
+    except Exception as error:
+        return error
+    return None
+
+
+def _sync_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(SYNC_THREADS, thread_name_prefix="smtp-tutor-fsync")
+        return _pool
+
+
+def _forget_pool() -> None:
+    """A forked child has no threads: the parent's pool is not its own."""
+    global _pool, _pool_lock
+    _pool, _pool_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _linked(copy: _Copy) -> bool:
@@ -431,22 +628,17 @@ def _plain_name(name: object) -> TypeGuard[str]:
 # --- files and directories, durably ------------------------------------------------------------
 
 
-def write_file(path: Path, chunks: Iterable[bytes], *, mode: int) -> None:
-    """A new file (never one that exists) holding the chunks, fsync'd before it is closed."""
-    _fill_and_close(_create(path, mode), chunks)
-
-
 def _create(path: str | Path, mode: int) -> int:
     return os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY | _BINARY, mode)
 
 
 def _fill_and_close(fd: int, chunks: Iterable[bytes]) -> None:
+    """Write the chunks and close: fsync'd later, with the rest of the batch."""
     try:
         for chunk in chunks:
             view = memoryview(chunk)
             while view:
                 view = view[os.write(fd, view) :]
-        os.fsync(fd)
     finally:
         os.close(fd)
 

@@ -19,14 +19,21 @@ import mailbox
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Protocol
+from typing import Generic, Protocol
 
-from tutor.maildir.durable import ChunkSource, Journals, Recovery, make_durable_dirs
+from tutor.maildir.durable import (
+    ChunkSource,
+    Journals,
+    Recovery,
+    Rounds,
+    Tag,
+    make_durable_dirs,
+)
 from tutor.smtp.events import RELAY_FOLDER, Copy
 from tutor.smtp.wire import address_literal
 
@@ -186,20 +193,88 @@ class MaildirStore:
     def deliver(self, delivery: Delivery, recipients: list[tuple[str, str]]) -> list[Copy]:
         """Write one copy per (recipient, folder): all or nothing, durably, before the caller
         replies 250."""
+        [outcome] = self.deliver_many([(delivery, recipients)])
+        if isinstance(outcome, StorageError):
+            raise outcome
+        return outcome
+
+    def deliver_many(
+        self, deliveries: Sequence[tuple[Delivery, list[tuple[str, str]]]]
+    ) -> list[list[Copy] | StorageError]:
+        """Several deliveries committed together, sharing the waits for the disk: each is
+        all or nothing on its own, and gives its copies or the error that stopped it."""
+        rounds: DeliveryRounds[int] = DeliveryRounds(self)
+        for index, (delivery, recipients) in enumerate(deliveries):
+            rounds.add(index, delivery, recipients)
+        outcomes: dict[int, list[Copy] | StorageError] = {}
+        while rounds.busy:
+            outcomes.update(rounds.step())
+        return [outcomes[index] for index in range(len(deliveries))]
+
+    def _copies(
+        self, delivery: Delivery, recipients: list[tuple[str, str]]
+    ) -> list[tuple[str, ChunkSource]]:
         copies: list[tuple[str, ChunkSource]] = []
+        for recipient, folder in recipients:
+            box = self._box(folder)
+            final = folder != RELAY_FOLDER
+            trace = trace_headers(self.hostname, delivery, recipient, final=final)
+            copies.append((box, partial(copy_chunks, trace, delivery.content)))
+        return copies
+
+
+class DeliveryRounds(Generic[Tag]):
+    """Messages stored in rounds that share the waits for the disk (durable.Rounds): a
+    message may join at any round, and comes out as its copies or a StorageError."""
+
+    def __init__(self, store: MaildirStore) -> None:
+        self._store = store
+        self._rounds: Rounds[Tag] = Rounds(store._journals)
+        self._recipients: dict[Tag, list[tuple[str, str]]] = {}
+        self._refused: dict[Tag, StorageError] = {}  # failed before their first round
+
+    @property
+    def busy(self) -> bool:
+        return bool(self._refused) or self._rounds.busy
+
+    @property
+    def waited(self) -> float:
+        """Seconds the last round waited for the disk."""
+        return self._rounds.waited
+
+    def add(self, tag: Tag, delivery: Delivery, recipients: list[tuple[str, str]]) -> None:
         try:
-            for recipient, folder in recipients:
-                box = self._box(folder)
-                final = folder != RELAY_FOLDER
-                trace = trace_headers(self.hostname, delivery, recipient, final=final)
-                copies.append((box, partial(copy_chunks, trace, delivery.content)))
-            keys = self._journals.deliver(delivery.queue_id, copies)
+            copies = self._store._copies(delivery, recipients)
         except (OSError, mailbox.Error) as error:
-            raise StorageError(str(error)) from error
-        return [
-            Copy(folder, key, recipient)
-            for (recipient, folder), key in zip(recipients, keys, strict=True)
-        ]
+            self._refused[tag] = _storage_error(error)
+            return
+        self._recipients[tag] = recipients
+        self._rounds.add(tag, delivery.queue_id, copies)
+
+    def step(self) -> dict[Tag, list[Copy] | StorageError]:
+        """One round: the messages that ended in it."""
+        ended: dict[Tag, list[Copy] | StorageError] = dict(self._refused)
+        self._refused.clear()
+        if self._rounds.busy:
+            for tag, keys in self._rounds.step().items():
+                recipients = self._recipients.pop(tag)
+                if isinstance(keys, Exception):
+                    ended[tag] = _storage_error(keys)
+                else:
+                    ended[tag] = [
+                        Copy(folder, key, recipient)
+                        for (recipient, folder), key in zip(recipients, keys, strict=True)
+                    ]
+        return ended
+
+
+def _storage_error(error: Exception) -> StorageError:
+    """A failed write as the server reports it; anything else is a fault, raised as is."""
+    if not isinstance(error, OSError | mailbox.Error):
+        raise error
+    stored = StorageError(str(error))
+    stored.__cause__ = error
+    return stored
 
 
 @dataclass(frozen=True)

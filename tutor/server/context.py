@@ -13,6 +13,7 @@ from typing import Any
 
 from tutor.maildir.store import MaildirStore
 from tutor.server.capture import Capture
+from tutor.server.deliveries import DeliveryQueue
 from tutor.server.persona import Persona
 
 
@@ -26,4 +27,8 @@ class ServerContext:
     loop: asyncio.AbstractEventLoop
     tls_context: ssl.SSLContext | None
     connections: set[Any] = field(default_factory=set)
+    deliveries: DeliveryQueue = field(init=False)
     greylist_seen: set[tuple[str, str, str]] = field(default_factory=set)  # (client, from, to)
+
+    def __post_init__(self) -> None:
+        self.deliveries = DeliveryQueue(self.store)

@@ -30,6 +30,7 @@ from tutor.server.spool import SPOOL_THRESHOLD, MessageSpool, spool_directory
 from tutor.smtp.events import (
     Authenticated,
     BareLineFeed,
+    Copy,
     Exchange,
     ExchangeKind,
     MessageStored,
@@ -807,43 +808,63 @@ class TeachingSMTP(SMTP):
             auth_results=verdicts.header(self.hostname),
             smtputf8=self.envelope is not None and self.envelope.smtp_utf8,
         )
+        folders = tuple(self._folders)
+
+        def stored(copies: list[Copy]) -> MessageStored:
+            return MessageStored(
+                self.sid,
+                queue_id,
+                sender,
+                folders,
+                tuple(copies),
+                headers.header_from,
+                headers.header_to,
+                headers.header_cc,
+                headers.subject,
+                spool.size,
+                client_address,
+                helo,
+                verdicts.spf,
+                verdicts.dmarc,
+                _body_lines(spool, head),
+            )
+
+        def onward(copies: list[Copy]) -> None:
+            relayed = [c.recipient for c in copies if c.folder == RELAY]
+            if relayed:  # a bounce quotes the headers only, and outlives the spool
+                headers_only = replace(delivery, content=_header_section(head))
+                schedule_bounces(self.context, self.sid, headers_only, relayed)
+
+        def stored_unanswered(committed: asyncio.Future[list[Copy]]) -> None:
+            if not committed.cancelled() and committed.exception() is None:
+                self._publish(stored(committed.result()))
+                onward(committed.result())
+            spool.close()
+
+        committing = self.context.deliveries.submit(delivery, recipients)
         try:
-            copies = self.context.store.deliver(delivery, recipients)
+            copies = await asyncio.shield(committing)
+        except asyncio.CancelledError:
+            # The connection was lost while the message was being written: it is stored
+            # all the same (no 250 can reach the client), and the capture says so then.
+            committing.add_done_callback(stored_unanswered)
+            raise
         except StorageError as error:
             spool.close()
             log.warning("session %s: storage failed: %s", self.sid, error)
             self._set_rset_state()
             await self.push(reply(ReplyKey.DATA_STORAGE_FULL))
             return
-        stored = MessageStored(
-            self.sid,
-            queue_id,
-            sender,
-            tuple(self._folders),
-            tuple(copies),
-            headers.header_from,
-            headers.header_to,
-            headers.header_cc,
-            headers.subject,
-            spool.size,
-            client_address,
-            self.session.host_name or "",
-            verdicts.spf,
-            verdicts.dmarc,
-            _body_lines(spool, head),
-        )
+        event = stored(copies)
         spool.close()  # delivered: the copies hold the message now
         self._set_rset_state()
         # Record the 250 and the stored message before the client can read the 250, so
         # whoever reacts to the reply finds both in the capture, in reading order.
         ok = reply(ReplyKey.DATA_OK, queue_id=queue_id)
         self._record_reply(ok)
-        self._publish(stored)
+        self._publish(event)
         await self._send(ok)
-        relayed = [c.recipient for c in copies if c.folder == RELAY]
-        if relayed:  # a bounce quotes the headers only, and outlives the spool
-            headers_only = replace(delivery, content=_header_section(head))
-            schedule_bounces(self.context, self.sid, headers_only, relayed)
+        onward(copies)
 
     # --- STARTTLS and AUTH ------------------------------------------------------------------
 

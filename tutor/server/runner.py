@@ -69,6 +69,7 @@ class TeachingServer:
             except BaseException as error:  # reported to the caller of start()
                 failure.append(error)
                 if self._context is not None:
+                    self._context.deliveries.close()
                     self._context.store.close()
                 ready.set()
                 loop.close()
@@ -207,4 +208,5 @@ class TeachingServer:
             await server.wait_closed()
         await asyncio.sleep(0)  # let connection_lost callbacks run
         if context is not None:
-            context.store.close()  # no delivery is in progress: the loop has stopped
+            context.deliveries.close()  # a commit under way ends first
+            context.store.close()  # no delivery is in progress now
