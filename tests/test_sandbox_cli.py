@@ -6,15 +6,14 @@ its question, answered "no": nothing is ever resolved or connected.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.sandbox_servers import StockSink, dropping_server, refused_port, silent_listener
+from tests.support import run_cli
 from tutor.server.runner import TeachingServer
 from tutor.smtp.events import RELAY_FOLDER
 
@@ -39,17 +38,10 @@ SESSION = [
 ]
 
 
-def sandbox(
-    *args: str, stdin: str | None = None, timeout: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tutor", "sandbox", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=dict(os.environ, COLUMNS="200"),
-    )
+def sandbox(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """`smtp-tutor sandbox ARGS`, in-process: a pipe or a script, not a terminal (that is the
+    pseudo-terminal test's part)."""
+    return run_cli("sandbox", *args, stdin=stdin)
 
 
 def test_a_script_drives_a_whole_starttls_and_auth_session(
@@ -234,13 +226,7 @@ def test_the_starttls_lesson_shows_tls_facts_and_the_wire(tutor_home: Path, tmp_
         "quit",
     ]
     script.write_text("\n".join(answers) + "\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "tutor", "learn", "starttls", "--script", str(script), "--plain"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=dict(os.environ, COLUMNS="200"),
-    )
+    result = run_cli("learn", "starttls", "--script", str(script), "--plain")
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "== TLS started: from here on, this connection is encrypted ==" in out
@@ -252,19 +238,8 @@ def test_the_starttls_lesson_shows_tls_facts_and_the_wire(tutor_home: Path, tmp_
 
 def test_the_new_lessons_validate() -> None:
     root = Path(__file__).resolve().parent.parent / "lessons"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "tutor",
-            "lessons",
-            "validate",
-            str(root / "10-starttls.toml"),
-            str(root / "11-auth-submission.toml"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    result = run_cli(
+        "lessons", "validate", str(root / "10-starttls.toml"), str(root / "11-auth-submission.toml")
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "2 lesson(s) checked and replayed: ok" in result.stdout
