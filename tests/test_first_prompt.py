@@ -62,17 +62,23 @@ def test_a_ref_that_is_no_position_reads_them_all_and_names_them(tmp_path: Path,
     assert str(raised.value) == f"no lesson {ref!r}; there are: 1 (one), 2 (two)"
 
 
-# Imported only when a lesson stores a message, bounces one or uses a client library.
+# Imported only when a lesson stores a message, bounces one, uses a client library,
+# authenticates or shows the simulated DNS.
 NOT_BEFORE_NEEDED = (
     "mailbox",
     "smtplib",
     "email.policy",
     "tutor.maildir.store",
     "tutor.maildir.mailview",
+    "tutor.maildir.session_store",
     "tutor.server.bounce",
+    "tutor.smtp.authcodec",
     "tutor.smtp.dsnread",
+    "tutor.smtp.envelope",
+    "tutor.smtp.headers",
     "tutor.ui.common.message_view",
     "tutor.ui.lesson.bounce_view",
+    "tutor.world.dnsdata",
 )
 
 

@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tutor.engine.model import CheckKind
-from tutor.smtp.envelope import header_addresses
 from tutor.smtp.events import Authenticated, BounceSent, Event, Exchange, MessageStored, TlsStarted
-from tutor.world import dnsdata
 
 
 def mailbox_words(folder: str, *, address: bool = True) -> str:
@@ -41,6 +39,14 @@ def _exchanges(events: Sequence[Event]) -> list[Exchange]:
 def _last_message(events: Sequence[Event]) -> MessageStored | None:
     messages = _messages(events)
     return messages[-1] if messages else None
+
+
+def _named(*values: str) -> list[str]:
+    """The addresses header values name; the header parser is imported with the first
+    check that needs one, not with the lesson (a first screen sooner)."""
+    from tutor.smtp.envelope import header_addresses
+
+    return header_addresses(*values)
 
 
 def _reply(events: Sequence[Event], code: Any) -> Verdict:
@@ -72,14 +78,14 @@ def _copies(events: Sequence[Event], count: Any) -> Verdict:
 
 def _to_names(events: Sequence[Event], address: Any) -> Verdict:
     message = _last_message(events)
-    named = header_addresses(message.header_to) if message else []
+    named = _named(message.header_to) if message else []
     ok = str(address).lower() in {a.lower() for a in named}
     return Verdict(ok, f"the To: header should name {address}")
 
 
 def _to_excludes(events: Sequence[Event], address: Any) -> Verdict:
     message = _last_message(events)
-    named = header_addresses(message.header_to, message.header_cc) if message else []
+    named = _named(message.header_to, message.header_cc) if message else []
     ok = message is not None and str(address).lower() not in {a.lower() for a in named}
     return Verdict(ok, f"To: and Cc: must not name {address}")
 
@@ -173,7 +179,7 @@ def _to_only(events: Sequence[Event], address: Any) -> Verdict:
     message = _last_message(events)
     if message is None:
         return Verdict(False, "no message stored yet")
-    named = header_addresses(message.header_to)
+    named = _named(message.header_to)
     ok = {a.lower() for a in named} == {str(address).lower()}
     return Verdict(
         ok, f"To: should name only {address} (it names {', '.join(named) or 'no address'})"
@@ -234,6 +240,8 @@ def helo_claim_problem(helo: str, client_address: str, domain: str = "") -> str:
     wanted = domain.strip(".").lower()
     if wanted and name != wanted and not name.endswith("." + wanted):
         return f"the HELO name should be a host in {domain} (it is {helo})"
+    from tutor.world import dnsdata
+
     record = dnsdata.lookup(name)
     if record is not None and client_address in record.a:
         return (

@@ -35,9 +35,8 @@ import threading
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import overload
+from typing import TYPE_CHECKING, overload
 
-from tutor.maildir.session_store import SessionStore, StoredSession
 from tutor.smtp.events import (
     Authenticated,
     BareLineFeed,
@@ -49,6 +48,9 @@ from tutor.smtp.events import (
     SessionOpened,
     TlsStarted,
 )
+
+if TYPE_CHECKING:  # a capture that stores sessions is handed its store by the server
+    from tutor.maildir.session_store import SessionStore, StoredSession
 
 log = logging.getLogger("tutor.server")
 
@@ -282,6 +284,8 @@ class SessionRecord:
         return summary_lines(self.omitted)
 
     def stored(self, run: str) -> StoredSession:
+        from tutor.maildir.session_store import StoredSession
+
         return StoredSession(
             self.opened.session,
             run,

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from tutor.smtp.envelope import Comparison
 from tutor.smtp.wire import Reply, line_ending, parse_reply_line
+
+if TYPE_CHECKING:
+    from tutor.smtp.envelope import Comparison
 
 # What one exchange was; a Literal, so mypy (strict equality) rejects `kind == "comand"`.
 ExchangeKind = Literal["greeting", "command", "data", "auth", "notice"]
@@ -128,6 +130,8 @@ class MessageStored(Event):
     @property
     def comparison(self) -> Comparison:
         """Its envelope against the headers it claims."""
+        from tutor.smtp.envelope import Comparison  # with the first message, not the events
+
         return Comparison(
             self.sender, self.header_from, self.recipients, self.header_to, self.header_cc
         )

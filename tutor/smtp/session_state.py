@@ -14,7 +14,6 @@ import copy
 import re
 from dataclasses import dataclass
 
-from tutor.smtp import authcodec
 from tutor.smtp.events import Exchange, ExchangeKind
 from tutor.smtp.wire import Reply, split_command
 
@@ -58,6 +57,8 @@ def path_argument(argument: str) -> str:
 
 def auth_user(mechanism: str, answer: str) -> str | None:
     """The user name in an AUTH answer (never the password): PLAIN, LOGIN or CRAM-MD5."""
+    from tutor.smtp import authcodec  # with the first AUTH, not with every session's state
+
     data = authcodec.decode(answer)
     if data is None:
         return None

@@ -8,7 +8,6 @@ from dataclasses import replace
 
 from tutor.explain.annotate.note import Context, Note, Rule
 from tutor.explain.annotate.sequence import bad_sequence
-from tutor.smtp import authcodec
 from tutor.smtp.session_state import SessionState, queue_id
 from tutor.smtp.wire import split_command
 
@@ -491,6 +490,8 @@ def _challenge(c: Context) -> Note:
             "NUL user NUL password on one line.",
             "RFC 4954 §4; RFC 4616 §2",
         )
+    from tutor.smtp import authcodec  # with the first AUTH challenge explained
+
     data = authcodec.decode(raw)
     try:
         decoded = data.decode("utf-8") if data is not None else ""

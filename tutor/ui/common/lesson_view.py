@@ -31,8 +31,6 @@ from tutor.smtp.events import (
 from tutor.smtp.session_state import SessionState
 from tutor.smtp.textsafe import wire_lines
 from tutor.ui.common.safe import join, lesson_markdown, untrusted, untrusted_block, untrusted_line
-from tutor.world import dnsdata
-from tutor.world.dnsdata import SIMULATED_NOTE
 
 if TYPE_CHECKING:  # a stored message's views are imported when one is shown
     from tutor.maildir.mailview import StoredMessage
@@ -293,6 +291,8 @@ def event_note(event: object, *, plain: bool) -> Text | None:
 def dns_view(domains: Sequence[str], *, plain: bool) -> RenderableType:
     """Records from the simulated DNS table, labelled as simulated; one block per domain,
     so it reads at 80 columns too."""
+    from tutor.world.dnsdata import SIMULATED_NOTE  # the table, with the first step that shows it
+
     out = Text(f"DNS records from the {SIMULATED_NOTE}", style="bold")
     for domain in domains:
         out.append("\n")
@@ -305,6 +305,8 @@ def dns_view(domains: Sequence[str], *, plain: bool) -> RenderableType:
 
 
 def _dns_rows(domain: str) -> list[tuple[str, str]]:
+    from tutor.world import dnsdata
+
     record = dnsdata.lookup(domain)
     if record is None:
         return [("", "not in the table")]
