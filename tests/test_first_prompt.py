@@ -15,6 +15,7 @@ import typer
 
 from tutor.cli import app, app_for
 from tutor.engine.loader import LessonError, find_by_ref, load_all, load_ref
+from tutor.engine.progress import Progress, Status
 from tutor.errors import UserError
 
 LESSON = """\
@@ -141,3 +142,17 @@ def test_the_narrowed_app_answers_as_the_whole_one(words: list[str]) -> None:
 
     assert app_for(words) is not app
     assert run(app_for(words)) == run(app)
+
+
+def test_progress_already_on_disk_is_not_written_again(tmp_path: Path) -> None:
+    """A resumed lesson first saves what the file says: no new file, no flush to disk."""
+    path = tmp_path / "progress.json"
+    progress = Progress(path)
+    progress.update("conversation", status=Status.IN_PROGRESS, step="helo")
+    first = path.stat()
+    again = Progress.load(path)
+    again.update("conversation", status=Status.IN_PROGRESS, step="helo")
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == (first.st_ino, first.st_mtime_ns)
+    again.update("conversation", step="mail")
+    assert path.stat().st_ino != first.st_ino
+    assert Progress.load(path).of("conversation").step == "mail"
