@@ -156,3 +156,32 @@ def test_progress_already_on_disk_is_not_written_again(tmp_path: Path) -> None:
     again.update("conversation", step="mail")
     assert path.stat().st_ino != first.st_ino
     assert Progress.load(path).of("conversation").step == "mail"
+
+
+# The entry point as the smtp-tutor script runs it; at exit, the collector's state.
+ENTRY = """
+import atexit, gc, sys
+atexit.register(lambda: print("collector on:", gc.isenabled(), gc.get_freeze_count() > 10000))
+sys.argv = ["smtp-tutor", *sys.argv[1:]]
+from tutor.__main__ import run
+run()
+"""
+
+
+@pytest.mark.parametrize(
+    ("words", "frozen"),
+    [(["learn", "1", "--plain", "--script", "-"], True), (["lessons", "--plain"], False)],
+)
+def test_a_lessons_start_up_is_frozen_and_the_collector_runs_again(
+    words: list[str], frozen: bool
+) -> None:
+    """A lesson's start-up runs without the collector, which is back for the lesson itself
+    with what start-up made frozen; other commands never pause it."""
+    done = subprocess.run(
+        [sys.executable, "-c", ENTRY, *words],
+        input="quit\n",
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.stdout.rstrip().endswith(f"collector on: True {frozen}"), done.stderr

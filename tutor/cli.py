@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import os
 import sys
 from collections.abc import Iterator, Sequence
@@ -357,6 +358,15 @@ def _root(
 # --- lessons --------------------------------------------------------------------------------
 
 
+def _start_up_over() -> None:
+    """A lesson's screens are imported: the collector that the entry point paused for
+    start-up (tutor/__main__.py) runs again, and what start-up made, which lives as long
+    as the process, is frozen out of its sight (no collection walks it again)."""
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
+
+
 @contextlib.contextmanager
 def _lesson_server_started(maildir: Path, *, coach: bool = False) -> Iterator[None]:
     """The lesson's server process starts now, while the screens are imported; whatever
@@ -404,6 +414,7 @@ def learn(
     with _lesson_server_started(env.maildir(maildir), coach=telnet):
         from tutor.ui.lesson.learn_app import learn as run_learn
 
+        _start_up_over()
         finish(
             run_learn(
                 env.terminal,
@@ -447,6 +458,7 @@ def demo(
     with _lesson_server_started(env.maildir(maildir)):
         from tutor.ui.lesson.learn_app import demo as run_demo
 
+        _start_up_over()
         finish(
             run_demo(
                 env.terminal,
@@ -884,6 +896,7 @@ def challenge_play(
     with _lesson_server_started(env.maildir(maildir), coach=telnet):
         from tutor.ui.lesson import challenge_app as screens
 
+        _start_up_over()
         finish(
             screens.play(
                 env.terminal,
