@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.pty_session import PtySession
-from tests.support import SEED_LINES
+from tests.support import SEED_LINES, run_cli
 
 pexpect = pytest.importorskip("pexpect") if sys.platform != "win32" else None
 
@@ -178,19 +178,16 @@ def test_lessons_2_to_11_complete_through_the_interactive_path(home: Path, numbe
         assert "RCPT TO:<postmaster@tutor.test>" in screen  # derived from Bcc:
 
 
-def test_plain_and_no_color_have_no_escape_codes(home: Path, tmp_path: Path) -> None:
-    import subprocess
-
+def test_plain_and_no_color_have_no_escape_codes(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A script, output to a pipe (in-process: the terminal is what the other tests here
+    are for)."""
     script = tmp_path / "seed.txt"
     script.write_text("\n".join(SEED) + "\n")
+    monkeypatch.setenv("NO_COLOR", "1")
     for flags in (["--plain"], []):
-        result = subprocess.run(
-            [sys.executable, "-m", "tutor", "learn", "1", "--script", str(script), *flags],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            env=dict(os.environ, NO_COLOR="1"),
-        )
+        result = run_cli("learn", "1", "--script", str(script), *flags, columns=80)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "\x1b" not in result.stdout
         assert "End of lesson 1" in result.stdout
