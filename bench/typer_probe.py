@@ -12,7 +12,8 @@ each timed alone, in the order `smtp-tutor` meets them:
   its own, so that "parse" below is the work alone;
 - `import tutor.cli`: the tutor's command definitions, beyond typer (the screens are
   imported later, by the command that needs them);
-- build: `typer.main.get_command(app)`, typer's click command tree from the annotations;
+- build: `typer.main.get_command(…)`, typer's click command tree from the annotations,
+  for the app `tutor.cli.main` hands typer (`app_for`: only the command the words name);
 - parse: the root group and the chosen command read their arguments (every option's
   value converted), up to where the command's function would be called.
 
@@ -59,7 +60,8 @@ def main(argv: list[str]) -> int:
     typer = _timed(phases, "import typer", lambda: __import__("typer"))
     _timed(phases, "import pydantic", import_pydantic)
     cli = _timed(phases, "import tutor.cli", lambda: __import__("tutor.cli").cli)
-    group = _timed(phases, "build", lambda: typer.main.get_command(cli.app))
+    app = cli.app_for(argv) if hasattr(cli, "app_for") else cli.app  # as main() builds it
+    group = _timed(phases, "build", lambda: typer.main.get_command(app))
     _timed(phases, "parse", lambda: parse(group, argv))
     print(json.dumps(phases))
     return 0
