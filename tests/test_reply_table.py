@@ -352,6 +352,8 @@ def _data_storage_full(lab: Lab) -> list[str]:
 simple("rset", "with_sender", "RSET")
 simple("rset_syntax", "greeted", "RSET now")
 simple("noop", "greeted", "NOOP")
+simple("noop_student", "greeted", "NOOP student=Ada Lovelace")
+simple("noop_student_refused", "greeted", "NOOP student=<script>")
 simple("vrfy", "greeted", "VRFY you")
 simple("vrfy_unknown", "greeted", "VRFY <nobody@tutor.test>")
 simple("vrfy_relay_denied", "greeted", "VRFY friend@example.test")
@@ -429,10 +431,10 @@ def _internal_error(lab: Lab) -> list[str]:
     # No real trigger is known: the store is made to fail in an unexpected way.
     server = lab.server
 
-    def broken_deliver(*args: object, **kwargs: object) -> object:
+    def broken_copies(*args: object, **kwargs: object) -> object:
         raise RuntimeError("simulated bug in the store")
 
-    lab.monkeypatch.setattr(server.context.store, "deliver", broken_deliver)
+    lab.monkeypatch.setattr(server.context.store, "_copies", broken_copies)
     client = lab.in_data(server)
     result = client.cmd(MESSAGE + b".")
     assert lab.stored_messages(server) == []

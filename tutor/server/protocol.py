@@ -36,8 +36,10 @@ from tutor.smtp.events import (
     MessageStored,
     SessionClosed,
     SessionOpened,
+    StudentNamed,
     TlsStarted,
 )
+from tutor.smtp.student import noop_student
 from tutor.smtp.wire import (
     COMMAND_LINE_LIMIT,
     RECIPIENT_LIMIT,
@@ -453,7 +455,17 @@ class TeachingSMTP(SMTP):
     # --- simple commands ----------------------------------------------------------------
 
     async def smtp_NOOP(self, arg: str | None) -> None:
-        await self.push(reply(ReplyKey.NOOP))
+        student = noop_student(arg)  # any other argument is ignored, as RFC 5321 asks
+        if student is None:
+            await self.push(reply(ReplyKey.NOOP))
+        elif student.name is None:
+            await self.push(reply(ReplyKey.NOOP_STUDENT_REFUSED, problem=student.problem))
+        else:
+            # A name in UTF-8 is shown as ? to a client that did not ask for SMTPUTF8.
+            named = reply(ReplyKey.NOOP_STUDENT, name=echo_safe(student.name, allow_utf8=False))
+            self._record_reply(named)  # the NOOP's exchange first, then the name: wire order
+            self._publish(StudentNamed(self.sid, student.name))
+            await self._send(named)
 
     async def smtp_QUIT(self, arg: str | None) -> None:
         if arg:

@@ -74,6 +74,8 @@ class ReplyKey(StrEnum):
     RSET = "rset"
     RSET_SYNTAX = "rset_syntax"
     NOOP = "noop"
+    NOOP_STUDENT = "noop_student"
+    NOOP_STUDENT_REFUSED = "noop_student_refused"
     VRFY = "vrfy"
     VRFY_UNKNOWN = "vrfy_unknown"
     VRFY_RELAY_DENIED = "vrfy_relay_denied"
@@ -555,6 +557,22 @@ TABLE: tuple[ReplySpec, ...] = (
         "RFC 5321 §4.1.1.5",
     ),
     _r(ReplyKey.NOOP, 250, "2.0.0", "OK", "NOOP", "RFC 5321 §4.1.1.9"),
+    _r(
+        ReplyKey.NOOP_STUDENT,
+        250,
+        "2.0.0",
+        "OK, you are {name} in this class",
+        "NOOP student=NAME (this server's own use of NOOP's argument)",
+        "RFC 5321 §4.1.1.9",
+    ),
+    _r(
+        ReplyKey.NOOP_STUDENT_REFUSED,
+        250,
+        "2.0.0",
+        "OK, but no name taken: {problem}",
+        "NOOP student= with an empty, too long or odd name",
+        "RFC 5321 §4.1.1.9",
+    ),
     _r(
         ReplyKey.VRFY,
         252,

@@ -102,6 +102,13 @@ class Authenticated(Event):
 
 
 @dataclass(frozen=True)
+class StudentNamed(Event):
+    """The client named its student with `NOOP student=NAME` (tutor/smtp/student.py)."""
+
+    name: str
+
+
+@dataclass(frozen=True)
 class Copy:
     """One stored copy of a message: which folder and which Maildir key."""
 

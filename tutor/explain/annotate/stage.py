@@ -9,6 +9,7 @@ from dataclasses import replace
 from tutor.explain.annotate.note import Context, Note, Rule
 from tutor.explain.annotate.sequence import bad_sequence
 from tutor.smtp.session_state import SessionState, queue_id
+from tutor.smtp.student import noop_student
 from tutor.smtp.wire import split_command
 
 R5321 = "RFC 5321"
@@ -557,6 +558,35 @@ def _quit(c: Context) -> Note | None:
     return None
 
 
+def _noop(c: Context) -> Note | None:
+    if not 200 <= c.code < 300:
+        return None
+    student = noop_student(c.argument)
+    if student is None:
+        return Note(
+            "Nothing done, as asked: the connection is alive",
+            "NOOP changes nothing; it is a harmless way to check that the server still "
+            "answers. Servers ignore any argument after it.",
+            f"{R5321} §4.1.1.9",
+        )
+    if student.name is None:
+        return Note(
+            "Still nothing done, and no name taken",
+            f"This teaching server reads NOOP student=NAME to put you on the class "
+            f"roster, but not this name ({student.problem}). Try again, e.g. NOOP "
+            f"student=Ada.",
+            f"{R5321} §4.1.1.9",
+        )
+    return Note(
+        f"Named: this server now knows the session as {student.name}",
+        "RFC 5321 lets NOOP carry an argument and asks servers to ignore it; this "
+        "teaching server reads one form of its own, student=NAME, so that a teacher's "
+        "roster (smtp-tutor serve, smtp-tutor class) can tell a class at telnet apart. "
+        "Anywhere else this is an ordinary NOOP: nothing changes.",
+        f"{R5321} §4.1.1.9",
+    )
+
+
 def _vrfy(c: Context) -> Note | None:
     if c.code == 252:
         return Note(
@@ -608,11 +638,7 @@ _STAGES: dict[str, Rule] = {
         "greeting and any TLS or login, carries on.",
         f"{R5321} §4.1.1.5",
     ),
-    "NOOP": _simple(
-        "Nothing done, as asked: the connection is alive",
-        "NOOP changes nothing; it is a harmless way to check that the server still answers.",
-        f"{R5321} §4.1.1.9",
-    ),
+    "NOOP": _noop,
     "HELP": _simple(
         "Help text for people",
         "Every server words its help differently; nothing in it is meant for "
