@@ -133,6 +133,11 @@ class _MailboxGroup(_Group):
     when_word = "list"
 
 
+class _ClassGroup(_Group):
+    when_empty = "list"
+    when_word = "list"
+
+
 class _ChallengeGroup(_Group):
     when_empty = "list"
     when_word = "play"
@@ -206,10 +211,27 @@ challenge_app = _typer(
       smtp-tutor challenge validate
     """,
 )
+class_app = _typer(
+    _ClassGroup,
+    """A class: who took part and what each did, from what `serve` left on disk.
+
+    Read the roster during a class or after `serve` has stopped: it combines the students
+    at telnet (named by NOOP student=NAME, else AUTH user, HELO name or address) and the
+    progress reports sent by `learn N --class HOST:PORT --name NAME`.
+
+    \b
+    Examples:
+      smtp-tutor class                          this period's roster
+      smtp-tutor class --json > roster.json     for a program (--csv for a spreadsheet)
+      smtp-tutor class --period 20261130-090000
+      smtp-tutor class reset --yes              begin a new period
+    """,
+)
 app.add_typer(lessons_app, name="lessons")
 app.add_typer(progress_app, name="progress")
 app.add_typer(mailbox_app, name="mailbox")
 app.add_typer(challenge_app, name="challenge")
+app.add_typer(class_app, name="class")
 
 
 def env_of(ctx: typer.Context) -> Environment:
@@ -709,6 +731,57 @@ def mailbox_clear(
         raise UsageError("name one MAILBOX to clear, or give --all (not both)")
     env = env_of(ctx)
     finish(clear_messages(env.terminal, env.maildir(maildir), folder, yes=yes))
+
+
+@class_app.command("list")
+def class_list(
+    ctx: typer.Context,
+    maildir: MaildirOption = None,
+    period: Annotated[
+        str | None,
+        typer.Option("--period", help="A period by name (YYYYMMDD-HHMMSS). Default: the current."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON, for another program.")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV, for a spreadsheet.")] = False,
+) -> None:
+    """The roster of a period (the default command): each student's lessons and
+    challenges, current step, messages sent, errors made and when last seen.
+
+    \b
+    Examples:
+      smtp-tutor class
+      smtp-tutor class list --json
+      smtp-tutor class --csv --maildir /srv/class-maildir > roster.csv
+    """
+    from tutor.ui.reference.class_view import show_roster
+
+    if as_json and as_csv:
+        raise UsageError("choose --json or --csv, not both")
+    env = env_of(ctx)
+    output = "json" if as_json else "csv" if as_csv else "table"
+    show_roster(env.terminal, env.maildir(maildir), period, output)
+
+
+@class_app.command("reset")
+def class_reset(
+    ctx: typer.Context,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask first.")] = False,
+    maildir: MaildirOption = None,
+) -> None:
+    """Begin a new period: the roster starts empty; earlier periods stay readable.
+
+    Nothing is deleted (`smtp-tutor mailbox clear --all` empties the mailboxes). Asks
+    first unless --yes; without a terminal to ask on, refuses (exit 2).
+
+    \b
+    Examples:
+      smtp-tutor class reset
+      smtp-tutor class reset --yes
+    """
+    from tutor.ui.reference.class_view import reset_period
+
+    env = env_of(ctx)
+    finish(reset_period(env.terminal, env.maildir(maildir), yes=yes))
 
 
 # --- reference ------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from tutor.classroom import periods
+from tutor.classroom.report import TEACHER
 from tutor.errors import UserError
 from tutor.server.endpoints import BindError, MaildirError
 from tutor.server.persona import Persona
@@ -37,10 +39,18 @@ def build_server(options: ServeOptions) -> TeachingServer:
 
 
 def build_server_process(options: ServeOptions) -> ServerProcess:
-    """In its own process, as `smtp-tutor serve` runs it (tutor/server/process.py)."""
+    """In its own process, as `smtp-tutor serve` runs it (tutor/server/process.py), in the
+    class's current period (one is begun if the Maildir has none yet)."""
+    periods.current_or_new(options.maildir)  # a file error names its path (cli's problems)
     persona, hosts = _persona_and_hosts(options)
+    persona = persona.with_changes(mailboxes=(*persona.mailboxes, TEACHER))  # for reports
     return ServerProcess(
-        options.maildir, persona, hosts=hosts, port=options.port, tls_port=options.tls_port
+        options.maildir,
+        persona,
+        hosts=hosts,
+        port=options.port,
+        tls_port=options.tls_port,
+        save_every_session=True,  # the class roster reads every session from disk
     )
 
 

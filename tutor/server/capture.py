@@ -261,6 +261,7 @@ class SessionRecord:
     unqueued: dict[str, int] = field(default_factory=dict)
     held: deque[Event] = field(default_factory=deque)
     noticed: bool = False  # the first EventsOmitted went out
+    saved: bool = False  # written to the session store as it closed (a class's server)
 
     @property
     def exchanges(self) -> list[Exchange]:
@@ -311,9 +312,13 @@ class Capture:
         budget: int = MEMORY_BUDGET,
         queue_limit: int = QUEUE_LIMIT,
         heads_budget: int = HEADS_BUDGET,
+        save_every_session: bool = False,
     ) -> None:
         self.events: queue.SimpleQueue[Event] = queue.SimpleQueue()
         self.store = store
+        # A class's server writes each session to the store as it closes, so that the
+        # roster can be read from disk once the server has stopped, or died.
+        self._save_every_session = save_every_session
         self._sessions: OrderedDict[int, SessionRecord] = OrderedDict()
         self._closed: OrderedDict[int, None] = OrderedDict()  # in memory, oldest first
         self._keep_closed = keep_closed
@@ -350,6 +355,8 @@ class Capture:
                 if isinstance(event, SessionClosed):
                     record.closed_by = event
                     self._closed[event.session] = None
+                    if self._save_every_session:
+                        self._save(record)
                     self._spill_over_budget()
             if self._waiting:  # wake only whoever waits: notify_all costs even for none
                 self._changed.notify_all()
@@ -394,17 +401,26 @@ class Capture:
                 return
             oldest = next(iter(self._closed))
             record = self._sessions[oldest]
-            try:
-                self.store.save(record.stored(self.store.run))
-            except OSError as error:
-                # A full or read-only disk: keep the sessions in memory rather than lose
-                # them, and say so once (the Maildir is failing too).
-                self._store_failed = True
-                log.warning("sessions kept in memory: cannot write the session store: %s", error)
+            if not record.saved and not self._save(record):
                 return
             del self._closed[oldest]
             del self._sessions[oldest]
             self._weight -= record.events.weight
+
+    def _save(self, record: SessionRecord) -> bool:
+        """Write a closed session to the store; False (said once) if the disk refuses."""
+        if self.store is None or self._store_failed:
+            return False
+        try:
+            self.store.save(record.stored(self.store.run))
+        except OSError as error:
+            # A full or read-only disk: keep the sessions in memory rather than lose
+            # them, and say so once (the Maildir is failing too).
+            self._store_failed = True
+            log.warning("sessions kept in memory: cannot write the session store: %s", error)
+            return False
+        record.saved = True
+        return True
 
     # --- reading ------------------------------------------------------------------------
 

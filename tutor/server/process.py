@@ -96,6 +96,7 @@ class ServerSpec:
     # the forkserver's, from whenever that started (the data home, a relative Maildir).
     environment: dict[str, str]
     directory: str
+    save_every_session: bool = False  # a class's server: the roster is read from disk
 
 
 class ServerProcess:
@@ -115,8 +116,10 @@ class ServerProcess:
         tls_port: int | None = None,
         mirror: bool = False,
         start_method: str = START_METHOD,
+        save_every_session: bool = False,
     ) -> None:
         self.maildir = maildir
+        self.save_every_session = save_every_session
         self.start_method = start_method
         self.persona = persona or Persona()
         self.hosts = hosts
@@ -178,6 +181,7 @@ class ServerProcess:
             self.tls_port,
             dict(os.environ),
             os.getcwd(),
+            self.save_every_session,
         )
         process = context.Process(
             target=_child_main,
@@ -476,7 +480,12 @@ def _child_main(spec: ServerSpec, events: Connection, control: Connection) -> No
 
     try:
         server = preload.runner.TeachingServer(
-            spec.maildir, spec.persona, hosts=spec.hosts, port=spec.port, tls_port=spec.tls_port
+            spec.maildir,
+            spec.persona,
+            hosts=spec.hosts,
+            port=spec.port,
+            tls_port=spec.tls_port,
+            save_every_session=spec.save_every_session,
         )
         server.start()
     except OSError as error:  # the parent raises it again: the same one-line messages

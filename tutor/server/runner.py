@@ -39,6 +39,7 @@ class TeachingServer:
         tls_port: int | None = None,
         tls_context: ssl.SSLContext | None = None,
         capture: Capture | None = None,
+        save_every_session: bool = False,
     ) -> None:
         self.persona = persona or Persona()
         self.maildir = maildir
@@ -46,7 +47,9 @@ class TeachingServer:
         self.port = port
         self.tls_port = tls_port
         self.tls_context = tls_context
-        self.capture = capture or Capture(SessionStore(sessions_directory(maildir)))
+        self.capture = capture or Capture(
+            SessionStore(sessions_directory(maildir)), save_every_session=save_every_session
+        )
         self.listeners: list[Listener] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
