@@ -55,13 +55,13 @@ def messages_in(root: Path, folder: str) -> list[bytes]:
 def waits_for_the_disk(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """How many fsyncs each wait for the disk issued together, in order."""
     waits: list[int] = []
-    real = durable._run_at_once
+    real = durable._start_at_once
 
-    def counted(jobs: list[Callable[[], None]]) -> list[Exception | None]:
+    def counted(jobs: list[Callable[[], None]], on_done: Any) -> Any:
         waits.append(len(jobs))
-        return real(jobs)
+        return real(jobs, on_done)
 
-    monkeypatch.setattr(durable, "_run_at_once", counted)
+    monkeypatch.setattr(durable, "_start_at_once", counted)
     return waits
 
 
@@ -196,14 +196,14 @@ def test_a_message_whose_connection_is_lost_while_it_is_stored_is_stored_all_the
     send_message(server.address, "first")  # the first wait measured: from now on, the thread
     held = threading.Event()
     release = threading.Event()
-    real_step = DeliveryRounds.step
+    real_end = DeliveryRounds.end
 
-    def held_step(self: DeliveryRounds[Any]) -> Any:
+    def held_end(self: DeliveryRounds[Any]) -> Any:
         held.set()
         assert release.wait(WAIT)
-        return real_step(self)
+        return real_end(self)
 
-    monkeypatch.setattr(DeliveryRounds, "step", held_step)
+    monkeypatch.setattr(DeliveryRounds, "end", held_end)
     client = RawClient(server.address)
     assert client.code("EHLO client.example").startswith("250 ")
     assert client.code("MAIL FROM:<tester@client.example>").startswith("250 ")

@@ -45,7 +45,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Hashable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -335,6 +335,7 @@ class _Plan:
     steps: list[_Step]
     error: Exception | None = None
     pending: Path | None = None  # the journal, written but not yet committed
+    stepped: bool = False  # the current step's work is done; its fsyncs are still to come
 
 
 Tag = TypeVar("Tag", bound=Hashable)
@@ -348,11 +349,15 @@ class Rounds(Generic[Tag]):
     A delivery may join at any round: the steps are the same as in `deliver`, in the
     same order, only interleaved with the other deliveries'. One copy takes two rounds
     (written and synced; linked and its new/ synced), several take four (the journal
-    first, then committed). Used from one thread at a time."""
+    first, then committed). A round is `begin()` (each delivery's step done, its fsyncs
+    issued) then `end()` (the wait); a delivery added in between has its first step
+    done at once (`add(..., now=True)`), while the disk works, and joins the next round.
+    Used from one thread at a time (the fsyncs run in threads of their own)."""
 
     def __init__(self, journals: Journals) -> None:
         self._journals = journals
         self._plans: dict[Tag, _Plan] = {}
+        self._round: _Round | None = None  # the round whose fsyncs are under way
         self.waited = 0.0  # seconds the last round waited for the disk
 
     @property
@@ -360,49 +365,91 @@ class Rounds(Generic[Tag]):
         return bool(self._plans)
 
     def add(
-        self, tag: Tag, queue_id: str, copies: Sequence[tuple[str | Path, ChunkSource]]
+        self,
+        tag: Tag,
+        queue_id: str,
+        copies: Sequence[tuple[str | Path, ChunkSource]],
+        *,
+        now: bool = False,
     ) -> None:
-        """A delivery to start at the next round (tags name them in `step`'s outcomes)."""
+        """A delivery to start at the next round (tags name them in `end`'s outcomes);
+        `now`: take its first step at once (a round's fsyncs are under way)."""
         folder = self._journals.claim()
         token = _token(folder.name)
         planned = [_Copy(os.fspath(box), unique_name(token), chunks) for box, chunks in copies]
         journaled = len(planned) > 1
-        self._plans[tag] = _Plan(
+        plan = _Plan(
             planned,
             folder / f"{queue_id}.json" if journaled else None,
             queue_id,
             list(_JOURNALED if journaled else _SINGLE),
         )
+        self._plans[tag] = plan
+        if now:
+            _take_step(plan)
 
     def step(self) -> dict[Tag, list[str] | Exception]:
-        """Take every delivery one step on, then wait for the disk once; the deliveries that
-        ended, with their keys (stored for good) or their error (all taken back)."""
+        """One whole round: every delivery one step on, then the wait for the disk; the
+        deliveries that ended, with their keys (stored for good) or their error (all
+        taken back)."""
+        self.begin()
+        return self.end()
+
+    def begin(self, on_synced: Callable[[], None] | None = None) -> None:
+        """Take every delivery one step on and issue the round's fsyncs. `on_synced` is
+        called (from another thread) when they are done; without it, one fsync runs here."""
+        assert self._round is None, "a round is under way"
         syncs: dict[tuple[str, bool], list[_Plan]] = {}  # (path, is a directory) -> plans
         for plan in self._plans.values():
-            work, to_sync = plan.steps[0]
-            _attempt(plan, work)
+            _take_step(plan)
             if plan.error is None:
-                for target in dict.fromkeys(to_sync(plan)):
+                for target in dict.fromkeys(plan.steps[0][1](plan)):
                     syncs.setdefault(target, []).append(plan)
-        began = time.perf_counter()
-        failed = _run_at_once(
-            [partial(fsync_directory if is_dir else _fsync_file, path) for path, is_dir in syncs]
-        )
-        self.waited = time.perf_counter() - began
-        for plans, error in zip(syncs.values(), failed, strict=True):
+        jobs: list[Callable[[], None]] = [
+            partial(fsync_directory if is_dir else _fsync_file, path) for path, is_dir in syncs
+        ]
+        self._round = _Round(list(self._plans.values()), syncs, time.perf_counter())
+        self._round.outcome = _start_at_once(jobs, on_synced)
+
+    def end(self) -> dict[Tag, list[str] | Exception]:
+        """Wait for the round's fsyncs; the deliveries that ended with it."""
+        current, self._round = self._round, None
+        assert current is not None, "no round under way"
+        failed = current.outcome.result()
+        self.waited = time.perf_counter() - current.began
+        for plans, error in zip(current.syncs.values(), failed, strict=True):
             for plan in plans:
                 if error is not None and plan.error is None:
                     _abandon(plan, error)
+        in_round = {id(plan) for plan in current.plans}
         ended: dict[Tag, list[str] | Exception] = {}
         for tag, plan in list(self._plans.items()):
+            if id(plan) not in in_round:
+                continue  # joined while the disk worked: its round is the next one
             if plan.error is None:
                 plan.steps.pop(0)
+                plan.stepped = False
                 if not plan.steps:
                     _attempt(plan, _finish)
             if plan.error is not None or not plan.steps:
                 ended[tag] = plan.error or [copy.key for copy in plan.copies]
                 del self._plans[tag]
         return ended
+
+
+@dataclass
+class _Round:
+    plans: list[_Plan]
+    syncs: dict[tuple[str, bool], list[_Plan]]
+    began: float
+    outcome: Future[list[Exception | None]] = field(init=False)
+
+
+def _take_step(plan: _Plan) -> None:
+    """The work of a delivery's current step, once (a step taken early is not taken again)."""
+    if plan.error is None and not plan.stepped:
+        plan.stepped = True
+        _attempt(plan, plan.steps[0][0])
 
 
 def _attempt(plan: _Plan, step: Callable[[_Plan], None]) -> None:
@@ -515,9 +562,39 @@ _pool_lock = threading.Lock()
 def _run_at_once(jobs: list[Callable[[], None]]) -> list[Exception | None]:
     """Run the jobs (fsyncs) together, each error or None in order. One runs here; more go
     to threads, so that the file system sees them at once and commits them together."""
-    if len(jobs) <= 1:
-        return [_error_of(job) for job in jobs]
-    return list(_sync_pool().map(_error_of, jobs))
+    return _start_at_once(jobs, None).result()
+
+
+def _start_at_once(
+    jobs: list[Callable[[], None]], on_done: Callable[[], None] | None
+) -> Future[list[Exception | None]]:
+    """The jobs started together in threads; their errors (or None), in order, once all are
+    done, when `on_done` is called. Without `on_done`, a single job runs here, at once."""
+    outcome: Future[list[Exception | None]] = Future()
+    if on_done is None and len(jobs) <= 1:
+        outcome.set_result([_error_of(job) for job in jobs])
+        return outcome
+    if on_done is not None:
+        outcome.add_done_callback(lambda _: on_done())
+    if not jobs:
+        outcome.set_result([])
+        return outcome
+    results: list[Exception | None] = [None] * len(jobs)
+    left = [len(jobs)]
+    lock = threading.Lock()
+
+    def run(index: int, job: Callable[[], None]) -> None:
+        results[index] = _error_of(job)
+        with lock:
+            left[0] -= 1
+            last = left[0] == 0
+        if last:
+            outcome.set_result(results)
+
+    pool = _sync_pool()
+    for index, job in enumerate(jobs):
+        pool.submit(run, index, job)
+    return outcome
 
 
 def _error_of(job: Callable[[], None]) -> Exception | None:

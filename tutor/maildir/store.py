@@ -19,7 +19,7 @@ import mailbox
 import os
 import re
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
@@ -242,29 +242,46 @@ class DeliveryRounds(Generic[Tag]):
         """Seconds the last round waited for the disk."""
         return self._rounds.waited
 
-    def add(self, tag: Tag, delivery: Delivery, recipients: list[tuple[str, str]]) -> None:
+    def add(
+        self,
+        tag: Tag,
+        delivery: Delivery,
+        recipients: list[tuple[str, str]],
+        *,
+        now: bool = False,
+    ) -> None:
+        """A message for the next round; `now`: its first step taken at once, while the
+        disk works on the round under way."""
         try:
             copies = self._store._copies(delivery, recipients)
         except (OSError, mailbox.Error) as error:
             self._refused[tag] = _storage_error(error)
             return
         self._recipients[tag] = recipients
-        self._rounds.add(tag, delivery.queue_id, copies)
+        self._rounds.add(tag, delivery.queue_id, copies, now=now)
 
     def step(self) -> dict[Tag, list[Copy] | StorageError]:
-        """One round: the messages that ended in it."""
+        """One whole round: the messages that ended in it."""
+        self.begin()
+        return self.end()
+
+    def begin(self, on_synced: Callable[[], None] | None = None) -> None:
+        """Every message one step on, the round's fsyncs issued (durable.Rounds.begin)."""
+        self._rounds.begin(on_synced)
+
+    def end(self) -> dict[Tag, list[Copy] | StorageError]:
+        """The wait for the disk; the messages that ended with this round."""
         ended: dict[Tag, list[Copy] | StorageError] = dict(self._refused)
         self._refused.clear()
-        if self._rounds.busy:
-            for tag, keys in self._rounds.step().items():
-                recipients = self._recipients.pop(tag)
-                if isinstance(keys, Exception):
-                    ended[tag] = _storage_error(keys)
-                else:
-                    ended[tag] = [
-                        Copy(folder, key, recipient)
-                        for (recipient, folder), key in zip(recipients, keys, strict=True)
-                    ]
+        for tag, keys in self._rounds.end().items():
+            recipients = self._recipients.pop(tag)
+            if isinstance(keys, Exception):
+                ended[tag] = _storage_error(keys)
+            else:
+                ended[tag] = [
+                    Copy(folder, key, recipient)
+                    for (recipient, folder), key in zip(recipients, keys, strict=True)
+                ]
         return ended
 
 

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import queue
 import threading
 from dataclasses import dataclass
+from functools import partial
 
 from tutor.maildir.store import Delivery, DeliveryRounds, MaildirStore, StorageError
 from tutor.smtp.events import Copy
@@ -53,7 +55,7 @@ class DeliveryQueue:
 
     def __init__(self, store: MaildirStore) -> None:
         self._store = store
-        self._arrivals: queue.SimpleQueue[_Waiting | None] = queue.SimpleQueue()
+        self._arrivals: queue.SimpleQueue[_Waiting | _Synced | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._flush = 0.0  # running estimate of one wait for the disk, in seconds
         self._on_loop = True  # store as messages arrive, without the thread
@@ -101,39 +103,57 @@ class DeliveryQueue:
             self._measured(rounds.waited)
 
     def _store_in_rounds(self) -> None:
+        """Rounds one after another; a message that arrives while the disk works on one is
+        written at once and joins the next (its wait is then the next round's alone)."""
         rounds: DeliveryRounds[int] = DeliveryRounds(self._store)
         under_way: dict[int, _Waiting] = {}
         stopping = False
-        while not (stopping and not rounds.busy):
-            # Idle, wait for a message; busy, take whatever arrived during the last round.
-            for waiting in self._arrivals_since(block=not rounds.busy and not stopping):
-                if waiting is None:
-                    stopping = True
-                    continue
-                under_way[id(waiting)] = waiting
-                rounds.add(id(waiting), waiting.delivery, waiting.recipients)
-            if not rounds.busy:
-                continue
-            ended: dict[int, list[Copy] | StorageError | Exception]
-            try:
-                ended = dict(rounds.step())
-                self._measured(rounds.waited)
-            except Exception as error:  # a fault: every message under way hears of it
-                log.exception("storing messages failed")
-                ended = dict.fromkeys(under_way, error)
-                rounds = DeliveryRounds(self._store)
-            for tag, outcome in ended.items():
-                _settle(under_way.pop(tag), outcome)
-
-    def _arrivals_since(self, *, block: bool) -> list[_Waiting | None]:
-        arrived: list[_Waiting | None] = []
-        if block:
-            arrived.append(self._arrivals.get())
+        current: int | None = None  # the number of the round whose fsyncs are under way
+        numbers = itertools.count(1)
         while True:
-            try:
-                arrived.append(self._arrivals.get_nowait())
-            except queue.Empty:
-                return arrived
+            if current is None:
+                if not rounds.busy and stopping:
+                    return
+                if rounds.busy:
+                    number = current = next(numbers)
+                    try:
+                        rounds.begin(on_synced=partial(self._arrivals.put, _Synced(number)))
+                    except Exception as error:
+                        rounds, current = self._fail(under_way, error), None
+                    continue
+            item = self._arrivals.get()  # a message, the round's end, or the stop
+            if isinstance(item, _Synced):
+                if item.round != current:
+                    continue  # a round a fault abandoned
+                current = None
+                try:
+                    ended: dict[int, list[Copy] | StorageError] = rounds.end()
+                except Exception as error:
+                    rounds = self._fail(under_way, error)
+                    continue
+                self._measured(rounds.waited)
+                for tag, outcome in ended.items():
+                    _settle(under_way.pop(tag), outcome)
+            elif item is None:
+                stopping = True
+            else:
+                under_way[id(item)] = item
+                rounds.add(id(item), item.delivery, item.recipients, now=current is not None)
+
+    def _fail(self, under_way: dict[int, _Waiting], error: Exception) -> DeliveryRounds[int]:
+        """A fault: every message under way hears of it; the next rounds start afresh."""
+        log.exception("storing messages failed")
+        for waiting in under_way.values():
+            _settle(waiting, error)
+        under_way.clear()
+        return DeliveryRounds(self._store)
+
+
+@dataclass(frozen=True)
+class _Synced:
+    """Put on the queue when a round's fsyncs are done."""
+
+    round: int
 
 
 def _settle(waiting: _Waiting, outcome: list[Copy] | Exception) -> None:
