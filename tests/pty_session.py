@@ -36,9 +36,6 @@ class PtySession:
             codec_errors="replace",
             timeout=20,
         )
-        # pexpect sleeps 50 ms before every send, for programs that read their terminal
-        # late; these tests type only at a prompt they have seen, so it is time lost.
-        self.child.delaybeforesend = None
         self.raw = ""
         self.position = 0  # how far expect() has read, in the escape-free text
 
