@@ -34,6 +34,8 @@ _VALUED = {
     "--transcript",
     "--delay",
     "--challenges-dir",
+    "--class",
+    "--name",
 }
 _NOT_A_LESSON = {"--help", "-h", "--version", "--telnet"}  # coach mode binds its own port
 

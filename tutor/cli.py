@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
@@ -25,6 +25,9 @@ from tutor.env import Environment, ExitStatus
 from tutor.errors import UsageError, UserError
 from tutor.ui.common.reply_detail import Verbosity
 from tutor.ui.common.theme import DEFAULT_THEME, THEMES
+
+if TYPE_CHECKING:
+    from tutor.engine.class_report import ClassTarget
 
 # --- the grammar ----------------------------------------------------------------------------
 
@@ -304,6 +307,32 @@ FollowHintsOption = Annotated[
 ]
 
 
+ClassOption = Annotated[
+    str | None,
+    typer.Option(
+        "--class",
+        metavar="HOST:PORT",
+        help="In a class: also report each finished step to the teacher's `smtp-tutor serve` "
+        "at HOST:PORT (needs --name).",
+    ),
+]
+NameOption = Annotated[
+    str | None,
+    typer.Option("--name", metavar="NAME", help="With --class: your name on the class's roster."),
+]
+
+
+def _class_target(address: str | None, name: str | None) -> ClassTarget | None:
+    """--class and --name, checked as NOOP student=NAME checks a name (exit 2 if not)."""
+    if address is None:
+        if name is not None:
+            raise UsageError("--name is your name on a class's roster: add --class HOST:PORT")
+        return None
+    from tutor.engine.class_report import class_target
+
+    return class_target(address, name)
+
+
 def _transcript(value: Path | None) -> Path | None:
     if value is None:
         return None
@@ -420,10 +449,14 @@ def learn(
     maildir: MaildirOption = None,
     transcript: TranscriptOption = None,
     present: PresentOption = False,
+    class_address: ClassOption = None,
+    name: NameOption = None,
 ) -> None:
     """Take a lesson: type real SMTP commands into a real server, every reply explained.
 
-    Exits 0 when the lesson was completed, 1 when it was left unfinished.
+    Exits 0 when the lesson was completed, 1 when it was left unfinished. In a class,
+    --class HOST:PORT --name NAME also sends the teacher's server a progress report (a
+    real SMTP session) after each finished step; the lesson itself stays on your machine.
 
     \b
     Examples:
@@ -431,9 +464,11 @@ def learn(
       smtp-tutor learn envelope
       smtp-tutor learn 1 --script my-session.txt --plain
       smtp-tutor learn 1 --telnet          then: telnet 127.0.0.1 2525 in another window
+      smtp-tutor learn 1 --class 192.168.1.10:2525 --name "Ada Lovelace"
     """
     env = env_of(ctx)
     with _lesson_server_started(env.maildir(maildir), coach=telnet):
+        target = _class_target(class_address, name)
         from tutor.ui.lesson.learn_app import learn as run_learn
 
         _start_up_over()
@@ -447,6 +482,7 @@ def learn(
                 telnet_port=port if telnet else None,
                 transcript=_transcript(transcript),
                 present=present,
+                class_target=target,
             )
         )
 
@@ -953,10 +989,14 @@ def challenge_play(
     ] = 2525,
     challenges_dir: ChallengesDirOption = None,
     maildir: MaildirOption = None,
+    class_address: ClassOption = None,
+    name: NameOption = None,
 ) -> None:
     """Play one challenge: a goal, judged on what the server stores, not on what you type.
 
     Exits 0 when solved, 1 when left unsolved. `smtp-tutor challenge N` is short for this.
+    In a class, --class HOST:PORT --name NAME reports each step and the solve to the
+    teacher's server.
 
     \b
     Examples:
@@ -964,9 +1004,11 @@ def challenge_play(
       smtp-tutor challenge 1
       smtp-tutor challenge backscatter --telnet     then: telnet 127.0.0.1 2525
       smtp-tutor challenge 1 --script attempt.txt --plain
+      smtp-tutor challenge 1 --class 192.168.1.10:2525 --name "Ada Lovelace"
     """
     env = env_of(ctx)
     with _lesson_server_started(env.maildir(maildir), coach=telnet):
+        target = _class_target(class_address, name)
         from tutor.ui.lesson import challenge_app as screens
 
         _start_up_over()
@@ -978,6 +1020,7 @@ def challenge_play(
                 challenges_dir=challenges_dir,
                 maildir=env.maildir(maildir),
                 telnet_port=port if telnet else None,
+                class_target=target,
             )
         )
 

@@ -625,12 +625,17 @@ class SmtpClient:
             )
         self._send(data + CRLF)
 
-    def end_data(self) -> Reply:
-        """End the message with a lone dot (CRLF . CRLF on the wire) and read the reply."""
+    def end_data(self, text: bytes = b"") -> Reply:
+        """End the message with a lone dot (CRLF . CRLF on the wire) and read the reply.
+
+        `text` is message text not sent yet (dot-stuffed, every line ended by CRLF): it goes
+        in one write with the dot. Sent apart, the dot would wait for the text's ACK
+        (Nagle's algorithm against delayed ACKs: some 40 ms on Linux).
+        """
         if not self._in_data:
             raise SmtpStateError("not in DATA: send DATA and wait for 354 first")
         self._in_data = False
-        self._send(b"." + CRLF)
+        self._send(bytes(text) + b"." + CRLF)
         return self.read_reply()
 
     @staticmethod

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Group, RenderableType
 from rich.panel import Panel
@@ -29,6 +30,9 @@ from tutor.ui.common.terminal import Terminal
 from tutor.ui.lesson.coach_app import CoachScreen
 from tutor.ui.lesson.lesson_app import LessonScreen, completion_words
 from tutor.ui.lesson.list_view import progress_list, where_from
+
+if TYPE_CHECKING:
+    from tutor.engine.class_report import ClassTarget
 
 HOW = (
     "Any commands you like: the challenge is judged on what the server stores, replies and "
@@ -203,8 +207,10 @@ def play(
     challenges_dir: Path | None,
     maildir: Path,
     telnet_port: int | None = None,
+    class_target: ClassTarget | None = None,
 ) -> int:
-    """`smtp-tutor challenge N`: exit 0 when solved, 1 when left unsolved."""
+    """`smtp-tutor challenge N`: exit 0 when solved, 1 when left unsolved; with
+    class_target each finished step and the solve are reported to the teacher's server."""
     found = challenges.load_challenges(challenges_dir)
     challenge = find_by_ref(found, ref, noun="challenge")
     progress = Progress.load()
@@ -221,12 +227,23 @@ def play(
     )
     plain = term.plain
     arguments = (challenge, len(found), term.out, line_input, progress, maildir)
+    reporter = None
+    if class_target is not None:
+        from tutor.ui.lesson.class_reporter import ClassReporter
+
+        reporter = ClassReporter(class_target, term.out, "challenge", plain=plain)
     if telnet_port is not None:
         coach = ChallengeCoachScreen(
-            *arguments, plain=plain, port=telnet_port, replies=ReplyMemory(term.verbosity)
+            *arguments,
+            plain=plain,
+            port=telnet_port,
+            replies=ReplyMemory(term.verbosity),
+            reporter=reporter,
         )
         return 0 if coach.play() else 1
-    screen = ChallengeScreen(*arguments, plain=plain, replies=ReplyMemory(term.verbosity))
+    screen = ChallengeScreen(
+        *arguments, plain=plain, replies=ReplyMemory(term.verbosity), reporter=reporter
+    )
     return 0 if screen.play() else 1
 
 

@@ -284,6 +284,7 @@ class CoachScreen(LessonScreen):
         assert keyboard is not None
         events = server.capture.events
         while not self.run.finished:
+            self._report_progress()  # --class: a step finished since the last look
             self._intro_coached()
             keyboard.ask()
             typed, line = keyboard.take()
@@ -296,6 +297,7 @@ class CoachScreen(LessonScreen):
             event = self._next_event(events)
             if event is not None:
                 self._follow(event, events)
+        self._report_progress()
         return True
 
     def _next_event(self, events: queue.SimpleQueue[Event]) -> Event | None:

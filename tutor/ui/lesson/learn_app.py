@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console, RenderableType
 from rich.text import Text
@@ -25,6 +25,9 @@ from tutor.ui.common.safe import join, untrusted
 from tutor.ui.common.terminal import Terminal, confirm
 from tutor.ui.lesson.lesson_app import LessonScreen, completion_words
 from tutor.ui.lesson.list_view import progress_list, where_from
+
+if TYPE_CHECKING:
+    from tutor.engine.class_report import ClassTarget
 
 WELCOME = (
     "Welcome to smtp-tutor. Each lesson starts a real SMTP server on this machine "
@@ -132,10 +135,12 @@ def learn(
     telnet_port: int | None = None,
     transcript: Path | None = None,
     present: bool = False,
+    class_target: ClassTarget | None = None,
 ) -> int:
     """`smtp-tutor learn [LESSON]`: exit 0 when the lesson was completed, 1 when not.
 
-    With telnet_port the learner uses a real client in another window (coach mode).
+    With telnet_port the learner uses a real client in another window (coach mode); with
+    class_target each finished step is reported to the teacher's server.
     """
     if transcript is not None:
         term = term.recorded()
@@ -150,11 +155,15 @@ def learn(
     line_input = choose_input(term, script, lambda: _prompt_input(lesson))
     title = f"smtp-tutor: lesson {lesson.number}, {lesson.title}"
     screen: type[LessonScreen] = LessonScreen
-    coach: dict[str, Any] = {}
+    options: dict[str, Any] = {}  # for coach mode, --class
     if telnet_port is not None:
         from tutor.ui.lesson.coach_app import CoachScreen
 
-        screen, coach = CoachScreen, {"port": telnet_port}
+        screen, options = CoachScreen, {"port": telnet_port}
+    if class_target is not None:
+        from tutor.ui.lesson.class_reporter import ClassReporter
+
+        options["reporter"] = ClassReporter(class_target, console, "lesson", plain=plain)
     try:
         completed = _play(
             console,
@@ -167,7 +176,7 @@ def learn(
             present=present,
             screen=screen,
             replies=ReplyMemory(term.verbosity),
-            **coach,
+            **options,
         )
     finally:
         _write_transcript(console, transcript, title)

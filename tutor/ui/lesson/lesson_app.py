@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import Console, RenderableType
 from rich.text import Text
@@ -29,6 +29,9 @@ from tutor.ui.common.line_input import LineInput
 from tutor.ui.common.reply_detail import ReplyMemory
 from tutor.ui.common.safe import lesson_markdown, untrusted
 from tutor.ui.lesson import present_view
+
+if TYPE_CHECKING:  # imported only for `--class` (tutor/ui/lesson/class_reporter.py)
+    from tutor.ui.lesson.class_reporter import ClassReporter
 
 HELP = (
     "Type SMTP commands as you would in telnet; each goes to the real server as typed.\n"
@@ -71,6 +74,7 @@ class LessonScreen:
     last_explained: tuple[Exchange, SessionState] | None = None  # for /more
     session_lines: SessionLines = field(default_factory=SessionLines)  # replayed on resume
     judging: bool = True  # False while a skipped step's last line goes out
+    reporter: ClassReporter | None = None  # `--class`: progress reports to the teacher
 
     def __post_init__(self) -> None:
         self.run = LessonRun(self.lesson)
@@ -84,10 +88,12 @@ class LessonScreen:
         driver = LessonDriver(self.lesson, self.run, self.maildir)
         try:
             self._start(driver, resume)
+            self._report_progress()
             while not self.run.finished:
                 if not self._step(driver):
                     self._stopped()
                     return False
+                self._report_progress()
             self._finish()
             return True
         except KeyboardInterrupt:  # Ctrl-C between prompts (a reply on its way): stop as /quit
@@ -96,6 +102,11 @@ class LessonScreen:
             return False
         finally:
             driver.close()
+
+    def _report_progress(self) -> None:
+        """`--class`: tell the teacher's server of a finished step, or of the end."""
+        if self.reporter is not None:
+            self.reporter.after(self.run, self.events)
 
     def _intro_panel(self) -> RenderableType:
         return view.lesson_intro(self.lesson, self.total, plain=self.plain)
