@@ -4,6 +4,7 @@ contracts cannot express."""
 from __future__ import annotations
 
 import ast
+import functools
 import sys
 import tomllib
 from pathlib import Path
@@ -14,6 +15,12 @@ PACKAGE = Path(__file__).resolve().parent.parent / "tutor"
 # Which module may import which library, and that the core never imports the user interface,
 # are import-linter contracts ([tool.importlinter] in pyproject.toml, `lint-imports` in
 # .ci/run). What a contract cannot say by itself is checked here.
+
+
+@functools.cache
+def _tree(path: Path) -> ast.Module:
+    """A tutor module's syntax tree, parsed once for all the tests here (read only)."""
+    return ast.parse(path.read_text(encoding="utf-8"))
 
 
 def _contract(contract_id: str) -> dict[str, Any]:
@@ -28,7 +35,7 @@ def test_the_stdlib_only_contract_forbids_every_third_party_package() -> None:
     so every third-party package tutor imports anywhere must be on the list."""
     third_party: set[str] = set()
     for path in PACKAGE.rglob("*.py"):  # every import statement, anywhere in a file
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(_tree(path)):
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -102,7 +109,7 @@ def _imports_of(path: Path, modules: set[str]) -> set[str]:
     (TYPE_CHECKING blocks and function-level imports included)."""
     found: set[str] = set()
     package = _module_name(path) if path.name == "__init__.py" else _module_name(path.parent)
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+    for node in ast.walk(_tree(path)):
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -145,7 +152,7 @@ def test_every_module_says_what_it_does() -> None:
     silent = [
         str(path.relative_to(PACKAGE.parent))
         for path in sorted(PACKAGE.rglob("*.py"))
-        if not ast.get_docstring(ast.parse(path.read_text(encoding="utf-8")))
+        if not ast.get_docstring(_tree(path))
     ]
     assert silent == []
 
@@ -159,7 +166,7 @@ def test_lines_are_split_at_cr_and_lf_only() -> None:
         f"{path.relative_to(PACKAGE.parent)}:{node.lineno}"
         for path in sorted(PACKAGE.rglob("*.py"))
         if path not in allowed
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        for node in ast.walk(_tree(path))
         if isinstance(node, ast.Attribute) and node.attr == "splitlines"
     ]
     assert found == [], "use tutor.smtp.textsafe.wire_lines"
