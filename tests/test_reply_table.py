@@ -15,6 +15,7 @@ import re
 import shutil
 import string
 from collections.abc import Callable, Iterator
+from ipaddress import ip_network
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +177,24 @@ def _too_many_connections(lab: Lab) -> list[str]:
     assert third.at_eof(), "the refused connection must be closed"
     assert first.code("NOOP") == "250 2.0.0 OK", "the admitted clients are still served"
     return third.greeting
+
+
+def _outsider(lab: Lab) -> RawClient:
+    """A client of a server that serves 10.0.0.0/8 only (serve --lan's check): loopback
+    is outside it."""
+    return lab.connect(lab.start(Persona(clients=(ip_network("10.0.0.0/8"),))))
+
+
+@trigger("not_on_network")
+def _not_on_network(lab: Lab) -> list[str]:
+    client = _outsider(lab)
+    assert client.code("QUIT").startswith("221 "), "RFC 5321 §3.1: it waits for QUIT"
+    return client.greeting
+
+
+@trigger("not_on_network_command")
+def _not_on_network_command(lab: Lab) -> list[str]:
+    return _outsider(lab).cmd("EHLO client.example")
 
 
 @trigger("idle_timeout")

@@ -629,6 +629,20 @@ def serve(
         str | None,
         typer.Option(help="Address to listen on. Default: 127.0.0.1 and ::1 (loopback only)."),
     ] = None,
+    lan: Annotated[
+        bool,
+        typer.Option(
+            "--lan",
+            help="For a class: listen on this machine's LAN address (and loopback), serve "
+            "private addresses only, and print what students type.",
+        ),
+    ] = False,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow", metavar="CIDR", help="With --lan: serve this network too (repeatable)."
+        ),
+    ] = None,
     port: Annotated[
         int, typer.Option(min=0, max=65535, help="TCP port (0 picks a free one).")
     ] = 2525,
@@ -668,16 +682,29 @@ def serve(
       smtp-tutor serve
       smtp-tutor serve --port 2525 --open-relay
       smtp-tutor serve --transcripts handouts/ --transcript-format html
+      smtp-tutor serve --lan                for a class: prints what students type
       then, in another terminal:  telnet 127.0.0.1 2525   or   nc -C 127.0.0.1 2525
     """
     from tutor.sandbox.serve import ServeOptions
     from tutor.ui.serve.serve_app import run
     from tutor.ui.serve.serve_transcripts import SessionTranscripts
 
+    if lan and host is not None:
+        raise UsageError("--lan finds this machine's address itself: give --lan or --host")
+    if allow and not lan:
+        raise UsageError("--allow widens --lan's check of client addresses: add --lan")
     env = env_of(ctx)
     writer = SessionTranscripts(transcripts, transcript_format) if transcripts else None
     options = ServeOptions(
-        host, port, env.maildir(maildir), open_relay, idle_timeout, max_connections, tls_port
+        host,
+        port,
+        env.maildir(maildir),
+        open_relay,
+        idle_timeout,
+        max_connections,
+        tls_port,
+        lan=lan,
+        allow=tuple(allow or ()),
     )
     finish(run(options, env.terminal, line_log=log or env.plain, transcripts=writer))
 

@@ -38,6 +38,7 @@ CLOSED_LABELS = {
     "idle": "closed: idle",
     "unknown-commands": "closed: 20 errors",
     "cap": "refused: cap",
+    "network": "refused: not on LAN",  # serve --lan: 554 5.7.1, however it ended
     "server": "closed: stop",
     "tls": "closed: TLS failed",
 }
@@ -88,7 +89,7 @@ class Row:
             return "greeted"
         if state.greeting_forgotten:
             return "TLS: EHLO again"
-        return "connected"
+        return "refused" if self.refused else "connected"
 
     @property
     def security(self) -> str:

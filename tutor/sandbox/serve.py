@@ -10,6 +10,8 @@ from pathlib import Path
 from tutor.classroom import periods
 from tutor.classroom.report import TEACHER
 from tutor.errors import UserError
+from tutor.sandbox import lan
+from tutor.server.access import CLASS_NETWORKS, Network, parse_network
 from tutor.server.endpoints import BindError, MaildirError
 from tutor.server.persona import Persona
 from tutor.server.process import ServerProcess
@@ -28,6 +30,10 @@ class ServeOptions:
     idle_timeout: float
     max_connections: int
     tls_port: int | None
+    # --lan: host is the LAN address (serve_app finds it), loopback is served too, and
+    # only the class's network (server/access.py) and the --allow networks are served.
+    lan: bool = False
+    allow: tuple[str, ...] = ()
 
 
 def build_server(options: ServeOptions) -> TeachingServer:
@@ -59,8 +65,19 @@ def _persona_and_hosts(options: ServeOptions) -> tuple[Persona, tuple[str, ...]]
         open_relay=options.open_relay,
         idle_timeout=options.idle_timeout,
         max_connections=options.max_connections,
+        clients=served_networks(options),
     )
+    if options.lan and options.host:  # and loopback, for the teacher's own demonstrations
+        return persona, (options.host, "::1" if ":" in options.host else "127.0.0.1")
     return persona, (options.host,) if options.host else _loopback_hosts()
+
+
+def served_networks(options: ServeOptions) -> tuple[Network, ...] | None:
+    """The networks whose clients are served: --lan's class networks and --allow's;
+    None (every client) without --lan."""
+    if not options.lan:
+        return None
+    return CLASS_NETWORKS + tuple(parse_network(text) for text in options.allow)
 
 
 def _loopback_hosts() -> tuple[str, ...]:
@@ -91,10 +108,20 @@ def start(server: TeachingServer | ServerProcess) -> None:
 
 
 def client_hints(host: str, port: int) -> list[str]:
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)
+    host = reachable_address(host)
     return [
         f"telnet {host} {port}",
         f"nc -C {host} {port}",
         f"openssl s_client -starttls smtp -crlf -quiet -connect {host_port(host, port)}",
         f"swaks --server {host} --port {port} --to you@tutor.test",
     ]
+
+
+def reachable_address(host: str) -> str:
+    """The address to tell a client: for a wildcard (every address), the one on the
+    default route (sandbox/lan.py, no packet sent), or loopback on a machine without one."""
+    if host in ("0.0.0.0", ""):
+        return lan.default_route_address(socket.AF_INET) or "127.0.0.1"
+    if host == "::":  # asyncio binds "::" IPv6 only (IPV6_V6ONLY)
+        return lan.default_route_address(socket.AF_INET6) or "::1"
+    return host

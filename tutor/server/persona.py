@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from tutor.server.access import Network, admitted
+
 DEFAULT_MAILBOXES = ("you", "alice", "bob", "postmaster")
 
 # Demo accounts for AUTH (after STARTTLS). Documented in docs/server.md; teaching only.
@@ -72,6 +74,8 @@ class Persona:
     accounts: dict[str, str] = field(default_factory=lambda: dict(DEMO_ACCOUNTS))
     tls: bool = True
     greylist: bool = False  # refuse the first try of each (client, sender, recipient) with 451
+    # The networks whose clients are served (`serve --lan`); None serves every client.
+    clients: tuple[Network, ...] | None = None
 
     def with_changes(self, **changes: Any) -> Persona:
         return replace(self, **changes)
@@ -79,6 +83,10 @@ class Persona:
     def is_local_domain(self, domain: str) -> bool:
         domain = domain.lower().rstrip(".")
         return domain in {self.domain, self.hostname} or domain == ""
+
+    def serves(self, host: str) -> bool:
+        """Whether a client at this address is served (not refused at connect with 554)."""
+        return self.clients is None or admitted(host, self.clients)
 
     def mailbox_for(self, local: str, domain: str) -> str | None:
         """The local mailbox an address delivers to, or None if there is none."""

@@ -138,6 +138,7 @@ class TeachingSMTP(SMTP):
         self._idle_deadline = 0.0  # loop.time() at which the idle timeout is due
         self._spool_directory: Path | None = None
         self._unsent: list[str] = []  # the lines of a multi-line reply before its last
+        self._outsider = False  # serve --lan: a client from beyond the class's network
 
     # --- connection lifecycle ---------------------------------------------------------
 
@@ -149,7 +150,11 @@ class TeachingSMTP(SMTP):
         sock = transport.get_extra_info("sockname") or ("", 0)
         self.sid = self.context.capture.new_session_id()
         self.context.connections.add(self)
-        self._refused = len(self.context.connections) > self.context.persona.max_connections
+        # Refused at connect: beyond the connection cap (421), or, under `serve --lan`, a
+        # client from outside the class's network (554 instead of 220, RFC 5321 §3.1).
+        over_cap = len(self.context.connections) > self.context.persona.max_connections
+        self._outsider = not over_cap and not self.context.persona.serves(peer[0])
+        self._refused = over_cap or self._outsider
         self._publish(SessionOpened(self.sid, peer[0], peer[1], sock[1], refused=self._refused))
         # Implicit TLS (the submissions port, RFC 8314): encrypted from the first byte.
         self._tls_active = transport.get_extra_info("ssl_object") is not None
@@ -181,6 +186,8 @@ class TeachingSMTP(SMTP):
 
     def connection_lost(self, error: Exception | None) -> None:
         self.context.connections.discard(self)
+        if self._outsider:  # however it ended (QUIT, a hang-up), it was a refusal
+            self._close_reason = "network"
         self._finish_pending()
         if not self._closed_published:
             self._closed_published = True
@@ -330,11 +337,14 @@ class TeachingSMTP(SMTP):
     # --- the command loop ---------------------------------------------------------------
 
     async def _handle_client(self) -> None:
-        if self._refused:
+        if self._refused and not self._outsider:
             self._close(reply(ReplyKey.TOO_MANY_CONNECTIONS, host=self.hostname), "cap")
             return
         self._begin("greeting", b"")
-        await self.push(reply(ReplyKey.GREETING, host=self.hostname))
+        if self._outsider:
+            await self.push(self._outsider_reply(ReplyKey.NOT_ON_NETWORK))
+        else:
+            await self.push(reply(ReplyKey.GREETING, host=self.hostname))
         # Once the session is ending (QUIT, a final 421), lines the client pipelined
         # behind it are not read: the capture must hold only replies really sent.
         while self.transport is not None and not self._close_reason:
@@ -383,6 +393,9 @@ class TeachingSMTP(SMTP):
             await self.push(reply(ReplyKey.EMPTY_LINE))
             return
         verb_bytes, argument_bytes = split_command(stripped)
+        if self._outsider and verb_bytes != b"QUIT":
+            await self._refuse_outsider()
+            return
         verb = verb_bytes.decode("ascii") if _VERB.match(verb_bytes) else None
         method = self._smtp_methods.get(verb) if verb else None
         if method is None:
@@ -405,6 +418,25 @@ class TeachingSMTP(SMTP):
             await self.push(reply(ReplyKey.BAD_UTF8))
             return
         await method(argument or None)
+
+    async def _refuse_outsider(self) -> None:
+        """After the 554 greeting, RFC 5321 §3.1: 503 to every command until QUIT. One that
+        keeps on is closed as a client sending unknown commands is."""
+        self._unknown_commands += 1
+        if self._unknown_commands >= self.context.persona.max_unknown_commands:
+            self._close(
+                reply(ReplyKey.TOO_MANY_UNKNOWN, host=self.hostname),
+                "unknown-commands",
+                answers_command=True,
+            )
+            return
+        await self.push(self._outsider_reply(ReplyKey.NOT_ON_NETWORK_COMMAND))
+
+    def _outsider_reply(self, key: ReplyKey) -> str:
+        assert self.session is not None
+        peer = self.session.peer
+        address = peer[0] if isinstance(peer, tuple) else str(peer)
+        return reply(key, host=self.hostname, address=address_literal(address))
 
     # --- greetings ----------------------------------------------------------------------
 

@@ -21,6 +21,8 @@ class ReplyKey(StrEnum):
 
     GREETING = "greeting"
     TOO_MANY_CONNECTIONS = "too_many_connections"
+    NOT_ON_NETWORK = "not_on_network"
+    NOT_ON_NETWORK_COMMAND = "not_on_network_command"
     IDLE_TIMEOUT = "idle_timeout"
     TOO_MANY_UNKNOWN = "too_many_unknown"
     SHUTDOWN = "shutdown"
@@ -146,6 +148,26 @@ TABLE: tuple[ReplySpec, ...] = (
         "{host} Too many connections, try again later",
         "a client connects while the connection cap is reached",
         "RFC 5321 §3.8",
+    ),
+    # RFC 5321 §3.1: a 554 in place of the 220; the server still waits for QUIT and
+    # answers anything else with 503.
+    _r(
+        ReplyKey.NOT_ON_NETWORK,
+        554,
+        "5.7.1",
+        "{host} [{address}] is not on this class's network "
+        "(smtp-tutor serve --lan accepts private addresses only)",
+        "a client from outside the class's network connects to `serve --lan` (not a "
+        "private, link-local or loopback address, nor one that --allow names)",
+        "RFC 5321 §3.1",
+    ),
+    _r(
+        ReplyKey.NOT_ON_NETWORK_COMMAND,
+        503,
+        "5.5.1",
+        "Bad sequence of commands: [{address}] is not on this class's network; only QUIT",
+        "any command but QUIT after that 554",
+        "RFC 5321 §3.1",
     ),
     _r(
         ReplyKey.IDLE_TIMEOUT,

@@ -56,6 +56,17 @@ def _greeting(c: Context) -> Note | None:
             f"{R5321} §4.3.1, §3.2",
             "Introduce yourself: EHLO your.host.name (HELO only for very old servers).",
         )
+    if c.code == 554 and "class's network" in c.text:  # smtp-tutor serve --lan
+        return Note(
+            "The server refuses to serve you: your machine is not on the class's network",
+            "This class's server serves only private, link-local and loopback addresses "
+            "(the addresses of machines on the same local network), and yours is none of "
+            "them. As RFC 5321 asks after a 554, it keeps the line open until QUIT and "
+            "answers anything else with 503.",
+            f"{R5321} §3.1",
+            "Send QUIT, join the class's network (the teacher's Wi-Fi or LAN) and connect "
+            "again, or ask the teacher to serve your network (serve --lan --allow CIDR).",
+        )
     if c.code == 554:
         return Note(
             "The server refuses to serve you (554 instead of a greeting)",

@@ -28,6 +28,7 @@ from tutor.smtp.wire import host_port, is_loopback
 from tutor.ui.common.message_view import message_view
 from tutor.ui.common.safe import join, untrusted
 from tutor.ui.serve.serve_log import ServeLog
+from tutor.ui.serve.students import students_header
 
 if TYPE_CHECKING:
     from tutor.server.process import ServerProcess
@@ -38,6 +39,7 @@ TRANSCRIPT_KEEP = 400  # rendered lines kept per session
 # a backlog this deep means the screen lags (the server, in its own process, does not).
 BEHIND_SHOWN = 1000
 NOTICE_SECONDS = 6.0
+ROOMY_HEIGHT = 30  # from this many rows, the students' box has blank lines inside
 
 
 def _reply_style(code: int | None) -> str:
@@ -76,6 +78,7 @@ class Header:
     connect: tuple[str, ...]  # how a student connects
     maildir: Path
     warning: str = ""  # listening beyond loopback
+    for_students: bool = False  # other machines connect: the connect line is drawn big
 
     @classmethod
     def for_server(
@@ -101,6 +104,7 @@ class Header:
             tuple(serve.client_hints(host, port)[:2]),
             options.maildir,
             warning,
+            for_students=bool(warning),
         )
 
 
@@ -194,7 +198,8 @@ class DashboardView:
         self.notice = (text, now + NOTICE_SECONDS)
 
     def render(self, console: Console, width: int, height: int, now: float) -> RenderableType:
-        top: list[RenderableType] = [self._title(), self._connect_line()]
+        students = self._students(console, width, height)
+        top: list[RenderableType] = [self._title(), *students, self._connect_line()]
         bottom = self._footer(now)
         room = max(3, height - len(top) - len(bottom))
         if self.detail is not None:
@@ -228,6 +233,15 @@ class DashboardView:
         grid.add_column(no_wrap=True, justify="right")
         grid.add_row(left, status)
         return grid
+
+    def _students(self, console: Console, width: int, height: int) -> list[SegmentLines]:
+        """What students type, big for a projector (blank lines around it from 30 rows),
+        one renderable per screen row, so that `top` counts the rows it takes."""
+        if not self.header.for_students:
+            return []
+        box = students_header(self.header.connect, roomy=height >= ROOMY_HEIGHT)
+        rows = console.render_lines(box, console.options.update_width(width), pad=False)
+        return [SegmentLines([row], new_lines=True) for row in rows]
 
     def _connect_line(self) -> Text:
         line = Text()

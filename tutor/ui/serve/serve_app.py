@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import queue
 import signal
 import threading
@@ -10,7 +11,8 @@ import time
 from rich.console import Console
 from rich.text import Text
 
-from tutor.sandbox import serve
+from tutor.sandbox import lan, serve
+from tutor.server.access import CLASS_NETWORKS, admitted
 from tutor.server.process import PipeEvents, ServerProcess
 from tutor.smtp.events import RELAY_FOLDER
 from tutor.smtp.wire import is_loopback
@@ -19,6 +21,7 @@ from tutor.ui.common.terminal import Terminal
 from tutor.ui.serve import dashboard
 from tutor.ui.serve.serve_log import ServeLog
 from tutor.ui.serve.serve_transcripts import SessionTranscripts, TeeEvents
+from tutor.ui.serve.students import students_banner
 
 # The line log says so on stderr when it is this many events behind the server (its own
 # process, which does not wait for it), at most every BEHIND_NOTICE_SECONDS.
@@ -41,6 +44,8 @@ def run(
 
     The server runs in its own process (tutor/server/process.py); this one only draws."""
     console, errors = term.out, term.err
+    if options.lan:
+        options = _on_the_lan(options, errors)
     server = serve.build_server_process(options)
     if options.host and not is_loopback(options.host):
         errors.print(
@@ -57,7 +62,7 @@ def run(
     try:
         if not line_log and dashboard.wanted(console, term.stdin_isatty):
             return dashboard.run_dashboard(server, options, console, events=events)
-        return _line_log(server, options, console, errors, events)
+        return _line_log(server, options, console, errors, events, plain=term.plain)
     finally:
         server.stop()  # already stopped on the ordinary ways out; an error still stops it
         if transcripts is not None:
@@ -70,6 +75,8 @@ def _line_log(
     console: Console,
     errors: Console,
     events: TeeEvents | PipeEvents,
+    *,
+    plain: bool = False,
 ) -> int:
     log = ServeLog(console)
     # Ctrl-C and SIGTERM only ask the loop to stop: an exception raised at an arbitrary
@@ -77,7 +84,7 @@ def _line_log(
     stop = threading.Event()
     previous = {number: signal.signal(number, lambda *_: stop.set()) for number in _STOP_SIGNALS}
     try:
-        _banner(console, server, options)
+        _banner(console, server, options, plain=plain)
         noticed = float("-inf")
         while not stop.is_set():
             try:
@@ -124,7 +131,62 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
-def _banner(console: Console, server: ServerProcess, options: serve.ServeOptions) -> None:
+def _on_the_lan(options: serve.ServeOptions, errors: Console) -> serve.ServeOptions:
+    """--lan: the options with this machine's LAN address as the host, found without
+    sending a packet (sandbox/lan.py); what was found, and whom it serves, on stderr."""
+    serve.served_networks(options)  # a bad --allow is a usage error before anything else
+    choice = lan.find()
+    how = "on the default route" if choice.on_default_route else "no default route here"
+    where = f"{choice.interface}, {how}" if choice.interface else how
+    errors.print(
+        join(Text("LAN address: ", style="bold"), untrusted(f"{choice.address} ({where})"))
+    )
+    if choice.others:
+        others = [_named(item.address, item.interface) for item in choice.others]
+        errors.print(
+            join(
+                Text("this machine's other addresses: "),
+                *_commas(others),
+                Text(" (--host ADDRESS listens on one of them instead, serving every client)"),
+            )
+        )
+    allowed = "".join(f", {network}" for network in options.allow)
+    errors.print(
+        Text(
+            f"serving private, link-local and loopback clients{allowed}; any other gets "
+            "554 5.7.1 (--allow CIDR serves another network)"
+        )
+    )
+    if not admitted(choice.address, CLASS_NETWORKS):
+        errors.print(
+            Text(
+                f"note: {choice.address} is not a private address, so the students' machines "
+                "probably have none either: serve their network with --allow CIDR",
+                style="bold yellow",
+            )
+        )
+    return dataclasses.replace(options, host=choice.address)
+
+
+def _named(address: str, interface: str) -> Text:
+    """`192.168.1.20 (wlan0)`: the interface's name is the system's, shown made safe."""
+    return join(Text(address), untrusted(f" ({interface})")) if interface else Text(address)
+
+
+def _commas(items: list[Text]) -> list[Text]:
+    joined: list[Text] = []
+    for number, item in enumerate(items):
+        joined += [Text(", "), item] if number else [item]
+    return joined
+
+
+def _banner(
+    console: Console, server: ServerProcess, options: serve.ServeOptions, *, plain: bool
+) -> None:
+    host, port = server.address
+    hints = serve.client_hints(host, port)
+    if options.host and not is_loopback(options.host):  # students connect: say it big
+        console.print(students_banner(hints[:2], plain=plain))
     persona = server.persona
     places = ", ".join(
         f"{'[' + item.host + ']' if ':' in item.host else item.host}:{item.port}"
@@ -147,9 +209,8 @@ def _banner(console: Console, server: ServerProcess, options: serve.ServeOptions
             Text(f"  (captured relay mail: {RELAY_FOLDER}/)"),
         )
     )
-    host, port = server.address
     console.print(Text("connect from another terminal with any of:"))
-    for hint in serve.client_hints(host, port):
+    for hint in hints:
         console.print(Text("  " + hint, style="cyan"))
     console.print(
         Text(

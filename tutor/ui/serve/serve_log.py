@@ -51,6 +51,7 @@ CLOSE_REASONS = {
     "idle": "closed: idle timeout (421 4.4.2)",
     "unknown-commands": "closed: too many unknown commands (421 4.7.0)",
     "cap": "refused: connection cap reached (421 4.7.0)",
+    "network": "refused: not on this class's network (554 5.7.1, serve --lan)",
     "server": "closed: server stopping",
     "tls": "closed: TLS handshake failed",
 }
