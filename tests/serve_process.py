@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 STARTUP_TIMEOUT = 30.0
+LINE_START = rb"^\d\d:\d\d:\d\d "  # each line of serve's log begins with the time
 
 
 class LiveProcess:
@@ -120,8 +121,9 @@ class ServeProcess(LiveProcess):
             python_prefix,
         )
 
-    # serve numbers its sessions and starts each of their log lines with the number ("#12  "),
-    # so a test can read its own sessions in the log of a serve other tests use too.
+    # serve numbers its sessions and starts each of their log lines with the time and the
+    # number ("12:34:56 #12  "), so a test can read its own sessions in the log of a serve
+    # other tests use too.
 
     def session_of(self, client_port: int) -> int:
         """The number of the session of the client on this local port."""
@@ -130,15 +132,17 @@ class ServeProcess(LiveProcess):
 
     def session_where(self, pattern: bytes) -> int:
         """The number of the first session with a log line that matches `pattern`."""
-        return int(self.wait_for(rb"^#(\d+)\s.*?" + pattern).group(1))
+        return int(self.wait_for(LINE_START + rb"#(\d+)\s.*?" + pattern).group(1))
 
     def wait_in_session(
         self, number: int, pattern: bytes, timeout: float = 10.0
     ) -> re.Match[bytes]:
         """wait_for, among the lines of session #number only."""
-        return self.wait_for(rb"^#" + str(number).encode() + rb"\s.*?" + pattern, timeout)
+        return self.wait_for(
+            LINE_START + rb"#" + str(number).encode() + rb"\s.*?" + pattern, timeout
+        )
 
     def session_text(self, number: int) -> str:
         """The log lines of session #number read so far."""
-        tag = re.compile(rb"^#" + str(number).encode() + rb"\s")
+        tag = re.compile(LINE_START + rb"#" + str(number).encode() + rb"\s")
         return b"".join(line for line in self.output if tag.match(line)).decode("utf-8", "replace")

@@ -20,6 +20,7 @@ from tutor.server.capture import Capture, SessionRecord
 from tutor.server.persona import Persona
 from tutor.server.process import lesson_server
 from tutor.smtp.events import (
+    Authenticated,
     BareLineFeed,
     BounceSent,
     Event,
@@ -313,10 +314,15 @@ class LessonDriver(HoldsClient):
         return any(isinstance(e, (TlsStarted, SessionClosed)) for e in events)
 
     def _reply_recorded(self, events: list[Event]) -> bool:
-        return any(
-            isinstance(e, (Exchange, SessionClosed)) and (not isinstance(e, Exchange) or e.answered)
-            for e in events
-        )
+        """The reply is in the capture, with the event it brings about (a stored message,
+        the AUTH result), which the server publishes right after it."""
+        for index, event in enumerate(events):
+            if isinstance(event, SessionClosed):
+                return True
+            if isinstance(event, Exchange) and event.answered:
+                promised = promised_event(event)
+                return promised is None or any(isinstance(e, promised) for e in events[index:])
+        return False
 
     def _collect(self, turn: Turn, ready: object) -> None:
         """Take the session's new events from the capture and let the runner judge them."""
@@ -391,6 +397,20 @@ class LessonDriver(HoldsClient):
                 if outcome is not None:
                     turn.outcomes.append(outcome)
         return turn
+
+
+def promised_event(exchange: Exchange) -> type[Event] | None:
+    """The event the server publishes right after this exchange, before its reply leaves
+    (docs/architecture.md, "How a session is captured"): the stored message after a 2xx to
+    a message, the AUTH result after 235 or 535. Whoever judges the exchange waits for it."""
+    code = exchange.code
+    if code is None:
+        return None
+    if exchange.kind == "data" and 200 <= code < 300:
+        return MessageStored
+    if code in (235, 535) and (exchange.kind == "auth" or exchange.verb == "AUTH"):
+        return Authenticated
+    return None
 
 
 def _bare_lf(event: Event, in_data: bool) -> bool:

@@ -17,6 +17,9 @@ from functools import cached_property
 from tutor.explain.annotate import annotate
 from tutor.smtp.envelope import Comparison
 from tutor.smtp.events import (
+    TLS_HANDSHAKE,
+    TLS_PLAINTEXT,
+    TLS_SILENT,
     Authenticated,
     BareLineFeed,
     Event,
@@ -28,7 +31,7 @@ from tutor.smtp.events import (
 )
 from tutor.smtp.headers import one_line
 from tutor.smtp.session_state import SessionState
-from tutor.smtp.wire import host_port, split_command
+from tutor.smtp.wire import host_port, is_loopback, split_command
 
 BARE_LF_WARNING = "LF only: use nc -C / telnet"
 STUCK_IN_DATA = "in DATA: stuck"  # bare LFs: the lone dot never ends the message
@@ -42,6 +45,60 @@ CLOSED_LABELS = {
     "server": "closed: stop",
     "tls": "closed: TLS failed",
 }
+# A session that ended in STARTTLS, by what came instead of a handshake (and the line,
+# under the row, that says what to do: the transcript's last line says it in full).
+TLS_CLOSED_LABELS = {
+    TLS_PLAINTEXT: "closed: no TLS",
+    TLS_HANDSHAKE: "closed: TLS failed",
+    TLS_SILENT: "closed: no TLS",
+}
+TLS_PLAINTEXT_WARNING = "text, not TLS: use openssl s_client"
+STARTTLS_CLIENT = "openssl s_client -starttls smtp -crlf -quiet -connect {}"
+CERTIFICATE_REFUSED = ("UNKNOWN_CA", "CERTIFICATE")  # in the TLS library's reason
+
+
+def connected_to(opened: SessionOpened) -> str:
+    """host:port the client connected to, for a command line that reaches the same server.
+
+    A session stored before SessionOpened had local_host: a loopback client reached the
+    loopback address of its own family; otherwise the host is not known."""
+    host = opened.local_host or (opened.peer_host if is_loopback(opened.peer_host) else "HOST")
+    return host_port(host, opened.local_port)
+
+
+def refuses_certificate(reason: str) -> bool:
+    """The TLS library's reason says the client did not trust the server's certificate."""
+    return any(word in reason.upper() for word in CERTIFICATE_REFUSED)
+
+
+def tls_close_explained(closed: SessionClosed, where: str, ca_file: str) -> str:
+    """What ended a session in STARTTLS, and what to do, in one line of the log.
+
+    `where`: host:port as the client reached the server; `ca_file`: the CA certificate a
+    client must trust. Client text in it (the line sent after STARTTLS) is not made
+    visible here: the screen does that."""
+    detail = closed.tls_detail
+    if closed.tls_failure == TLS_PLAINTEXT:
+        sent = f' ("{detail}")' if detail else " (an empty line)"
+        return (
+            f"closed: the client sent plain text after STARTTLS{sent}, not a TLS handshake — "
+            f"telnet and nc cannot speak TLS: use {STARTTLS_CLIENT.format(where)}"
+        )
+    if closed.tls_failure == TLS_HANDSHAKE:
+        if detail == "closed":
+            return "closed: the client hung up during the TLS handshake"
+        said = f"closed: the TLS handshake failed ({detail})"
+        if refuses_certificate(detail):
+            said += (
+                " — the client does not trust the server's certificate: give it the "
+                f"tutor's CA file, {ca_file} (openssl s_client -CAfile FILE)"
+            )
+        return said
+    if closed.tls_failure == TLS_SILENT:
+        if detail == "timeout":
+            return "closed: no TLS handshake came after the 220 to STARTTLS (timed out)"
+        return "closed: the client hung up after STARTTLS without starting TLS"
+    return "closed: TLS handshake failed"  # a session stored before the server said why
 
 
 def short_meaning(code: int, headline: str) -> str:
@@ -66,6 +123,8 @@ class Row:
     auth_user: str | None = None
     messages: list[MessageStored] = field(default_factory=list)
     closed: str | None = None  # the reason (SessionClosed.reason) once closed
+    tls_failure: str = ""  # SessionClosed.tls_failure: what came instead of a handshake
+    tls_detail: str = ""
     refused: bool = False
     last_at: float = 0.0
 
@@ -77,6 +136,8 @@ class Row:
     def stage(self) -> str:
         """How far the session got: connected, greeted, sender, recipients, in DATA, closed."""
         if self.closed is not None:
+            if self.tls_failure in TLS_CLOSED_LABELS:
+                return TLS_CLOSED_LABELS[self.tls_failure]
             return CLOSED_LABELS.get(self.closed, f"closed: {self.closed}")
         state = self.state
         if state.in_data:
@@ -107,6 +168,12 @@ class Row:
 
     @property
     def warning(self) -> str:
+        if self.tls_failure == TLS_PLAINTEXT:
+            return TLS_PLAINTEXT_WARNING
+        if self.tls_failure == TLS_HANDSHAKE and self.tls_detail != "closed":
+            if refuses_certificate(self.tls_detail):
+                return "certificate refused: give the CA"
+            return f"TLS failed: {self.tls_detail}"
         return BARE_LF_WARNING if self.bare_lf else ""
 
     @property
@@ -245,6 +312,8 @@ class DashboardModel:
             row.messages.append(event)
         elif isinstance(event, SessionClosed):
             row.closed = event.reason
+            row.tls_failure = event.tls_failure
+            row.tls_detail = event.tls_detail
             if self.selected is not None and self.selected not in self._shown_ids():
                 self.selected = None
 

@@ -15,7 +15,9 @@ import base64
 import binascii
 import logging
 import re
+import ssl
 import time
+from asyncio import sslproto
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,9 +30,13 @@ from tutor.server.bounce import schedule_bounces
 from tutor.server.replies import LIBRARY_TEXTS, REPLIES, ReplyKey, reply
 from tutor.server.spool import SPOOL_THRESHOLD, MessageSpool, spool_directory
 from tutor.smtp.events import (
+    TLS_HANDSHAKE,
+    TLS_PLAINTEXT,
+    TLS_SILENT,
     Authenticated,
     BareLineFeed,
     Copy,
+    Event,
     Exchange,
     ExchangeKind,
     MessageStored,
@@ -128,6 +134,7 @@ class TeachingSMTP(SMTP):
         self._refused = False
         self._close_reason = ""
         self._closed_published = False
+        self._tls_failure = ("", "")  # SessionClosed's tls_failure and tls_detail
         self._in_data = False
         self._bare_lf_reported = {False: False, True: False}
         self._last_byte = b""
@@ -155,7 +162,11 @@ class TeachingSMTP(SMTP):
         over_cap = len(self.context.connections) > self.context.persona.max_connections
         self._outsider = not over_cap and not self.context.persona.serves(peer[0])
         self._refused = over_cap or self._outsider
-        self._publish(SessionOpened(self.sid, peer[0], peer[1], sock[1], refused=self._refused))
+        self._publish(
+            SessionOpened(
+                self.sid, peer[0], peer[1], sock[1], refused=self._refused, local_host=sock[0]
+            )
+        )
         # Implicit TLS (the submissions port, RFC 8314): encrypted from the first byte.
         self._tls_active = transport.get_extra_info("ssl_object") is not None
         if hasattr(transport, "max_size"):
@@ -191,7 +202,9 @@ class TeachingSMTP(SMTP):
         self._finish_pending()
         if not self._closed_published:
             self._closed_published = True
-            self._publish(SessionClosed(self.sid, self._close_reason or "client"))
+            self._publish(
+                SessionClosed(self.sid, self._close_reason or "client", *self._tls_failure)
+            )
         super().connection_lost(error)
 
     def data_received(self, data: bytes) -> None:
@@ -923,7 +936,31 @@ class TeachingSMTP(SMTP):
         elif not self.session.extended_smtp:
             await self.push(reply(ReplyKey.STARTTLS_NEED_EHLO))
         else:
-            await super().smtp_STARTTLS(arg)
+            await self._upgrade_to_tls(self.tls_context)
+
+    async def _upgrade_to_tls(self, context: ssl.SSLContext) -> None:
+        """aiosmtpd's STARTTLS upgrade (SMTP.smtp_STARTTLS), through a TLS layer that keeps
+        the first bytes the client sends after the 220, so that a failure can say what came
+        instead of a handshake: telnet's plain text is no TLS record (docs/server.md,
+        "STARTTLS from telnet")."""
+        assert self.transport is not None
+        await self.push(reply(ReplyKey.STARTTLS_READY))
+        waiter = self.loop.create_future()
+        layer = _WatchedTls(self.loop, self, context, waiter, server_side=True)
+        self._tls_protocol = layer
+        self._original_transport = self.transport
+        self._original_transport.set_protocol(layer)
+        self.transport = layer._app_transport
+        layer.connection_made(self._original_transport)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            # Lines the client pipelined behind STARTTLS never reach the TLS layer.
+            pipelined = bytes(getattr(self._reader, "_buffer", b""))
+            self._tls_failure = _tls_failure(layer.first_bytes, pipelined, error)
+            raise TLSSetupException() from error
 
     async def smtp_AUTH(self, arg: str | None) -> None:
         assert self.session is not None
@@ -955,11 +992,21 @@ class TeachingSMTP(SMTP):
         if result.success:
             self.session.authenticated = True
             self.session.auth_data = result.auth_data
-            self._publish(Authenticated(self.sid, mechanism, login, True))
-            await self.push(reply(ReplyKey.AUTH_OK))
+            await self._answer_then_publish(
+                reply(ReplyKey.AUTH_OK), Authenticated(self.sid, mechanism, login, True)
+            )
         elif not result.handled:
-            self._publish(Authenticated(self.sid, mechanism, login, False))
-            await self.push(reply(ReplyKey.AUTH_FAILED))
+            await self._answer_then_publish(
+                reply(ReplyKey.AUTH_FAILED), Authenticated(self.sid, mechanism, login, False)
+            )
+
+    async def _answer_then_publish(self, line: str, event: Event) -> None:
+        """A final reply and the event it brings about, in wire order: the exchange that
+        carries the command and this reply, then the event; both are in the capture before
+        the client can read the reply (docs/architecture.md, "How a session is captured")."""
+        self._record_reply(line)
+        self._publish(event)
+        await self._send(line)
 
     def _check_password(
         self, server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any
@@ -988,6 +1035,44 @@ class TeachingSMTP(SMTP):
         except binascii.Error:
             await self.push(reply(ReplyKey.AUTH_BASE64))
             return MISSING
+
+
+# The first byte of a TLS record that carries a handshake message (RFC 8446 §5.1): a
+# ClientHello starts with it; a line typed into telnet or nc never does.
+TLS_HANDSHAKE_RECORD = 0x16
+TLS_FIRST_BYTES = 64  # of what the client sends after the 220, kept to say what came
+
+
+class _WatchedTls(sslproto.SSLProtocol):
+    """asyncio's TLS layer, as aiosmtpd uses it, keeping the first bytes it is given."""
+
+    first_bytes = b""
+
+    def get_buffer(self, n: int) -> memoryview:
+        self._given = super().get_buffer(n)
+        return self._given
+
+    def buffer_updated(self, nbytes: int) -> None:
+        room = TLS_FIRST_BYTES - len(self.first_bytes)
+        if room > 0:
+            self.first_bytes += bytes(self._given[: min(nbytes, room)])
+        super().buffer_updated(nbytes)
+
+
+def _tls_failure(raw: bytes, pipelined: bytes, error: BaseException) -> tuple[str, str]:
+    """Why STARTTLS ended without TLS, and what was seen: the client's first bytes after
+    the 220 (`raw`; else the lines it had pipelined behind STARTTLS) and the error."""
+    seen = raw or pipelined
+    if seen and seen[0] != TLS_HANDSHAKE_RECORD:
+        first_line = seen.split(b"\n", 1)[0].rstrip(b"\r")
+        return TLS_PLAINTEXT, first_line.decode("utf-8", "backslashreplace")
+    if raw:
+        if isinstance(error, ssl.SSLError):
+            return TLS_HANDSHAKE, error.reason or str(error)
+        return TLS_HANDSHAKE, "closed" if isinstance(error, ConnectionError) else str(error)
+    # asyncio gives up on a handshake that never starts with ConnectionAbortedError
+    timed_out = isinstance(error, ConnectionAbortedError)
+    return TLS_SILENT, "timeout" if timed_out else "closed"
 
 
 CAPTURED_DATA_LIMIT = 64 * 1024  # of a message's raw bytes kept in the capture

@@ -33,6 +33,7 @@ class SessionOpened(Event):
     peer_port: int
     local_port: int
     refused: bool = False  # answered 421 at once (connection cap)
+    local_host: str = ""  # the address the client connected to ("" in older stored sessions)
 
 
 @dataclass(frozen=True)
@@ -160,9 +161,21 @@ class BounceSent(Event):
     copy: Copy | None  # None: sender was <>, so the failure is dropped, never bounced
 
 
+# Why a session closed with reason "tls" ended without TLS (SessionClosed.tls_failure).
+TLS_PLAINTEXT = "plaintext"  # the bytes after the 220 were no TLS record: telnet, nc
+TLS_HANDSHAKE = "handshake"  # a TLS handshake began and failed (a certificate, a protocol)
+TLS_SILENT = "silent"  # nothing came: the client left, or the handshake timed out
+
+
 @dataclass(frozen=True)
 class SessionClosed(Event):
+    """The session is over. For reason "tls": what came instead of a finished handshake,
+    and what was seen (the client's first bytes as text, or the TLS library's reason);
+    both empty in sessions stored before they existed."""
+
     reason: str  # "quit" | "client" | "idle" | "unknown-commands" | "cap" | "server" | "tls"
+    tls_failure: str = ""  # TLS_PLAINTEXT | TLS_HANDSHAKE | TLS_SILENT
+    tls_detail: str = ""
 
 
 RELAY_FOLDER = "captured-relay"

@@ -21,7 +21,7 @@ from typing import IO, TYPE_CHECKING, Any, ClassVar
 from rich.text import Text
 
 from tutor.engine.answers import canonical
-from tutor.engine.driver import LessonDriver, Turn, persona_for
+from tutor.engine.driver import LessonDriver, Turn, persona_for, promised_event
 from tutor.engine.model import Step
 from tutor.engine.runner import Outcome
 from tutor.server.process import ServerProcess
@@ -29,7 +29,6 @@ from tutor.smtp.events import (
     BareLineFeed,
     Event,
     Exchange,
-    MessageStored,
     SessionClosed,
     SessionOpened,
 )
@@ -452,8 +451,8 @@ class CoachScreen(LessonScreen):
             self.console.print(untrusted(_bare_lf_advice(event.in_data), "bold yellow"))
             return
         group = [event]
-        if isinstance(event, Exchange) and _promises_message(event):
-            group += self._stored_message(event, events)
+        if isinstance(event, Exchange) and (promised := promised_event(event)) is not None:
+            group += self._promised(event, promised, events)
         self._judge(group)
         if isinstance(event, SessionClosed) and self.run.needs_session():
             self.console.print(
@@ -519,12 +518,14 @@ class CoachScreen(LessonScreen):
         current = self.open_sessions.get(self.following)
         return f" Still following {peer_name(current)}." if current else ""
 
-    def _stored_message(self, exchange: Exchange, events: queue.SimpleQueue[Event]) -> list[Event]:
-        """The server's record of the message its 250 accepted. The server publishes it
-        right after the exchange, so judging waits for it rather than saying "not there
-        yet" about a message that is there; other events wait their turn."""
+    def _promised(
+        self, exchange: Exchange, promised: type[Event], events: queue.SimpleQueue[Event]
+    ) -> list[Event]:
+        """The event the server publishes right after this exchange: the record of the
+        message its 250 accepted, the result of an AUTH. Judging waits for it rather than
+        saying "not there yet" about a message that is there; other events wait their turn."""
         for event in self.backlog:
-            if isinstance(event, MessageStored) and event.session == exchange.session:
+            if isinstance(event, promised) and event.session == exchange.session:
                 self.backlog.remove(event)
                 return [event]
         deadline = time.monotonic() + STORED_WAIT
@@ -533,7 +534,7 @@ class CoachScreen(LessonScreen):
                 event = events.get(timeout=left)
             except queue.Empty:
                 break
-            if isinstance(event, MessageStored) and event.session == exchange.session:
+            if isinstance(event, promised) and event.session == exchange.session:
                 return [event]
             self.backlog.append(event)
         return []
@@ -575,11 +576,6 @@ class CoachScreen(LessonScreen):
 def _is_slash_command(event: Event) -> bool:
     """/hint typed into telnet: it went to the server, which answers 500."""
     return isinstance(event, Exchange) and event.kind == "command" and event.sent.startswith(b"/")
-
-
-def _promises_message(exchange: Exchange) -> bool:
-    """A 2xx reply to a message: the server stored it, and its record follows."""
-    return exchange.kind == "data" and exchange.code is not None and 200 <= exchange.code < 300
 
 
 def _bare_lf_advice(in_data: bool) -> str:

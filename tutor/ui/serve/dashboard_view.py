@@ -316,7 +316,7 @@ class DashboardView:
             reply = untrusted(row.last_reply or "-", _reply_style(row.last_code))
             if row.warning:  # a line of its own under the reply: it must be read in full
                 reply.append("\n")
-                reply.append("! " + row.warning, style="bold yellow")
+                reply.append_text(untrusted("! " + row.warning, "bold yellow"))
             table.add_row(
                 Text("▶" if chosen else " ", style="bold"),
                 Text(str(row.session)),

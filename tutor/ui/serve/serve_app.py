@@ -78,7 +78,7 @@ def _line_log(
     *,
     plain: bool = False,
 ) -> int:
-    log = ServeLog(console)
+    log = ServeLog(console, clock=True)
     # Ctrl-C and SIGTERM only ask the loop to stop: an exception raised at an arbitrary
     # point could cut a log line or a transcript file in half.
     stop = threading.Event()

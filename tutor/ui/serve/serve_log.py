@@ -13,6 +13,7 @@ that joining a Text per piece would give (tests/test_serve_log_output.py).
 
 from __future__ import annotations
 
+import time
 from typing import TypeVar
 
 from rich.console import Console
@@ -20,6 +21,7 @@ from rich.control import strip_control_codes
 from rich.text import Span, Text
 
 from tutor.explain.annotate import annotate
+from tutor.sandbox.dashboard_model import connected_to, refuses_certificate, tls_close_explained
 from tutor.server.capture import EventsOmitted, summary_lines
 from tutor.smtp.envelope import Comparison
 from tutor.smtp.events import (
@@ -80,6 +82,21 @@ def _tag(session: int) -> str:
     return f"#{session:<3} "
 
 
+class _Clock:
+    """HH:MM:SS in local time, made once per second of events, not once per line."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def stamp(self, at: float) -> str:
+        second = int(at)
+        if second != self._second:
+            self._second = second
+            self._text = time.strftime("%H:%M:%S", time.localtime(second))
+        return self._text
+
+
 def _reply_style(code: int) -> str:
     return {2: "green", 3: "cyan", 4: "yellow", 5: "red"}.get(code // 100, "")
 
@@ -126,11 +143,15 @@ def to_text(line: Line) -> Text:
 
 
 class ServeLog:
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, *, clock: bool = False) -> None:
+        """clock: each line starts with the event's time (HH:MM:SS, local), as the line
+        log prints it; the dashboard's and the handouts' transcripts go without."""
         self.console = console
         self.sessions = 0
         self.messages = 0
         self.states: dict[int, SessionState] = {}  # what each session's server knows
+        self._opened: dict[int, SessionOpened] = {}  # open sessions: where each connected
+        self._clock = _Clock() if clock else None
         # Asked once: rich's is_terminal re-reads the environment on every call.
         self._soft = not console.is_terminal
         # A pipe or a file without colour: a rendered Text is exactly its plain text, so
@@ -169,6 +190,8 @@ class ServeLog:
     def lines(self, event: Event) -> list[Line]:
         """The event's log lines; the log's counts and session states move on with it."""
         tag = _tag(event.session)
+        if self._clock is not None:
+            tag = f"{self._clock.stamp(event.at)} {tag}"
         if isinstance(event, Exchange):
             return self._exchange(tag, event)
         if isinstance(event, MessageStored):
@@ -176,6 +199,7 @@ class ServeLog:
             return [self._stored(tag, event)]
         if isinstance(event, SessionOpened):
             self.sessions += 1
+            self._opened[event.session] = event
             where = visible(f"{event.peer_host} port {event.peer_port}")
             return [(tag, "dim", "connected from ", "bold", where, "")]
         if isinstance(event, BareLineFeed):
@@ -204,8 +228,24 @@ class ServeLog:
             return self._omitted(tag, event)
         if isinstance(event, SessionClosed):
             self.states.pop(event.session, None)
+            opened = self._opened.pop(event.session, None)
+            if event.reason == "tls":
+                return [(tag, "dim", self._tls_closed(event, opened), "bold yellow")]
             return [(tag, "dim", _ours(CLOSE_REASONS.get(event.reason, event.reason)), "dim")]
         return []
+
+    @staticmethod
+    def _tls_closed(event: SessionClosed, opened: SessionOpened | None) -> str:
+        """What came instead of a TLS handshake, and what to do (docs/server.md,
+        "STARTTLS from telnet"); the line the client sent is shown, never obeyed."""
+        where = connected_to(opened) if opened is not None else "HOST:PORT"
+        ca_file = "tls/smtp-tutor-ca.pem in smtp-tutor's data folder"
+        if refuses_certificate(event.tls_detail):
+            from tutor.paths import tls_dir
+            from tutor.server.tlsmaterial import CA_FILE
+
+            ca_file = str(tls_dir() / CA_FILE)
+        return visible(tls_close_explained(event, where, ca_file))
 
     def _exchange(self, tag: str, event: Exchange) -> list[Line]:
         lines: list[Line] = []
