@@ -369,7 +369,7 @@ def _starttls(c: Context) -> Note | None:
             "servers sending to each other accept any certificate unless MTA-STS or DANE "
             "is in use.",
             "RFC 3207 §4, §4.2",
-            "By hand: openssl s_client -starttls smtp -crlf -connect HOST:PORT",
+            "By hand: openssl s_client -starttls smtp -crlf -quiet -connect HOST:PORT",
         )
     if c.code == 454 and c.state.greeting == "EHLO" and "STARTTLS" not in c.state.extensions:
         return Note(

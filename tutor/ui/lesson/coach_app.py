@@ -67,7 +67,7 @@ def client_commands(host: str, port: int, system: str | None = None) -> list[tup
         commands.append((f"nc -C {host} {port}", "nc with -C sends CRLF (without it, LF only)"))
     commands.append(
         (
-            f"openssl s_client -starttls smtp -crlf -quiet -connect {host}:{port}",
+            f"openssl s_client -starttls smtp -crlf -quiet -connect {host_port(host, port)}",
             "for STARTTLS; -quiet matters: without it lines starting with Q or R are eaten",
         )
     )
@@ -217,19 +217,19 @@ class CoachScreen(LessonScreen):
         driver = LessonDriver(self.lesson, self.run, self.maildir, server=server)
         keyboard = self._take_keyboard()
         try:
-            self._instructions(server)
-            completed = self._coach(driver, server)
-        except KeyboardInterrupt:
-            completed = False
-        finally:
-            driver.close_client()
-            server.stop()
-        try:
+            try:
+                self._instructions(server)
+                completed = self._coach(driver, server)
+            except KeyboardInterrupt:
+                completed = False
             if completed:
                 self._finish()  # its questions read through the keyboard too
+                self._while_session_open(server)
             else:
                 self._stopped()
         finally:
+            driver.close_client()
+            server.stop()  # a client still connected gets 421 4.3.2
             keyboard.close()
             self._give_back_output()
         return completed
@@ -298,6 +298,41 @@ class CoachScreen(LessonScreen):
                 self._follow(event, events)
         self._report_progress()
         return True
+
+    def _while_session_open(self, server: ServerProcess) -> None:
+        """The lesson is over, the learner's session need not be: reaching the goal never
+        hangs up on the learner. The server keeps the session, and this window explains
+        what comes, until the client QUITs or leaves, or Enter here stops the server."""
+        events = server.capture.events
+        keyboard = self.keyboard
+        assert keyboard is not None
+        while self.backlog or not events.empty():  # what came while the end was shown
+            self._after_the_end(self._next_event(events), events)
+        if self.following not in self.open_sessions:
+            return
+        self.console.print(
+            Text(
+                "Your session stays open: go on in your telnet window if you like (each "
+                "reply is still explained here), or type QUIT there. Press Enter here to "
+                "stop the server instead (it then closes that session with 421).",
+                style="bold",
+            )
+        )
+        try:
+            while self.following in self.open_sessions:
+                keyboard.ask()
+                typed, line = keyboard.take()
+                if typed and (line is not None or keyboard.interactive):
+                    return  # Enter, /quit or Ctrl-D here; a pipe that ended asks nothing
+                self._after_the_end(self._next_event(events), events)
+        except KeyboardInterrupt:
+            return
+        self.console.print(Text("Your session is over; the server stops.", style="dim"))
+
+    def _after_the_end(self, event: Event | None, events: queue.SimpleQueue[Event]) -> None:
+        """An event once the lesson is over: the learner's own session is still explained."""
+        if event is not None and event.session == self.following:
+            self._follow(event, events)
 
     def _next_event(self, events: queue.SimpleQueue[Event]) -> Event | None:
         if self.backlog:
