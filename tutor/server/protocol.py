@@ -508,9 +508,7 @@ class TeachingSMTP(SMTP):
         else:
             # A name in UTF-8 is shown as ? to a client that did not ask for SMTPUTF8.
             named = reply(ReplyKey.NOOP_STUDENT, name=echo_safe(student.name, allow_utf8=False))
-            self._record_reply(named)  # the NOOP's exchange first, then the name: wire order
-            self._publish(StudentNamed(self.sid, student.name))
-            await self._send(named)
+            await self._answer_then_publish(named, StudentNamed(self.sid, student.name))
 
     async def smtp_QUIT(self, arg: str | None) -> None:
         if arg:
