@@ -2,7 +2,7 @@
 
 The child runs a TeachingServer with its capture and session store, exactly as in
 process; one thread of it takes events off the capture's queue and sends them up a pipe
-in batches (up to BATCH_EVENTS, gathered for BATCH_WAIT after the first).
+in batches (up to BATCH_EVENTS, gathered for BATCH_WAIT after the first while busy).
 
 Two ways to read them (docs/architecture.md, "The server in its own process"):
 
@@ -372,6 +372,7 @@ class PipeEvents:
         self.ended = False
         self.stopping = False  # the parent asked the child to stop
         self.exit_code: Callable[[], int | None] = lambda: None  # the child's, once reaped
+        self.run = ""  # the child's session store run (maildir/session_store.py), once ready
 
     @property
     def behind(self) -> int:
@@ -427,6 +428,7 @@ class PipeEvents:
         except EOFError:
             raise OSError("the server process ended before it listened") from None
         if message[0] == "ready":
+            self.run = message[2]
             return list(message[1])
         _, kind, number, text, filename = message
         error_type = {"bind": BindError, "maildir": MaildirError}.get(kind, OSError)
@@ -493,7 +495,8 @@ def _child_main(spec: ServerSpec, events: Connection, control: Connection) -> No
         events.send(("error", kind, error.errno, error.strerror or str(error), error.filename))
         events.close()
         return
-    events.send(("ready", server.listeners))
+    store = server.capture.store
+    events.send(("ready", server.listeners, store.run if store is not None else ""))
     pipe = _LockedPipe(events)
     requests = threading.Thread(
         target=_serve_requests, args=(control, stop, server, pipe), daemon=True
@@ -564,12 +567,18 @@ class _Sender:
         self._broken = False
 
     def run(self) -> None:
+        sent = 0.0  # when the last batch went
         while not (self._broken or self._finished):
             first = self._source.get()
             if first is self._FINISHED:
                 return
-            time.sleep(BATCH_WAIT)
+            # Busy (a batch went less than BATCH_WAIT ago): let more events gather. After
+            # a quiet spell the first one goes at once: a lesson's greeting, or the reply
+            # to a command typed by hand, is not held back for company that is not coming.
+            if time.monotonic() - sent < BATCH_WAIT:
+                time.sleep(BATCH_WAIT)
             self._send([first, *self._more()])
+            sent = time.monotonic()
 
     def _more(self) -> list[Event]:
         batch: list[Event] = []
