@@ -395,9 +395,14 @@ def test_transcripts_one_file_per_session(tmp_path: Path) -> None:
             assert process.interrupt() == 0
     finally:
         process.kill()
-    files = sorted(p.name for p in handouts.iterdir())
-    assert files == ["session-0001.html", "session-0002.html", "session-0003.html"]
-    first = (handouts / "session-0001.html").read_text()
+    [run] = handouts.iterdir()  # DIR/RUN/STUDENT/session-NNNN.html
+    files = sorted(str(p.relative_to(run)) for p in run.glob("*/*"))
+    assert files == [
+        "first.example/session-0001.html",
+        "second.example/session-0002.html",
+        "third.example/session-0003.html",
+    ]
+    first = (run / "first.example" / "session-0001.html").read_text()
     assert "EHLO first.example" in first and "Greeting accepted (EHLO)" in first
     assert "second.example" not in first
-    assert "Service shutting down" in (handouts / "session-0003.html").read_text()
+    assert "Service shutting down" in (run / "third.example" / "session-0003.html").read_text()

@@ -7,7 +7,8 @@ is well-formed with the client's text only in text nodes. Known payloads (a fenc
 wrap boundary, `<script>`, a remote image, `</pre>`, `]]>`, ANSI, bidi, U+2028) and
 hypothesis-generated lines go through serve's writer, `learn --transcript` and a real
 `serve --transcripts`; a cut transcript stays under its cap and says where it was cut;
-a file is valid after every event, so a serve killed with SIGKILL leaves one.
+a file is valid after every event, so a serve killed with SIGKILL leaves one; no format
+loads anything from elsewhere (a font, a stylesheet, an image), whatever the client typed.
 """
 
 from __future__ import annotations
@@ -222,7 +223,13 @@ def write_session(directory: Path, extension: str, events: list[Event]) -> Path:
     for event in events:
         transcripts.feed(event)
     transcripts.close()
-    return directory / f"session-0001.{extension}"
+    return handout(transcripts.folders[-1], 1, extension)
+
+
+def handout(folder: Path, number: int, extension: str) -> Path:
+    """Session `number`'s handout in a RUN folder (DIR/RUN/STUDENT/session-NNNN.EXT)."""
+    [path] = folder.glob(f"*/session-{number:04d}.{extension}")
+    return path
 
 
 def at_wrap(prefix: int, payload: str) -> str:
@@ -356,9 +363,9 @@ def test_a_transcript_is_whole_after_every_event(tmp_path: Path) -> None:
     small = Cap(rows=200, size=1024 * 1024)
     for extension in FORMATS:
         transcripts = SessionTranscripts(tmp_path / extension, extension, small)
-        path = tmp_path / extension / f"session-0001.{extension}"
         for count, event in enumerate(noop_flood(150)[:-1]):
             transcripts.feed(event)
+            path = handout(transcripts.folders[-1], 1, extension)
             if count % 10 == 0 or 95 <= count <= 105:
                 client_text_of(path)  # parses, whatever has been written so far
         assert "transcript cut here: it reached its cap while" in client_text_of(path)
@@ -412,7 +419,8 @@ def test_serve_killed_mid_session_leaves_valid_transcripts(tmp_path: Path) -> No
         client.close()
     finally:
         process.kill()
-    path = handouts / "session-0001.svg"
+    [run] = handouts.iterdir()
+    path = handout(run, 1, "svg")
     shown = svg_text(path.read_text(encoding="utf-8"))
     assert "NOOP" in shown
     for payload in PAYLOADS:
@@ -432,3 +440,87 @@ def test_a_transcript_that_cannot_be_written_stops_alone(tmp_path: Path) -> None
     assert list(transcripts.failures) == [
         "transcript of session 1 not written: No such file or directory"
     ]
+
+
+# --- nothing remote ---------------------------------------------------------------------------
+
+URLS = [
+    "https://fonts.example/x.woff2",
+    "<img src=https://evil.example/x.png>",
+    '<link rel="stylesheet" href="http://evil.example/a.css">',
+    "![x](https://evil.example/y.png) <https://evil.example/>",
+    "@import url(http://evil.example/b.css); url('https://evil.example/c')",
+    '<?xml-stylesheet href="http://evil.example/s.xsl"?>',
+]
+SVG_NAMESPACE = 'xmlns="http://www.w3.org/2000/svg"'  # an identifier, never fetched
+
+
+class _References(HTMLParser):
+    """Every attribute value and style text of an HTML page: where a URL would be fetched."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.places: list[str] = []
+        self._in_style = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.places += [f"{tag} {name}={value}" for name, value in attrs]
+        self._in_style = tag == "style"
+
+    def handle_data(self, data: str) -> None:
+        if self._in_style:
+            self.places.append(data)
+
+    def handle_pi(self, data: str) -> None:
+        self.places.append(data)
+
+
+def fetched_references(path: Path) -> list[str]:
+    """What a viewer of this transcript would load from elsewhere: URLs (or url(), @import)
+    in HTML or SVG attributes and styles, Markdown links and images; plain text has none."""
+    text = path.read_text(encoding="utf-8")
+    remote = re.compile(r"https?:|//|url\(|@import", re.IGNORECASE)
+    if path.suffix == ".html":
+        page = _References()
+        page.feed(text)
+        return [place for place in page.places if remote.search(place)]
+    if path.suffix == ".svg":
+        places = [text.split("<svg", 1)[0]]  # the prologue: a stylesheet's PI, a DTD
+        for element in ElementTree.fromstring(text).iter():
+            places += [f"{key}={value}" for key, value in element.attrib.items()]
+            if element.tag.endswith("style"):
+                places.append(element.text or "")
+        return [place for place in places if remote.search(place)]
+    if path.suffix == ".md":
+        tokens = MarkdownIt("commonmark", {"html": True}).parse(text)
+        everything = [t for token in tokens for t in [token, *(token.children or [])]]
+        return [
+            f"{token.type} {token.attrs}"
+            for token in everything
+            if token.attrs or token.type.startswith(("link", "image", "html"))
+        ]
+    return []
+
+
+@pytest.mark.parametrize("extension", FORMATS)
+def test_no_transcript_loads_anything_remote(tmp_path: Path, extension: str) -> None:
+    """A handout opens offline and tells no server it was opened: no font from a CDN, no
+    stylesheet, no image; URLs the client typed are text, never an attribute or a link."""
+    plain = write_session(tmp_path / "plain", extension, session_events(["NOOP", "QUIT"]))
+    text = plain.read_text(encoding="utf-8").replace(SVG_NAMESPACE, "", 1)
+    assert "http://" not in text and "https://" not in text and "url(" not in text
+    assert fetched_references(plain) == []
+
+    typed = write_session(tmp_path / "typed", extension, session_events(URLS + PAYLOADS))
+    assert fetched_references(typed) == []
+    for line in URLS:
+        assert_shown(typed, line)
+
+
+def test_no_lesson_transcript_loads_anything_remote(tmp_path: Path) -> None:
+    stdin = "".join(f"{line}\n" for line in URLS) + SEED.format(subject="https://evil.example/")
+    for extension in FORMATS:
+        path = tmp_path / f"lesson1.{extension}"
+        result = run_cli("learn", "1", "--plain", "--transcript", str(path), stdin=stdin)
+        assert result.returncode == 0, result.stderr
+        assert fetched_references(path) == [], extension

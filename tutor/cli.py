@@ -228,6 +228,7 @@ class_app = _typer(
       smtp-tutor class --json > roster.json     for a program (--csv for a spreadsheet)
       smtp-tutor class --period 20261130-090000
       smtp-tutor class reset --yes              begin a new period
+      smtp-tutor class export class.zip         its handouts and roster, in one zip
     """,
 )
 app.add_typer(lessons_app, name="lessons")
@@ -694,7 +695,11 @@ def serve(
     if allow and not lan:
         raise UsageError("--allow widens --lan's check of client addresses: add --lan")
     env = env_of(ctx)
-    writer = SessionTranscripts(transcripts, transcript_format) if transcripts else None
+    writer = (
+        SessionTranscripts(transcripts, transcript_format, root=env.maildir(maildir))
+        if transcripts
+        else None
+    )
     options = ServeOptions(
         host,
         port,
@@ -845,6 +850,43 @@ def class_reset(
 
     env = env_of(ctx)
     finish(reset_period(env.terminal, env.maildir(maildir), yes=yes))
+
+
+@class_app.command("export")
+def class_export(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(metavar="FILE.zip", help="The zip to write.")],
+    period: Annotated[
+        str | None,
+        typer.Option("--period", help="A period by name (YYYYMMDD-HHMMSS). Default: the current."),
+    ] = None,
+    transcripts: Annotated[
+        Path | None,
+        typer.Option(
+            "--transcripts",
+            help="The folder serve wrote handouts to (serve --transcripts DIR), if it moved. "
+            "Default: the folders serve recorded under the Maildir root.",
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace FILE if it exists.")] = False,
+    maildir: MaildirOption = None,
+) -> None:
+    """Bundle a period's handouts (serve --transcripts) and roster into one zip.
+
+    Inside: PERIOD/roster.json, PERIOD/roster.csv and PERIOD/STUDENT/ with each session's
+    transcript. Never replaces an existing FILE unless --force (exit 1).
+
+    \b
+    Examples:
+      smtp-tutor class export class.zip
+      smtp-tutor class export monday.zip --period 20261130-090000
+      smtp-tutor class export class.zip --transcripts /media/usb/handouts --force
+    """
+    from tutor.ui.reference.class_view import export_period
+
+    env = env_of(ctx)
+    root = env.maildir(maildir)
+    finish(export_period(env.terminal, root, period, file, transcripts, force=force))
 
 
 # --- reference ------------------------------------------------------------------------------

@@ -21,21 +21,42 @@ class SessionStudent:
 
 def student_of(events: Iterable[Event]) -> SessionStudent:
     """The strongest name a session gave itself; the last one of each kind wins."""
-    found: dict[NameSource, str] = {}
+    naming = Naming()
     for event in events:
+        naming.feed(event)
+    return naming.student
+
+
+class Naming:
+    """student_of, one event at a time: what a session is called so far, without keeping
+    its events (serve's handouts follow a session's name as it goes)."""
+
+    def __init__(self) -> None:
+        self._found: dict[NameSource, str] = {}
+
+    def feed(self, event: Event) -> bool:
+        """Take one event; True if it named the session (the name may be the same)."""
         if isinstance(event, StudentNamed):
-            found[NameSource.NOOP] = event.name
+            self._found[NameSource.NOOP] = event.name
         elif isinstance(event, Authenticated) and event.success and event.user:
-            found[NameSource.AUTH] = event.user
+            self._found[NameSource.AUTH] = event.user
         elif isinstance(event, Exchange) and event.verb in _GREETINGS and event.code == 250:
             name = event.command.split(" ", 1)[1].strip() if " " in event.command else ""
-            if name:
-                found[NameSource.HELO] = name
+            if not name:
+                return False
+            self._found[NameSource.HELO] = name
         elif isinstance(event, SessionOpened):
-            found[NameSource.ADDRESS] = event.peer_host
-    for source in NameSource:
-        if source in found:
-            # From the wire: made visible (no control or bidi character acts on a screen
-            # or a spreadsheet) and kept to a roster column.
-            return SessionStudent(clipped(visible(found[source]), NAME_LIMIT * 2), source)
-    return SessionStudent("unknown", NameSource.ADDRESS)
+            self._found[NameSource.ADDRESS] = event.peer_host
+        else:
+            return False
+        return True
+
+    @property
+    def student(self) -> SessionStudent:
+        for source in NameSource:
+            if source in self._found:
+                # From the wire: made visible (no control or bidi character acts on a
+                # screen or a spreadsheet) and kept to a roster column.
+                name = clipped(visible(self._found[source]), NAME_LIMIT * 2)
+                return SessionStudent(name, source)
+        return SessionStudent("unknown", NameSource.ADDRESS)

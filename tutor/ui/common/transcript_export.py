@@ -27,11 +27,12 @@ the same writer; `serve --transcripts` feeds one writer per session (ui/serve/).
 
 from __future__ import annotations
 
+import functools
 import html
 import io
 import re
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -91,6 +92,10 @@ def cap_for(path: Path, caps: dict[str, Cap] = SESSION_CAPS) -> Cap:
     return caps["SVG"] if FORMATS[path.suffix.lower()] == "SVG" else caps["text"]
 
 
+# Bytes a title takes in a header, escaped and padded with spaces: serve learns a session's
+# student as it goes, and the title changes in place without moving the rows after it.
+TITLE_ROOM = 512
+
 # Continuation rows of a wrapped line start this far in: four spaces or more can never
 # close a Markdown fence, and the line's own start stays visible at the left.
 HANGING_INDENT = 6
@@ -127,6 +132,11 @@ class _Format:
     def header(self) -> str:
         return ""
 
+    def retitle(self, title: str) -> None:
+        """A new title, written with the header the next time the file is written."""
+        self.title = visible(title)
+        self.header_changed = True
+
     def row(self, row: Text, console: Console) -> str:
         self.rows += 1
         return visible(row.plain).rstrip() + "\n"
@@ -150,7 +160,8 @@ class _Markdown(_Format):
 
     def header(self) -> str:
         opening = "`" * self.fence + "text" + " " * (self.room - self.fence)
-        return f"# {markdown_escape(self.title)}\n\nRecorded by smtp-tutor.\n\n{opening}\n"
+        heading, spaces = title_slot(self.title, markdown_escape)  # a heading's end is trimmed
+        return f"# {heading}{spaces}\n\nRecorded by smtp-tutor.\n\n{opening}\n"
 
     def row(self, row: Text, console: Console) -> str:
         self.rows += 1
@@ -166,6 +177,18 @@ class _Markdown(_Format):
 
     def footer(self) -> str:
         return "`" * self.fence + "\n"
+
+
+@functools.lru_cache(maxsize=32)  # an SVG writes its header (its height) at every append
+def title_slot(title: str, escape: Callable[[str], str], room: int = TITLE_ROOM) -> tuple[str, str]:
+    """The title escaped for its format, and the spaces that make it `room` bytes (the
+    caller puts them where its format ignores them); a title too long is cut, with "…"."""
+    text = escape(title[:room])
+    cut = min(len(title), room)
+    while len(text.encode()) > room:
+        cut -= 1
+        text = escape(title[:cut] + "…")
+    return text, " " * (room - len(text.encode()))
 
 
 def markdown_escape(text: str) -> str:
@@ -211,9 +234,10 @@ class _Html(_Format):
 
     def header(self) -> str:
         fg, bg = self.theme.foreground_color.hex, self.theme.background_color.hex
+        title, spaces = title_slot(self.title, _escape)
         return (
             '<!DOCTYPE html>\n<html>\n<head>\n<meta charset="utf-8">\n'
-            f"<title>{_escape(self.title)}</title>\n</head>\n"
+            f"<title>{title}</title>{spaces}\n</head>\n"
             f'<body style="color: {fg}; background-color: {bg}">\n'
             f'<pre style="font-family: {_FONTS}"><code>'
         )
@@ -299,15 +323,17 @@ class _Svg(_Format):
         width, height = self.pixel_width, f"{self.pixel_height:010d}"
         fg, bg = self.theme.foreground_color.hex, self.theme.background_color.hex
         baseline = self.PADDING + self.LINE_HEIGHT
+        title, spaces = title_slot(self.title, _escape)
+        shown, shown_spaces = title_slot(self.title, _svg_text)
         return (
             '<?xml version="1.0" encoding="UTF-8"?>\n'
             f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
             f'viewBox="0 0 {width} {height}">\n'
-            f"<title>{_escape(self.title)}</title>\n"
+            f"<title>{title}</title>{spaces}\n"
             f'<rect width="100%" height="100%" fill="{bg}"/>\n'
             f'<g font-family="{_FONTS}" font-size="{self.FONT_SIZE}" fill="{fg}">\n'
             f'<text x="{self.PADDING}" y="{baseline}" font-weight="bold">'
-            f"{_svg_text(self.title)}</text>\n"
+            f"{shown}</text>{shown_spaces}\n"
         )
 
     def row(self, row: Text, console: Console) -> str:
@@ -381,7 +407,9 @@ class OpenFiles:
         self._limit = limit
         self._open: OrderedDict[Path, BinaryIO] = OrderedDict()
 
-    def handle(self, path: Path, *, new: bool) -> BinaryIO:
+    def handle(self, path: Path, *, new: bool, exclusive: bool = False) -> BinaryIO:
+        """The file open for writing; `new` creates it (only if it does not exist yet, for
+        `exclusive`: FileExistsError rather than overwriting another file)."""
         handle = self._open.get(path)
         if handle is not None:
             self._open.move_to_end(path)
@@ -389,7 +417,11 @@ class OpenFiles:
         while len(self._open) >= self._limit:
             _, oldest = self._open.popitem(last=False)
             oldest.close()
-        handle = self._open[path] = path.open("w+b" if new else "r+b")
+        if not new:
+            handle = path.open("r+b")
+        else:
+            handle = path.open("x+b") if exclusive else path.open("w+b")
+        self._open[path] = handle
         return handle
 
     def close(self, path: Path) -> None:
@@ -436,6 +468,7 @@ class TranscriptWriter:
         cap: Cap | None = None,
         light: bool = False,
         files: OpenFiles | None = None,
+        exclusive: bool = False,
     ) -> None:
         self.path = path
         self.console = console
@@ -450,7 +483,7 @@ class TranscriptWriter:
         self._rows = 0  # rows written
         self._size = 0  # the file's length now (rows + ending + footer)
         self._ending = b""  # between the rows and the footer: the cut note, the last lines
-        self._write(b"", new=True)
+        self._write(b"", new=True, exclusive=exclusive)
 
     def add(self, lines: Iterable[Text]) -> bool:
         """Append these lines; False (nothing written) once the transcript is cut."""
@@ -465,6 +498,21 @@ class TranscriptWriter:
             self._write(b"")
             return False
         self._write(data, rows_count=self.format.rows - self._rows)
+        return True
+
+    def retitle(self, title: str) -> None:
+        """Change the title: the header is rewritten in place at the next write (the next
+        rows, or `finish`)."""
+        self.format.retitle(title)
+
+    def move(self, target: Path, mover: Callable[[Path, Path], bool]) -> bool:
+        """Move the file with `mover(source, target)` (False: it did not move), closed
+        first (a file open elsewhere cannot be moved everywhere), then go on writing it
+        wherever it is."""
+        self._files.close(self.path)
+        if not mover(self.path, target):
+            return False
+        self.path = target
         return True
 
     def finish(self, not_written: tuple[int, int] = (0, 0), last: Sequence[Text] = ()) -> None:
@@ -523,9 +571,11 @@ class TranscriptWriter:
     def _footer(self) -> bytes:
         return self.format.footer().encode()
 
-    def _write(self, rows: bytes, *, rows_count: int = 0, new: bool = False) -> None:
+    def _write(
+        self, rows: bytes, *, rows_count: int = 0, new: bool = False, exclusive: bool = False
+    ) -> None:
         """Append rows, then the ending and the footer again; rewrite a changed header."""
-        handle = self._files.handle(self.path, new=new)
+        handle = self._files.handle(self.path, new=new, exclusive=exclusive)
         self._rows += rows_count
         self.format.rows = self._rows + (self._ending.count(b"\n") if self._ending else 0)
         if new or self.format.header_changed or self.format.height_in_header:

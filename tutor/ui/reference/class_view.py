@@ -1,5 +1,6 @@
 """`smtp-tutor class`: the roster of a period, from the Maildir root alone (a table, JSON
-or CSV), and `class reset`, which begins a new period."""
+or CSV); `class reset`, which begins a new period; `class export`, which bundles a
+period's handouts and roster into a zip (tutor/classroom/handouts.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 from rich.table import Table
 from rich.text import Text
 
-from tutor.classroom import periods
+from tutor.classroom import handouts, periods
 from tutor.classroom.on_disk import roster
 from tutor.classroom.roster import StudentRow, iso_time
 from tutor.errors import UsageError, UserError
@@ -28,15 +29,16 @@ def show_roster(term: Terminal, root: Path, period: str | None, output: str) -> 
     except periods.PeriodError as error:
         raise UserError(f"{error} (under {root})") from error
     if output == "json":
-        record = {
-            "period": chosen.name,
-            "students": [student.as_json() for student in students],
-        }
-        term.out.out(json.dumps(record, ensure_ascii=False, indent=2), highlight=False)
+        term.out.out(_json(chosen, students), highlight=False)
     elif output == "csv":
         term.out.out(_csv(students), highlight=False, end="")
     else:
         _table(term, chosen, students)
+
+
+def _json(period: periods.Period, students: list[StudentRow]) -> str:
+    record = {"period": period.name, "students": [student.as_json() for student in students]}
+    return json.dumps(record, ensure_ascii=False, indent=2)
 
 
 def _statuses(statuses: dict[str, str]) -> str:
@@ -134,3 +136,72 @@ def reset_period(term: Terminal, root: Path, *, yes: bool) -> int:
         )
     )
     return 0
+
+
+def export_period(
+    term: Terminal,
+    root: Path,
+    period: str | None,
+    target: Path,
+    transcripts: Path | None,
+    *,
+    force: bool,
+) -> int:
+    """Write the period's handouts and roster (JSON and CSV, as `class --json/--csv`
+    print them) to the zip `target`; never over an existing file unless `force`."""
+    try:
+        chosen, until = periods.find(root, period)
+        _, students = roster(root, chosen.name)
+    except periods.PeriodError as error:
+        raise UserError(f"{error} (under {root})") from error
+    if not force and (target.exists() or target.is_symlink()):
+        raise UserError(f"{target} exists: add --force to replace it")
+    if not target.parent.is_dir():
+        raise UserError(f"{target}: the folder {target.parent} does not exist")
+    folders, gone = handouts.run_folders(root, chosen, until, transcripts)
+    found = [handout for folder in folders for handout in handouts.handouts_in(folder)]
+    bundle = handouts.Bundle(
+        chosen.name,
+        (_json(chosen, students) + "\n").encode(),
+        _csv(students).encode(),
+        sorted(found, key=lambda handout: handout.name_in_zip),
+    )
+    try:
+        written = handouts.write_zip(target, bundle, replace=force)
+    except FileExistsError as error:
+        raise UserError(f"{target} exists: add --force to replace it") from error
+    _say_what_was_exported(term, chosen, target, written)
+    for folder in gone:
+        term.err.print(
+            join(
+                Text("warning: the handouts folder "),
+                untrusted(str(folder)),
+                Text(" of this period is gone; if it moved, add --transcripts DIR"),
+            )
+        )
+    if not folders and not gone:
+        term.err.print(
+            Text(
+                "No handouts in this period: `smtp-tutor serve --transcripts DIR` writes them "
+                "(or add --transcripts DIR if serve wrote them elsewhere)."
+            )
+        )
+    for problem in written.skipped:
+        term.err.print(join(Text("warning: not exported: "), untrusted(problem)))
+    return 0
+
+
+def _say_what_was_exported(
+    term: Terminal, period: periods.Period, target: Path, written: handouts.Written
+) -> None:
+    counts = (
+        f"{written.handouts} handout{'' if written.handouts == 1 else 's'} of "
+        f"{written.students} student{'' if written.students == 1 else 's'}"
+    )
+    term.out.print(
+        join(
+            Text(f"Period {period.name}: {counts} and the roster, in "),
+            untrusted(str(target)),
+            Text("."),
+        )
+    )
