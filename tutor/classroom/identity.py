@@ -1,5 +1,9 @@
 """Which student a session was: the name it gave with NOOP student=NAME, else the user it
-logged in as, else its HELO/EHLO name, else its client address (tutor/smtp/student.py)."""
+logged in as, else its HELO/EHLO name, else its client address (tutor/smtp/student.py).
+
+`student_of` reads a whole session; `Naming` takes its events one at a time (serve's
+dashboard follows sessions as they happen) and always says what `student_of` would say
+of the events it has taken."""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from tutor.smtp.student import NAME_LIMIT, NameSource
 from tutor.smtp.textsafe import clipped, visible
 
 _GREETINGS = ("HELO", "EHLO")
+_GREETING_BYTES = (b"HELO", b"EHLO")
+UNKNOWN = "unknown"  # a session without a single event names nobody
 
 
 @dataclass(frozen=True)
@@ -28,35 +34,56 @@ def student_of(events: Iterable[Event]) -> SessionStudent:
 
 
 class Naming:
-    """student_of, one event at a time: what a session is called so far, without keeping
-    its events (serve's handouts follow a session's name as it goes)."""
+    """The names a session has given itself so far, event by event."""
+
+    __slots__ = ("_found", "_student")
 
     def __init__(self) -> None:
         self._found: dict[NameSource, str] = {}
+        self._student: SessionStudent | None = None
 
     def feed(self, event: Event) -> bool:
-        """Take one event; True if it named the session (the name may be the same)."""
-        if isinstance(event, StudentNamed):
-            self._found[NameSource.NOOP] = event.name
-        elif isinstance(event, Authenticated) and event.success and event.user:
-            self._found[NameSource.AUTH] = event.user
-        elif isinstance(event, Exchange) and event.verb in _GREETINGS and event.code == 250:
-            name = event.command.split(" ", 1)[1].strip() if " " in event.command else ""
-            if not name:
-                return False
-            self._found[NameSource.HELO] = name
-        elif isinstance(event, SessionOpened):
-            self._found[NameSource.ADDRESS] = event.peer_host
-        else:
+        """Take one event; True if it named the session (its student may have changed)."""
+        if isinstance(event, Exchange) and event.sent[:4].upper() not in _GREETING_BYTES:
+            return False  # most events: checked here, at the cost of one call per event
+        named = _named_by(event)
+        if named is None:
             return False
+        source, name = named
+        self._found[source] = name
+        self._student = None
         return True
 
     @property
     def student(self) -> SessionStudent:
-        for source in NameSource:
-            if source in self._found:
-                # From the wire: made visible (no control or bidi character acts on a
-                # screen or a spreadsheet) and kept to a roster column.
-                name = clipped(visible(self._found[source]), NAME_LIMIT * 2)
-                return SessionStudent(name, source)
-        return SessionStudent("unknown", NameSource.ADDRESS)
+        if self._student is None:
+            self._student = _strongest(self._found)
+        return self._student
+
+
+def _named_by(event: Event) -> tuple[NameSource, str] | None:
+    if isinstance(event, Exchange):
+        if event.kind != "command" or event.sent[:4].upper() not in _GREETING_BYTES:
+            return None  # cheap: most events are no greeting (the verb below decides)
+        if event.verb in _GREETINGS and event.code == 250:
+            command = event.command
+            name = command.split(" ", 1)[1].strip() if " " in command else ""
+            if name:
+                return NameSource.HELO, name
+        return None
+    if isinstance(event, StudentNamed):
+        return NameSource.NOOP, event.name
+    if isinstance(event, Authenticated):
+        return (NameSource.AUTH, event.user) if event.success and event.user else None
+    if isinstance(event, SessionOpened):
+        return NameSource.ADDRESS, event.peer_host
+    return None
+
+
+def _strongest(found: dict[NameSource, str]) -> SessionStudent:
+    for source in NameSource:
+        if source in found:
+            # From the wire: made visible (no control or bidi character acts on a screen
+            # or a spreadsheet) and kept to a roster column.
+            return SessionStudent(clipped(visible(found[source]), NAME_LIMIT * 2), source)
+    return SessionStudent(UNKNOWN, NameSource.ADDRESS)

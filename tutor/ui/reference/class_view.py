@@ -14,7 +14,7 @@ from rich.text import Text
 
 from tutor.classroom import handouts, periods
 from tutor.classroom.on_disk import roster
-from tutor.classroom.roster import StudentRow, iso_time
+from tutor.classroom.roster import StudentRow, iso_time, short_statuses
 from tutor.errors import UsageError, UserError
 from tutor.ui.common.safe import join, untrusted
 from tutor.ui.common.terminal import Terminal, confirm
@@ -96,25 +96,14 @@ def _table(term: Terminal, period: periods.Period, students: list[StudentRow]) -
     for student in students:
         table.add_row(
             untrusted(student.name),
-            Text(_short(student.lessons)),
-            Text(_short(student.challenges)),
+            Text(short_statuses(student.lessons)),
+            Text(short_statuses(student.challenges)),
             untrusted(student.current_step or "—"),
             str(student.all_messages),
             str(student.all_errors),
             Text(iso_time(student.last_seen)[11:19] if student.last_seen else "—"),
         )
     console.print(table)
-
-
-def _short(statuses: dict[str, str]) -> str:
-    """1✓ 2… : done (with or without help) and in progress, compactly."""
-    marks = {"done": "✓", "done with help": "✓h", "in progress": "…"}
-    return (
-        " ".join(
-            f"{n}{marks.get(s, '?')}" for n, s in sorted(statuses.items(), key=lambda i: int(i[0]))
-        )
-        or "—"
-    )
 
 
 def reset_period(term: Terminal, root: Path, *, yes: bool) -> int:
