@@ -115,6 +115,10 @@ class PtyProgram:
         assert watch.match is not None
         return watch.match, watch.seen_at
 
+    def send(self, data: bytes) -> None:
+        """Keys typed on the terminal."""
+        os.write(self._master, data)
+
     def close(self) -> None:
         """After the program has exited: the reader stops at EOF."""
         self._reader.join(timeout=5)

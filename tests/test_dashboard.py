@@ -167,6 +167,7 @@ def test_model_and_view_with_forty_concurrent_real_clients(server: TeachingServe
             model.feed(event)
         assert model.active_count == 0
         assert model.total_sessions == CLIENTS + 2 and model.total_messages == CLIENTS
+        model.follow_latest()
         closed = model.rows()
         assert len(closed) == model.keep_closed  # only the most recent closed ones are listed
         assert {row.stage for row in closed} <= {"closed: QUIT", "closed by client"}
@@ -218,11 +219,15 @@ def test_selection_moves_follows_and_survives_closing() -> None:
     model.feed(SessionClosed(2, "quit", at=1000.0))
     assert model.focus() == 2  # still listed: recently closed
     assert [row.session for row in model.rows()] == [1, 3, 2]
-    model.feed(SessionClosed(1, "client", at=1001.0))  # pushes #2 out of the closed rows
-    assert [row.session for row in model.rows()] == [3, 1]
-    assert model.selected is None and model.focus() == 3
+    model.feed(SessionClosed(1, "client", at=1001.0))  # #2 is no longer a recent one…
+    assert [row.session for row in model.rows()] == [3, 1, 2]  # …but picked: it stays
+    assert model.selected == 2 and model.focus() == 2
+    model.keep_sessions = 1
+    model.feed(opened(4, 40004))  # forgetting old rows spares the picked one
+    assert model.row(2) is not None and model.row(1) is None
     model.follow_latest()
-    assert model.focus() == 3
+    assert model.focus() == 4
+    assert [row.session for row in model.rows()] == [3, 4, 2]  # one recent closed row
 
 
 def test_bare_lf_before_data_means_data_can_never_end() -> None:

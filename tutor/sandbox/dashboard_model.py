@@ -314,8 +314,6 @@ class DashboardModel:
             row.closed = event.reason
             row.tls_failure = event.tls_failure
             row.tls_detail = event.tls_detail
-            if self.selected is not None and self.selected not in self._shown_ids():
-                self.selected = None
 
     def _exchange(self, row: Row, event: Exchange) -> None:
         reply = event.reply
@@ -337,17 +335,25 @@ class DashboardModel:
         excess = len(self.sessions) - self.keep_sessions
         if excess <= 0:
             return
-        for session in [s for s, row in self.sessions.items() if not row.active][:excess]:
+        for session in [
+            s for s, row in self.sessions.items() if not row.active and s != self.selected
+        ][:excess]:
             del self.sessions[session]
 
     # --- reading ------------------------------------------------------------------------
 
     def rows(self) -> list[Row]:
-        """Active connections by number, then the most recently closed ones, newest first."""
+        """Active connections by number, then the most recently closed ones, newest first;
+        the picked session stays listed (last) however long ago it closed: it never
+        disappears from under the teacher's eyes."""
         active = [row for row in self.sessions.values() if row.active]
         closed = [row for row in self.sessions.values() if not row.active]
         closed.sort(key=lambda row: row.last_at, reverse=True)
-        return active + closed[: self.keep_closed]
+        shown = closed[: self.keep_closed]
+        picked = self.sessions.get(self.selected) if self.selected is not None else None
+        if picked is not None and not picked.active and all(row is not picked for row in shown):
+            shown.append(picked)
+        return active + shown
 
     def _shown_ids(self) -> list[int]:
         return [row.session for row in self.rows()]

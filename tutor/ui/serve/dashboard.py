@@ -26,11 +26,20 @@ from rich.live import Live
 from rich.text import Text
 
 from tutor.maildir import mailview
+from tutor.maildir.session_store import StoredSession
 from tutor.sandbox import serve
+from tutor.sandbox.class_model import KEEP_EVENTS, LiveClass
 from tutor.sandbox.dashboard_model import DashboardModel
 from tutor.smtp.events import Event
 from tutor.ui.common.safe import join, untrusted
-from tutor.ui.serve.dashboard_view import DashboardView, Header, MessageDetail, Transcripts
+from tutor.ui.serve.class_views import Blocks, HistoryPage, RosterPage
+from tutor.ui.serve.dashboard_view import (
+    DashboardView,
+    Header,
+    MessageDetail,
+    Page,
+    Transcripts,
+)
 
 if TYPE_CHECKING:
     from tutor.server.process import ServerProcess
@@ -69,12 +78,23 @@ class Dashboard:
         *,
         rate: float = MAX_FRAMES_PER_SECOND,
         clock: Callable[[], float] = time.monotonic,
+        run: str = "",
+        keep_events: int = KEEP_EVENTS,
     ) -> None:
+        """run: the session store's name for this server's run (closed sessions are read
+        back from it); "" when the server keeps none. keep_events: closed sessions' events
+        kept in memory (tutor/sandbox/class_model.py)."""
         self.console = console
         self.events = events
         self.model = DashboardModel()
         self.transcripts = Transcripts(console)
         self.view = DashboardView(self.model, self.transcripts, header)
+        self.live = LiveClass(header.maildir, run, keep_events=keep_events)
+        self.view.given_name = self.live.given_name
+        self.blocks = Blocks(console, self.live)
+        self.roster = RosterPage(self.live, self._stage_of)
+        self._back: Page | None = None  # where Esc goes from a history
+        self._earlier: queue.SimpleQueue[StoredSession | None] = queue.SimpleQueue()
         self.maildir = header.maildir
         self.interval = 1.0 / rate
         self.clock = clock
@@ -94,6 +114,7 @@ class Dashboard:
     def feed(self, event: Event) -> None:
         for applied in self.model.feed(event):
             self.transcripts.add(applied)
+            self.live.feed(applied)
         self._dirty = True
 
     def drain(self, budget: int | None = None) -> int:
@@ -107,6 +128,7 @@ class Dashboard:
             self.feed(event)
             taken += 1
         self.view.behind = getattr(self.events, "behind", 0)
+        self._take_earlier()
         if len(self.transcripts.sessions) > len(self.model.sessions) + 100:
             self.transcripts.forget_all_but(set(self.model.sessions))
         return taken
@@ -115,21 +137,64 @@ class Dashboard:
         """After the server stopped: take every last event, paused or not; the counts."""
         for applied in self.model.resume():
             self.transcripts.add(applied)
+            self.live.feed(applied)
         self.drain()
         return self.model.total_sessions, self.model.total_messages
+
+    def read_earlier_sessions(self) -> threading.Thread:
+        """The period's sessions of earlier runs (serve restarted during a class), read
+        from the session store beside the loop and added to the roster as they come."""
+
+        def read() -> None:
+            try:
+                for stored in self.live.earlier_sessions():
+                    self._earlier.put(stored)
+            finally:
+                self._earlier.put(None)
+                self._poke()
+
+        reader = threading.Thread(target=read, name="smtp-tutor-earlier", daemon=True)
+        reader.start()
+        return reader
+
+    def _take_earlier(self) -> None:
+        while True:
+            try:
+                stored = self._earlier.get_nowait()
+            except queue.Empty:
+                return
+            if stored is not None:
+                self.live.add_stored(stored)
+                self._dirty = True
+
+    def _stage_of(self, session: int) -> str:
+        row = self.model.row(session)
+        return row.stage if row is not None else ""
 
     # --- keys ---------------------------------------------------------------------------
 
     def handle_key(self, key: str) -> None:
         model, view = self.model, self.view
         self._dirty = True
-        if key in ("q", "Q", "c-c"):
+        page = view.page
+        if isinstance(page, HistoryPage) and page.typing is not None and key != "c-c":
+            page.type_key(key)  # a search being typed takes every key, q and p too
+        elif key in ("q", "Q", "c-c"):
             self.request_quit()
         elif key in ("p", "P"):
             for applied in model.toggle_pause():
                 self.transcripts.add(applied)
+                self.live.feed(applied)
         elif view.detail is not None:
             self._detail_key(key)
+        elif key in ("r", "R", "c", "C"):
+            view.page = self.roster if key in ("r", "R") else None
+        elif isinstance(page, HistoryPage):
+            self._history_key(page, key)
+        elif isinstance(page, RosterPage):
+            self._roster_key(page, key)
+        elif key == "h":
+            self.open_history_of_session()
         elif key in ("up", "k"):
             model.move(-1)
         elif key in ("down", "j"):
@@ -140,6 +205,51 @@ class Dashboard:
             self.open_message()
         elif key in ("l", "escape", "home"):
             model.follow_latest()
+
+    def _roster_key(self, page: RosterPage, key: str) -> None:
+        moves = {"up": -1, "k": -1, "down": 1, "j": 1, "pageup": -10, "pagedown": 10}
+        if key in moves:
+            page.move(moves[key])
+        elif key in ("home", "g", "end", "G"):
+            page.to_end(last=key in ("end", "G"))
+        elif key in ("enter", "o"):
+            name = page.chosen()
+            if name is not None:
+                self.open_history(name)
+
+    def _history_key(self, page: HistoryPage, key: str) -> None:
+        lines = {"up": -1, "k": -1, "down": 1, "j": 1}
+        if key in lines:
+            page.scroll(lines[key])
+        elif key in ("pageup", "pagedown", " "):
+            page.page(down=key != "pageup")
+        elif key in ("home", "g", "end", "G"):
+            page.to_end(key in ("end", "G"))
+        elif key == "/":
+            page.begin_search()
+        elif key in ("n", "N") and page.query:
+            page.next_match(forward=key == "n")
+        elif key in ("escape", "backspace", "left"):
+            self.view.page = self._back
+
+    def open_history(self, name: str, start: tuple[str, int] | None = None) -> None:
+        """One student's history in place of the view shown now (Esc comes back to it)."""
+        self._back = self.view.page
+        self.view.page = HistoryPage(self.blocks, name, start)
+
+    def open_history_of_session(self) -> None:
+        """The history of the focused session's student, at that session."""
+        session = self.model.focus()
+        name = self.live.student_of(session) if session is not None else None
+        if session is None or name is None:
+            self.view.say(
+                "no session to follow yet"
+                if session is None
+                else f"session #{session} is no longer known to the roster",
+                self.clock(),
+            )
+            return
+        self.open_history(name, (self.live.run, session))
 
     def _detail_key(self, key: str) -> None:
         detail = self.view.detail
@@ -339,7 +449,12 @@ def run_dashboard(
 
     if events is None:
         events = server.events if isinstance(server, ServerProcess) else server.capture.events
-    dashboard = Dashboard(console, events, Header.for_server(server, options))
+    if isinstance(server, ServerProcess):
+        run = server.events.run
+    else:
+        run = server.capture.store.run if server.capture.store is not None else ""
+    dashboard = Dashboard(console, events, Header.for_server(server, options), run=run)
+    dashboard.read_earlier_sessions()
     keys = keys or TerminalKeys()
     try:
         with keys.raw():

@@ -10,14 +10,13 @@ same with NO_COLOR, in a monochrome terminal or on a washed-out projector.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from rich.console import Console, Group, RenderableType
-from rich.rule import Rule
 from rich.segment import Segment, SegmentLines
-from rich.table import Table
 from rich.text import Text
 
 from tutor.maildir import mailview
@@ -27,6 +26,15 @@ from tutor.smtp.events import Event
 from tutor.smtp.wire import host_port, is_loopback
 from tutor.ui.common.message_view import message_view
 from tutor.ui.common.safe import join, untrusted
+from tutor.ui.serve.fit import (
+    Column,
+    FittedLine,
+    FittedTable,
+    Heading,
+    KeyHints,
+    Part,
+    key_parts,
+)
 from tutor.ui.serve.serve_log import ServeLog
 from tutor.ui.serve.students import students_header
 
@@ -41,25 +49,57 @@ BEHIND_SHOWN = 1000
 NOTICE_SECONDS = 6.0
 ROOMY_HEIGHT = 30  # from this many rows, the students' box has blank lines inside
 
+# Narrow terminals drop the columns with the highest `drop` first (fit.py): at 80
+# columns a row keeps its student, HELO name, state and last reply; at 120, every column.
+CONNECTION_COLUMNS = (
+    Column("", 0),
+    Column("#", 6, justify="right"),
+    Column("student", 0, flexible=True, min_width=10),
+    Column("client", 4),
+    Column("HELO/EHLO", 2, flexible=True, min_width=12),
+    Column("state", 0),
+    Column("TLS/AUTH", 5, flexible=True, min_width=8, max_width=16),
+    Column("last reply", 0, flexible=True, min_width=20, comfort=24),
+    Column("mail", 3, justify="right"),
+)
+WARNING_WIDTH = 60  # a longer warning under a row (TLS's reason) may be shortened
+MESSAGE_COLUMNS = (
+    Column("id", 5),
+    Column("#", 4, justify="right"),
+    Column("envelope vs headers", 0),
+    Column("envelope: MAIL FROM -> RCPT TO", 0, flexible=True, min_width=16, comfort=24),
+    Column("headers: From: -> To:", 2, flexible=True, min_width=12),
+    Column("Subject", 1, flexible=True, min_width=10, max_width=30, comfort=12),
+)
+
+
+def _connection_columns(rows: list[Row]) -> tuple[Column, ...]:
+    """A warning under a row must be read in full: the reply column is never narrower."""
+    warning = max((len(row.warning) + 2 for row in rows if row.warning), default=0)
+    warning = min(warning, WARNING_WIDTH)
+    return tuple(
+        replace(column, min_width=max(column.min_width, warning))
+        if column.header == "last reply"
+        else column
+        for column in CONNECTION_COLUMNS
+    )
+
+
+class Page(Protocol):
+    """A view in place of the three sections: the roster, a student's history
+    (ui/serve/class_views.py)."""
+
+    def body(self, console: Console, width: int, room: int) -> list[RenderableType]: ...
+
+    def keys(self) -> KeyHints: ...
+
 
 def _reply_style(code: int | None) -> str:
     return {2: "green", 3: "cyan", 4: "yellow", 5: "red"}.get((code or 0) // 100, "")
 
 
-def _heading(title: Text) -> Rule:
-    return Rule(title, align="left", characters="━", style="bold")
-
-
-def _section_table() -> Table:
-    """A section's table: no box, one space between columns, full width."""
-    return Table(
-        box=None,
-        padding=(0, 1, 0, 0),
-        pad_edge=False,
-        expand=True,
-        show_edge=False,
-        header_style="bold",
-    )
+def _heading(title: Text) -> Heading:
+    return Heading(title)
 
 
 def _title_text(*parts: Text | str) -> Text:
@@ -193,6 +233,9 @@ class DashboardView:
         self.detail: MessageDetail | None = None
         self.notice: tuple[str, float] | None = None  # text, until when
         self.behind = 0  # the server's events this view has not taken yet
+        self.page: Page | None = None  # the roster or a history instead of the sections
+        # the name a session's student gave (NOOP student=NAME, AUTH), for its row
+        self.given_name: Callable[[int], str] = lambda session: ""
 
     def say(self, text: str, now: float) -> None:
         self.notice = (text, now + NOTICE_SECONDS)
@@ -204,19 +247,27 @@ class DashboardView:
         room = max(3, height - len(top) - len(bottom))
         if self.detail is not None:
             body = self._detail(console, width, room)
+        elif self.page is not None:
+            body = self.page.body(console, width, room)
         else:
             body = self._sections(console, width, room)
         return Group(*top, *body, *bottom)
 
     # --- title and footer -----------------------------------------------------------------
 
-    def _title(self) -> Table:
+    def _title(self) -> FittedLine:
         h = self.header
-        left = Text()
-        left.append(" SMTP-TUTOR SERVE ", style="bold reverse")
-        left.append(f"  {h.hostname} on {h.places}  ·  {h.relay}", style="bold")
+        first, _, others = h.places.partition(", ")
+        relay, _, more = h.relay.partition(": ")
+        left = [
+            Part(Text(" SMTP-TUTOR SERVE ", style="bold reverse")),
+            Part(Text(f"  {h.hostname} on {first}", style="bold")),
+            Part(Text(f", {others}" if others else "", style="bold"), 4),
+            Part(Text(f"  ·  {relay}", style="bold"), 0 if relay.startswith("OPEN") else 2),
+            Part(Text(f": {more}" if more else "", style="bold"), 3),
+        ]
         if h.warning:
-            left.append("  " + h.warning, style="bold yellow")
+            left.append(Part(Text("  " + h.warning, style="bold yellow")))
         model = self.model
         if model.paused:
             held = len(model.held)
@@ -228,11 +279,7 @@ class DashboardView:
             status = Text(" ● LIVE ", style="bold green")
         if self.behind >= BEHIND_SHOWN:
             status = Text(f" {self.behind:,} events behind ", style="bold black on yellow")
-        grid = Table.grid(expand=True)
-        grid.add_column(ratio=1, no_wrap=True, overflow="ellipsis")
-        grid.add_column(no_wrap=True, justify="right")
-        grid.add_row(left, status)
-        return grid
+        return FittedLine(left, status)
 
     def _students(self, console: Console, width: int, height: int) -> list[SegmentLines]:
         """What students type, big for a projector (blank lines around it from 30 rows),
@@ -243,32 +290,40 @@ class DashboardView:
         rows = console.render_lines(box, console.options.update_width(width), pad=False)
         return [SegmentLines([row], new_lines=True) for row in rows]
 
-    def _connect_line(self) -> Text:
-        line = Text()
-        line.append("connect: ", style="bold")
-        line.append("   or   ".join(self.header.connect), style="cyan")
-        line.append("    Maildir: ", style="bold")
-        line.append(untrusted(str(self.header.maildir)))
-        line.no_wrap = True
-        line.overflow = "ellipsis"
-        return line
+    def _connect_line(self) -> FittedLine:
+        connect = self.header.connect
+        maildir = Text("    Maildir: ", style="bold")
+        maildir.append_text(untrusted(str(self.header.maildir)))
+        return FittedLine(
+            [
+                Part(Text("connect: ", style="bold")),
+                Part(Text(connect[0], style="cyan")),
+                *[Part(Text(f"   or   {hint}", style="cyan"), 2) for hint in connect[1:]],
+                Part(maildir, 1),
+            ]
+        )
 
-    def _footer(self, now: float) -> list[Text]:
-        lines = []
+    def _footer(self, now: float) -> list[RenderableType]:
+        lines: list[RenderableType] = []
         if self.notice is not None and now < self.notice[1]:
-            lines.append(Text("! " + self.notice[0], style="bold yellow", no_wrap=True))
-        if self.detail is not None:
-            keys = "↑/↓ j/k scroll · Esc, Enter or o: back · p pause · q quit"
-        else:
-            keys = "↑/↓ j/k pick a session · Enter/o open its last message · l follow newest"
-            keys += " · p pause · q quit"
-        line = Text()
-        line.append(" KEYS ", style="bold reverse")
-        line.append("  " + keys, style="bold")
-        line.no_wrap = True
-        line.overflow = "ellipsis"
-        lines.append(line)
+            lines.append(FittedLine([Part(Text("! " + self.notice[0], style="bold yellow"))]))
+        lines.append(FittedLine(key_parts(self._keys())))
         return lines
+
+    def _keys(self) -> KeyHints:
+        if self.detail is not None:
+            return [("↑/↓ j/k", "scroll", 0), ("Esc, Enter or o", "back", 0), ("q", "quit", 0)]
+        if self.page is not None:
+            return self.page.keys()
+        return [
+            ("↑/↓", "pick a session", 0),
+            ("Enter", "its last message", 2),
+            ("h", "its student's history", 1),
+            ("r", "roster", 0),
+            ("l", "follow newest", 3),
+            ("p", "pause", 4),
+            ("q", "quit", 0),
+        ]
 
     # --- the three sections -----------------------------------------------------------------
 
@@ -302,33 +357,30 @@ class DashboardView:
         start, end = _window(rows, focus, room)
         if (start, end) != (0, len(rows)):
             title.append(f" (rows {start + 1}-{end} of {len(rows)}) ")
-        table = _section_table()
-        table.add_column("", width=1, no_wrap=True)
-        table.add_column("#", justify="right", no_wrap=True)
-        table.add_column("client", no_wrap=True)
-        table.add_column("HELO/EHLO", no_wrap=True, overflow="ellipsis", ratio=2, min_width=12)
-        table.add_column("state", no_wrap=True)
-        table.add_column("TLS/AUTH", no_wrap=True, overflow="ellipsis", max_width=16)
-        table.add_column("last reply", no_wrap=True, overflow="ellipsis", ratio=3, min_width=30)
-        table.add_column("mail", justify="right", no_wrap=True)
+        cells: list[list[Text]] = []
+        styles: list[str] = []
         for row in rows[start:end]:
             chosen = row.session == focus
             reply = untrusted(row.last_reply or "-", _reply_style(row.last_code))
             if row.warning:  # a line of its own under the reply: it must be read in full
                 reply.append("\n")
                 reply.append_text(untrusted("! " + row.warning, "bold yellow"))
-            table.add_row(
-                Text("▶" if chosen else " ", style="bold"),
-                Text(str(row.session)),
-                untrusted(row.client),
-                untrusted(row.helo or "-"),
-                Text(row.stage, style="" if row.active else "dim"),
-                untrusted(row.security, "magenta" if row.tls else ""),
-                reply,
-                Text(str(len(row.messages)) if row.messages else "-"),
-                style="reverse" if chosen else ("dim" if not row.active else ""),
+            cells.append(
+                [
+                    Text("▶" if chosen else " ", style="bold"),
+                    Text(str(row.session)),
+                    untrusted(self.given_name(row.session) or "-", "bold"),
+                    untrusted(row.client),
+                    untrusted(row.helo or "-"),
+                    Text(row.stage, style="" if row.active else "dim"),
+                    untrusted(row.security, "magenta" if row.tls else ""),
+                    reply,
+                    Text(str(len(row.messages)) if row.messages else "-"),
+                ]
             )
-        return [_heading(title), table]
+            styles.append("reverse" if chosen else ("dim" if not row.active else ""))
+        columns = _connection_columns(rows[start:end])
+        return [_heading(title), FittedTable(columns, cells, styles=styles)]
 
     def _transcript(self, console: Console, width: int, room: int) -> list[RenderableType]:
         model = self.model
@@ -362,27 +414,21 @@ class DashboardView:
                 Text("  none yet: a message is stored when the server answers 250 to the dot"),
             ]
         title.append(" newest first; ! marks headers that differ from the envelope ")
-        table = _section_table()
-        table.add_column("id", no_wrap=True)
-        table.add_column("#", justify="right", no_wrap=True)
-        table.add_column("envelope vs headers", no_wrap=True)
-        table.add_column(
-            "envelope: MAIL FROM -> RCPT TO", no_wrap=True, overflow="ellipsis", ratio=3
-        )
-        table.add_column("headers: From: -> To:", no_wrap=True, overflow="ellipsis", ratio=2)
-        table.add_column("Subject", no_wrap=True, overflow="ellipsis", max_width=18)
+        cells = []
         for info in messages[:shown]:
             e = info.event
             differs = bool(info.differences)
-            table.add_row(
-                Text(e.queue_id),
-                Text(str(e.session)),
-                Text(info.badge, style="bold yellow" if differs else "green"),
-                untrusted(f"<{e.sender}> -> " + ", ".join(f"<{r}>" for r in e.recipients)),
-                untrusted(info.claimed),
-                untrusted(info.subject),
+            cells.append(
+                [
+                    Text(e.queue_id),
+                    Text(str(e.session)),
+                    Text(info.badge, style="bold yellow" if differs else "green"),
+                    untrusted(f"<{e.sender}> -> " + ", ".join(f"<{r}>" for r in e.recipients)),
+                    untrusted(info.claimed),
+                    untrusted(info.subject),
+                ]
             )
-        return [_heading(title), table]
+        return [_heading(title), FittedTable(MESSAGE_COLUMNS, cells)]
 
     # --- an opened message ----------------------------------------------------------------
 
