@@ -70,6 +70,7 @@ def _ranges(numbers: list[int]) -> str:
 # --- the roster ------------------------------------------------------------------------------
 
 
+MEASURED_ROWS = 500  # rows that size the roster's columns, at most
 NOW, CONNECTED = 2, 8  # "now" says what a connected column would, when there is none
 ROSTER_COLUMNS = (  # fit.py: the highest `drop` goes first on a narrow terminal
     Column("", 0),
@@ -147,13 +148,18 @@ class RosterPage:
         end = min(len(students), start + shown)
         if (start, end) != (0, len(students)):
             title.append(f"(rows {start + 1}-{end} of {len(students)}) ")
-        rows = [self._cells(row, i == index) for i, row in enumerate(students)]
+        # Columns sized by every row keep still while the list scrolls; a roster of
+        # thousands (a flood of made-up HELO names) is sized by the rows on screen.
+        first = 0 if len(students) <= MEASURED_ROWS else start
+        measured = students[first : len(students) if first == 0 else end]
+        rows = [self._cells(row, first + i == index) for i, row in enumerate(measured)]
         if any(column == CONNECTED for column, _ in layout(ROSTER_COLUMNS, rows, width)):
-            for row, cells in zip(students, rows, strict=True):  # said there already
+            for row, cells in zip(measured, rows, strict=True):  # said there already
                 cells[NOW] = untrusted(row.current_step or "—")
         styles = ["reverse" if i == index else "" for i in range(start, end)]
-        table = fitted_table(ROSTER_COLUMNS, rows, width, shown=(start, end), styles=styles)
-        return [heading(title), table, *[Text("")] * max(0, shown - (end - start))]
+        shown_rows = (start - first, end - first)
+        table = fitted_table(ROSTER_COLUMNS, rows, width, shown=shown_rows, styles=styles)
+        return [heading(title), *table, *[Text("")] * max(0, shown - (end - start))]
 
     def _cells(self, row: StudentRow, chosen: bool) -> list[Text]:
         live = self._going_session(row)
@@ -170,7 +176,7 @@ class RosterPage:
             Text(compact_statuses(row.challenges) or "—"),
             Text(connected or "—"),
             Text(str(len(row.sessions))),
-            Text(clock(min(row.opened, default=0.0))),
+            Text(clock(row.opened[0] if row.opened else 0.0)),
         ]
 
     def _going_session(self, row: StudentRow) -> SessionKey | None:
