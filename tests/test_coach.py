@@ -277,7 +277,8 @@ def test_another_session_idling_out_with_421_does_not_reset_the_lesson(tmp_path:
         text = coach.text
         assert "goes back to the greeting" not in text
         assert text.count("Step 2/11") == 1
-        assert "421" not in text  # another session's notice is not this lesson's business
+        # another session's notice is not this lesson's business (the port may hold "421")
+        assert re.search(r"\b421\b", text) is None
     finally:
         coach.kill()
 
