@@ -18,27 +18,15 @@ from typing import Any
 import pytest
 
 from tests.support import RawClient
+from tests.test_durability import delivery
 from tutor.maildir import durable
-from tutor.maildir.store import Delivery, DeliveryRounds, MaildirStore, StorageError
+from tutor.maildir.store import DeliveryRounds, MaildirStore, StorageError
 from tutor.server import deliveries
 from tutor.server.runner import TeachingServer
 from tutor.smtp.events import MessageStored, SessionClosed
 
 HOST = "mx.tutor.test"
-CONTENT = b"From: tester@client.example\r\nSubject: together\r\n\r\nOne of several.\r\n"
 WAIT = 10.0
-
-
-def delivery(queue_id: str, content: Any = CONTENT) -> Delivery:
-    return Delivery(
-        queue_id=queue_id,
-        sender="tester@client.example",
-        helo="client.example",
-        client_address="127.0.0.1",
-        protocol="ESMTP",
-        content=content,
-        received_at=time.time(),
-    )
 
 
 def store_at(root: Path) -> MaildirStore:

@@ -412,13 +412,7 @@ class TeachingSMTP(SMTP):
         verb = verb_bytes.decode("ascii") if _VERB.match(verb_bytes) else None
         method = self._smtp_methods.get(verb) if verb else None
         if method is None:
-            self._unknown_commands += 1
-            if self._unknown_commands >= self.context.persona.max_unknown_commands:
-                self._close(
-                    reply(ReplyKey.TOO_MANY_UNKNOWN, host=self.hostname),
-                    "unknown-commands",
-                    answers_command=True,
-                )
+            if self._closed_for_one_unknown_too_many():
                 return
             if verb is None:
                 await self.push(reply(ReplyKey.BAD_VERB))
@@ -435,15 +429,20 @@ class TeachingSMTP(SMTP):
     async def _refuse_outsider(self) -> None:
         """After the 554 greeting, RFC 5321 §3.1: 503 to every command until QUIT. One that
         keeps on is closed as a client sending unknown commands is."""
+        if not self._closed_for_one_unknown_too_many():
+            await self.push(self._outsider_reply(ReplyKey.NOT_ON_NETWORK_COMMAND))
+
+    def _closed_for_one_unknown_too_many(self) -> bool:
+        """Count a command the server cannot take; at the persona's limit, close (421)."""
         self._unknown_commands += 1
-        if self._unknown_commands >= self.context.persona.max_unknown_commands:
-            self._close(
-                reply(ReplyKey.TOO_MANY_UNKNOWN, host=self.hostname),
-                "unknown-commands",
-                answers_command=True,
-            )
-            return
-        await self.push(self._outsider_reply(ReplyKey.NOT_ON_NETWORK_COMMAND))
+        if self._unknown_commands < self.context.persona.max_unknown_commands:
+            return False
+        self._close(
+            reply(ReplyKey.TOO_MANY_UNKNOWN, host=self.hostname),
+            "unknown-commands",
+            answers_command=True,
+        )
+        return True
 
     def _outsider_reply(self, key: ReplyKey) -> str:
         assert self.session is not None
