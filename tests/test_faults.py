@@ -383,6 +383,9 @@ def test_ctrl_c_in_learn_keeps_progress_without_a_traceback(
     terminal = Terminal(tutor_home, "learn", "1")
     for line in lines:
         terminal.type(line)
+    # The last line as sent (line ending shown), then the prompt after it: the one that
+    # prompt_toolkit draws again for the line just typed would let Ctrl-C come too early.
+    terminal.expect(re.escape(lines[-1]) + "␍␊")
     terminal.expect(prompt)
     terminal.child.sendintr()
     assert terminal.finish() == 1  # left unfinished
