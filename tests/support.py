@@ -205,3 +205,34 @@ def server_processes(root_pid: int) -> list[Any]:
         except psutil.NoSuchProcess:
             continue
     return found
+
+
+def pipe_console(*, record: bool = False) -> tuple[Any, Any]:
+    """A rich Console as the Environment builds it for a pipe with --plain, and what it
+    wrote; record=True takes rich's own rendering path."""
+    import io
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    console = Console(
+        file=out,
+        no_color=True,
+        color_system=None,
+        highlight=False,
+        emoji=False,
+        markup=False,
+        width=100,
+        record=record,
+    )
+    return console, out
+
+
+def closed_session(server: Any, port: int) -> list[Any]:
+    """Every event of the session of the loopback client on this port, once it closed."""
+    capture = server.capture
+    assert capture.wait_for(lambda: capture.find_peer("127.0.0.1", port) is not None, TIMEOUT)
+    record = capture.find_peer("127.0.0.1", port)
+    assert record is not None
+    assert capture.wait_for(lambda: record.closed is not None, TIMEOUT)
+    return list(record.events)

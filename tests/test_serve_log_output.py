@@ -10,7 +10,7 @@ import queue
 
 from rich.console import Console
 
-from tests.support import RawClient
+from tests.support import RawClient, pipe_console
 from tutor.server.runner import TeachingServer
 from tutor.smtp.events import (
     RELAY_FOLDER,
@@ -26,22 +26,6 @@ from tutor.smtp.events import (
 )
 from tutor.smtp.session_state import SessionState
 from tutor.ui.serve.serve_log import ServeLog
-
-
-def pipe_console(*, record: bool = False) -> tuple[Console, io.StringIO]:
-    """As the Environment builds it for a pipe with --plain; record=True takes rich's own path."""
-    out = io.StringIO()
-    console = Console(
-        file=out,
-        no_color=True,
-        color_system=None,
-        highlight=False,
-        emoji=False,
-        markup=False,
-        width=100,
-        record=record,
-    )
-    return console, out
 
 
 def session_events(server: TeachingServer) -> list[Event]:

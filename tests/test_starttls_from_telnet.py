@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from tests.support import RawClient
+from tests.support import RawClient, closed_session, pipe_console
 from tutor.maildir import session_store
 from tutor.paths import tls_dir
 from tutor.sandbox.dashboard_model import TLS_PLAINTEXT_WARNING, DashboardModel
@@ -30,37 +30,12 @@ from tutor.ui.serve.serve_log import ServeLog
 TIMEOUT = 10.0
 
 
-def pipe_console(*, record: bool = False) -> tuple[Console, io.StringIO]:
-    out = io.StringIO()
-    console = Console(
-        file=out,
-        no_color=True,
-        color_system=None,
-        highlight=False,
-        emoji=False,
-        markup=False,
-        width=100,
-        record=record,
-    )
-    return console, out
-
-
 def starttls_accepted(server: TeachingServer) -> tuple[RawClient, int]:
     """A client whose STARTTLS got its 220, and its port."""
     client = RawClient(server.address)
     client.cmd("EHLO student.example")
     assert client.code("STARTTLS").startswith("220 ")
     return client, client.sock.getsockname()[1]
-
-
-def closed_session(server: TeachingServer, port: int) -> list[Event]:
-    """Every event of the session of the client on this port, once the server closed it."""
-    capture = server.capture
-    assert capture.wait_for(lambda: capture.find_peer("127.0.0.1", port) is not None, TIMEOUT)
-    record = capture.find_peer("127.0.0.1", port)
-    assert record is not None
-    assert capture.wait_for(lambda: record.closed is not None, TIMEOUT)
-    return list(record.events)
 
 
 def log_lines(events: list[Event]) -> list[str]:

@@ -17,7 +17,7 @@ import pytest
 from rich.console import Console
 
 from tests.serve_process import ServeProcess
-from tests.support import RawClient
+from tests.support import RawClient, closed_session
 from tutor.server.runner import TeachingServer
 from tutor.smtp.events import Authenticated, Event, Exchange, SessionClosed, SessionOpened
 from tutor.ui.serve.serve_log import ServeLog
@@ -37,15 +37,6 @@ def log_text(events: list[Event], *, clock: bool = False) -> list[str]:
     return out.getvalue().splitlines()
 
 
-def session_events(server: TeachingServer, port: int) -> list[Event]:
-    capture = server.capture
-    assert capture.wait_for(lambda: capture.find_peer("127.0.0.1", port) is not None, TIMEOUT)
-    record = capture.find_peer("127.0.0.1", port)
-    assert record is not None
-    assert capture.wait_for(lambda: record.closed is not None, TIMEOUT)
-    return list(record.events)
-
-
 def logged_in(server: TeachingServer, *auth: str) -> list[Event]:
     """STARTTLS, EHLO again, then the AUTH lines given (each answered), then QUIT."""
     with RawClient(server.address) as client:
@@ -57,7 +48,7 @@ def logged_in(server: TeachingServer, *auth: str) -> list[Event]:
         for line in auth:
             client.cmd(line)
         assert client.code("QUIT").startswith("221 ")
-    return session_events(server, port)
+    return closed_session(server, port)
 
 
 def kinds(events: list[Event]) -> list[str]:
