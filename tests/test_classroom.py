@@ -127,6 +127,13 @@ def single_part(record: dict[str, Any]) -> bytes:
     return b"Content-Type: " + REPORT_TYPE.encode() + b"\r\n\r\n" + json.dumps(record).encode()
 
 
+def test_a_reported_title_cannot_act_on_a_terminal() -> None:
+    record = {"format": "smtp-tutor-report", "version": 1, **report().__dict__}
+    read_back = read(single_part({**record, "title": "\x1b[2J\u202eevil"}))
+    assert read_back is not None
+    assert "\x1b" not in read_back.title and "\u202e" not in read_back.title
+
+
 def test_messages_without_a_report_part_are_no_reports() -> None:
     assert read(b"Subject: hi\r\n\r\nbody\r\n") is None
     assert read(b"\xff\xfe garbage") is None

@@ -26,6 +26,7 @@ from email.parser import BytesParser
 from typing import Any, Literal
 
 from tutor.smtp.student import noop_student
+from tutor.smtp.textsafe import visible
 
 REPORT_TYPE = "application/vnd.smtp-tutor.report+json"
 FORMAT = "smtp-tutor-report"
@@ -125,7 +126,8 @@ def _checked(record: Any) -> Report | None:
         challenge=challenge,
         step=_count(record.get("step")),
         steps=_count(record.get("steps")),
-        title=title[:200] if isinstance(title, str) else "",
+        # From the network: shown in the roster, the dashboard, JSON and CSV alike.
+        title=visible(title[:200]) if isinstance(title, str) else "",
         status=status,
         messages=_count(record.get("messages")) or 0,
         errors=_count(record.get("errors")) or 0,
