@@ -974,7 +974,7 @@ def test_mailbox_show_and_clear_with_odd_entries(odd_maildir: Path) -> None:
     cleared = run_cli("mailbox", "clear", "--all", "--yes")
     no_internal_error(cleared)
     assert cleared.returncode == 0
-    assert cleared.stdout.startswith("Deleted 6 message(s) from every mailbox")
+    assert cleared.stdout.startswith("Deleted 6 messages from every mailbox")
     assert [p.name for p in (odd_maildir / "you" / "new").iterdir()] == ["folder"]
     assert "empty" in run_cli("mailbox", "you").stdout
 

@@ -133,7 +133,7 @@ def test_unknown_challenge_and_bad_arguments_are_one_line() -> None:
 def test_shipped_challenges_validate_and_replay() -> None:
     result = run("challenge", "validate")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert f"{len(SHIPPED)} challenge(s) checked and replayed: ok" in result.stdout
+    assert f"{len(SHIPPED)} challenges checked and replayed: ok" in result.stdout
 
 
 def test_validate_wants_a_goal_and_a_way_to_miss_it(tmp_path: Path) -> None:
@@ -157,7 +157,7 @@ def test_validate_wants_a_goal_and_a_way_to_miss_it(tmp_path: Path) -> None:
     out = result.stdout
     assert f"{folder / '01-easy.toml'}:8: step 'goal': a challenge's goal needs a" in out
     assert f"{folder / '02-wrong.toml'}:14: step 'goal': counter_example 'ehlo x.y.z'" in out
-    assert "2 challenge(s) checked and replayed: 2 problem(s)" in out
+    assert "2 challenges checked and replayed: 2 problems" in out
 
 
 def test_a_teachers_challenges_dir(tmp_path: Path) -> None:

@@ -123,7 +123,7 @@ def test_each_finished_step_and_the_end_reach_the_teachers_roster(
     steps = [r for r in reports if r.kind == "step"]
     numbers = [r.step or 0 for r in steps]
     assert numbers == sorted(set(numbers))  # each step once, in order
-    assert steps[0].step == 1 and steps[0].title == "connect" and steps[0].steps == 11
+    assert steps[0].step == 2 and steps[0].steps == 11  # connected: now at step 2
     assert any(r.title == "RCPT TO" for r in steps)
     end = reports[-1]
     assert (end.kind, end.lesson, end.status) == ("lesson", 1, "done")
@@ -146,7 +146,7 @@ def test_a_lesson_left_halfway_shows_its_current_step(
     assert len(sent) >= 3
     grace = roster_after(teacher, len(sent))["Grace Hopper"]
     assert grace["lessons"] == {"1": "in progress"}
-    assert grace["current_step"] == "lesson 1, step 4/11: RCPT TO"
+    assert grace["current_step"] == "lesson 1, step 5/11: DATA"  # RCPT done: now at DATA
 
 
 def test_a_challenge_reports_its_solve(
@@ -199,6 +199,23 @@ def test_a_teacher_server_that_is_down_costs_one_warning_and_the_lesson_goes_on(
     ]
     assert not report_lines(result.stdout)
     assert took < 30  # a refused connection costs nothing: no report waited out a timeout
+    assert result.stdout.count("the end of this lesson is kept on this machine") == 1
+
+    # The teacher's server is up at last: the next lesson's first report is preceded by
+    # the lesson-1 end that was kept, and the roster shows lesson 1 done.
+    root = tmp_path / "teacher"
+    periods.begin(root)
+    server = TeachingServer(root, TEACHER_PERSONA, port=port, save_every_session=True).start()
+    try:
+        partial = script(tmp_path, SEED[:1], name="partial.txt")  # HELO, then the input ends
+        again = run_cli("learn", "2", *class_args(server, "Ada"), "--script", str(partial))
+        sent = report_lines(again.stdout)
+        assert len(sent) >= 2, again.stdout
+        roster = roster_after(server, len(sent))
+    finally:
+        server.stop()
+    assert roster["Ada"]["lessons"] == {"1": "done", "2": "in progress"}
+    assert not list((tutor_home / "class-outbox").glob("*.json"))  # sent: not kept any more
 
 
 def test_a_server_that_refuses_the_report_is_named_with_its_reply(tmp_path: Path) -> None:

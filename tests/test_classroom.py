@@ -274,7 +274,7 @@ def test_class_reads_the_roster_from_disk_after_the_server_stopped(tmp_path: Pat
     assert by_name["Ada"]["messages"] == 1  # its report said 1; the report itself is none
 
     table = run_cli("class", "--maildir", str(root), "--plain")
-    assert "3 student(s)" in table.stdout and "Grace Hopper" in table.stdout
+    assert "3 students" in table.stdout and "Grace Hopper" in table.stdout
 
     rows = list(csv.reader(io.StringIO(run_cli("class", "--maildir", str(root), "--csv").stdout)))
     assert rows[0] == [

@@ -129,13 +129,13 @@ def test_mailbox_show_and_clear_with_maildir(server: TeachingServer) -> None:
 
     cleared = run_cli("mailbox", "clear", "you", "--yes", "--maildir", root)
     assert cleared.returncode == 0
-    assert "Deleted 1 message(s) from mailbox you" in cleared.stdout
+    assert "Deleted 1 message from mailbox you" in cleared.stdout
     assert not list((server.maildir / "you" / "new").iterdir())
     assert list((server.maildir / "alice" / "new").iterdir())  # the others stay
 
     everything = run_cli("mailbox", "clear", "--all", "--yes", "--maildir", root)
     assert everything.returncode == 0
-    assert "Deleted 1 message(s) from every mailbox" in everything.stdout
+    assert "Deleted 1 message from every mailbox" in everything.stdout
     assert not list((server.maildir / "alice" / "new").iterdir())
     assert (server.maildir / "alice" / "new").is_dir()  # the folders stay for the server
 
@@ -148,7 +148,7 @@ def test_mailbox_clear_refuses_without_yes_and_without_a_terminal(
     refused = run_cli("mailbox", "clear", "--all", "--maildir", root)
     assert refused.returncode == ExitStatus.USAGE
     assert refused.stderr.strip() == (
-        "smtp-tutor: not deleting 1 message(s) without confirmation: add --yes"
+        "smtp-tutor: not deleting 1 message without confirmation: add --yes"
     )
     assert list((server.maildir / "you" / "new").iterdir())
 

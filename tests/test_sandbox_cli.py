@@ -242,7 +242,7 @@ def test_the_new_lessons_validate() -> None:
         "lessons", "validate", str(root / "10-starttls.toml"), str(root / "11-auth-submission.toml")
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 lesson(s) checked and replayed: ok" in result.stdout
+    assert "2 lessons checked and replayed: ok" in result.stdout
 
 
 # --- the interactive sandbox, in a pseudo-terminal -----------------------------------------

@@ -9,9 +9,11 @@ of its own content type, REPORT_TYPE, that `smtp-tutor class` reads back:
      "lesson": 1, "challenge": null, "step": 3, "steps": 9, "title": "Say hello",
      "status": "in progress", "messages": 1, "errors": 0, "at": 1764500000.0}
 
-`kind` is "step", "lesson" or "challenge"; `status` uses the words `smtp-tutor lessons`
-shows. A report is data from the network: every field is checked, and a part that is
-not one (wrong type, too large, a name that is not a student name) is ignored.
+`kind` is "step", "lesson" or "challenge"; in a step report, `step` and `title` are the
+step the student is at now (sent when the one before it is finished); `status` uses
+the words `smtp-tutor lessons` shows. A report is data from the network: every field
+is checked, and a part that is not one (wrong type, too large, a name that is not a
+student name) is ignored.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ class Report:
             f"lesson {self.lesson}" if self.lesson is not None else f"challenge {self.challenge}"
         )
         if self.kind == "step":
-            return f"{self.student}: {where}, step {self.step}/{self.steps} done"
+            return f"{self.student}: {where}, at step {self.step}/{self.steps}"
         return f"{self.student}: {where} {self.status}"
 
 
@@ -79,7 +81,7 @@ def compose(report: Report, sender: str, teacher: str) -> bytes:
         "Sent by smtp-tutor; `smtp-tutor class` reads the attached part.",
     ]
     message.set_content("\n".join(summary) + "\n")
-    record = {"format": FORMAT, "version": VERSION, **asdict(report)}
+    record = to_record(report)
     maintype, subtype = REPORT_TYPE.split("/")
     message.add_attachment(
         json.dumps(record).encode("utf-8"),
@@ -88,6 +90,17 @@ def compose(report: Report, sender: str, teacher: str) -> bytes:
         filename="report.json",
     )
     return message.as_bytes()
+
+
+def to_record(report: Report) -> dict[str, Any]:
+    """The report's machine-readable part, as JSON takes it."""
+    return {"format": FORMAT, "version": VERSION, **asdict(report)}
+
+
+def from_record(record: Any) -> Report | None:
+    """A report from its record (`to_record`), checked field by field; None if it is not
+    one."""
+    return _checked(record)
 
 
 def read(raw: bytes) -> Report | None:

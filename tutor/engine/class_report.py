@@ -145,7 +145,8 @@ def step_title(step: Step) -> str:
 def progress_report(
     student: str, played: Played, run: LessonRun, events: Sequence[Event], at: float
 ) -> Report:
-    """Where the learner is: the step just finished, or the lesson (challenge) done."""
+    """Where the learner is: the step they are at now (the one after the step just
+    finished), or the lesson (challenge) done."""
     lesson: Lesson = run.lesson
     total = len(lesson.steps)
     messages, errors = counts(events)
@@ -155,7 +156,7 @@ def progress_report(
         step, title = total, lesson.title
     else:
         status, kind = Status.IN_PROGRESS, "step"
-        step = max(1, run.index)
+        step = min(max(run.index, 0) + 1, total)
         title = step_title(lesson.steps[step - 1])
     number = lesson.number
     return Report(

@@ -31,6 +31,7 @@ from tutor.smtp.events import (
 from tutor.smtp.session_state import SessionState
 from tutor.smtp.textsafe import wire_lines
 from tutor.ui.common.safe import join, lesson_markdown, untrusted, untrusted_block, untrusted_line
+from tutor.ui.common.words import counted
 
 if TYPE_CHECKING:  # a stored message's views are imported when one is shown
     from tutor.maildir.mailview import StoredMessage
@@ -403,7 +404,7 @@ def lesson_end(
         parts.append(Text("What you saw happen:", style="bold"))
         parts.append(bullets(lesson.learned))
     helped = len(run.assisted)
-    verdict = "done" if not helped else f"done with help on {helped} step(s)"
+    verdict = "done" if not helped else f"done with help on {counted(helped, 'step')}"
     parts.append(Text(f"Lesson {lesson.number} {verdict}.", style="bold green"))
     return _box(
         Group(*parts), f"End of lesson {lesson.number}: {lesson.title}", plain=plain, style="green"

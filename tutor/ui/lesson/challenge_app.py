@@ -229,9 +229,11 @@ def play(
     arguments = (challenge, len(found), term.out, line_input, progress, maildir)
     reporter = None
     if class_target is not None:
-        from tutor.ui.lesson.class_reporter import ClassReporter
+        from tutor.ui.lesson.class_reporter import ClassReporter, class_outbox
 
-        reporter = ClassReporter(class_target, term.out, "challenge", plain=plain)
+        reporter = ClassReporter(
+            class_target, term.out, "challenge", plain=plain, outbox=class_outbox()
+        )
     if telnet_port is not None:
         coach = ChallengeCoachScreen(
             *arguments,

@@ -8,7 +8,9 @@ Reports are sent in the lesson's own thread, between two prompts (docs/teaching.
 "Students at their own machine", says why): nothing is written while a prompt is shown.
 A report that does not arrive gives one warning line, the first time; the lesson goes
 on, and every later report tries again (one that arrives is shown as usual, and the
-next failure warns again).
+next failure warns again). The last report, the lesson's end, has no later one: if it
+does not arrive it is kept (engine/class_outbox.py) and goes first the next time this
+student reports to this class.
 """
 
 from __future__ import annotations
@@ -19,25 +21,42 @@ from collections.abc import Sequence
 from rich.console import Console
 from rich.text import Text
 
+from tutor.classroom.report import Report
+from tutor.engine.class_outbox import OUTBOX_FOLDER, Outbox
 from tutor.engine.class_report import ClassTarget, Delivery, Played, deliver, progress_report
 from tutor.engine.runner import LessonRun
 from tutor.smtp.events import Event
 from tutor.ui.common.safe import join, untrusted
 
 
+def class_outbox() -> Outbox:
+    """The outbox in the learner's data home."""
+    from tutor.paths import data_home
+
+    return Outbox(data_home() / OUTBOX_FOLDER)
+
+
 class ClassReporter:
     """Sends a report whenever the learner got further, and once when they are done."""
 
     def __init__(
-        self, target: ClassTarget, console: Console, played: Played, *, plain: bool
+        self,
+        target: ClassTarget,
+        console: Console,
+        played: Played,
+        *,
+        plain: bool,
+        outbox: Outbox | None = None,
     ) -> None:
         self.target = target
         self.console = console
         self.played = played
         self.plain = plain
+        self.outbox = outbox  # where a lost final report waits for the next run
         self.index_seen = 0  # the run's step index at the last look
         self.done_sent = False
         self.failing = False  # the last report did not arrive (and said so)
+        self.outbox_tried = False  # what the outbox held was tried, once per run
 
     def after(self, run: LessonRun, events: Sequence[Event]) -> None:
         """Called after each input the lesson handled: report a step finished since the
@@ -53,7 +72,25 @@ class ClassReporter:
             self._send(run, events)
 
     def _send(self, run: LessonRun, events: Sequence[Event]) -> None:
+        if not self.outbox_tried:
+            self.outbox_tried = True
+            self._send_kept()
         report = progress_report(self.target.student, self.played, run, events, time.time())
+        if self._deliver(report) or report.kind == "step" or self.outbox is None:
+            return
+        if self.outbox.keep(self.target.where, report):
+            self.console.print(kept_line(self.target.where))
+
+    def _send_kept(self) -> None:
+        """The ends of earlier lessons that did not arrive, before anything new."""
+        if self.outbox is None:
+            return
+        for kept in self.outbox.waiting(self.target.where, self.target.student):
+            if not self._deliver(kept.report):
+                return  # still unreachable: they wait for the next run
+            self.outbox.sent(kept)
+
+    def _deliver(self, report: Report) -> bool:
         delivery = deliver(self.target, report)
         if delivery.exchanges:
             self.console.print(session_line(self.target.where, delivery, plain=self.plain))
@@ -62,6 +99,7 @@ class ClassReporter:
         elif not self.failing:
             self.failing = True
             self.console.print(warning_line(self.target.where, delivery.problem))
+        return delivery.delivered
 
 
 def session_line(where: str, delivery: Delivery, *, plain: bool) -> Text:
@@ -80,5 +118,13 @@ def warning_line(where: str, problem: str) -> Text:
     return untrusted(
         f"warning: the progress report did not reach the teacher's server at {where} "
         f"({problem}); the lesson goes on, and later reports will try again",
+        "yellow",
+    )
+
+
+def kept_line(where: str) -> Text:
+    return untrusted(
+        f"the end of this lesson is kept on this machine: it goes to {where} first the next "
+        "time you run a lesson or challenge with the same --class and --name",
         "yellow",
     )

@@ -161,9 +161,11 @@ def learn(
 
         screen, options = CoachScreen, {"port": telnet_port}
     if class_target is not None:
-        from tutor.ui.lesson.class_reporter import ClassReporter
+        from tutor.ui.lesson.class_reporter import ClassReporter, class_outbox
 
-        options["reporter"] = ClassReporter(class_target, console, "lesson", plain=plain)
+        options["reporter"] = ClassReporter(
+            class_target, console, "lesson", plain=plain, outbox=class_outbox()
+        )
     try:
         completed = _play(
             console,

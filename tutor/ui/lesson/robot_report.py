@@ -12,6 +12,7 @@ from rich.text import Text
 from tutor.errors import UsageError, UserError
 from tutor.ui.common.safe import untrusted
 from tutor.ui.common.terminal import Terminal
+from tutor.ui.common.words import counted
 
 
 def follow_hints(terminal: Terminal, kind: str, chosen: list[str], folder: Path | None) -> int:
@@ -42,7 +43,7 @@ def follow_hints(terminal: Terminal, kind: str, chosen: list[str], folder: Path 
             console.print(untrusted(row), soft_wrap=True)
     runs = len(wanted) * 2
     verdict = "ok" if not failed else f"{len(failed)} failed"
-    console.print(Text(f"{runs} run(s) following the hints: {verdict}", style="bold"))
+    console.print(Text(f"{counted(runs, 'run')} following the hints: {verdict}", style="bold"))
     return 0 if not failed else 1
 
 

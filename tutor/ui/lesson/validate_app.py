@@ -17,6 +17,7 @@ from tutor.errors import UserError
 from tutor.ui.common import lesson_view as view
 from tutor.ui.common.safe import lesson_markdown, untrusted
 from tutor.ui.common.terminal import build_console
+from tutor.ui.common.words import counted
 
 RENDER_WIDTH = 1000  # wide enough that no text wraps: a `<…>` or an offer stays on one line
 
@@ -42,9 +43,9 @@ def validate(
     for problem in problems:
         console.print(untrusted(str(problem)))
     what = "checked and replayed" if replay else "checked"
-    verdict = "ok" if not problems else f"{len(problems)} problem(s)"
+    verdict = "ok" if not problems else counted(len(problems), "problem")
     style = "bold" if not problems else "bold red"
-    console.print(Text(f"{len(report.lessons)} {noun}(s) {what}: {verdict}", style=style))
+    console.print(Text(f"{counted(len(report.lessons), noun)} {what}: {verdict}", style=style))
     return 0 if not problems else 1
 
 

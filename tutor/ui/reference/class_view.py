@@ -18,6 +18,7 @@ from tutor.classroom.roster import StudentRow, iso_time, short_statuses
 from tutor.errors import UsageError, UserError
 from tutor.ui.common.safe import join, untrusted
 from tutor.ui.common.terminal import Terminal, confirm
+from tutor.ui.common.words import counted
 
 CSV_COLUMNS = ("name", "lessons", "challenges", "current_step", "messages", "errors", "last_seen")
 
@@ -72,7 +73,7 @@ def _cell(text: str) -> str:
 
 def _table(term: Terminal, period: periods.Period, students: list[StudentRow]) -> None:
     console = term.out
-    heading = Text(f"Class period {period.name}: {len(students)} student(s)")
+    heading = Text(f"Class period {period.name}: {counted(len(students), 'student')}")
     if not students:
         console.print(heading)
         console.print(
@@ -121,7 +122,7 @@ def reset_period(term: Terminal, root: Path, *, yes: bool) -> int:
         join(
             Text(f"Period {begun.name} begun under "),
             untrusted(str(root)),
-            Text(". The earlier ones stay: smtp-tutor class --period NAME."),
+            Text(". Earlier periods stay: smtp-tutor class --period NAME shows one."),
         )
     )
     return 0

@@ -12,6 +12,7 @@ from tutor.smtp.textsafe import visible
 from tutor.ui.common.mailbox_view import message_detail, message_table, print_raw
 from tutor.ui.common.safe import join, untrusted
 from tutor.ui.common.terminal import Terminal, confirm
+from tutor.ui.common.words import counted
 
 
 def list_messages(term: Terminal, root: Path, folder: str | None) -> None:
@@ -95,12 +96,16 @@ def clear_messages(term: Terminal, root: Path, folder: str | None, *, yes: bool)
         return 0
     if not yes:
         if not term.stdin_isatty:
-            raise UsageError(f"not deleting {count} message(s) without confirmation: add --yes")
-        if not confirm(term, f"Delete {count} message(s) from {what}? [y/N] "):
+            raise UsageError(
+                f"not deleting {counted(count, 'message')} without confirmation: add --yes"
+            )
+        if not confirm(term, f"Delete {counted(count, 'message')} from {what}? [y/N] "):
             term.out.print(Text("Nothing deleted."))
             return 1
     removed = sum(mailview.clear_folder(root, name) for name in chosen)
     term.out.print(
-        join(Text(f"Deleted {removed} message(s) from {what} under "), untrusted(str(root)))
+        join(
+            Text(f"Deleted {counted(removed, 'message')} from {what} under "), untrusted(str(root))
+        )
     )
     return 0
