@@ -9,9 +9,13 @@ from __future__ import annotations
 import os
 import re
 import sys
+import time
 
 # Colour and cursor sequences, OSC titles, keypad and charset switches, carriage returns.
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07|\x1b[=>()][0-9A-Za-z]?|\r")
+
+
+EXPECT_TIMEOUT = 30.0  # seconds for one expect(), however much the screen redraws meanwhile
 
 
 class PtySession:
@@ -42,9 +46,12 @@ class PtySession:
     def screen(self) -> str:
         return ANSI.sub("", self.raw)
 
-    def expect(self, pattern: str) -> re.Match[str]:
-        """Wait for a regex in the escape-free output, after what was matched before."""
+    def expect(self, pattern: str, timeout: float = EXPECT_TIMEOUT) -> re.Match[str]:
+        """Wait for a regex in the escape-free output, after what was matched before. The
+        wait is bounded in all: a screen that keeps redrawing (a dashboard's clock) never
+        lets a read time out on its own."""
         regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
         while True:
             text = self.screen()
             match = regex.search(text, self.position)
@@ -52,7 +59,10 @@ class PtySession:
                 self.position = match.end()
                 return match
             try:
-                self.raw += self.child.read_nonblocking(65536, timeout=20)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise self.pexpect.TIMEOUT("deadline")
+                self.raw += self.child.read_nonblocking(65536, timeout=min(left, 20))
             except self.pexpect.TIMEOUT:
                 raise AssertionError(
                     f"no {pattern!r} on screen; after what was matched it shows:\n"

@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import json
 import mailbox
-import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.serve_process import LiveProcess, ServeProcess
-from tests.support import SEED_LINES, RawClient, run_cli, run_cli_process
+from tests.serve_process import LiveProcess
+from tests.support import SEED_LINES, RawClient, run_cli
 from tests.test_classroom import wait_for_sessions
 from tests.test_coach import READY, SEED_CRLF, run_client
 from tutor.classroom import periods
@@ -317,46 +314,3 @@ def telnet_student(address: tuple[str, int], name: str, mistakes: int) -> None:
         assert client.code("DATA").startswith("354 ")
         assert client.code(f"Subject: from {name}\r\n\r\nhello\r\n.").startswith("250 ")
         assert client.code("QUIT").startswith("221 ")
-
-
-@pytest.mark.slow  # ten students, five lessons at once, three processes of the tutor's each
-def test_a_class_of_ten_is_on_the_roster_after_serve_stops(tmp_path: Path) -> None:
-    root = tmp_path / "teacher"
-    serve = ServeProcess(root)
-    try:
-        lines = script(tmp_path, SEED)
-        learners = []
-        where = f"127.0.0.1:{serve.port}"
-        for name in LEARNERS:  # five students' machines: each its own data home
-            home = tmp_path / f"home-{name.split()[0]}"
-            environment = dict(os.environ, SMTP_TUTOR_HOME=str(home), NO_COLOR="1")
-            learn = ["learn", "1", "--plain", "--name", name, "--class", where]
-            learners.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "tutor", *learn, "--script", str(lines)],
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                    env=environment,
-                )
-            )
-        for name, mistakes in AT_TELNET.items():  # while the lessons run
-            telnet_student(serve.address, name, mistakes)
-        for learner in learners:
-            out, err = learner.communicate(timeout=180)
-            assert learner.returncode == 0, out + err
-            assert report_lines(out) and "warning" not in out
-        assert serve.interrupt() == 0
-    finally:
-        serve.kill()
-
-    result = run_cli_process("class", "--maildir", str(root), "--json")
-    assert result.returncode == 0, result.stderr
-    roster = {student["name"]: student for student in json.loads(result.stdout)["students"]}
-    assert set(roster) == {*LEARNERS, *AT_TELNET}
-    for name in LEARNERS:
-        assert roster[name]["lessons"] == {"1": "done"}, roster[name]
-        assert (roster[name]["messages"], roster[name]["errors"]) == (1, 0)
-    for name, mistakes in AT_TELNET.items():
-        assert roster[name]["lessons"] == {}
-        assert (roster[name]["messages"], roster[name]["errors"]) == (1, mistakes)
