@@ -332,7 +332,7 @@ import os, socket, sys
 log = open({log!r}, "a")
 linked = open({linked!r}, "a")
 def hook(event, args):
-    if event == "os.link":  # a delivery: proof that the process that delivers is audited
+    if event == "os.rename":  # a delivery (a copy into new/): the process that delivers is audited
         linked.write(f"{{os.getpid()}}\\n"); linked.flush()
     elif event in ("socket.getaddrinfo", "socket.gethostbyname", "socket.gethostbyaddr"):
         log.write(f"{{os.getpid()}} {{event}} {{args!r}}\\n"); log.flush()

@@ -5,10 +5,11 @@ Each accepted recipient gets its own copy, with trace headers prepended: Return-
 Delivered-To. Return-Path is written at final delivery only (RFC 5321 §4.4): a captured
 relay copy was relayed, not delivered, so its envelope sender is in Received's
 `(envelope-from <…>)` alone. The copies of a message are written all or nothing, and
-durably, before the 250 (maildir/durable.py: tmp/, fsync, then all linked into new/, a
-journal settled at the next start if the process died in between), in the layout the
-standard library's `mailbox` reads and writes, so any MUA can open the folders.
-Lines are stored with LF endings, the Maildir custom.
+durably, before the 250 (maildir/durable.py: each copy in tmp/ and one record in a
+delivery log, the log flushed, then every copy renamed into new/; the log replayed at
+the next start if the process died), in the layout the standard library's `mailbox`
+reads and writes, so any MUA can open the folders. Lines are stored with LF endings, the
+Maildir custom.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from pathlib import Path
 from typing import Generic, Protocol
 
 from tutor.maildir.durable import (
-    ChunkSource,
-    Journals,
+    Body,
+    DeliveryLog,
     Recovery,
     Rounds,
     Tag,
@@ -140,24 +141,28 @@ def lf_endings(chunks: Iterator[bytes]) -> Iterator[bytes]:
         yield held
 
 
-def copy_chunks(trace: bytes, content: bytes | Readable) -> Iterator[bytes]:
-    """One stored copy: its trace headers, then the message with LF endings (the headers
-    and the first piece in one write)."""
-    chunks = lf_endings(content_chunks(content))
-    yield trace + next(chunks, b"")
-    yield from chunks
+def message_body(content: bytes | Readable) -> Body:
+    """What every stored copy holds after its trace headers: the message with LF endings,
+    made once for all the copies (or, for a message in a file, read afresh in pieces)."""
+    if isinstance(content, bytes):
+        return content.replace(b"\r\n", b"\n")
+    return partial(_lf_chunks, content)
+
+
+def _lf_chunks(content: Readable) -> Iterator[bytes]:
+    return lf_endings(content_chunks(content))
 
 
 class MaildirStore:
-    """The Maildir root: ROOT/you/, ROOT/alice/, …, ROOT/captured-relay/, and the journals
-    of deliveries in progress under ROOT/.smtp-tutor/deliveries/."""
+    """The Maildir root: ROOT/you/, ROOT/alice/, …, ROOT/captured-relay/, and the delivery
+    logs of the servers writing to it under ROOT/.smtp-tutor/deliveries/."""
 
     def __init__(self, root: Path, hostname: str) -> None:
         self.root = root
         self.hostname = hostname  # the server's name in the Received lines it writes
         self._folders: dict[str, mailbox.Maildir] = {}
         self._boxes: dict[str, str] = {}
-        self._journals = Journals(root)
+        self._log = DeliveryLog(root)
 
     def folder(self, name: str) -> mailbox.Maildir:
         """The mailbox folder, made (durably, with tmp/ new/ cur/) the first time."""
@@ -180,15 +185,16 @@ class MaildirStore:
         return box
 
     def recover(self) -> Recovery:
-        """Settle what a server that died mid-delivery left (call at start, before
-        accepting mail), then claim a journal folder of our own."""
-        recovery = self._journals.recover()
-        self._journals.claim()
+        """Replay what a server that died left in its log (call at start, before accepting
+        mail), then claim a log folder of our own."""
+        recovery = self._log.recover()
+        self._log.claim()
         return recovery
 
     def close(self) -> None:
-        """Let go of our journal folder (at stop, with no delivery in progress)."""
-        self._journals.release()
+        """Checkpoint our log and let go of its folder (at stop, with no delivery in
+        progress): a clean stop leaves no log behind."""
+        self._log.release()
 
     def deliver(self, delivery: Delivery, recipients: list[tuple[str, str]]) -> list[Copy]:
         """Write one copy per (recipient, folder): all or nothing, durably, before the caller
@@ -213,23 +219,24 @@ class MaildirStore:
 
     def _copies(
         self, delivery: Delivery, recipients: list[tuple[str, str]]
-    ) -> list[tuple[str, ChunkSource]]:
-        copies: list[tuple[str, ChunkSource]] = []
+    ) -> list[tuple[str, bytes]]:
+        """Each copy's folder and trace headers (what it holds before the shared body)."""
+        copies: list[tuple[str, bytes]] = []
         for recipient, folder in recipients:
             box = self._box(folder)
             final = folder != RELAY_FOLDER
-            trace = trace_headers(self.hostname, delivery, recipient, final=final)
-            copies.append((box, partial(copy_chunks, trace, delivery.content)))
+            copies.append((box, trace_headers(self.hostname, delivery, recipient, final=final)))
         return copies
 
 
 class DeliveryRounds(Generic[Tag]):
-    """Messages stored in rounds that share the waits for the disk (durable.Rounds): a
-    message may join at any round, and comes out as its copies or a StorageError."""
+    """Messages stored in rounds that share each wait for the disk (durable.Rounds): one
+    round per message, which may join at any round, and comes out as its copies or a
+    StorageError."""
 
     def __init__(self, store: MaildirStore) -> None:
         self._store = store
-        self._rounds: Rounds[Tag] = Rounds(store._journals)
+        self._rounds: Rounds[Tag] = Rounds(store._log)
         self._recipients: dict[Tag, list[tuple[str, str]]] = {}
         self._refused: dict[Tag, StorageError] = {}  # failed before their first round
 
@@ -250,15 +257,16 @@ class DeliveryRounds(Generic[Tag]):
         *,
         now: bool = False,
     ) -> None:
-        """A message for the next round; `now`: its first step taken at once, while the
-        disk works on the round under way."""
+        """A message for the next round; `now`: written at once, while the disk works on
+        the round under way."""
         try:
             copies = self._store._copies(delivery, recipients)
         except (OSError, mailbox.Error) as error:
             self._refused[tag] = _storage_error(error)
             return
         self._recipients[tag] = recipients
-        self._rounds.add(tag, delivery.queue_id, copies, now=now)
+        body = message_body(delivery.content)
+        self._rounds.add(tag, delivery.queue_id, copies, body, now=now)
 
     def step(self) -> dict[Tag, list[Copy] | StorageError]:
         """One whole round: the messages that ended in it."""
@@ -266,11 +274,11 @@ class DeliveryRounds(Generic[Tag]):
         return self.end()
 
     def begin(self, on_synced: Callable[[], None] | None = None) -> None:
-        """Every message one step on, the round's fsyncs issued (durable.Rounds.begin)."""
+        """Every message waiting written, the log's flush issued (durable.Rounds.begin)."""
         self._rounds.begin(on_synced)
 
     def end(self) -> dict[Tag, list[Copy] | StorageError]:
-        """The wait for the disk; the messages that ended with this round."""
+        """The wait for the disk, then the copies into new/; the messages that ended."""
         ended: dict[Tag, list[Copy] | StorageError] = dict(self._refused)
         self._refused.clear()
         for tag, keys in self._rounds.end().items():

@@ -21,9 +21,11 @@ from tutor.server.capture import Capture
 from tutor.server.context import ServerContext
 from tutor.server.endpoints import BindError, Listener, MaildirError
 from tutor.server.persona import Persona
+from tutor.smtp.textsafe import visible
 
 logging.getLogger("mail.log").setLevel(logging.CRITICAL)  # aiosmtpd's chatter; we capture
 log = logging.getLogger("tutor.server")
+REPORTED = 10  # deliveries a start names one by one after a crash; the rest are counted
 
 
 class TeachingServer:
@@ -152,8 +154,8 @@ class TeachingServer:
             self.maildir.mkdir(parents=True, exist_ok=True)
             for name in self.persona.mailboxes:
                 context.store.folder(name)  # create every mailbox up front, so MUAs see them
-            # Before the first connection: a delivery a killed server left half done is
-            # rolled back or finished (docs/server.md, "Durability: what a 250 guarantees").
+            # Before the first connection: what a killed server logged is replayed, a torn
+            # record dropped (docs/server.md, "Durability: what a 250 guarantees").
             self.recovery = context.store.recover()
         except OSError as error:
             raise MaildirError(
@@ -188,17 +190,34 @@ class TeachingServer:
     def _report_recovery(self) -> None:
         for undone in self.recovery.rolled_back:
             log.warning(
-                "rolled back the unfinished delivery %s: %d of %d copies had been delivered",
-                undone.queue_id,
-                len(undone.delivered),
-                undone.copies,
+                "rolled back the unfinished delivery %s: its record never reached the disk",
+                undone.queue_id or "(queue id unreadable)",
             )
-        for done in self.recovery.finished:
+        finished = self.recovery.finished
+        for done in finished[:REPORTED]:
+            if done.restored:
+                log.warning(
+                    "finished the delivery %s: restored %d of its %d copies",
+                    done.queue_id or "(queue id unreadable)",
+                    len(done.restored),
+                    done.copies,
+                )
+            else:
+                log.warning(
+                    "finished the delivery %s: all %d copies were there",
+                    done.queue_id or "(queue id unreadable)",
+                    done.copies,
+                )
+        if len(finished) > REPORTED:
+            rest = finished[REPORTED:]
             log.warning(
-                "finished the delivery %s: all %d copies were there", done.queue_id, done.copies
+                "finished %d more deliveries: restored %d of their %d copies",
+                len(rest),
+                sum(len(done.restored) for done in rest),
+                sum(done.copies for done in rest),
             )
         for path in self.recovery.set_aside:
-            log.warning("an unreadable delivery journal was moved to %s", path)
+            log.warning("an unreadable delivery log was moved to %s", visible(str(path)))
 
     async def _shutdown(self) -> None:
         for server in self._servers:
@@ -212,4 +231,4 @@ class TeachingServer:
         await asyncio.sleep(0)  # let connection_lost callbacks run
         if context is not None:
             context.deliveries.close()  # a commit under way ends first
-            context.store.close()  # no delivery is in progress now
+            context.store.close()  # no delivery is in progress now: its log checkpointed
