@@ -25,6 +25,7 @@ class LiveProcess:
         ready: bytes,
         python_prefix: list[str] | None = None,
         stdin: int = subprocess.DEVNULL,  # subprocess.PIPE to type into it (`type_line`)
+        cwd: Path | None = None,
     ) -> None:
         command = python_prefix or [sys.executable, "-m", "tutor"]
         env = dict(os.environ, PYTHONUNBUFFERED="1", COLUMNS="200")
@@ -34,6 +35,7 @@ class LiveProcess:
             stderr=subprocess.PIPE,
             stdin=stdin,
             env=env,
+            cwd=cwd,
         )
         self.lines: queue.Queue[bytes | None] = queue.Queue()
         self.output: list[bytes] = []
@@ -113,12 +115,19 @@ class LiveProcess:
 class ServeProcess(LiveProcess):
     """`smtp-tutor serve` on a free port; `port` is read from its banner."""
 
-    def __init__(self, maildir: Path, *args: str, python_prefix: list[str] | None = None) -> None:
+    def __init__(
+        self,
+        maildir: Path,
+        *args: str,
+        python_prefix: list[str] | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.maildir = maildir
         super().__init__(
             ["serve", "--port", "0", "--maildir", str(maildir), *args],
             rb"listening on \[?[0-9a-f.:]+?\]?:(\d+)",
             python_prefix,
+            cwd=cwd,
         )
 
     # serve numbers its sessions and starts each of their log lines with the time and the

@@ -10,6 +10,7 @@ import signal
 import smtplib
 import socket
 import sys
+import sysconfig
 import time
 from pathlib import Path
 
@@ -236,3 +237,34 @@ def test_a_log_nobody_reads_holds_up_neither_the_server_nor_its_completeness(
         transcript = path.read_text()
         assert f"OK id={queue_id}" in transcript and "QUIT" in transcript
     assert f"stopped: {SLOW_READER_SESSIONS} sessions, {SLOW_READER_SESSIONS} messages" in log
+
+
+# --- the working directory is not code ---------------------------------------------------------
+
+PLANTED = """
+import pathlib
+pathlib.Path({marker!r}).write_text("{name} from the working directory ran")
+raise SystemExit("{name} from the working directory ran")
+"""
+
+
+def test_serve_started_where_a_tutor_package_lies_runs_its_own_code(tmp_path: Path) -> None:
+    """`python -c`, which multiprocessing uses to start the forkserver (or a spawned
+    child), puts the working directory first on sys.path; a teacher's folder holding a
+    `tutor/` or `multiprocessing/` package must not become the server."""
+    where, marker = tmp_path / "class folder", tmp_path / "planted-code-ran"
+    for name in ("tutor", "multiprocessing"):
+        (where / name).mkdir(parents=True)
+        (where / name / "__init__.py").write_text(PLANTED.format(marker=str(marker), name=name))
+    script = Path(sysconfig.get_path("scripts")) / (
+        "smtp-tutor.exe" if sys.platform == "win32" else "smtp-tutor"
+    )
+    serve = ServeProcess(tmp_path / "Maildir", "--log", python_prefix=[str(script)], cwd=where)
+    try:
+        with smtplib.SMTP(*serve.address, timeout=WAIT) as smtp:
+            smtp.sendmail("a@b.example", ["you@tutor.test"], b"Subject: hi\r\n\r\nhello\r\n")
+        serve.wait_for(rb"stored id=")
+        assert serve.interrupt() == 0
+    finally:
+        serve.kill()
+    assert not marker.exists(), marker.read_text()

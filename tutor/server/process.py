@@ -189,7 +189,8 @@ class ServerProcess:
             name="smtp-tutor-server",
             daemon=True,
         )
-        with _sigint_ignored():  # inherited through exec: no Ctrl-C traceback at start-up
+        # inherited through exec: no Ctrl-C traceback at start-up
+        with _sigint_ignored(), _own_code_only():
             process.start()
         events_out.close()  # our copies: the child's death must read as EOF here
         control_in.close()
@@ -450,6 +451,35 @@ def _reaped_status(process: multiprocessing.process.BaseProcess) -> int | None:
     """The child's exit status once it has ended (waiting a moment for the system to reap it)."""
     process.join(1.0)
     return process.exitcode
+
+
+@contextlib.contextmanager
+def _own_code_only() -> Any:
+    """The interpreter multiprocessing starts (the forkserver, or a spawned child) imports
+    this program's code and the standard library, never the working directory's.
+
+    It runs `python -c …`, which puts the working directory first on sys.path, and on
+    Python 3.11 and 3.12 the forkserver does not apply the sys.path it is handed: a
+    `tutor/` or `multiprocessing/` folder where a teacher starts `serve` would be run as
+    the server. PYTHONSAFEPATH (Python 3.11+, as `-P`) leaves the working directory out;
+    PYTHONPATH names the folder this program's own `tutor` package was imported from.
+    Only the starting interpreter sees these: the server takes the asker's environment
+    from its ServerSpec."""
+    own = str(Path(__file__).resolve().parents[2])  # the folder that holds tutor/
+    overrides = {
+        "PYTHONSAFEPATH": "1",
+        "PYTHONPATH": os.pathsep.join(filter(None, [own, os.environ.get("PYTHONPATH")])),
+    }
+    saved = {name: os.environ.get(name) for name in overrides}
+    os.environ.update(overrides)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @contextlib.contextmanager
