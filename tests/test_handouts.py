@@ -339,13 +339,16 @@ def test_serve_runs_into_one_folder_keep_every_file_and_export_by_period(
     assert run_cli("class", "reset", "--yes", "--maildir", str(maildir)).returncode == 0
     third_run = serve_class(maildir, folder, ["Ada", "Linus"])  # a new period
     assert {path: path.read_bytes() for path in kept} == kept  # nothing overwritten
-    assert every_file(folder) == [
-        f"{first_run}/Ada/session-0001.md",
-        f"{first_run}/Grace/session-0002.md",
-        f"{second_run}/Ada/session-0001.md",
-        f"{third_run}/Ada/session-0001.md",
-        f"{third_run}/Linus/session-0002.md",
-    ]
+    # sorted: two runs in one second are RUN and RUN-2, and "-" sorts before "/"
+    assert every_file(folder) == sorted(
+        [
+            f"{first_run}/Ada/session-0001.md",
+            f"{first_run}/Grace/session-0002.md",
+            f"{second_run}/Ada/session-0001.md",
+            f"{third_run}/Ada/session-0001.md",
+            f"{third_run}/Linus/session-0002.md",
+        ]
+    )
     assert not (tmp_path / "x").exists()
     first, second = (period.name for period in periods.periods(maildir))
 
@@ -358,13 +361,15 @@ def test_serve_runs_into_one_folder_keep_every_file_and_export_by_period(
         assert result.returncode == 0, result.stderr
         names = zip_names(target)
         assert_inside_one_period(names, period)
-        exported[period] = names[2:]
+        exported[period] = sorted(names[2:])  # the order of runs started in one second
     assert exported == {
-        first: [
-            f"{first}/Ada/{first_run}-session-0001.md",
-            f"{first}/Ada/{second_run}-session-0001.md",
-            f"{first}/Grace/{first_run}-session-0002.md",
-        ],
+        first: sorted(
+            [
+                f"{first}/Ada/{first_run}-session-0001.md",
+                f"{first}/Ada/{second_run}-session-0001.md",
+                f"{first}/Grace/{first_run}-session-0002.md",
+            ]
+        ),
         second: [
             f"{second}/Ada/{third_run}-session-0001.md",
             f"{second}/Linus/{third_run}-session-0002.md",
