@@ -937,6 +937,48 @@ def codes(
 
 
 @app.command()
+def dns(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="NAME", help="A domain name, e.g. example.test.", show_default=False
+        ),
+    ] = None,
+    rdtype: Annotated[
+        str, typer.Argument(metavar="TYPE", help="A, AAAA, MX, TXT, PTR or SOA.")
+    ] = "A",
+    serve: Annotated[
+        bool,
+        typer.Option("--serve", help="Run a DNS server for the zone on 127.0.0.1 (for dig)."),
+    ] = False,
+    port: Annotated[int, typer.Option(help="With --serve: the port; 0 picks a free one.")] = 1053,
+) -> None:
+    """Ask the tutor's simulated DNS, answered like dig's ANSWER SECTION (no query is sent).
+
+    With --serve: the same zone on a real DNS server on 127.0.0.1 until Ctrl-C, for dig,
+    host and nslookup. It answers only the simulated domains (docs/dns.md).
+
+    \b
+    Examples:
+      smtp-tutor dns example.test MX
+      smtp-tutor dns _dmarc.tutor.test TXT
+      smtp-tutor dns 1.0.0.127.in-addr.arpa PTR
+      smtp-tutor dns --serve --port 1053        then: dig @127.0.0.1 -p 1053 MX example.test
+    """
+    from tutor.ui.reference import dns_view
+
+    env = env_of(ctx)
+    if serve:
+        if name is not None:
+            raise UsageError("--serve takes no NAME: ask the server with dig")
+        finish(dns_view.serve(env.terminal, port))
+    if name is None:
+        raise UsageError("dns needs a NAME (e.g. smtp-tutor dns example.test MX), or --serve")
+    env.terminal.out.print(dns_view.dns_answer(name, rdtype), soft_wrap=True)
+
+
+@app.command()
 def annotate(
     ctx: typer.Context,
     source: Annotated[

@@ -59,6 +59,11 @@ _TABLE = {
 DMARC_PREFIX = "_dmarc."
 
 
+def records() -> tuple[DomainRecord, ...]:
+    """Every record of the table (tutor.world.zone serves them as DNS records)."""
+    return tuple(_TABLE.values())
+
+
 def txt_records(name: str) -> tuple[str, ...]:
     """The TXT records at a name: a domain's SPF record, or at `_dmarc.<domain>` its
     DMARC record (RFC 7208 §3, RFC 9989 DNS Tree Walk)."""
