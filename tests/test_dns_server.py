@@ -14,6 +14,7 @@ from pathlib import Path
 
 import dns.flags
 import dns.message
+import dns.opcode
 import dns.query
 import dns.rcode
 import dns.rdatatype
@@ -89,6 +90,17 @@ def test_names_outside_the_zone_are_refused(server: DnsServer) -> None:
     refused = udp(server, "example.com", "A")
     assert refused.rcode() == dns.rcode.REFUSED
     assert not refused.answer and not refused.flags & dns.flags.AA
+
+
+def test_other_opcodes_classes_and_edns_versions(server: DnsServer) -> None:
+    update = dns.message.make_query("example.test", "MX")
+    update.set_opcode(dns.opcode.UPDATE)
+    assert dns.query.udp(update, HOST, port=server.port, timeout=TIMEOUT).rcode() == (
+        dns.rcode.NOTIMP
+    )
+    assert udp(server, "example.test", "MX", rdclass="CH").rcode() == dns.rcode.REFUSED
+    newer_edns = udp(server, "example.test", "MX", use_edns=1)
+    assert newer_edns.rcode() == dns.rcode.BADVERS and not newer_edns.answer
 
 
 def test_a_big_answer_is_truncated_over_udp_and_whole_over_tcp(big_server: DnsServer) -> None:

@@ -39,8 +39,8 @@ def reply_to(zone: Zone, wire: bytes, *, max_size: int | None = None) -> bytes |
     itself a response). max_size None: the UDP limit the query itself allows."""
     try:
         query = dns.message.from_wire(wire)
-    except dns.exception.DNSException:
-        return _header_only(wire, dns.rcode.FORMERR)
+    except dns.exception.DNSException:  # e.g. an UPDATE's sections: NOTIMP, not FORMERR
+        return _header_only(wire, dns.rcode.FORMERR, unknown_opcode=dns.rcode.NOTIMP)
     if query.flags & dns.flags.QR:
         return None  # never answer an answer: no loops between two servers
     response = dns.message.make_response(query, our_payload=OUR_UDP_PAYLOAD)
@@ -58,6 +58,8 @@ def _fill(zone: Zone, query: dns.message.Message, response: dns.message.Message)
         return dns.rcode.Rcode.NOTIMP
     if len(query.question) != 1:
         return dns.rcode.Rcode.FORMERR
+    if query.edns > 0:  # we speak EDNS version 0 only (RFC 6891 §6.1.3)
+        return dns.rcode.Rcode.BADVERS
     question = query.question[0]
     if question.rdclass != dns.rdataclass.IN:
         return dns.rcode.Rcode.REFUSED
@@ -84,7 +86,7 @@ def _truncated(response: dns.message.Message, limit: int) -> bytes:
     return response.to_wire(max_size=max(limit, CLASSIC_UDP_SIZE))
 
 
-def _header_only(wire: bytes, rcode: int) -> bytes | None:
+def _header_only(wire: bytes, rcode: int, *, unknown_opcode: int | None = None) -> bytes | None:
     """A reply with no sections (FORMERR for a message that does not parse), built from
     the header alone; None when there is no whole header or it is a response."""
     if len(wire) < _HEADER.size:
@@ -93,6 +95,8 @@ def _header_only(wire: bytes, rcode: int) -> bytes | None:
     if flags & dns.flags.QR:
         return None
     opcode_bits = flags & 0x7800
+    if opcode_bits and unknown_opcode is not None:
+        rcode = unknown_opcode
     reply_flags = dns.flags.QR | opcode_bits | (flags & dns.flags.RD) | rcode
     return _HEADER.pack(ident, reply_flags, 0, 0, 0, 0)
 
