@@ -979,6 +979,61 @@ def dns(
 
 
 @app.command()
+def world(
+    ctx: typer.Context,
+    dns_port: Annotated[
+        int, typer.Option(min=0, max=65535, help="The DNS server's port; 0 picks a free one.")
+    ] = 0,
+    port: Annotated[
+        int,
+        typer.Option(min=0, max=65535, help="The port every MTA shares; 0 picks a free one."),
+    ] = 0,
+    base_port: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=65500,
+            help="Every MTA on 127.0.0.1 at a port of its own from this one (systems with "
+            "only 127.0.0.1).",
+        ),
+    ] = None,
+    maildir: Annotated[
+        Path | None,
+        typer.Option("--maildir", help="Mail goes to MAILDIR/DOMAIN/MAILBOX. Default: data dir."),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="First line: the map as one JSON object.")
+    ] = False,
+) -> None:
+    """A simulated internet on loopback: the DNS server and one teaching MTA per host.
+
+    Runs in the foreground until Ctrl-C or SIGTERM (exit 0), for dig, telnet and swaks in
+    other terminals. Each MTA listens on its own 127.0.0.x address, all on one port, so
+    DNS alone says where mail goes (docs/world.md).
+
+    \b
+    Examples:
+      smtp-tutor world --dns-port 1053     then: dig @127.0.0.1 -p 1053 MX example.org
+      smtp-tutor world --port 2525         then: telnet 127.0.0.11 2525
+      smtp-tutor world --json --maildir /tmp/world
+    """
+    from tutor.ui.reference import world_view
+
+    env = env_of(ctx)
+    root = maildir.expanduser() if maildir is not None else env.home / "world"
+    finish(
+        world_view.run(
+            env.terminal,
+            root,
+            dns_port=dns_port,
+            port=port,
+            base_port=base_port,
+            as_json=as_json,
+        )
+    )
+
+
+@app.command()
 def annotate(
     ctx: typer.Context,
     source: Annotated[

@@ -8,6 +8,7 @@ domains (RFC 2606 / RFC 6761); `.invalid` never exists.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 
 
 @dataclass(frozen=True)
@@ -52,8 +53,63 @@ _TABLE = {
         ),
         DomainRecord("no-mx.example", a=("203.0.113.7",)),
         DomainRecord("nomail.example", mx=((0, "."),), a=("203.0.113.8",), spf="v=spf1 -all"),
+        # The world (`smtp-tutor world`, docs/world.md): domains whose MTAs listen on
+        # loopback, each host on its own 127.0.0.x address (WORLD_HOSTS below).
+        DomainRecord(
+            "example.org",
+            mx=((10, "mx1.example.org"), (20, "mx2.example.org")),
+            spf="v=spf1 ip4:127.0.0.0/8 -all",
+            dmarc="v=DMARC1; p=none",
+        ),
+        DomainRecord("mx1.example.org", a=("127.0.0.11",)),
+        DomainRecord("mx2.example.org", a=("127.0.0.12",)),
+        DomainRecord("greylist.example", mx=((10, "mx.greylist.example"),)),
+        DomainRecord("mx.greylist.example", a=("127.0.0.13",)),
+        DomainRecord("down.example", mx=((10, "mx1.down.example"), (20, "mx2.down.example"))),
+        DomainRecord("mx1.down.example", a=("127.0.0.14",)),  # nothing listens there
+        DomainRecord("mx2.down.example", a=("127.0.0.15",)),
+        DomainRecord("a-only.example", a=("127.0.0.16",)),  # no MX: mail goes to its A
     )
 }
+
+
+class Role(Enum):
+    """What a host of the world is for (docs/world.md)."""
+
+    MX = "mx"  # its domain's most preferred MX
+    BACKUP_MX = "backup-mx"  # a less preferred MX
+    GREYLISTING = "greylisting"  # an MX that refuses each first try with 451
+    DOWN = "down"  # in DNS, but nothing listens at its address
+    A_FALLBACK = "a-fallback"  # a domain without MX, reached at its own A (RFC 5321 §5.1)
+
+
+@dataclass(frozen=True)
+class WorldHost:
+    """One mail host of the world; its address is the A record of `host` in the table."""
+
+    domain: str
+    host: str
+    role: Role
+
+    @property
+    def listens(self) -> bool:
+        return self.role is not Role.DOWN
+
+    @property
+    def address(self) -> str:
+        record = _TABLE[self.host]
+        return record.a[0]
+
+
+WORLD_HOSTS: tuple[WorldHost, ...] = (
+    WorldHost("tutor.test", "mx.tutor.test", Role.MX),
+    WorldHost("example.org", "mx1.example.org", Role.MX),
+    WorldHost("example.org", "mx2.example.org", Role.BACKUP_MX),
+    WorldHost("greylist.example", "mx.greylist.example", Role.GREYLISTING),
+    WorldHost("down.example", "mx1.down.example", Role.DOWN),
+    WorldHost("down.example", "mx2.down.example", Role.BACKUP_MX),
+    WorldHost("a-only.example", "a-only.example", Role.A_FALLBACK),
+)
 
 
 DMARC_PREFIX = "_dmarc."

@@ -1,0 +1,211 @@
+"""`smtp-tutor world`: the world's zone and map (in-process), and the whole world as a
+real process, asked by the real dig, written to by smtplib, stopped by SIGTERM."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from tests.support import require_tool, run_cli
+from tutor.world.dnsdata import WORLD_HOSTS, Role, lookup
+from tutor.world.zone import listing, simulated_zone
+
+TIMEOUT = 60.0
+DOCS = Path(__file__).parent.parent / "docs"
+WORLD_COMMAND = (sys.executable, "-m", "tutor", "world", "--json")
+
+
+# --- the zone and the map, in-process ---------------------------------------------------------
+
+
+def test_example_org_has_two_mx_of_different_preference_with_their_addresses() -> None:
+    record = lookup("example.org")
+    assert record is not None
+    assert record.mx == ((10, "mx1.example.org"), (20, "mx2.example.org"))
+    assert [lookup(host).a for _, host in record.mx] == [("127.0.0.11",), ("127.0.0.12",)]  # type: ignore[union-attr]
+    assert record.dmarc and record.spf
+
+
+def test_every_world_host_is_an_mx_or_the_a_fallback_of_its_domain() -> None:
+    for host in WORLD_HOSTS:
+        domain = lookup(host.domain)
+        assert domain is not None, host
+        mx_hosts = [name for _, name in domain.mx]
+        if host.role is Role.A_FALLBACK:
+            assert not domain.mx and host.host == host.domain, host
+        else:
+            assert host.host in mx_hosts, host
+        assert host.address.startswith("127.0.0."), host
+    addresses = [host.address for host in WORLD_HOSTS]
+    assert len(set(addresses)) == len(addresses), "one address per host"
+
+
+def test_the_world_has_every_kind_of_domain_the_lessons_need() -> None:
+    roles = {host.role for host in WORLD_HOSTS}
+    assert roles == set(Role)
+    primary = [host for host in WORLD_HOSTS if host.role is Role.DOWN]
+    assert all(lookup(host.domain).mx[0][1] == host.host for host in primary)  # type: ignore[union-attr]
+    assert lookup("nomail.example").null_mx  # type: ignore[union-attr]
+
+
+def test_docs_world_md_lists_the_worlds_hosts_and_its_zone() -> None:
+    doc = (DOCS / "world.md").read_text(encoding="utf-8")
+    for host in WORLD_HOSTS:
+        row = f"| {host.domain} | {host.host} | {host.address} | {host.role.value} |"
+        assert row in doc, f"docs/world.md lacks {row}"
+    assert listing(simulated_zone()) in (DOCS / "dns.md").read_text(encoding="utf-8")
+
+
+def test_dns_command_gives_example_orgs_mx_hosts() -> None:
+    result = run_cli("dns", "example.org", "MX")
+    assert result.returncode == 0
+    assert "10 mx1.example.org." in result.stdout
+    assert "20 mx2.example.org." in result.stdout
+
+
+# --- the whole world as a process ----------------------------------------------------------
+
+
+@dataclass
+class RunningWorld:
+    process: subprocess.Popen[str]
+    map: dict[str, Any]
+    maildir: Path
+
+    def mta(self, host: str) -> dict[str, Any]:
+        return next(mta for mta in self.map["mtas"] if mta["host"] == host)
+
+    @property
+    def dns_port(self) -> str:
+        return str(self.map["dns"].rsplit(":", 1)[1])
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningWorld]:
+    maildir = tmp_path_factory.mktemp("world") / "mail"
+    process = subprocess.Popen(
+        [*WORLD_COMMAND, "--dns-port", "0", "--maildir", str(maildir)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        assert first, process.stderr.read() if process.stderr else ""
+        yield RunningWorld(process, json.loads(first), maildir)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=TIMEOUT)
+
+
+def dig(world: RunningWorld, *args: str) -> list[str]:
+    tool = require_tool("dig")
+    result = subprocess.run(
+        [tool, "@127.0.0.1", "-p", world.dns_port, *args, "+short", "+time=5", "+tries=2"],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=True,
+    )
+    return sorted(result.stdout.splitlines())
+
+
+def test_world_json_maps_every_host(world: RunningWorld) -> None:
+    assert world.map["maildir"] == str(world.maildir)
+    assert [mta["host"] for mta in world.map["mtas"]] == [host.host for host in WORLD_HOSTS]
+    ports = {mta["port"] for mta in world.map["mtas"]}
+    assert len(ports) == 1 and world.map["shared_port"], "one SMTP port for every MTA"
+    for mta, host in zip(world.map["mtas"], WORLD_HOSTS, strict=True):
+        assert (mta["domain"], mta["address"], mta["role"]) == (
+            host.domain,
+            host.address,
+            host.role.value,
+        )
+
+
+def test_real_dig_gets_mx_and_dmarc_over_udp_and_tcp(world: RunningWorld) -> None:
+    assert dig(world, "MX", "example.org") == ["10 mx1.example.org.", "20 mx2.example.org."]
+    assert dig(world, "+tcp", "TXT", "_dmarc.tutor.test") == ['"v=DMARC1; p=reject"']
+    assert dig(world, "A", "mx1.example.org") == ["127.0.0.11"]
+    dns_mx = run_cli("dns", "example.org", "MX").stdout
+    assert all(line.split()[1] in dns_mx for line in dig(world, "MX", "example.org"))
+
+
+def test_mail_to_mx1_is_stored_under_its_domain(world: RunningWorld) -> None:
+    mta = world.mta("mx1.example.org")
+    with smtplib.SMTP(mta["address"], mta["port"], timeout=TIMEOUT) as client:
+        code, banner = client.ehlo("client.example")
+        assert code == 250 and banner.startswith(b"mx1.example.org")
+        client.sendmail("alice@tutor.test", ["bob@example.org"], b"Subject: hi\r\n\r\nhello\r\n")
+    stored = list((world.maildir / "example.org" / "bob" / "new").iterdir())
+    assert len(stored) == 1
+    assert b"hello" in stored[0].read_bytes()
+
+
+def test_greylisting_mta_refuses_the_first_rcpt_with_451(world: RunningWorld) -> None:
+    mta = world.mta("mx.greylist.example")
+    with smtplib.SMTP(mta["address"], mta["port"], timeout=TIMEOUT) as client:
+        client.ehlo("client.example")
+        client.mail("alice@tutor.test")
+        code, _ = client.rcpt("bob@greylist.example")
+    assert code == 451
+
+
+def test_nothing_listens_at_the_down_primary(world: RunningWorld) -> None:
+    mta = world.mta("mx1.down.example")
+    assert mta["role"] == "down"
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((mta["address"], mta["port"]), timeout=TIMEOUT)
+    backup = world.mta("mx2.down.example")
+    with smtplib.SMTP(backup["address"], backup["port"], timeout=TIMEOUT) as client:
+        assert client.noop()[0] == 250
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_world_with_status_0_and_no_process_left(
+    tmp_path: Path,
+) -> None:
+    process = subprocess.Popen(
+        [*WORLD_COMMAND, "--maildir", str(tmp_path)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    first = process.stdout.readline()
+    assert json.loads(first)["mtas"]
+    children = psutil.Process(process.pid).children(recursive=True)
+    assert len(children) >= 6  # the forkserver and an MTA per listening host
+    os.kill(process.pid, signal.SIGTERM)
+    out, err = process.communicate(timeout=TIMEOUT)
+    assert process.returncode == 0, err
+    assert out == "" and "Traceback" not in err
+    _, alive = psutil.wait_procs(children, timeout=TIMEOUT)
+    assert alive == []
+
+
+def test_a_taken_port_is_one_clear_line_and_status_1(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli("world", "--port", str(port), "--maildir", str(tmp_path))
+    assert result.returncode == 1
+    assert f"port {port} is already in use on 127.0.0.1" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,122 @@
+"""`smtp-tutor world`: the simulated internet in the foreground, for other terminals.
+
+It prints the map (with --json: one JSON line, flushed at once, and nothing after it),
+then waits for Ctrl-C or SIGTERM and stops everything; exit status 0. The Maildir path
+is the user's and reaches the screen only through ui.safe.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.text import Text
+
+from tutor.sandbox.world import World, WorldMap
+from tutor.ui.common.safe import join, untrusted
+from tutor.ui.common.terminal import Terminal
+
+
+def run(
+    terminal: Terminal,
+    maildir: Path,
+    *,
+    dns_port: int,
+    port: int,
+    base_port: int | None,
+    as_json: bool,
+) -> int:
+    stop = threading.Event()
+    with _stopped_by_signals(stop):
+        world = World(maildir, dns_port=dns_port, port=port, base_port=base_port)
+        world_map = world.start()
+        try:
+            if as_json:
+                _print_json(terminal, world_map)
+            else:
+                _print_map(terminal, world_map)
+            stop.wait()
+        finally:
+            world.stop()
+    return 0
+
+
+@contextmanager
+def _stopped_by_signals(stop: threading.Event) -> Iterator[None]:
+    """Ctrl-C and SIGTERM set `stop` (the main thread then stops the world in order)
+    instead of raising where they land."""
+    previous = {
+        signum: signal.signal(signum, lambda _signum, _frame: stop.set())
+        for signum in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _print_json(terminal: Terminal, world_map: WorldMap) -> None:
+    # Straight to the file, not through rich: one line a program reads at once.
+    stream = terminal.out.file
+    stream.write(json.dumps(world_map.as_json(), ensure_ascii=False) + "\n")
+    stream.flush()
+
+
+def _print_map(terminal: Terminal, world_map: WorldMap) -> None:
+    out = terminal.out
+    out.print(
+        Text(
+            f"DNS server for the simulated zone on {world_map.dns} "
+            "(it answers only its own domains and never recurses)"
+        ),
+        soft_wrap=True,
+    )
+    out.print(
+        join(Text("Mail is stored under "), untrusted(str(world_map.maildir))), soft_wrap=True
+    )
+    if not world_map.shared_port:
+        out.print(
+            Text(
+                "Each MTA listens on 127.0.0.1 at a port of its own (not on its DNS address): "
+                "tell your client the port as well as the host."
+            ),
+            soft_wrap=True,
+        )
+    out.print(Text(""))
+    for row in _table_rows(world_map):
+        out.print(Text(row), soft_wrap=True)
+    out.print(Text(""))
+    out.print(Text("Try, from another terminal:"))
+    for line in try_lines(world_map):
+        out.print(Text(f"  {line}"), soft_wrap=True)
+    out.print(Text("Ctrl-C stops the world.", style="dim"))
+
+
+def _table_rows(world_map: WorldMap) -> list[str]:
+    rows = [("domain", "host", "address:port", "role")]
+    for mta in world_map.mtas:
+        where = f"{mta.address}:{mta.port}" + ("" if mta.host.listens else " (nothing listens)")
+        rows.append((mta.host.domain, mta.host.host, where, mta.host.role.value))
+    widths = [max(len(row[column]) for row in rows) for column in range(3)]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True))
+        + "  "
+        + row[3]
+        for row in rows
+    ]
+
+
+def try_lines(world_map: WorldMap) -> list[str]:
+    """The dig and telnet lines the map offers."""
+    dns_port = world_map.dns_port
+    mx1 = world_map.mta("mx1.example.org")
+    return [
+        f"dig @{world_map.dns_host} -p {dns_port} MX example.org",
+        f"dig @{world_map.dns_host} -p {dns_port} TXT _dmarc.tutor.test +tcp",
+        f"telnet {mx1.address} {mx1.port}",
+    ]
