@@ -3,6 +3,7 @@ real process, asked by the real dig, written to by smtplib, stopped by SIGTERM."
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -19,6 +20,7 @@ import psutil
 import pytest
 
 from tests.support import require_tool, run_cli
+from tutor.sandbox.world import World
 from tutor.world.dnsdata import WORLD_HOSTS, Role, lookup
 from tutor.world.zone import listing, simulated_zone
 
@@ -75,7 +77,7 @@ def test_dns_command_gives_example_orgs_mx_hosts() -> None:
     assert "20 mx2.example.org." in result.stdout
 
 
-# --- the whole world as a process ----------------------------------------------------------
+# --- the whole world as a process (slow: starting it takes one to three seconds) ------------
 
 
 @dataclass
@@ -125,6 +127,7 @@ def dig(world: RunningWorld, *args: str) -> list[str]:
     return sorted(result.stdout.splitlines())
 
 
+@pytest.mark.slow
 def test_world_json_maps_every_host(world: RunningWorld) -> None:
     assert world.map["maildir"] == str(world.maildir)
     assert [mta["host"] for mta in world.map["mtas"]] == [host.host for host in WORLD_HOSTS]
@@ -138,6 +141,7 @@ def test_world_json_maps_every_host(world: RunningWorld) -> None:
         )
 
 
+@pytest.mark.slow
 def test_real_dig_gets_mx_and_dmarc_over_udp_and_tcp(world: RunningWorld) -> None:
     assert dig(world, "MX", "example.org") == ["10 mx1.example.org.", "20 mx2.example.org."]
     assert dig(world, "+tcp", "TXT", "_dmarc.tutor.test") == ['"v=DMARC1; p=reject"']
@@ -146,6 +150,7 @@ def test_real_dig_gets_mx_and_dmarc_over_udp_and_tcp(world: RunningWorld) -> Non
     assert all(line.split()[1] in dns_mx for line in dig(world, "MX", "example.org"))
 
 
+@pytest.mark.slow
 def test_mail_to_mx1_is_stored_under_its_domain(world: RunningWorld) -> None:
     mta = world.mta("mx1.example.org")
     with smtplib.SMTP(mta["address"], mta["port"], timeout=TIMEOUT) as client:
@@ -157,6 +162,7 @@ def test_mail_to_mx1_is_stored_under_its_domain(world: RunningWorld) -> None:
     assert b"hello" in stored[0].read_bytes()
 
 
+@pytest.mark.slow
 def test_greylisting_mta_refuses_the_first_rcpt_with_451(world: RunningWorld) -> None:
     mta = world.mta("mx.greylist.example")
     with smtplib.SMTP(mta["address"], mta["port"], timeout=TIMEOUT) as client:
@@ -166,6 +172,7 @@ def test_greylisting_mta_refuses_the_first_rcpt_with_451(world: RunningWorld) ->
     assert code == 451
 
 
+@pytest.mark.slow
 def test_nothing_listens_at_the_down_primary(world: RunningWorld) -> None:
     mta = world.mta("mx1.down.example")
     assert mta["role"] == "down"
@@ -198,6 +205,38 @@ def test_sigterm_stops_the_world_with_status_0_and_no_process_left(
     assert out == "" and "Traceback" not in err
     _, alive = psutil.wait_procs(children, timeout=TIMEOUT)
     assert alive == []
+
+
+def free_port_range(count: int) -> int:
+    """A first port of `count` consecutive ports free on 127.0.0.1 just now."""
+    for base in range(40000 + os.getpid() % 1000 * 20, 60000, 20):
+        with contextlib.ExitStack() as sockets:
+            try:
+                for port in range(base, base + count):
+                    sockets.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return base
+    raise AssertionError("no free port range")
+
+
+def test_base_port_puts_every_mta_on_127_0_0_1_at_its_own_port(tmp_path: Path) -> None:
+    base = free_port_range(len(WORLD_HOSTS))
+    world = World(tmp_path, base_port=base)
+    world_map = world.start()
+    try:
+        assert not world_map.shared_port
+        for index, mta in enumerate(world_map.mtas):
+            assert (mta.address, mta.port) == ("127.0.0.1", base + index)
+            if mta.host.listens:
+                with smtplib.SMTP(mta.address, mta.port, timeout=TIMEOUT) as client:
+                    assert client.ehlo()[1].startswith(mta.host.host.encode())
+        assert world_map.as_json()["shared_port"] is False
+    finally:
+        world.stop()
+    down = world_map.mta("mx1.down.example")
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((down.address, down.port), timeout=TIMEOUT)
 
 
 def test_a_taken_port_is_one_clear_line_and_status_1(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import socket
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -133,38 +133,48 @@ class World:
             ) from None
 
     def _start_mtas(self) -> tuple[RunningMta, ...]:
-        mtas: list[RunningMta] = []
-        shared_port = self.port
         aliases = self.base_port is None and loopback_aliases_work()
-        for index, host in enumerate(WORLD_HOSTS):
-            if not host.listens:  # its address and port exist; nothing listens there
-                mtas.append(RunningMta(host, host.address, 0))
-                continue
-            if aliases:
-                address, port = host.address, shared_port
-            else:  # --base-port, or only 127.0.0.1 here: a free port each without it
-                base = self.base_port
-                address, port = LOOPBACK, 0 if base is None else base + index
-            server = self._start_mta(host, address, port)
-            port = server.address[1]
-            shared_port = shared_port or port  # the first MTA's free port, for all the others
-            mtas.append(RunningMta(host, address, port))
-        return tuple(self._down_port(mta, shared_port if aliases else 0) for mta in mtas)
+        listening = [host for host in WORLD_HOSTS if host.listens]
+        # The first MTA picks the shared port (when --port is 0) for all the others, which
+        # then start side by side: each is a process of its own.
+        first = self._start_mta(self._server_for(listening[0], aliases, self.port))
+        shared_port = first.address[1] if aliases else 0
+        others = [self._server_for(host, aliases, shared_port) for host in listening[1:]]
+        for server in others:
+            self.servers.append(server)
+            server.launch_in_background()
+        for server in others:
+            self._start_mta(server)
+        where = {server.persona.hostname: server.address for server in self.servers}
+        return tuple(
+            RunningMta(host, *where[host.host]) if host.listens else self._down(host, shared_port)
+            for host in WORLD_HOSTS
+        )
 
-    def _down_port(self, mta: RunningMta, shared_port: int) -> RunningMta:
-        """A down host's port: the one a client would try (the shared one, or its own
-        --base-port one); 0 without either."""
-        if mta.host.listens:
-            return mta
-        if self.base_port is not None:
-            return replace(mta, address=LOOPBACK, port=self.base_port + WORLD_HOSTS.index(mta.host))
-        return replace(mta, port=shared_port)
-
-    def _start_mta(self, host: WorldHost, address: str, port: int) -> ServerProcess:
-        server = ServerProcess(
+    def _server_for(self, host: WorldHost, aliases: bool, shared_port: int) -> ServerProcess:
+        """The host's server, not started: on its own address at the shared port, or on
+        127.0.0.1 at its --base-port port (a free one without --base-port)."""
+        if aliases:
+            address, port = host.address, shared_port
+        else:
+            address, port = LOOPBACK, self._own_port(host)
+        return ServerProcess(
             self.maildir / host.domain, persona_for(host), hosts=(address,), port=port
         )
-        self.servers.append(server)
+
+    def _own_port(self, host: WorldHost) -> int:
+        return 0 if self.base_port is None else self.base_port + WORLD_HOSTS.index(host)
+
+    def _down(self, host: WorldHost, shared_port: int) -> RunningMta:
+        """A down host, at the address and port a client would try (nothing listens)."""
+        if shared_port:
+            return RunningMta(host, host.address, shared_port)
+        return RunningMta(host, LOOPBACK, self._own_port(host))
+
+    def _start_mta(self, server: ServerProcess) -> ServerProcess:
+        if server not in self.servers:
+            self.servers.append(server)
+        address, port, name = server.hosts[0], server.port, server.persona.hostname
         try:
             server.start()
         except MaildirError as error:
@@ -172,11 +182,11 @@ class World:
         except BindError as error:
             if error.errno == errno.EADDRINUSE:
                 raise UserError(
-                    f"port {port} is already in use on {address} ({host.host}); "
+                    f"port {port} is already in use on {address} ({name}); "
                     "pick another with --port or --base-port"
                 ) from None
             raise UserError(
-                f"cannot listen on {address} port {port} ({host.host}): {error.strerror or error}"
+                f"cannot listen on {address} port {port} ({name}): {error.strerror or error}"
             ) from None
         return server
 
