@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import mailbox
 import os
 import signal
 import smtplib
@@ -248,3 +249,13 @@ def test_a_taken_port_is_one_clear_line_and_status_1(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"port {port} is already in use on 127.0.0.1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_world_domains_mailbox_is_named_with_its_own_domain(tmp_path: Path) -> None:
+    """`mailbox --maildir <world>/example.org` is example.org's mail, not tutor.test's."""
+    for root, domain in ((tmp_path / "example.org", "example.org"), (tmp_path / "M", "tutor.test")):
+        root.mkdir()
+        mailbox.Maildir(root / "you", create=True)
+        result = run_cli("mailbox", "--maildir", str(root))
+        assert result.returncode == 0, result.stderr
+        assert f"your mailbox (you@{domain}): empty" in result.stdout

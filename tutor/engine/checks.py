@@ -15,10 +15,10 @@ from tutor.engine.model import CheckKind
 from tutor.smtp.events import Authenticated, BounceSent, Event, Exchange, MessageStored, TlsStarted
 
 
-def mailbox_words(folder: str, *, address: bool = True) -> str:
+def mailbox_words(folder: str, *, address: bool = True, domain: str = "tutor.test") -> str:
     """A mailbox folder in words: the learner's own is "your mailbox", never "you's"."""
     if folder == "you":  # the learner's mailbox in every lesson (persona.DEFAULT_MAILBOXES)
-        return "your mailbox (you@tutor.test)" if address else "your mailbox"
+        return f"your mailbox (you@{domain})" if address else "your mailbox"
     return f"{folder}'s mailbox"
 
 

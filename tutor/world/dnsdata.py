@@ -140,3 +140,10 @@ def lookup(domain: str) -> DomainRecord | None:
     if name == "invalid" or name.endswith(".invalid"):
         return DomainRecord(name, exists=False)
     return _TABLE.get(name)
+
+
+def maildir_domain(folder_name: str) -> str:
+    """The domain whose mail a Maildir root holds: a world MTA's root is named after its
+    domain (`<maildir>/<domain>/`); any other root is the teaching server's, tutor.test."""
+    name = folder_name.lower()
+    return name if any(host.domain == name for host in WORLD_HOSTS) else "tutor.test"

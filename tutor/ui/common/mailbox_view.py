@@ -15,19 +15,23 @@ from tutor.ui.common.message_view import message_view
 from tutor.ui.common.safe import join, untrusted, untrusted_bytes
 
 
-def folder_title(folder: str) -> str:
+def folder_title(folder: str, domain: str = "tutor.test") -> str:
     if folder == RELAY_FOLDER:
         return f"{folder} (relay mail captured here; nothing was ever sent)"
-    return mailbox_words(folder)
+    return mailbox_words(folder, domain=domain)
 
 
-def message_table(folder: str, messages: list[StoredMessage], *, plain: bool) -> RenderableType:
+def message_table(
+    folder: str, messages: list[StoredMessage], *, plain: bool, domain: str = "tutor.test"
+) -> RenderableType:
+    """A mailbox's messages; `domain` is the mail domain of the Maildir that holds it."""
+    title = folder_title(folder, domain)
     if not messages:
-        return untrusted(f"{folder_title(folder)}: empty")
+        return untrusted(f"{title}: empty")
     if plain:  # pipes, screen readers, narrow terminals: one labelled line per fact
-        return _message_lines(folder, messages)
+        return _message_lines(title, messages)
     table = Table(
-        title=untrusted(folder_title(folder)),
+        title=untrusted(title),
         title_justify="left",
         show_lines=False,
         box=None if plain else _box(),
@@ -82,8 +86,8 @@ def _mismatch(message: StoredMessage, recipients: dict[str, tuple[str, ...]]) ->
     return message.comparison(known).mismatch
 
 
-def _message_lines(folder: str, messages: list[StoredMessage]) -> Text:
-    out = Text(folder_title(folder) + "\n", style="bold")
+def _message_lines(title: str, messages: list[StoredMessage]) -> Text:
+    out = Text(title + "\n", style="bold")
     recipients = recipients_by_queue_id(messages[0].root)
     for message in messages:
         if message.problem:

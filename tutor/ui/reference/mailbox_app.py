@@ -13,6 +13,7 @@ from tutor.ui.common.mailbox_view import message_detail, message_table, print_ra
 from tutor.ui.common.safe import join, untrusted
 from tutor.ui.common.terminal import Terminal, confirm
 from tutor.ui.common.words import counted
+from tutor.world.dnsdata import maildir_domain
 
 
 def list_messages(term: Terminal, root: Path, folder: str | None) -> None:
@@ -34,7 +35,8 @@ def list_messages(term: Terminal, root: Path, folder: str | None) -> None:
             console.print()
         messages = mailview.read_folder(root, name)
         narrow = not console.is_terminal or console.width < 110  # the table needs room
-        console.print(message_table(name, messages, plain=plain or narrow))
+        domain = maildir_domain(root.name)
+        console.print(message_table(name, messages, plain=plain or narrow, domain=domain))
 
 
 def _folders(root: Path) -> list[str]:
