@@ -1093,11 +1093,6 @@ def _fill_and_close(fd: int, chunks: Iterable[bytes]) -> None:
         os.close(fd)
 
 
-def remove_durably(path: Path) -> None:
-    path.unlink()
-    fsync_directory(path.parent)
-
-
 def make_durable_dirs(path: Path) -> None:
     """mkdir -p, each directory made here fsync'd into its parent (mode 0700)."""
     missing = []
