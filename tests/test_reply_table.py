@@ -179,6 +179,13 @@ def _too_many_connections(lab: Lab) -> list[str]:
     return third.greeting
 
 
+@trigger("busy")
+def _busy(lab: Lab) -> list[str]:
+    client = lab.connect(lab.start(Persona(busy=True)))
+    assert client.at_eof(), "a busy host closes the connection after its 421"
+    return client.greeting
+
+
 def _outsider(lab: Lab) -> RawClient:
     """A client of a server that serves 10.0.0.0/8 only (serve --lan's check): loopback
     is outside it."""

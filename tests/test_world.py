@@ -21,7 +21,7 @@ import psutil
 import pytest
 
 from tests.support import require_tool, run_cli
-from tutor.sandbox.world import World
+from tutor.server.world import World
 from tutor.world.dnsdata import WORLD_HOSTS, Role, lookup
 from tutor.world.zone import listing, simulated_zone
 
@@ -152,11 +152,16 @@ def test_real_dig_gets_mx_and_dmarc_over_udp_and_tcp(world: RunningWorld) -> Non
 
 
 @pytest.mark.slow
-def test_mail_to_mx1_is_stored_under_its_domain(world: RunningWorld) -> None:
-    mta = world.mta("mx1.example.org")
+def test_mx1_is_busy_and_mail_to_mx2_is_stored_under_its_domain(world: RunningWorld) -> None:
+    busy = world.mta("mx1.example.org")
+    with pytest.raises(smtplib.SMTPConnectError) as refused:
+        smtplib.SMTP(busy["address"], busy["port"], timeout=TIMEOUT)
+    assert refused.value.smtp_code == 421
+    assert b"4.3.2 mx1.example.org" in refused.value.smtp_error
+    mta = world.mta("mx2.example.org")
     with smtplib.SMTP(mta["address"], mta["port"], timeout=TIMEOUT) as client:
         code, banner = client.ehlo("client.example")
-        assert code == 250 and banner.startswith(b"mx1.example.org")
+        assert code == 250 and banner.startswith(b"mx2.example.org")
         client.sendmail("alice@tutor.test", ["bob@example.org"], b"Subject: hi\r\n\r\nhello\r\n")
     stored = list((world.maildir / "example.org" / "bob" / "new").iterdir())
     assert len(stored) == 1
@@ -230,8 +235,11 @@ def test_base_port_puts_every_mta_on_127_0_0_1_at_its_own_port(tmp_path: Path) -
         for index, mta in enumerate(world_map.mtas):
             assert (mta.address, mta.port) == ("127.0.0.1", base + index)
             if mta.host.listens:
-                with smtplib.SMTP(mta.address, mta.port, timeout=TIMEOUT) as client:
-                    assert client.ehlo()[1].startswith(mta.host.host.encode())
+                with socket.create_connection((mta.address, mta.port), TIMEOUT) as client:
+                    greeting = client.recv(200).decode()
+                busy = mta.host.role is Role.BUSY
+                assert greeting.startswith("421 4.3.2 " if busy else "220 ")
+                assert mta.host.host in greeting
         assert world_map.as_json()["shared_port"] is False
     finally:
         world.stop()

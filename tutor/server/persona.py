@@ -74,6 +74,7 @@ class Persona:
     accounts: dict[str, str] = field(default_factory=lambda: dict(DEMO_ACCOUNTS))
     tls: bool = True
     greylist: bool = False  # refuse the first try of each (client, sender, recipient) with 451
+    busy: bool = False  # greet every client with 421 4.3.2 and close (a world host's role)
     # The networks whose clients are served (`serve --lan`); None serves every client.
     clients: tuple[Network, ...] | None = None
 

@@ -354,6 +354,9 @@ class TeachingSMTP(SMTP):
             self._close(reply(ReplyKey.TOO_MANY_CONNECTIONS, host=self.hostname), "cap")
             return
         self._begin("greeting", b"")
+        if self.context.persona.busy:  # the 421 is this session's greeting
+            self._close(reply(ReplyKey.BUSY, host=self.hostname), "busy", answers_command=True)
+            return
         if self._outsider:
             await self.push(self._outsider_reply(ReplyKey.NOT_ON_NETWORK))
         else:

@@ -21,6 +21,7 @@ class ReplyKey(StrEnum):
 
     GREETING = "greeting"
     TOO_MANY_CONNECTIONS = "too_many_connections"
+    BUSY = "busy"
     NOT_ON_NETWORK = "not_on_network"
     NOT_ON_NETWORK_COMMAND = "not_on_network_command"
     IDLE_TIMEOUT = "idle_timeout"
@@ -147,6 +148,17 @@ TABLE: tuple[ReplySpec, ...] = (
         "4.7.0",
         "{host} Too many connections, try again later",
         "a client connects while the connection cap is reached",
+        "RFC 5321 §3.8",
+    ),
+    # A host that is up but takes no mail now: a 421 in place of the 220 is a recoverable
+    # failure, so a sending server tries its next MX at once (Postfix's smtp(8) moves to
+    # an alternate host after one) and this host again on a later run of its queue.
+    _r(
+        ReplyKey.BUSY,
+        421,
+        "4.3.2",
+        "{host} Service not available: all server ports are busy, try again later",
+        "a client connects to a world host whose role is `busy` (mx1.example.org)",
         "RFC 5321 §3.8",
     ),
     # RFC 5321 §3.1: a 554 in place of the 220; the server still waits for QUIT and

@@ -23,7 +23,9 @@ import dns.message
 import dns.opcode
 import dns.rcode
 import dns.rdataclass
+import dns.rdatatype
 
+from tutor.world.query_log import QueryLog
 from tutor.world.zone import Zone
 
 HOST = "127.0.0.1"
@@ -34,9 +36,17 @@ TCP_IDLE_SECONDS = 10.0
 _HEADER = struct.Struct("!HHHHHH")  # id, flags, qdcount, ancount, nscount, arcount
 
 
-def reply_to(zone: Zone, wire: bytes, *, max_size: int | None = None) -> bytes | None:
+def reply_to(
+    zone: Zone,
+    wire: bytes,
+    *,
+    max_size: int | None = None,
+    log: QueryLog | None = None,
+    client: str = "",
+) -> bytes | None:
     """The reply to one DNS message, or None when it deserves none (no header, or
-    itself a response). max_size None: the UDP limit the query itself allows."""
+    itself a response). max_size None: the UDP limit the query itself allows. A question
+    answered is recorded in `log`."""
     try:
         query = dns.message.from_wire(wire)
     except dns.exception.DNSException:  # e.g. an UPDATE's sections: NOTIMP, not FORMERR
@@ -44,7 +54,17 @@ def reply_to(zone: Zone, wire: bytes, *, max_size: int | None = None) -> bytes |
     if query.flags & dns.flags.QR:
         return None  # never answer an answer: no loops between two servers
     response = dns.message.make_response(query, our_payload=OUR_UDP_PAYLOAD)
-    response.set_rcode(_fill(zone, query, response))
+    rcode = _fill(zone, query, response)
+    response.set_rcode(rcode)
+    if log is not None and len(query.question) == 1:
+        question = query.question[0]
+        log.record(
+            client,
+            question.name.to_text(),
+            dns.rdatatype.to_text(question.rdtype),
+            dns.rcode.to_text(rcode),
+            sum(len(rrset) for rrset in response.answer),
+        )
     limit = max_size if max_size is not None else _udp_limit(query)
     try:
         return response.to_wire(max_size=limit)
@@ -102,8 +122,9 @@ def _header_only(wire: bytes, rcode: int, *, unknown_opcode: int | None = None) 
 
 
 class _UdpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, zone: Zone) -> None:
+    def __init__(self, zone: Zone, log: QueryLog) -> None:
         self.zone = zone
+        self.log = log
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -111,7 +132,8 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
-        reply = _safe_reply(self.zone, data, max_size=None)
+        client = str(addr[0])
+        reply = _safe_reply(self.zone, data, max_size=None, log=self.log, client=client)
         if reply is not None and self.transport is not None:
             self.transport.sendto(reply, addr)
 
@@ -119,10 +141,12 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         """An ICMP error for an earlier reply (the asker went away): nothing to do."""
 
 
-def _safe_reply(zone: Zone, data: bytes, *, max_size: int | None) -> bytes | None:
+def _safe_reply(
+    zone: Zone, data: bytes, *, max_size: int | None, log: QueryLog, client: str
+) -> bytes | None:
     """reply_to, or SERVFAIL if answering fails: one odd packet never stops the server."""
     try:
-        return reply_to(zone, data, max_size=max_size)
+        return reply_to(zone, data, max_size=max_size, log=log, client=client)
     except Exception:  # a bug must not take the server down for everybody else
         return _header_only(data, dns.rcode.SERVFAIL)
 
@@ -135,6 +159,7 @@ class DnsServer:
         self.host = host
         self.port = port
         self.idle_seconds = TCP_IDLE_SECONDS
+        self.log = QueryLog()  # every question answered, for lessons to judge
         self._tcp: asyncio.Server | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self._connections: set[asyncio.Task[None]] = set()
@@ -146,7 +171,7 @@ class DnsServer:
             port = self._tcp.sockets[0].getsockname()[1]
             try:
                 self._udp, _ = await loop.create_datagram_endpoint(
-                    lambda: _UdpProtocol(self.zone), local_addr=(self.host, port)
+                    lambda: _UdpProtocol(self.zone, self.log), local_addr=(self.host, port)
                 )
             except OSError:
                 await self._close_tcp()
@@ -180,7 +205,8 @@ class DnsServer:
             return
         self._connections.add(task)
         try:
-            await self._tcp_queries(reader, writer)
+            peer = writer.get_extra_info("peername") or ("", 0)
+            await self._tcp_queries(reader, writer, str(peer[0]))
         except (OSError, asyncio.IncompleteReadError, TimeoutError):
             pass  # the client went away, sent half a message, or stayed idle
         finally:
@@ -190,13 +216,13 @@ class DnsServer:
                 await writer.wait_closed()
 
     async def _tcp_queries(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, client: str
     ) -> None:
         while True:
             prefix = await asyncio.wait_for(reader.readexactly(2), self.idle_seconds)
             (length,) = struct.unpack("!H", prefix)
             data = await asyncio.wait_for(reader.readexactly(length), self.idle_seconds)
-            reply = _safe_reply(self.zone, data, max_size=65535)
+            reply = _safe_reply(self.zone, data, max_size=65535, log=self.log, client=client)
             if reply is None:
                 return  # not a query we can even answer FORMERR to: hang up
             writer.write(struct.pack("!H", len(reply)) + reply)

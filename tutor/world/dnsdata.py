@@ -69,6 +69,8 @@ _TABLE = {
         DomainRecord("mx1.down.example", a=("127.0.0.14",)),  # nothing listens there
         DomainRecord("mx2.down.example", a=("127.0.0.15",)),
         DomainRecord("a-only.example", a=("127.0.0.16",)),  # no MX: mail goes to its A
+        DomainRecord("offline.example", mx=((10, "mx.offline.example"),)),
+        DomainRecord("mx.offline.example", a=("127.0.0.17",)),  # nothing listens there
     )
 }
 
@@ -77,6 +79,7 @@ class Role(Enum):
     """What a host of the world is for (docs/world.md)."""
 
     MX = "mx"  # its domain's most preferred MX
+    BUSY = "busy"  # an MX that greets every client with 421 4.3.2: try the next one
     BACKUP_MX = "backup-mx"  # a less preferred MX
     GREYLISTING = "greylisting"  # an MX that refuses each first try with 451
     DOWN = "down"  # in DNS, but nothing listens at its address
@@ -103,12 +106,13 @@ class WorldHost:
 
 WORLD_HOSTS: tuple[WorldHost, ...] = (
     WorldHost("tutor.test", "mx.tutor.test", Role.MX),
-    WorldHost("example.org", "mx1.example.org", Role.MX),
+    WorldHost("example.org", "mx1.example.org", Role.BUSY),
     WorldHost("example.org", "mx2.example.org", Role.BACKUP_MX),
     WorldHost("greylist.example", "mx.greylist.example", Role.GREYLISTING),
     WorldHost("down.example", "mx1.down.example", Role.DOWN),
     WorldHost("down.example", "mx2.down.example", Role.BACKUP_MX),
     WorldHost("a-only.example", "a-only.example", Role.A_FALLBACK),
+    WorldHost("offline.example", "mx.offline.example", Role.DOWN),
 )
 
 

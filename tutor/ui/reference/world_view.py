@@ -16,7 +16,7 @@ from pathlib import Path
 
 from rich.text import Text
 
-from tutor.sandbox.world import World, WorldMap
+from tutor.server.world import World, WorldMap
 from tutor.ui.common.safe import join, untrusted
 from tutor.ui.common.terminal import Terminal
 

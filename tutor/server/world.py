@@ -6,8 +6,9 @@ host's A record (127.0.0.x) and one port shared by all, so that DNS alone says w
 mail goes. With `base_port` (a system with only 127.0.0.1) each MTA listens on
 127.0.0.1 at base_port + i instead, and the map says so (`shared_port` is False).
 
-This module lives in tutor/sandbox because it starts servers: tutor/world is a layer
-below tutor/server and holds only the data.
+This module lives in tutor/server because it starts servers (tutor/world, a layer below,
+holds only the data and the DNS server), so that both `sandbox` and the lessons, which
+sit above, can start a world. A lesson's world mirrors each MTA's capture (`mirror`).
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def persona_for(host: WorldHost) -> Persona:
         hostname=host.host,
         domain=host.domain,
         greylist=host.role is Role.GREYLISTING,
+        busy=host.role is Role.BUSY,
         tls=False,
     )
 
@@ -103,13 +105,21 @@ class World:
     leaves nothing running); stop() stops them all."""
 
     def __init__(
-        self, maildir: Path, *, dns_port: int = 0, port: int = 0, base_port: int | None = None
+        self,
+        maildir: Path,
+        *,
+        dns_port: int = 0,
+        port: int = 0,
+        base_port: int | None = None,
+        mirror: bool = False,
     ) -> None:
         self.maildir = maildir
         self.dns_port = dns_port
         self.port = port
         self.base_port = base_port
+        self.mirror = mirror  # a lesson reads each MTA's record of its sessions
         self.servers: list[ServerProcess] = []
+        self.dns: DnsServer | None = None
         self._dns: contextlib.ExitStack | None = None
 
     def start(self) -> WorldMap:
@@ -125,7 +135,10 @@ class World:
     def _start_dns(self) -> DnsServer:
         self._dns = contextlib.ExitStack()
         try:
-            return self._dns.enter_context(running_in_thread(simulated_zone(), HOST, self.dns_port))
+            self.dns = self._dns.enter_context(
+                running_in_thread(simulated_zone(), HOST, self.dns_port)
+            )
+            return self.dns
         except OSError as error:
             raise UserError(
                 f"cannot serve DNS on {HOST}:{self.dns_port}: {reason(error)} "
@@ -159,7 +172,11 @@ class World:
         else:
             address, port = LOOPBACK, self._own_port(host)
         return ServerProcess(
-            self.maildir / host.domain, persona_for(host), hosts=(address,), port=port
+            self.maildir / host.domain,
+            persona_for(host),
+            hosts=(address,),
+            port=port,
+            mirror=self.mirror,
         )
 
     def _own_port(self, host: WorldHost) -> int:
@@ -195,6 +212,10 @@ class World:
         servers, self.servers = self.servers, []
         for server in servers:
             server.stop()
-        dns, self._dns = self._dns, None
+        dns, self._dns, self.dns = self._dns, None, None
         if dns is not None:
             dns.close()
+
+    def server_at(self, address: str, port: int) -> ServerProcess | None:
+        """The running MTA listening at this address and port, if any."""
+        return next((s for s in self.servers if s.address == (address, port)), None)
