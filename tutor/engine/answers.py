@@ -10,7 +10,7 @@ from tutor.smtp.textsafe import wire_lines
 
 @dataclass(frozen=True)
 class Answer:
-    action: str  # "advance" | "connect" | "library" | "pipeline" | "lines"
+    action: str  # "advance" | "connect" | "library" | "pipeline" | "lines" | "queue"
     lines: tuple[str, ...] = ()
 
 
@@ -22,8 +22,12 @@ def canonical_lines(text: str) -> list[str]:
 def canonical(step: Step) -> Answer:
     if step.kind == "read":
         return Answer("advance")
+    if step.kind == "connect" and step.host:  # a world lesson: the learner picks the host
+        return Answer("lines", (f"connect {step.host}",))
     if step.kind == "connect":
         return Answer("connect")
+    if step.kind in ("queue", "bounce"):
+        return Answer("queue")
     if step.kind in ("library", "pipeline"):
         return Answer(step.kind, step.lines)
     if step.kind == "data":

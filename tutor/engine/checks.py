@@ -12,7 +12,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from tutor.engine.model import CheckKind
-from tutor.smtp.events import Authenticated, BounceSent, Event, Exchange, MessageStored, TlsStarted
+from tutor.smtp.events import (
+    Authenticated,
+    BounceSent,
+    DnsLookup,
+    DsnDelivered,
+    Event,
+    Exchange,
+    HostReached,
+    MessageStored,
+    TlsStarted,
+)
 
 
 def mailbox_words(folder: str, *, address: bool = True, domain: str = "tutor.test") -> str:
@@ -281,6 +291,39 @@ def _body_lacks_line(events: Sequence[Event], wanted: Any) -> Verdict:
     return Verdict(ok, f"the stored message should not hold a line {wanted!r}")
 
 
+def _looked_up(events: Sequence[Event], question: Any) -> Verdict:
+    """`MX example.org`: the world's DNS server answered that question in the step."""
+    rdtype, _, name = str(question).partition(" ")
+    wanted = (rdtype.upper(), name.lower().rstrip("."))
+    asked = {(e.rdtype, e.name) for e in events if isinstance(e, DnsLookup)}
+    return Verdict(wanted in asked, f"ask DNS for the {wanted[0]} records of {wanted[1]}")
+
+
+def _reached(events: Sequence[Event], host: Any) -> Verdict:
+    """A session was opened with this host of the world (any greeting)."""
+    ok = any(isinstance(e, HostReached) and e.host == host and e.code for e in events)
+    return Verdict(ok, f"connect to {host}")
+
+
+def _tried(events: Sequence[Event], host: Any) -> Verdict:
+    """A connection to this host was attempted, whatever came of it (refused included)."""
+    ok = any(isinstance(e, HostReached) and e.host == host for e in events)
+    return Verdict(ok, f"try to connect to {host}")
+
+
+def _delivered_to(events: Sequence[Event], address: Any) -> Verdict:
+    """A message stored in the step was accepted for this envelope recipient."""
+    wanted = str(address).lower()
+    ok = any(wanted in (r.lower() for r in m.recipients) for m in _messages(events))
+    return Verdict(ok, f"a message stored for <{address}>")
+
+
+def _dsn(events: Sequence[Event], action: Any) -> Verdict:
+    """A DSN with this Action (failed, delayed) was delivered to the sender in the step."""
+    ok = any(isinstance(e, DsnDelivered) and e.action == action for e in events)
+    return Verdict(ok, f"a DSN saying Action: {action}, delivered to the sender")
+
+
 CHECK_KINDS: dict[CheckKind, Callable[[Sequence[Event], Any], Verdict]] = {
     "reply": _reply,
     "enhanced": _enhanced,
@@ -307,6 +350,11 @@ CHECK_KINDS: dict[CheckKind, Callable[[Sequence[Event], Any], Verdict]] = {
     "helo_claims": _helo_claims,
     "body_has_line": _body_has_line,
     "body_lacks_line": _body_lacks_line,
+    "looked_up": _looked_up,
+    "reached": _reached,
+    "tried": _tried,
+    "delivered_to": _delivered_to,
+    "dsn": _dsn,
 }
 
 

@@ -53,6 +53,11 @@ class Turn:
     error: str = ""  # the connection failed: one line saying how
     note: str = ""  # something the learner should know about how this turn was done
     closed: bool = False  # the session is over (QUIT, 421, or the connection dropped)
+    # World lessons: the DNS server's answer to the learner's dig (a dns.message.Message),
+    # and what the learner's own queue did (one line per attempt, the DSN it delivered).
+    dns_reply: Any = None
+    timeline: list[str] = field(default_factory=list)
+    dsn_where: tuple[Path, str] | None = None  # (Maildir root, folder/key) of the DSN
 
     @property
     def exchanges(self) -> list[Exchange]:
@@ -97,7 +102,7 @@ class LessonDriver(HoldsClient):
         self.lesson = lesson
         self.run = run
         # A lesson's own server runs in its own process (the prelaunched one, if any).
-        self.server: LessonServer = server or lesson_server(maildir, persona_for(lesson))
+        self.server: LessonServer = server or self._own(maildir)
         self._own_server = server is None
         self.client: SmtpClient | None = None
         self.record: SessionRecord | None = None
@@ -106,6 +111,9 @@ class LessonDriver(HoldsClient):
         self.history: list[Event] = []  # every event of every session, for the questions
         self._after_bare_lf = False  # the last message line ended in LF alone (/lf)
         self._failed_connects = 0  # in a row: see CONNECT_TRIES
+
+    def _own(self, maildir: Path) -> LessonServer:
+        return lesson_server(maildir, persona_for(self.lesson))
 
     # --- connection ---------------------------------------------------------------------
 
@@ -397,6 +405,17 @@ class LessonDriver(HoldsClient):
                 if outcome is not None:
                     turn.outcomes.append(outcome)
         return turn
+
+
+def driver_for(
+    lesson: Lesson, run: LessonRun, maildir: Path, server: LessonServer | None = None
+) -> LessonDriver:
+    """The driver a lesson needs: in the simulated internet, or with its own server."""
+    if lesson.world:  # DNS and the sending side are imported for world lessons only
+        from tutor.engine.world_driver import WorldLessonDriver
+
+        return WorldLessonDriver(lesson, run, maildir, server=server)
+    return LessonDriver(lesson, run, maildir, server=server)
 
 
 def promised_event(exchange: Exchange) -> type[Event] | None:

@@ -56,6 +56,7 @@ _LESSON_KEYS = {
     "persona",
     "steps",
     "questions",
+    "world",
 }
 _QUESTION_KEYS = {"ask", "fact"}
 _ADD = {  # a required key that is missing, as the line to add
@@ -372,7 +373,24 @@ class _Builder:
             learned=tuple(self.strings(data, "learned", 1)),
             questions=tuple(self.questions(data.get("questions", []))),
             source=str(self.path),
+            world=self.world(data, steps),
         )
+
+    def world(self, data: dict[str, Any], steps: list[Step]) -> bool:
+        """`world = true`: the lesson runs in the simulated internet; the steps that only
+        make sense there (lookup, queue, bounce, a connect step naming a host) need it."""
+        world = bool(self.flag(data, "world", 1))
+        for step in steps:
+            needs_world = step.kind in ("lookup", "queue", "bounce") or bool(step.host)
+            if needs_world and not world:
+                self.problem(
+                    step.line,
+                    f"step {step.id!r}: a {step.kind} step{' with a host' if step.host else ''}"
+                    " runs in the simulated internet: add world = true to the lesson",
+                )
+            if world and step.kind in ("library", "pipeline"):
+                self.problem(step.line, f"step {step.id!r}: a {step.kind} step needs no world")
+        return world
 
     def step(self, raw: Any, line: int) -> Step | None:
         if not isinstance(raw, dict):
@@ -428,6 +446,8 @@ class _Builder:
             source=self.address(raw, "source", line),
             open_relay=self.flag(raw, "open_relay", line),
             dns=tuple(self.strings(raw, "dns", line)),
+            host=self.text(raw, "host", line),
+            recipient=self.text(raw, "recipient", line),
             line=line,
         )
         self.validate_step(step, raw, line)
@@ -453,6 +473,8 @@ class _Builder:
             "source",
             "open_relay",
             "dns",
+            "host",
+            "recipient",
         }
         for key in raw:
             if key not in known:
@@ -474,6 +496,20 @@ class _Builder:
         if (step.source or step.open_relay is not None) and step.kind != "connect":
             self.problem(
                 line, f"step {step.id!r}: `source` and `open_relay` belong on connect steps"
+            )
+        if step.host and step.kind != "connect":
+            self.problem(line, f"step {step.id!r}: `host` belongs on connect steps")
+        if step.kind == "lookup" and (not step.command or not step.checks):
+            self.problem(
+                line,
+                f"step {step.id!r}: a lookup step needs `command` (e.g. dig MX example.org) "
+                'and `checks` (e.g. looked_up = "MX example.org")',
+            )
+        if (step.kind == "queue") != bool(step.recipient):
+            self.problem(
+                line,
+                f"step {step.id!r}: `recipient` (the address the queue keeps trying) "
+                "belongs on queue steps, and a queue step needs one",
             )
         if step.kind == "data" and not step.lines:
             self.problem(

@@ -8,7 +8,9 @@ from typing import Any, Literal, TypeGuard, get_args
 
 # Literals, so mypy (strict equality) rejects `step.kind == "comand"`; the loader turns
 # the strings of a lesson file into them (is_step_kind, is_check_kind).
-StepKind = Literal["connect", "command", "data", "goal", "read", "library", "pipeline"]
+StepKind = Literal[
+    "connect", "command", "data", "goal", "read", "library", "pipeline", "lookup", "queue", "bounce"
+]
 STEP_KINDS: tuple[StepKind, ...] = get_args(StepKind)
 CheckKind = Literal[
     "reply",
@@ -36,6 +38,11 @@ CheckKind = Literal[
     "helo_claims",
     "body_has_line",
     "body_lacks_line",
+    "looked_up",
+    "reached",
+    "tried",
+    "delivered_to",
+    "dsn",
 ]
 CHECK_NAMES: tuple[CheckKind, ...] = get_args(CheckKind)
 
@@ -68,6 +75,11 @@ CHECK_VALUES: dict[CheckKind, CheckValue] = {
     "helo_claims": "flag or text",
     "body_has_line": "text",
     "body_lacks_line": "text",
+    "looked_up": "text",
+    "reached": "text",
+    "tried": "text",
+    "delivered_to": "text",
+    "dsn": "text",
 }
 
 
@@ -112,6 +124,8 @@ class Step:
     source: str = ""  # connect steps: the local address to connect from
     open_relay: bool | None = None  # connect steps: switch the server's relay setting
     dns: tuple[str, ...] = ()  # domains whose simulated DNS records the step shows
+    host: str = ""  # world connect steps: the host the learner must reach (they choose)
+    recipient: str = ""  # queue steps: the address the simulated queue keeps trying
     line: int = 0
 
     def accepts(self, text: str) -> bool:
@@ -149,6 +163,7 @@ class Lesson:
     learned: tuple[str, ...] = ()
     questions: tuple[Question, ...] = ()
     source: str = ""
+    world: bool = False  # runs in the simulated internet: DNS and one MTA per host
 
     def step_index(self, step_id: str) -> int:
         for index, step in enumerate(self.steps):

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from tutor.smtp.events import BounceSent, Event, Exchange, MessageStored
+from tutor.smtp.events import (
+    BounceSent,
+    DsnDelivered,
+    Event,
+    Exchange,
+    HostReached,
+    MessageStored,
+)
 
 
 def _messages(events: Sequence[Event]) -> list[MessageStored]:
@@ -59,6 +66,25 @@ def _bounce_to(events: Sequence[Event]) -> str:
     return bounces[-1].to if bounces else ""
 
 
+def _last_dsn(field: str) -> Callable[[Sequence[Event]], str]:
+    def read(events: Sequence[Event]) -> str:
+        dsns = [e for e in events if isinstance(e, DsnDelivered)]
+        return str(getattr(dsns[-1], field)) if dsns else ""
+
+    return read
+
+
+def _accepting_host(events: Sequence[Event]) -> str:
+    """The world host whose session stored the last message (the tutor's DSNs aside)."""
+    host, accepted = "", ""
+    for event in events:
+        if isinstance(event, HostReached):
+            host = event.host if event.code else ""
+        elif isinstance(event, MessageStored) and host:
+            accepted = host
+    return accepted
+
+
 FACTS: dict[str, Callable[[Sequence[Event]], str]] = {
     "queue_id": _of_message(lambda m: m.queue_id),
     "client_address": _of_message(lambda m: m.client_address),
@@ -71,6 +97,10 @@ FACTS: dict[str, Callable[[Sequence[Event]], str]] = {
     "bounce_to": _bounce_to,
     "spf": _of_message(lambda m: m.spf),
     "dmarc": _of_message(lambda m: m.dmarc),
+    "accepting_host": _accepting_host,
+    "dsn_action": _last_dsn("action"),
+    "dsn_status": _last_dsn("status"),
+    "dsn_recipient": _last_dsn("recipient"),
 }
 
 WHERE = {
@@ -85,6 +115,10 @@ WHERE = {
     "bounce_to": "a bounce goes to the envelope sender (MAIL FROM)",
     "spf": "the spf= part of the Authentication-Results: header",
     "dmarc": "the dmarc= part of the Authentication-Results: header",
+    "accepting_host": "the host whose 250 came after your lone dot",
+    "dsn_action": "the Action: field of the delivery-status part",
+    "dsn_status": "the Status: field of the delivery-status part",
+    "dsn_recipient": "the Final-Recipient: field, after rfc822;",
 }
 
 

@@ -13,7 +13,7 @@ from enum import StrEnum
 
 from tutor.engine.checks import Verdict, evaluate
 from tutor.engine.model import Lesson, Step
-from tutor.smtp.events import Event, Exchange, SessionClosed
+from tutor.smtp.events import DnsLookup, DsnDelivered, Event, Exchange, HostReached, SessionClosed
 
 
 class OutcomeStatus(StrEnum):
@@ -88,6 +88,8 @@ class LessonRun:
         if self.finished:
             return None
         self.step_events.append(event)
+        if isinstance(event, DnsLookup | HostReached | DsnDelivered):
+            return self._decided(self._judge_world(self.step, event))
         if isinstance(event, SessionClosed) or not isinstance(event, Exchange):
             return None
         outcome = self._judge(self.step, event)
@@ -97,6 +99,34 @@ class LessonRun:
         if outcome.status == OutcomeStatus.DONE:
             self.advance()
         return outcome
+
+    def _decided(self, outcome: Outcome | None) -> Outcome | None:
+        if outcome is not None:
+            self.outcomes.append(outcome)
+            if outcome.status == OutcomeStatus.DONE:
+                self.advance()
+        return outcome
+
+    def _judge_world(
+        self, step: Step, event: DnsLookup | HostReached | DsnDelivered
+    ) -> Outcome | None:
+        """A world lesson's events: a DNS question answered, a host reached (or not), a
+        DSN delivered. Only the step they are about is judged by them; a goal step only
+        learns from them when they complete it (no "not yet" for every dig)."""
+        if step.kind == "connect" and step.host and isinstance(event, HostReached):
+            if event.host != step.host or event.code not in (step.expect or (220,)):
+                why = f"this step is about {step.host}"
+                feedback = step.feedback_for(event.code, None) if event.code else None
+                return Outcome(OutcomeStatus.REFUSED, step, None, feedback, (why,))
+            return self._checks(step, None, None, OutcomeStatus.PENDING)
+        if (step.kind == "lookup" and isinstance(event, DnsLookup)) or (
+            step.kind in ("queue", "bounce") and isinstance(event, DsnDelivered)
+        ):
+            return self._checks(step, None, None, OutcomeStatus.PENDING)
+        if step.kind == "goal":
+            outcome = self._checks(step, None, None, OutcomeStatus.PENDING)
+            return outcome if outcome.status == OutcomeStatus.DONE else None
+        return None
 
     def _look_ahead(self, exchange: Exchange) -> Outcome | None:
         """A learner who runs ahead (MAIL FROM while asked for HELO, having greeted
@@ -128,6 +158,8 @@ class LessonRun:
         if step.kind == "goal":
             return self._checks(step, exchange, feedback, OutcomeStatus.PENDING)
         if step.kind == "connect":
+            if step.host:  # a world connect step is judged on HostReached
+                return Outcome(OutcomeStatus.NOTED, step, exchange)
             if exchange.kind == "greeting" and code in (step.expect or (220,)):
                 return Outcome(OutcomeStatus.DONE, step, exchange, feedback)
             return Outcome(OutcomeStatus.OFF_STEP, step, exchange, feedback)
@@ -158,11 +190,11 @@ class LessonRun:
         return self._checks(step, exchange, feedback, OutcomeStatus.PENDING)
 
     def _checks(
-        self, step: Step, exchange: Exchange, feedback: str | None, otherwise: OutcomeStatus
+        self, step: Step, exchange: Exchange | None, feedback: str | None, otherwise: OutcomeStatus
     ) -> Outcome:
         verdicts: list[Verdict] = [evaluate(c.kind, c.value, self.step_events) for c in step.checks]
         missing = tuple(v.why for v in verdicts if not v.ok)
-        if step.kind in ("goal", "library") and not step.checks:
+        if step.kind in ("goal", "library", "lookup") and not step.checks:
             missing = ("(this step has no checks)",)
         status = OutcomeStatus.DONE if not missing else otherwise
         return Outcome(status, step, exchange, feedback, missing)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tutor.engine.answers import Answer, canonical, canonical_lines
 from tutor.engine.checks import evaluate
-from tutor.engine.driver import LessonDriver, Turn, persona_for
+from tutor.engine.driver import LessonDriver, Turn, driver_for, persona_for
 from tutor.engine.loader import Problem, key_line, lesson_files, parse
 from tutor.engine.model import Lesson, Step
 from tutor.engine.offers import (
@@ -221,7 +221,13 @@ class _Source:
 _ANGLE = re.compile(r"<[^<>\n]*>")
 _QUOTES = "\"'`‘’“”«»"
 _CODE_NOTE = re.compile(r"\(\d{3}\)")
-KINDS_THAT_TYPE = ("command", "data", "goal")
+KINDS_THAT_TYPE = ("command", "data", "goal", "lookup")
+
+
+def types_lines(step: Step) -> bool:
+    """Does the learner type this step's answer? (A world lesson's connect step: yes,
+    `connect HOST`; an ordinary connect step is the tutor's.)"""
+    return step.kind in KINDS_THAT_TYPE or (step.kind == "connect" and bool(step.host))
 
 
 def text_problems(lesson: Lesson, rendered: Sequence[Rendered]) -> list[Problem]:
@@ -286,14 +292,14 @@ def _hint_problems(step: Step, item: Rendered) -> list[str]:
     shown = item.shown
     offers = item.offers()
     if not offers:
-        if shown.number == shown.total and step.kind in KINDS_THAT_TYPE:
+        if shown.number == shown.total and types_lines(step):
             return [
                 f"{shown.where}: the last hint must offer what to type "
                 f"({TYPE_EXACTLY.strip()} LINE, The lines are: A / B, or Type: A — B)"
             ]
         return []
     offer = offers[0][0]
-    if step.kind not in KINDS_THAT_TYPE:
+    if not types_lines(step):
         return [f"{shown.where}: offers lines to type, but a {step.kind} step takes none"]
     if step.kind == "command" and not any(step.accepts(line) for line in offer.lines):
         return [f"{shown.where}: offers {offer.rest!r}, which the step's `accept` does not match"]
@@ -460,7 +466,7 @@ def _trials(lesson: Lesson, rendered: Sequence[Rendered]) -> list[_Trial]:
     for item in rendered:
         shown, step_index = item.shown, item.shown.step
         offers = item.offers()
-        if shown.form != HINT or not offers or lesson.steps[step_index].kind not in KINDS_THAT_TYPE:
+        if shown.form != HINT or not offers or not types_lines(lesson.steps[step_index]):
             continue
         offer = offers[0][0]
         lines = offer.lines
@@ -473,6 +479,10 @@ def _trials(lesson: Lesson, rendered: Sequence[Rendered]) -> list[_Trial]:
 
 
 def _server(lesson: Lesson, root: Path, tls_dir: Path | None) -> TeachingServer:
+    if lesson.world:  # the simulated internet, started once for every replay
+        from tutor.engine.world_link import WorldLessonServer
+
+        return WorldLessonServer(root / "world")  # type: ignore[return-value]
     context = None
     persona = persona_for(lesson)
     if tls_dir is not None and persona.tls:
@@ -492,10 +502,15 @@ def _play(
     """One fresh session: canonical answers up to the trial's step, then its lines."""
     server.reset(persona_for(lesson))  # a fresh session on a fresh server state
     run = LessonRun(lesson)
-    driver = LessonDriver(lesson, run, server.maildir, server=server)
+    driver = driver_for(lesson, run, server.maildir, server=server)
     try:
         first = lesson.steps[0]
-        turn = driver.connect_for(first) if first.kind == "connect" else driver.connect()
+        if lesson.world:
+            turn = driver.start()  # no session yet: the lesson says where to connect
+        elif first.kind == "connect":
+            turn = driver.connect_for(first)
+        else:
+            turn = driver.connect()
         if turn.error:
             return [Problem(path, 1, f"cannot connect to the built-in server: {turn.error}")]
         while not run.finished:
@@ -602,9 +617,11 @@ def _answer(driver: LessonDriver, step: Step, override: list[str] | None) -> lis
         return [driver.send_with_library(answer.lines)]
     if answer.action == "pipeline":
         return [driver.send_pipeline(answer.lines)]
+    if answer.action == "queue":
+        return [driver.run_queue(step)]  # type: ignore[attr-defined]
     turns = []
     for line in answer.lines:
-        if not driver.connected:
+        if not driver.connected and not driver.lesson.world:
             turns.append(driver.connect())
         turns.append(driver.send(line))
     return turns

@@ -179,3 +179,46 @@ class SessionClosed(Event):
 
 
 RELAY_FOLDER = "captured-relay"
+
+
+# --- the sending side: what a world lesson's learner did as a sending MTA ---------------
+# (docs/lessons.md, "Lessons in the world"). These come from the world's DNS server's log
+# and from the tutor's own connection attempts, not from an SMTP server's capture.
+
+
+@dataclass(frozen=True)
+class DnsLookup(Event):
+    """A question the world's DNS server answered, whoever asked (the tutor for the
+    learner, or the learner's own dig): name lower case without the final dot."""
+
+    name: str
+    rdtype: str  # "MX", "A", …
+    rcode: str  # "NOERROR", "NXDOMAIN", "REFUSED", …
+    answers: int  # records in the answer section (0 with NOERROR: no such record)
+    client: str = ""
+
+
+@dataclass(frozen=True)
+class HostReached(Event):
+    """A connection the learner asked for, to a host of the world: the greeting's code,
+    or 0 when the connection itself failed (`error` says how)."""
+
+    host: str  # the world's name for the address ("" if the zone names none)
+    address: str
+    port: int
+    code: int
+    error: str = ""
+
+
+@dataclass(frozen=True)
+class DsnDelivered(Event):
+    """A delivery status notification the learner's simulated queue wrote and delivered
+    to the envelope sender, as the receiving server stored it (read back from its file)."""
+
+    action: str  # "failed" or "delayed" (RFC 3464 §2.3.3)
+    status: str  # RFC 3463, e.g. 5.1.1 or 4.4.1
+    recipient: str  # Final-Recipient, without "rfc822;"
+    diagnostic: str  # Diagnostic-Code, with its type
+    to: str  # the envelope sender it went to
+    mailbox: str  # where the receiving server stored it
+    queue_id: str  # the receiving server's queue id for it

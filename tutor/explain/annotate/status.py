@@ -45,6 +45,13 @@ def _closing(c: Context) -> Note:
         headline = "Too many errors: the server hangs up on a client that keeps failing"
         detail = "Servers do this to clients that send a stream of bad or unknown commands."
         rfc = f"{R5321} §3.8"
+    elif "busy" in text:
+        headline = "Busy: the server takes no mail now and hangs up"
+        detail = (
+            "It is up but not accepting messages (overloaded, or in maintenance). A "
+            "sending server tries the domain's next MX host at once, and this one later."
+        )
+        rfc = f"{R5321} §3.8, §5.1"
     elif status == "X.3.2" or "shutting down" in text or "shutdown" in text:
         headline = "The server is shutting down and closes the connection"
         detail = "An administrator stopped or restarted the service."

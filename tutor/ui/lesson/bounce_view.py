@@ -11,8 +11,12 @@ from tutor.ui.common.safe import join, untrusted
 
 
 def bounce_view(summary: BounceSummary, where: str) -> RenderableType:
+    """A DSN's first lines, and each recipient's Action, Status and Diagnostic-Code: a
+    bounce (Action: failed) or a warning (Action: delayed)."""
+    delayed = bool(summary.recipients) and all(r.action == "delayed" for r in summary.recipients)
+    what = "The delay warning" if delayed else "The bounce"
     rows: list[RenderableType] = [
-        join(Text("The bounce, as stored in ", style="bold"), untrusted(where, "bold"), ":"),
+        join(Text(f"{what}, as stored in ", style="bold"), untrusted(where, "bold"), ":"),
         join(Text("  From:    "), untrusted(summary.sender)),
         join(Text("  To:      "), untrusted(summary.to)),
         join(Text("  Subject: "), untrusted(summary.subject)),
@@ -20,7 +24,7 @@ def bounce_view(summary: BounceSummary, where: str) -> RenderableType:
     for failed in summary.recipients:
         rows.append(
             join(
-                Text("  failed:  ", style="yellow"),
+                untrusted(f"  {(failed.action or 'failed') + ':':<9}", "yellow"),
                 untrusted(f"{failed.recipient}  Status: {failed.status}", "yellow"),
             )
         )

@@ -17,12 +17,20 @@ from rich.text import Text
 
 from tutor.engine import questions, runner
 from tutor.engine.answers import canonical
-from tutor.engine.driver import LessonDriver, Turn
+from tutor.engine.driver import LessonDriver, Turn, driver_for
 from tutor.engine.model import Lesson, Step
 from tutor.engine.progress import FINISHED, Progress, Status
 from tutor.engine.resume import SessionLines
 from tutor.engine.runner import LessonRun
-from tutor.smtp.events import BounceSent, Event, Exchange, MessageStored
+from tutor.smtp.events import (
+    BounceSent,
+    DnsLookup,
+    DsnDelivered,
+    Event,
+    Exchange,
+    HostReached,
+    MessageStored,
+)
 from tutor.smtp.session_state import SessionState
 from tutor.ui.common import lesson_view as view
 from tutor.ui.common.line_input import LineInput
@@ -85,7 +93,7 @@ class LessonScreen:
         """Run the lesson to its end or until the learner quits; True if completed."""
         resume = self._resume_index()
         self.console.print(self._intro_panel())
-        driver = LessonDriver(self.lesson, self.run, self.maildir)
+        driver = driver_for(self.lesson, self.run, self.maildir)
         try:
             self._start(driver, resume)
             self._report_progress()
@@ -144,6 +152,13 @@ class LessonScreen:
             self._intro(first)
         turn = driver.start(first)
         self._show_turn(turn)
+        if self.lesson.world:
+            from tutor.ui.lesson import world_view
+
+            port = driver.server.address[1]
+            self.console.print(
+                world_view.world_intro(getattr(driver, "dns_port", 0), port, plain=self.plain)
+            )
         if resume > self.run.index:
             self._replay_to(driver, resume, self.progress.of(self.lesson.id).session)
 
@@ -319,10 +334,10 @@ class LessonScreen:
             return False
         self._save()
         self._show_status()
-        if step.kind == "connect":
+        if step.kind == "connect" and not step.host:
             self._reconnect(driver, announce=False, step=step)
             return True
-        if step.kind in ("read", "library", "pipeline"):
+        if step.kind in ("read", "library", "pipeline", "queue", "bounce"):
             answer = self.line_input.read("Press Enter to continue (/quit to stop) > ")
             if answer is None or answer.strip() == "/quit":
                 return False
@@ -352,7 +367,7 @@ class LessonScreen:
             note = view.data_line_note(line, plain=self.plain)
             if note is not None and not quiet:
                 self.console.print(note)
-        if not driver.connected:
+        if not driver.connected and not self.lesson.world:
             self._reconnect(driver, announce=True)
         self.session_lines.sent(line)
         turn = driver.send(line)
@@ -368,7 +383,15 @@ class LessonScreen:
             self._show_turn(turn)
         else:
             self._absorb(turn)
-        if turn.closed and self.run.needs_session():
+        if turn.closed and self.lesson.world and turn.exchanges:
+            self.console.print(
+                Text(
+                    "The connection is closed. connect HOST opens a new session, with any "
+                    "host of the world.",
+                    style="yellow",
+                )
+            )
+        elif turn.closed and self.run.needs_session() and not self.lesson.world:
             self._session_over(driver, turn)
         return turn
 
@@ -386,6 +409,8 @@ class LessonScreen:
             for line in answer.lines:
                 self.console.print(untrusted("    " + line))
             self._show_library(driver.send_with_library(answer.lines))
+        elif answer.action == "queue":
+            self._show_turn(driver.run_queue(step))  # type: ignore[attr-defined]
         elif answer.action == "pipeline":
             self.console.print(
                 Text("The tutor sends these lines in one write (PIPELINING):", style="bold")
@@ -512,6 +537,8 @@ class LessonScreen:
             self.console.print(untrusted(f"  {turn.error}", "red"))
         if turn.note:
             self.console.print(untrusted(f"  note: {turn.note}", "yellow"))
+        if turn.dns_reply is not None or turn.timeline:
+            self._show_world(turn)
         first_tls = not any(e.tls for e in self.exchanges)  # for the wire line below
         self.events += turn.events
         for event in turn.events:
@@ -524,6 +551,8 @@ class LessonScreen:
                 self._check_prediction(event)
             elif isinstance(event, MessageStored):
                 self._show_stored(event)
+            elif isinstance(event, DnsLookup | HostReached | DsnDelivered):
+                self._show_world_event(event, turn)
             else:
                 note = view.event_note(event, plain=self.plain)
                 if note is not None:
@@ -602,12 +631,57 @@ class LessonScreen:
                 )
             )
 
+    def _show_world(self, turn: Turn) -> None:
+        """A world lesson's turn: the DNS answer to the learner's dig, the queue's log."""
+        from tutor.ui.lesson import world_view
+
+        if turn.dns_reply is not None:
+            self.console.print(world_view.dig_answer(turn.dns_reply, plain=self.plain))
+        if turn.timeline:
+            self.console.print(world_view.queue_view(turn.timeline))
+
+    def _show_world_event(self, event: DnsLookup | HostReached | DsnDelivered, turn: Turn) -> None:
+        from tutor.ui.lesson import world_view
+
+        if isinstance(event, DnsLookup):
+            if turn.dns_reply is None:  # the learner's own dig elsewhere (or a name lookup)
+                self.console.print(world_view.lookup_note(event))
+        elif isinstance(event, HostReached):
+            self.console.print(world_view.reached_note(event))
+            if event.code:  # a new session: the server knows nothing of the last one
+                self.state = SessionState()
+                self.session_lines.new_session()
+        else:
+            self.console.print(world_view.dsn_note(event))
+            if turn.dsn_where is not None:
+                self._show_dsn(*turn.dsn_where)
+
+    def _show_dsn(self, root: Path, where: str) -> None:
+        from tutor.maildir import mailview
+        from tutor.smtp.dsnread import read_bounce
+        from tutor.ui.lesson.bounce_view import bounce_view
+
+        for stored in mailview.find(root, where):
+            self.console.print(bounce_view(read_bounce(stored.raw), stored.ref))
+            self.console.print(
+                untrusted(
+                    f"    (smtp-tutor mailbox --maildir {root} show {stored.ref} shows all of it)",
+                    "dim",
+                )
+            )
+            return
+
     def _show_stored(self, stored: MessageStored) -> None:
         from tutor.maildir import mailview  # the stored-mail views: not needed before a message
 
+        roots = [self.maildir]
+        world = self.maildir.parent / "world"  # a world lesson: each domain's own root
+        if self.lesson.world and world.is_dir():
+            roots = sorted(p for p in world.iterdir() if p.is_dir())
         copies = []
         for copy in stored.copies:
-            copies += [m for m in mailview.find(self.maildir, f"{copy.folder}/{copy.key}")]
+            for root in roots:
+                copies += [m for m in mailview.find(root, f"{copy.folder}/{copy.key}")]
         self.console.print(view.envelope_view(stored, copies, plain=self.plain))
 
     def _show_bounce(self, bounce: BounceSent) -> None:

@@ -1,0 +1,370 @@
+"""The lesson driver in the simulated internet: the learner plays the sending MTA.
+
+Besides SMTP lines, the learner types `dig …` (a real query to the world's DNS server)
+and `connect HOST` / `telnet HOST [PORT]` (a real connection to a host of the world,
+which may be busy, down or fine). Queue and bounce steps let the learner's own MTA act
+on what their sessions left undone: a DSN for a recipient refused with 5xx, retries on a
+simulated clock for a host that never answers. Every event of that kind (DnsLookup,
+HostReached, DsnDelivered) goes to the runner like an SMTP exchange.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import time
+from pathlib import Path
+
+import dns.exception
+
+from tutor.engine.checks import mailbox_words
+from tutor.engine.driver import EVENT_WAIT, LessonServer, Turn
+from tutor.engine.driver import LessonDriver as _LessonDriver
+from tutor.engine.model import Step
+from tutor.engine.sending import (
+    DELAY_WARNING,
+    MAXIMAL_BACKOFF,
+    QUEUE_LIFETIME,
+    Failure,
+    build_dsn,
+    clock,
+    refusals,
+    retry_times,
+    try_connect,
+)
+from tutor.engine.world_link import Target, WorldLessonServer, dig_question, host_name
+from tutor.errors import UserError
+from tutor.maildir import mailview
+from tutor.maildir.store import new_queue_id
+from tutor.server.dsn import LOCAL_DIAGNOSTIC
+from tutor.smtp.dsnread import read_bounce
+from tutor.smtp.events import DnsLookup, DsnDelivered, Event, Exchange, HostReached, MessageStored
+from tutor.world.routing import LookupFailed, RouteKind, reachable
+
+DEFAULT_SENDER = "you@tutor.test"  # whose message the queue holds, if no MAIL FROM was given
+DEFAULT_MTA_NAME = "mta.tutor.test"  # the learner's MTA, if they never said HELO/EHLO
+
+
+class WorldLessonDriver(_LessonDriver):
+    """A LessonDriver whose server is the whole world (WorldLessonServer)."""
+
+    world: WorldLessonServer
+
+    def _own(self, maildir: Path) -> LessonServer:
+        # The world's mail goes beside the lesson's Maildir: <data home>/world/<domain>/.
+        return WorldLessonServer(maildir.parent / "world")
+
+    def start(self, first: Step | None = None) -> Turn:
+        if self._own_server:
+            self.server.start()
+        assert isinstance(self.server, WorldLessonServer)
+        self.world = self.server
+        self._dns_seen = self.world.dns_log.count
+        return Turn()  # no session yet: the learner chooses where to connect, and when
+
+    @property
+    def dns_port(self) -> int:
+        return self.world.dns_port
+
+    def send(self, line: str) -> Turn:
+        """`dig …`, `connect HOST` and an empty line (what did DNS see?) are the tutor's;
+        anything else is SMTP. A message line is always SMTP, whatever it says."""
+        in_data = self.client is not None and not self.client.closed and self.client.in_data
+        if in_data:
+            return super().send(line)
+        verb = line.split(maxsplit=1)[0].lower() if line.strip() else ""
+        if verb == "dig":
+            return self.lookup(line)
+        if verb in ("connect", "telnet"):
+            return self.connect_to(line)
+        turn = Turn()
+        self._feed_dns(turn)  # a dig in another terminal since the last line
+        if not verb:
+            if not turn.events:
+                turn.note = (
+                    "nothing new: the world's DNS server has not been asked anything since "
+                    "your last line"
+                )
+            return turn
+        if self.client is None or self.client.closed:
+            turn.error = "not connected to any host: open a session first with connect HOST"
+            return turn
+        sent = super().send(line)
+        sent.events[:0] = turn.events
+        sent.outcomes[:0] = turn.outcomes
+        return sent
+
+    # --- DNS ----------------------------------------------------------------------------
+
+    def lookup(self, line: str) -> Turn:
+        """Ask the world's DNS server, for real, and let the runner judge what it saw."""
+        try:
+            question = dig_question(line)
+            mark = self.world.dns_log.count
+            reply = self.world.resolver().query(question.name, question.rdtype)
+        except (ValueError, LookupFailed, dns.exception.DNSException) as error:
+            return Turn(error=f"dig: {error}")
+        self.world.dns_log.wait_for(
+            lambda asked: any(
+                q.name == question.name and q.rdtype == question.rdtype for q in asked
+            ),
+            mark,
+            EVENT_WAIT,
+        )
+        turn = Turn(dns_reply=reply)
+        self._feed_dns(turn)
+        return turn
+
+    def _feed_dns(self, turn: Turn) -> None:
+        """The questions the DNS server answered since the last look, as events."""
+        asked = self.world.dns_log.since(self._dns_seen)
+        if asked:
+            self._dns_seen = asked[-1].number
+        self._observe(
+            turn,
+            [
+                DnsLookup(self.sessions, q.name, q.rdtype, q.rcode, q.answers, client=q.client)
+                for q in asked
+            ],
+        )
+
+    def _skip_dns(self) -> None:
+        """The tutor's own questions (its queue's) are not the learner's."""
+        self._dns_seen = self.world.dns_log.count
+
+    def _observe(self, turn: Turn, events: list[Event]) -> None:
+        turn.events += events
+        self.history += events
+        for event in events:
+            outcome = self.run.observe(event)
+            if outcome is not None:
+                turn.outcomes.append(outcome)
+
+    # --- connections --------------------------------------------------------------------
+
+    def connect_to(self, line: str) -> Turn:
+        """`connect HOST [PORT]`: a new session with a host of the world, or the reason
+        there is none (nothing listens there; not a host of the world)."""
+        turn = Turn()
+        try:
+            target = self.world.target(line)
+        except (UserError, LookupFailed) as error:
+            self._feed_dns(turn)
+            turn.error = str(error)
+            return turn
+        self._feed_dns(turn)  # the A query that resolved a name counts as the learner's
+        self.close_client()
+        server = self.world.select(target)
+        if server is None:
+            why = try_connect(target.address, target.port) or "nothing of the world is there"
+            reached = HostReached(
+                self.sessions, target.host, target.address, target.port, 0, error=why
+            )
+            self._observe(turn, [reached])
+            turn.closed = True
+            return turn
+        return self._open(turn, target)
+
+    def _open(self, turn: Turn, target: Target) -> Turn:
+        from tutor.client.client import SmtpClient, SmtpClientError
+
+        try:
+            self.client = SmtpClient.connect(target.address, target.port)
+        except SmtpClientError as error:
+            reached = HostReached(
+                self.sessions, target.host, target.address, target.port, 0, error=str(error)
+            )
+            self._observe(turn, [reached])
+            turn.closed = True
+            return turn
+        self.sessions += 1
+        local = self.client.local_address
+        capture = self.server.capture
+        capture.wait_for(lambda: capture.find_peer(local[0], local[1]) is not None, EVENT_WAIT)
+        self.record = capture.find_peer(local[0], local[1])
+        self._seen = 0
+        code = self.client.banner.code
+        self._observe(
+            turn, [HostReached(self.sessions, target.host, target.address, target.port, code)]
+        )
+        self._collect(turn, lambda events: any(isinstance(e, Exchange) for e in events))
+        if code != 220:  # 421 (busy): the server hangs up after it
+            turn.closed = True
+            self.close_client()
+        return turn
+
+    def connect(self, source: str = "") -> Turn:
+        """No automatic reconnection in the world: the learner says where."""
+        return Turn(error="not connected to any host: open a session with connect HOST")
+
+    # --- the learner's own MTA: bounces and the queue ------------------------------------
+
+    def run_queue(self, step: Step) -> Turn:
+        """A bounce step: the DSN owed for each 5xx refusal. A queue step: retries of
+        step.recipient on the simulated clock until the delay warning."""
+        turn = Turn()
+        self._feed_dns(turn)
+        if step.kind == "bounce":
+            self._bounce(turn)
+        else:
+            self._queue(turn, step.recipient)
+        self._skip_dns()
+        return turn
+
+    def _mta_name(self) -> str:
+        names = [
+            e.command.split()[1]
+            for e in self.history
+            if isinstance(e, Exchange)
+            and e.verb in ("HELO", "EHLO")
+            and e.code == 250
+            and len(e.command.split()) > 1
+        ]
+        return names[-1] if names else DEFAULT_MTA_NAME
+
+    def _bounce(self, turn: Turn) -> None:
+        refused = refusals(self.history)
+        if not refused:
+            turn.error = "nothing to bounce: no recipient was refused with 5xx in your sessions yet"
+            return
+        for sender in dict.fromkeys(r.sender for r in refused):
+            mine = [r for r in refused if r.sender == sender]
+            if not sender:  # MAIL FROM:<> : a bounce is never bounced (RFC 5321 §4.5.5)
+                turn.timeline.append(
+                    "the refused message had the null sender <>: no bounce is sent for it"
+                )
+                continue
+            failures = [
+                Failure(r.recipient, "failed", r.status, f"smtp; {r.reply}", r.host) for r in mine
+            ]
+            listed = ", ".join(f"<{r.recipient}> ({r.status} from {r.host})" for r in mine)
+            turn.timeline.append(f"{listed}: a permanent failure; no retry")
+            self._deliver_dsn(turn, sender, failures, will_retry_until=None)
+
+    def _queue(self, turn: Turn, recipient: str) -> None:
+        domain = recipient.rpartition("@")[2]
+        arrival = time.time()
+        last_try = ""
+        for at in [0, *retry_times(DELAY_WARNING + MAXIMAL_BACKOFF)]:
+            last_try = self._attempt(domain)
+            verdict = "deferred" if at < DELAY_WARNING else "deferred; past 4h: warn the sender"
+            turn.timeline.append(f"{clock(at):>9}  {last_try}: {verdict}")
+            if at >= DELAY_WARNING:
+                break
+        turn.timeline.append(
+            f"{'':>9}  from now on every {clock(MAXIMAL_BACKOFF)[1:]}, "
+            f"until {clock(QUEUE_LIFETIME)}: then the message is returned (Action: failed)"
+        )
+        failure = Failure(recipient, "delayed", "4.4.1", f"{LOCAL_DIAGNOSTIC}; {last_try}")
+        self._deliver_dsn(
+            turn,
+            self._queued_sender(),
+            [failure],
+            will_retry_until=arrival + QUEUE_LIFETIME,
+        )
+
+    def _queued_sender(self) -> str:
+        senders = [
+            e.command.partition("<")[2].partition(">")[0]
+            for e in self.history
+            if isinstance(e, Exchange) and e.verb == "MAIL" and e.code == 250
+        ]
+        return next((s for s in reversed(senders) if s), DEFAULT_SENDER)
+
+    def _attempt(self, domain: str) -> str:
+        """One real try: ask DNS, connect to each host in turn. How it failed."""
+        try:
+            route = self.world.resolver().route(domain)
+        except LookupFailed as error:
+            return str(error)
+        if route.kind is not RouteKind.MX and route.kind is not RouteKind.A_FALLBACK:
+            return route.why
+        reasons = []
+        for hop in route.hops:
+            for address in hop.addresses:
+                if not reachable(address):
+                    reasons.append(f"{hop.host}[{address}]: not a host of the world")
+                    continue
+                port = self.world.smtp_port(address)
+                why = try_connect(address, port)
+                if not why:
+                    return f"{hop.host}[{address}]:{port} answered"
+                reasons.append(f"connect to {hop.host}[{address}]:{port}: {why}")
+        return "; ".join(reasons)
+
+    def _deliver_dsn(
+        self, turn: Turn, sender: str, failures: list[Failure], will_retry_until: float | None
+    ) -> None:
+        """Send the DSN to the sender's domain's MX in the world, with MAIL FROM:<>, and
+        read back what that server stored."""
+        queue_id = new_queue_id()
+        dsn = build_dsn(
+            reporting_mta=self._mta_name(),
+            sender=sender,
+            queue_id=queue_id,
+            arrival=time.time(),
+            failures=failures,
+            will_retry_until=will_retry_until,
+        )
+        domain = sender.rpartition("@")[2].lower()
+        try:
+            route = self.world.resolver().route(domain)
+        except LookupFailed as error:
+            turn.error = f"the DSN for <{sender}> could not be routed: {error}"
+            return
+        for hop in route.hops:
+            for address in hop.addresses:
+                if reachable(address) and self._send_dsn(turn, hop.host, address, sender, dsn):
+                    return
+        turn.error = (
+            f"the DSN for <{sender}> could not be delivered: {route.why} "
+            "(in this world, mail to you@tutor.test can always be delivered)"
+        )
+
+    def _send_dsn(self, turn: Turn, host: str, address: str, sender: str, dsn: bytes) -> bool:
+        port = self.world.smtp_port(address)
+        server = self.world.world.server_at(address, port)
+        if server is None:
+            return False
+        try:
+            with smtplib.SMTP(address, port, local_hostname=self._mta_name(), timeout=10) as smtp:
+                local = smtp.sock.getsockname() if smtp.sock else ("", 0)
+                smtp.sendmail("", [sender], dsn)
+        except (smtplib.SMTPException, OSError):
+            return False
+        capture = server.capture
+        capture.wait_for(
+            lambda: (
+                (record := capture.find_peer(local[0], local[1])) is not None
+                and any(isinstance(e, MessageStored) for e in record.events)
+            ),
+            EVENT_WAIT,
+        )
+        record = capture.find_peer(local[0], local[1])
+        stored = [e for e in (record.events if record else []) if isinstance(e, MessageStored)]
+        if not stored or not stored[0].copies:
+            return False
+        copy = stored[0].copies[0]
+        root = self.world.root_of(host_name(address) or host)
+        where = f"{copy.folder}/{copy.key}"
+        found = mailview.find(root, where)
+        if not found:
+            return False
+        summary = read_bounce(found[0].raw)
+        for failed in summary.recipients:
+            delivered = DsnDelivered(
+                self.sessions,
+                failed.action,
+                failed.status,
+                failed.recipient,
+                failed.diagnostic,
+                sender,
+                copy.folder,
+                stored[0].queue_id,
+            )
+            self._observe(turn, [delivered])
+        turn.dsn_where = (root, where)
+        turn.timeline.append(
+            f"DSN delivered to <{sender}> at {host}[{address}]: stored in "
+            f"{mailbox_words(copy.folder, address=False)}, queue id {stored[0].queue_id}"
+        )
+        return True
