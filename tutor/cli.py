@@ -1069,6 +1069,15 @@ def sandbox(
             help="Talk to this server instead of the built-in one (port 25 if not given).",
         ),
     ] = None,
+    to: Annotated[
+        str | None,
+        typer.Option(
+            "--to",
+            metavar="DOMAIN",
+            help="Start the simulated world and talk to the MTA its DNS names for DOMAIN, "
+            "the way a sending server finds it (MX, then A).",
+        ),
+    ] = None,
     script: ScriptOption = None,
     implicit_tls: Annotated[
         bool,
@@ -1097,13 +1106,18 @@ def sandbox(
 ) -> None:
     """A raw SMTP shell: type commands to a real server, every reply explained in context.
 
-    Without --connect, a private teaching server is started on loopback. /help inside
-    lists the sandbox's own commands (/tls, /wire, /b64, /plain, /mailbox, /reset, …).
+    Without --connect, a private teaching server is started on loopback. With --to, the
+    simulated world is started instead (docs/world.md): the screen shows the DNS answer
+    for DOMAIN and each host tried in order, then the session with the one that took it.
+    /help inside lists the sandbox's own commands (/tls, /wire, /b64, /plain, /mailbox,
+    /reset, …).
 
     \b
     Examples:
       smtp-tutor sandbox
       smtp-tutor sandbox --script session.txt --plain
+      smtp-tutor sandbox --to example.org                   (DNS: MX 10 busy, so MX 20)
+      smtp-tutor sandbox --to a-only.example                (no MX: the A record)
       smtp-tutor sandbox --connect 127.0.0.1:2525           (smtp-tutor serve, or a lab MTA)
       smtp-tutor sandbox --connect 127.0.0.1:2525 --cafile DATA/tls/smtp-tutor-ca.pem
       smtp-tutor sandbox --connect 127.0.0.1:4650 --implicit-tls --insecure
@@ -1112,6 +1126,10 @@ def sandbox(
     from tutor.sandbox.sandbox import builtin_target, parse_target
     from tutor.ui.sandbox.sandbox_app import SandboxOptions, run
 
+    if to is not None and connect is not None:
+        raise UsageError("--to and --connect exclude each other: give one of them")
+    if to is not None and implicit_tls:
+        raise UsageError("--to talks to the world's MTAs, which offer no --implicit-tls")
     if connect is None:
         target = builtin_target(implicit_tls=implicit_tls)
     else:
@@ -1119,7 +1137,10 @@ def sandbox(
     env = env_of(ctx)
     if cafile is not None and not cafile.is_file():
         raise UserError(f"--cafile {cafile}: no such file")
-    options = SandboxOptions(target, script, insecure, timeout, cafile)
+    options = SandboxOptions(target, script, insecure, timeout, cafile, to)
+    if to is not None:  # the world's Maildir root, as `world` uses it
+        root = maildir.expanduser() if maildir is not None else env.home / "world"
+        finish(run(env.terminal, options, root))
     finish(run(env.terminal, options, env.maildir(maildir)))
 
 

@@ -33,12 +33,12 @@ from tutor.client.client import (
     TlsInfo,
 )
 from tutor.errors import UsageError, UserError
-from tutor.server.capture import SessionRecord
+from tutor.server.capture import Capture, SessionRecord
 from tutor.server.endpoints import BindError, MaildirError
 from tutor.server.persona import Persona
 from tutor.server.runner import TeachingServer
 from tutor.smtp.authcodec import AuthDecoding, decode_auth
-from tutor.smtp.events import Event, Exchange, ExchangeKind, TlsStarted
+from tutor.smtp.events import Event, Exchange, ExchangeKind, MessageStored, TlsStarted
 from tutor.smtp.session_state import SessionState
 from tutor.smtp.wire import CRLF, Reply, host_port, is_loopback, split_command
 
@@ -218,8 +218,13 @@ class Sandbox(HoldsClient):
         maildir: Path | None = None,
         persona: Persona | None = None,
         server: TeachingServer | None = None,
+        world_host: str | None = None,
+        capture: Capture | None = None,
     ) -> None:
         self.target = target
+        # `sandbox --to`: the world MTA's host name, and its record of its sessions.
+        self.world_host = world_host
+        self._world_capture = capture
         self.timeout = timeout
         self.insecure = insecure
         self.cafile = cafile  # --cafile: check a --connect server against this CA alone
@@ -242,6 +247,19 @@ class Sandbox(HoldsClient):
     @property
     def builtin(self) -> bool:
         return self.target.builtin
+
+    @property
+    def reads_mailbox(self) -> bool:
+        """Whether /mailbox can show what the server stored: the built-in server's, or a
+        world MTA's (its domain's Maildir root is `maildir`)."""
+        return self.maildir is not None and (self.builtin or self.world_host is not None)
+
+    @property
+    def server_name(self) -> str:
+        """The name the server's certificate should carry."""
+        if self.builtin:
+            return TUTOR_HOSTNAME
+        return self.world_host or self.target.host.strip("[]")
 
     @property
     def tls_info(self) -> TlsInfo | None:
@@ -282,11 +300,14 @@ class Sandbox(HoldsClient):
 
     # --- opening and closing ------------------------------------------------------------
 
-    def open(self) -> Result:
-        """Start the built-in server if needed, connect, read the greeting.
+    def open(self, client: SmtpClient | None = None) -> Result:
+        """Start the built-in server if needed, connect, read the greeting. With `client`
+        (`sandbox --to`), the session is that connection, its greeting already read.
 
         UserError (one line) when the first connection fails: there is nothing to show.
         """
+        if client is not None:
+            return self._begin(client)
         if self.builtin and self.server is None:
             self.server = TeachingServer(
                 self.maildir or _default_maildir(),
@@ -326,7 +347,6 @@ class Sandbox(HoldsClient):
         self.state = SessionState()
         self._message.clear()
         host, port = self.address
-        hostname = TUTOR_HOSTNAME if self.builtin else self.target.host.strip("[]")
         try:
             client = SmtpClient.connect(
                 host,
@@ -335,10 +355,16 @@ class Sandbox(HoldsClient):
                 implicit_tls=self.target.implicit_tls,
                 verify=self.verify,
                 cafile=self.ca_file,
-                server_hostname=hostname,
+                server_hostname=self.server_name,
             )
         except SmtpClientError as error:
             return Result(error=self._opening_error(error), closed=True)
+        return self._begin(client)
+
+    def _begin(self, client: SmtpClient) -> Result:
+        """A new session on a connection whose greeting the client has read."""
+        self.state = SessionState()
+        self._message.clear()
         self.client = client
         self.last_tap = list(client.tap)
         self._find_record()
@@ -379,12 +405,19 @@ class Sandbox(HoldsClient):
             return f"{where} does not speak SMTP: {error}"
         return f"{where}: {error}"
 
+    @property
+    def _capture(self) -> Capture | None:
+        """The server's own record of its sessions: the built-in server's or a world MTA's."""
+        if self.builtin:
+            return self.server.capture if self.server is not None else None
+        return self._world_capture
+
     def _find_record(self) -> None:
         self._record = None
         self._seen = 0
-        if not self.builtin or self.server is None or self.client is None:
+        capture = self._capture
+        if capture is None or self.client is None:
             return
-        capture = self.server.capture
         host, port = self.client.local_address
         capture.wait_for(lambda: capture.find_peer(host, port) is not None, EVENT_WAIT)
         self._record = capture.find_peer(host, port)
@@ -531,6 +564,8 @@ class Sandbox(HoldsClient):
                 self._message.clear()
                 reply = client.end_data()
                 self._record_exchange(result, "data", sent, reply, tls=client.tls_active)
+                if reply.code == 250:
+                    self._wait_for_stored()
             else:
                 client.send_data_line(line)
                 self._message += _encoded(line) + CRLF
@@ -584,10 +619,9 @@ class Sandbox(HoldsClient):
     # --- STARTTLS ---------------------------------------------------------------------------
 
     def _upgrade(self, client: SmtpClient, result: Result, *, pipelined: list[str]) -> None:
-        hostname = TUTOR_HOSTNAME if self.builtin else self.target.host.strip("[]")
         try:
             result.tls = client.starttls(
-                verify=self.verify, cafile=self.ca_file, server_hostname=hostname
+                verify=self.verify, cafile=self.ca_file, server_hostname=self.server_name
             )
         except SmtpClientError as error:
             self._tls_failed(client, result, error)
@@ -649,9 +683,10 @@ class Sandbox(HoldsClient):
         size = sum(len(_encoded(line)) + 2 for line in pipelined)
         count = f"{len(pipelined)} command{'s' if len(pipelined) > 1 else ''}"
         sent = f"{count} ({size} bytes) you pipelined after STARTTLS went out in plaintext"
-        if self._record is not None and self.server is not None:
+        capture = self._capture
+        if self._record is not None and capture is not None:
             record = self._record
-            self.server.capture.wait_for(
+            capture.wait_for(
                 lambda: any(isinstance(e, TlsStarted) for e in record.events[self._seen :]),
                 EVENT_WAIT,
             )
@@ -704,6 +739,18 @@ class Sandbox(HoldsClient):
         before = self.state.copy()
         self.state.feed_exchange(exchange)
         result.shown.append(Shown(exchange, before, auth))
+
+    def _wait_for_stored(self) -> None:
+        """A world MTA runs in a process of its own: its record of the message it just
+        stored comes up a pipe a moment after its 250, so wait for it (the built-in
+        server has recorded it before it replied)."""
+        record, capture = self._record, self._capture
+        if record is None or capture is None or self.builtin:
+            return
+        capture.wait_for(
+            lambda: any(isinstance(e, MessageStored) for e in record.events[self._seen :]),
+            EVENT_WAIT,
+        )
 
     def _collect(self, result: Result) -> None:
         """The built-in server's own record: messages stored, bounces sent."""

@@ -8,6 +8,7 @@ dump's printable column holds only ASCII letters, digits and punctuation.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Group, RenderableType
 from rich.padding import Padding
@@ -26,6 +27,11 @@ from tutor.smtp.events import RELAY_FOLDER, Exchange, MessageStored
 from tutor.smtp.session_state import SessionState
 from tutor.smtp.textsafe import wire_lines
 from tutor.ui.common.safe import join, untrusted, untrusted_line
+
+if TYPE_CHECKING:  # the world and dnspython load only for `sandbox --to`
+    from tutor.sandbox.routed import Attempt
+    from tutor.server.world import WorldMap
+    from tutor.world.routing import Route
 
 PLAINTEXT_LINES = 6  # lines of SMTP text shown per side in the wire view
 LINE_SHOWN = 240  # bytes of one such line: 3 rows at 80 columns
@@ -320,13 +326,17 @@ def state_view(state: SessionState, *, plain: bool) -> RenderableType:
     return Group(*lines)
 
 
-def help_view(*, builtin: bool) -> RenderableType:
+def help_view(*, builtin: bool, mailbox: bool | None = None) -> RenderableType:
+    """The sandbox's commands; `mailbox`: whether /mailbox works here (default: builtin)."""
+    mailbox = builtin if mailbox is None else mailbox
     table = Table(box=None, show_header=False, pad_edge=False)
     table.add_column(no_wrap=True, style="bold")
     table.add_column()
     for usage, what in SLASH_COMMANDS.values():
-        if usage == "/mailbox" and not builtin:
+        if usage == "/mailbox" and not mailbox:
             what += " (not for this server)"
+        elif usage == "/mailbox" and not builtin:
+            what = "the messages this domain's MTAs stored"
         table.add_row(Text(usage), Text(what))
     lines: list[RenderableType] = [
         Text(
@@ -366,3 +376,108 @@ def lesson_tls_view(
         line = wire_line(tap, plain=plain)
         return [line] if line is not None else []
     return []
+
+
+# --- sandbox --to: the route, before the session ------------------------------------------------
+
+
+def world_line(world_map: WorldMap) -> Text:
+    ports = "on one shared port" if world_map.shared_port else "on 127.0.0.1, a port each"
+    return join(
+        Text(
+            f"The simulated world runs in the background: its DNS server on {world_map.dns}, "
+            f"one teaching MTA per mail host {ports} (docs/world.md). Mail is stored under "
+        ),
+        untrusted(str(world_map.maildir)),
+        Text("."),
+    )
+
+
+def dns_answer_view(route: Route, dns: str) -> RenderableType:
+    """What the world's DNS server answered, as the records a sending MTA reads."""
+    from tutor.world.routing import RouteKind
+
+    domain, rows = route.domain, []
+    if route.kind is RouteKind.MX:
+        mx = ", ".join(f"{hop.preference} {hop.host}" for hop in route.hops)
+        rows.append((domain, "MX", mx))
+    elif route.kind is RouteKind.A_FALLBACK:
+        rows.append((domain, "MX", "none: no MX, so the A record is used"))
+    elif route.kind is RouteKind.NULL_MX:
+        rows.append((domain, "MX", "0 . (a null MX: this domain takes no mail)"))
+    elif route.kind is RouteKind.NO_DOMAIN:
+        rows.append((domain, "MX", "NXDOMAIN: no such domain"))
+    else:
+        rows.append((domain, "MX", "none"))
+        rows.append((domain, "A", "none"))
+    for hop in route.hops:
+        rows.append((hop.host, "A", ", ".join(hop.addresses) or "none (no address record)"))
+    table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 0, 0))
+    table.add_column(no_wrap=True)
+    table.add_column(no_wrap=True, style="bold")
+    table.add_column()
+    for name, rdtype, data in rows:
+        table.add_row(untrusted(name), Text(rdtype), untrusted(data))
+    title = Text(f"DNS, asked for real at the world's DNS server ({dns}):")
+    return Group(title, Padding(table, (0, 0, 0, 2)))
+
+
+def route_line(route: Route) -> Text:
+    return untrusted(f"Route: {route.why}.")
+
+
+def gives_up_line(route: Route) -> Text:
+    """A null MX, NXDOMAIN or no address: no host to try, no session (exit status 1)."""
+    from tutor.world.routing import RouteKind
+
+    why = (
+        route.why
+        if route.kind is RouteKind.NULL_MX
+        else f"the sender gives up at once: {route.why}"
+    )
+    return untrusted(f"{why[0].upper()}{why[1:]}. No session.", "red")
+
+
+def attempt_line(attempt: Attempt, *, more: bool) -> RenderableType:
+    """One try: where, what came back, and what a sending MTA does next. `more`: another
+    host or address of the route is left to try."""
+    return Padding(_attempt_text(attempt, more=more), (0, 0, 0, 2))
+
+
+def _attempt_text(attempt: Attempt, *, more: bool) -> Text:
+    from tutor.sandbox.routed import Outcome
+
+    hop = attempt.hop
+    where = f"{hop.host} [{attempt.address}]:{attempt.port}" if attempt.port else hop.host
+    if attempt.connect_to and attempt.connect_to != attempt.address and attempt.port:
+        where += f" (listening on {attempt.connect_to}:{attempt.port} on this system)"
+    next_step = "trying the next MX" if hop.preference is not None else "trying the next address"
+    if not more:
+        next_step = "no host is left to try"
+    if attempt.outcome is Outcome.SESSION:
+        return untrusted(f"{where} answered 220: this is the session", "green")
+    if attempt.outcome is Outcome.NO_ADDRESS:
+        return untrusted(f"{where} has no address record: {next_step}", "yellow")
+    if attempt.outcome is Outcome.NOT_REACHABLE:
+        return untrusted(f"{hop.host} [{attempt.address}]: {attempt.detail}; {next_step}", "yellow")
+    if attempt.outcome is Outcome.NO_CONNECTION:
+        return untrusted(f"{where}: {attempt.detail}: {next_step}", "yellow")
+    assert attempt.reply is not None
+    said = " ".join(attempt.reply.wire_lines()[:1])
+    kind = "a temporary failure" if attempt.outcome is Outcome.TEMPORARY else "no service here"
+    return untrusted(f"{where} answered {said} — {kind}, {next_step}", "yellow")
+
+
+def no_host_line(route: Route, attempts: Sequence[Attempt]) -> Text:
+    """Every host failed or could not be tried: no session (exit status 1)."""
+    from tutor.sandbox.routed import Outcome
+
+    temporary = any(a.outcome in (Outcome.TEMPORARY, Outcome.NO_CONNECTION) for a in attempts)
+    if temporary:
+        why = (
+            "a sending MTA keeps the message in its queue and tries the route again later, "
+            "until it gives up and bounces it (RFC 5321 §4.5.4.1)"
+        )
+    else:
+        why = "a sending MTA bounces the message"
+    return untrusted(f"No host of {route.domain} took the mail: {why}. No session.", "red")

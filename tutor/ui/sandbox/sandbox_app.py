@@ -7,8 +7,13 @@ what happened with the lesson screen's exchange view and the sandbox's own views
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.padding import Padding
@@ -35,6 +40,9 @@ from tutor.ui.common.mailbox_view import message_table
 from tutor.ui.common.safe import join, untrusted
 from tutor.ui.common.terminal import Terminal
 
+if TYPE_CHECKING:
+    from tutor.sandbox.routed import Attempt
+
 ADDRESSES = (
     "<you@tutor.test>",
     "<alice@tutor.test>",
@@ -50,10 +58,13 @@ class SandboxOptions:
     insecure: bool = False
     timeout: float = 10.0
     cafile: Path | None = None
+    to: str | None = None  # --to DOMAIN: the session is with the world MTA DNS names
 
 
 def run(term: Terminal, options: SandboxOptions, maildir: Path) -> int:
-    """The whole sandbox; 0 when the learner leaves, 1 when they decline to connect."""
+    """The whole sandbox; 0 when the learner leaves, 1 when they decline to connect (or,
+    with --to, when no host of the domain takes the connection). With --to, `maildir` is
+    the world's Maildir root."""
     console, errors = term.out, term.err
     line_input = choose_input(
         term,
@@ -65,6 +76,8 @@ def run(term: Terminal, options: SandboxOptions, maildir: Path) -> int:
             slash_commands=SLASH_COMMANDS,
         ),
     )
+    if options.to is not None:
+        return run_routed(term, options, line_input, maildir, options.to)
     interactive = isinstance(line_input, PromptInput)
     target = options.target
     if not target.loopback:
@@ -102,6 +115,74 @@ def run(term: Terminal, options: SandboxOptions, maildir: Path) -> int:
     return 0
 
 
+def run_routed(
+    term: Terminal, options: SandboxOptions, line_input: LineInput, world_root: Path, domain: str
+) -> int:
+    """`sandbox --to DOMAIN`: the world in the background, the route from its DNS server,
+    each host tried in order on screen, then the session with the first that says 220.
+    Every process of the world is stopped on every way out."""
+    from tutor.sandbox.routed import RoutedWorld, domain_argument, more_after
+    from tutor.world.routing import RouteKind
+
+    console = term.out
+    domain = domain_argument(domain)
+    with _sigterm_as_interrupt(), RoutedWorld(world_root, timeout=options.timeout) as world:
+        world_map = world.start()
+        route = world.route(domain)
+        console.print(sandbox_view.world_line(world_map))
+        console.print(sandbox_view.dns_answer_view(route, world_map.dns))
+        if route.kind not in (RouteKind.MX, RouteKind.A_FALLBACK):
+            console.print(sandbox_view.gives_up_line(route))
+            return 1
+        console.print(sandbox_view.route_line(route))
+        tried: list[Attempt] = []
+        for attempt in world.attempts(route):
+            tried.append(attempt)
+            console.print(sandbox_view.attempt_line(attempt, more=more_after(route, attempt)))
+        session = tried[-1] if tried and tried[-1].client is not None else None
+        if session is None:
+            console.print(sandbox_view.no_host_line(route, tried))
+            return 1
+        sandbox = Sandbox(
+            Target(session.connect_to, session.port),
+            timeout=options.timeout,
+            insecure=options.insecure,
+            cafile=options.cafile,
+            maildir=world_root / route.domain,
+            world_host=session.hop.host,
+            capture=session.capture,
+        )
+        try:
+            opened = sandbox.open(session.client)
+            console.print(Text(""))
+            screen = SandboxScreen(console, line_input, sandbox, plain=term.plain)
+            screen.intro()
+            screen.show(opened)
+            screen.loop()
+        finally:
+            sandbox.close()
+    return 0
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends the sandbox as Ctrl-C does, so that the world's processes are stopped
+    (a signal handler can be set in the main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second one must not cut the clean-up
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class SandboxScreen:
     def __init__(
         self, console: Console, line_input: LineInput, sandbox: Sandbox, *, plain: bool
@@ -117,6 +198,11 @@ class SandboxScreen:
             where = (
                 f"A private teaching server (mx.tutor.test) is listening on {sandbox.where}; "
                 "nothing you send leaves this machine."
+            )
+        elif sandbox.world_host is not None:
+            where = (
+                f"Connected to {sandbox.world_host} ({sandbox.where}), a teaching MTA of the "
+                "simulated world; nothing you send leaves this machine."
             )
         else:
             where = (
@@ -168,7 +254,7 @@ class SandboxScreen:
     def _slash(self, command: SlashCommand) -> None:
         sandbox, print_ = self.sandbox, self.console.print
         if command.name == "/help":
-            print_(sandbox_view.help_view(builtin=sandbox.builtin))
+            print_(sandbox_view.help_view(builtin=sandbox.builtin, mailbox=sandbox.reads_mailbox))
         elif command.name == "/state":
             print_(sandbox_view.state_view(sandbox.state, plain=self.plain))
         elif command.name == "/mailbox":
@@ -206,7 +292,7 @@ class SandboxScreen:
 
     def _mailbox(self) -> None:
         maildir = self.sandbox.maildir
-        if not self.sandbox.builtin or maildir is None:
+        if not self.sandbox.reads_mailbox or maildir is None:
             self.console.print(
                 Text(
                     "Only the built-in server's mailboxes can be read here; this server "
