@@ -430,12 +430,9 @@ def gives_up_line(route: Route) -> Text:
     """A null MX, NXDOMAIN or no address: no host to try, no session (exit status 1)."""
     from tutor.world.routing import RouteKind
 
-    why = (
-        route.why
-        if route.kind is RouteKind.NULL_MX
-        else f"the sender gives up at once: {route.why}"
-    )
-    return untrusted(f"{why[0].upper()}{why[1:]}. No session.", "red")
+    if route.kind is RouteKind.NULL_MX:  # the reason already says the sender gives up
+        return untrusted(f"No session: {route.why}.", "red")
+    return untrusted(f"The sender gives up at once: {route.why}. No session.", "red")
 
 
 def attempt_line(attempt: Attempt, *, more: bool) -> RenderableType:
