@@ -253,6 +253,26 @@ def test_a_learner_mails_bob_at_example_org_in_a_terminal(tutor_home: Path, tmp_
 
 @pytest.mark.posix
 @pytest.mark.slow
+def test_a_fallback_and_null_mx_in_a_terminal(tutor_home: Path, tmp_path: Path) -> None:
+    from tests.pty_session import PtySession
+
+    maildir = str(tmp_path / "world")
+    fallback = PtySession("sandbox", "--to", "a-only.example", "--maildir", maildir)
+    fallback.expect(r"none: no MX, so the A record is used")
+    fallback.expect(r"a-only\.example \[127\.0\.0\.16\]:\d+ answered 220: this is the session")
+    fallback.type("QUIT", prompt=r"smtp>")
+    fallback.expect(r"221 ")
+    fallback.type("/quit", prompt=r"smtp>")
+    assert fallback.finish() == 0
+    null_mx = PtySession("sandbox", "--to", "nomail.example", "--maildir", maildir)
+    null_mx.expect(r"0 \. \(a null MX")
+    null_mx.expect(r"No session: nomail\.example publishes a null MX")
+    assert null_mx.finish() == 1
+    assert "smtp>" not in null_mx.screen()
+
+
+@pytest.mark.posix
+@pytest.mark.slow
 def test_sigterm_and_ctrl_c_leave_no_process_of_the_world(tutor_home: Path, tmp_path: Path) -> None:
     for stop in (signal.SIGTERM, signal.SIGINT):
         process = subprocess.Popen(
