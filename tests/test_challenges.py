@@ -34,8 +34,11 @@ MISSING = {
     "someone-else-passes": "the last message's DMARC verdict should be pass (it is fail)",
     "backscatter": "a bounce should go to someone other than you@tutor.test "
     "(it went to you@tutor.test)",
+    "no-mx": "ask DNS for the MX records of a-only.example",
+    "null-mx": "the envelope sender should be <>",
 }
 SHIPPED = challenges.load_challenges()
+BACKSCATTER = next(c for c in SHIPPED if c.id == "backscatter")
 
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
@@ -214,7 +217,7 @@ def coached() -> Iterator[LiveProcess]:
 
 
 def test_a_real_client_in_another_process_solves_a_challenge(coached: LiveProcess) -> None:
-    lines = list(canonical(goal_of(SHIPPED[-1])).lines)
+    lines = list(canonical(goal_of(BACKSCATTER)).lines)
     subprocess.run(
         [sys.executable, "-c", CLIENT, str(coached.port)],
         input="\n".join(lines),
@@ -225,7 +228,7 @@ def test_a_real_client_in_another_process_solves_a_challenge(coached: LiveProces
     coached.wait_for(rb"Challenge 7 solved\.")
     assert coached.proc.wait(timeout=30) == 0
     text = coached.text
-    assert "Challenge 7 of 7: A bounce for someone else" in text
+    assert f"Challenge 7 of {len(SHIPPED)}: A bounce for someone else" in text
     assert "sent a bounce" in text and "<victim@innocent.example>" in text
     # the stored message alone is not yet an attempt to judge: its bounce was still coming
     assert "Not solved" not in text

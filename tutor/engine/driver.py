@@ -407,17 +407,6 @@ class LessonDriver(HoldsClient):
         return turn
 
 
-def driver_for(
-    lesson: Lesson, run: LessonRun, maildir: Path, server: LessonServer | None = None
-) -> LessonDriver:
-    """The driver a lesson needs: in the simulated internet, or with its own server."""
-    if lesson.world:  # DNS and the sending side are imported for world lessons only
-        from tutor.engine.world_driver import WorldLessonDriver
-
-        return WorldLessonDriver(lesson, run, maildir, server=server)
-    return LessonDriver(lesson, run, maildir, server=server)
-
-
 def promised_event(exchange: Exchange) -> type[Event] | None:
     """The event the server publishes right after this exchange, before its reply leaves
     (docs/architecture.md, "How a session is captured"): the stored message after a 2xx to

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from tutor.engine.answers import Answer, canonical, canonical_lines
 from tutor.engine.checks import evaluate
-from tutor.engine.driver import LessonDriver, Turn, driver_for, persona_for
+from tutor.engine.driver import LessonDriver, Turn, persona_for
+from tutor.engine.drivers import driver_for
 from tutor.engine.loader import Problem, key_line, lesson_files, parse
 from tutor.engine.model import Lesson, Step
 from tutor.engine.offers import (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import Group, RenderableType
 from rich.panel import Panel
@@ -102,6 +102,7 @@ def challenge_table(found: list[Lesson], progress: Progress, *, plain: bool) -> 
 class ChallengeScreen(LessonScreen):
     """The lesson screen, framed as a challenge."""
 
+    status_name: ClassVar[str] = "Challenge"
     last_missing: tuple[str, ...] = ()  # what the last settled attempt lacked
 
     def _intro_panel(self) -> RenderableType:

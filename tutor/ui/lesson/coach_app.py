@@ -24,6 +24,7 @@ from tutor.engine.answers import canonical
 from tutor.engine.driver import LessonDriver, Turn, persona_for, promised_event
 from tutor.engine.model import Step
 from tutor.engine.runner import Outcome
+from tutor.errors import UserError
 from tutor.server.process import ServerProcess
 from tutor.smtp.events import (
     BareLineFeed,
@@ -208,6 +209,12 @@ class CoachScreen(LessonScreen):
     )
 
     def play(self) -> bool:
+        if self.lesson.world:  # many hosts and a DNS server, not one server to telnet to
+            raise UserError(
+                f"{self.lesson.title!r} runs in the simulated internet, where the learner "
+                "picks the host: take it without --telnet (a dig in another terminal counts "
+                "all the same), or run smtp-tutor world to telnet to its hosts"
+            )
         self.console.print(self._intro_panel())
         server = ServerProcess(self.maildir, persona_for(self.lesson), port=self.port, mirror=True)
         self.server = server

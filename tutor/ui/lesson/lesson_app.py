@@ -17,7 +17,8 @@ from rich.text import Text
 
 from tutor.engine import questions, runner
 from tutor.engine.answers import canonical
-from tutor.engine.driver import LessonDriver, Turn, driver_for
+from tutor.engine.driver import LessonDriver, Turn
+from tutor.engine.drivers import driver_for
 from tutor.engine.model import Lesson, Step
 from tutor.engine.progress import FINISHED, Progress, Status
 from tutor.engine.resume import SessionLines
@@ -72,6 +73,7 @@ class LessonScreen:
     present: bool = False  # projector layout: a clean screen per step, the code large
     quit_requested: bool = False
     asks_predictions: ClassVar[bool] = True
+    status_name: ClassVar[str] = "Lesson"  # the status bar's "Lesson 3, step 2/9"
     pauses_in_present: ClassVar[bool] = True
     # After the last hint: what /show does on this screen.
     no_more_hints: ClassVar[str] = (
@@ -132,6 +134,15 @@ class LessonScreen:
 
     def _resume_index(self) -> int:
         saved = self.progress.of(self.lesson.id)
+        if saved.status == Status.IN_PROGRESS and saved.step and self.lesson.world:
+            self.console.print(
+                Text(
+                    "This lesson runs in a simulated internet started afresh each time, with "
+                    "an empty queue: it starts again from its first step.",
+                    style="yellow",
+                )
+            )
+            return 0
         if saved.status == Status.IN_PROGRESS and saved.step:
             try:
                 return self.lesson.step_index(saved.step)
@@ -533,7 +544,7 @@ class LessonScreen:
 
     def _show_turn(self, turn: Turn) -> None:
         """What happened, in order: exchanges and events, then how the step went."""
-        if turn.error and not turn.events:
+        if turn.error and not turn.exchanges:
             self.console.print(untrusted(f"  {turn.error}", "red"))
         if turn.note:
             self.console.print(untrusted(f"  note: {turn.note}", "yellow"))
@@ -606,9 +617,10 @@ class LessonScreen:
     def _show_status(self) -> None:
         """The bottom toolbar: where the learner is (it stays on screen however far the
         lesson scrolls), then what the server knows after the last reply."""
-        where = f"Lesson {self.lesson.number}, step {self.run.index + 1}/{len(self.lesson.steps)}"
+        what = f"{self.status_name} {self.lesson.number}"
+        where = f"{what}, step {self.run.index + 1}/{len(self.lesson.steps)}"
         if self.run.finished:
-            where = f"Lesson {self.lesson.number}, done"
+            where = f"{what}, done"
         self.line_input.set_status(" · ".join([where, *self.state.summary()]))
 
     def _check_prediction(self, exchange: Exchange) -> None:
