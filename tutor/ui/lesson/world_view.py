@@ -30,7 +30,8 @@ def world_intro(dns_port: int, smtp_port: int, *, plain: bool) -> RenderableType
         ),
         Text(
             "Here, type dig … to ask its DNS server and connect HOST to open a session "
-            "(the tutor finds the port). In another terminal, real tools work too:",
+            "(the tutor finds the port). In another terminal, real tools work too (after a "
+            "dig there, press Enter here and the lesson sees what the DNS server was asked):",
         ),
         Text(f"    dig @{HOST} -p {dns_port} MX example.org", style="" if plain else "cyan"),
         Text(f"    telnet 127.0.0.12 {smtp_port}", style="" if plain else "cyan"),
