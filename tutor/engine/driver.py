@@ -343,15 +343,19 @@ class LessonDriver(HoldsClient):
         self._wait_for_bounces(record)
         new = record.events[self._seen :]
         self._seen += len(new)
-        turn.events += new
-        self.history += new
-        for event in new:
-            outcome = self.run.observe(event)
-            if outcome is not None:
-                turn.outcomes.append(outcome)
+        self._observe(turn, new)
         recheck = self.run.recheck()
         if recheck is not None:
             turn.outcomes.append(recheck)
+
+    def _observe(self, turn: Turn, events: list[Event]) -> None:
+        """Events into the turn and the history, each judged by the runner."""
+        turn.events += events
+        self.history += events
+        for event in events:
+            outcome = self.run.observe(event)
+            if outcome is not None:
+                turn.outcomes.append(outcome)
 
     def _wait_for_bounces(self, record: SessionRecord) -> None:
         """A relayed message that will fail sends its bounce just after the 250: wait for it."""

@@ -18,6 +18,7 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from tutor.server.dsn import report_parts
 from tutor.smtp.events import Event, Exchange, HostReached
 
 MINIMAL_BACKOFF = 300  # seconds: Postfix minimal_backoff_time
@@ -168,21 +169,9 @@ def build_dsn(
             "Content-Type: multipart/report; report-type=delivery-status;",
             f'\tboundary="{boundary}"',
             "",
-            "This is a MIME-encapsulated message.",
-            "",
-            f"--{boundary}",
-            "Content-Type: text/plain; charset=us-ascii",
-            "",
-            human,
-            f"--{boundary}",
-            "Content-Type: message/delivery-status",
-            "",
-            "\n".join(per_message),
-            "",
-            "\n\n".join(blocks),
-            "",
+            *report_parts(boundary, human, per_message, blocks),
             f"--{boundary}--",
             "",
         ]
     )
-    return text.replace("\n", "\r\n").encode("ascii", "replace")
+    return text.replace("\n", "\r\n").encode("utf-8", "surrogateescape")

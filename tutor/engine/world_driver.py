@@ -37,7 +37,7 @@ from tutor.maildir import mailview
 from tutor.maildir.store import new_queue_id
 from tutor.server.dsn import LOCAL_DIAGNOSTIC
 from tutor.smtp.dsnread import read_bounce
-from tutor.smtp.events import DnsLookup, DsnDelivered, Event, Exchange, HostReached, MessageStored
+from tutor.smtp.events import DnsLookup, DsnDelivered, Exchange, HostReached, MessageStored
 from tutor.world.routing import LookupFailed, RouteKind, reachable
 
 DEFAULT_SENDER = "you@tutor.test"  # whose message the queue holds, if no MAIL FROM was given
@@ -130,14 +130,6 @@ class WorldLessonDriver(_LessonDriver):
     def _skip_dns(self) -> None:
         """The tutor's own questions (its queue's) are not the learner's."""
         self._dns_seen = self.world.dns_log.count
-
-    def _observe(self, turn: Turn, events: list[Event]) -> None:
-        turn.events += events
-        self.history += events
-        for event in events:
-            outcome = self.run.observe(event)
-            if outcome is not None:
-                turn.outcomes.append(outcome)
 
     # --- connections --------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from tutor.server.capture import Capture
 from tutor.server.persona import Persona
 from tutor.server.process import ServerProcess
 from tutor.server.world import World, WorldMap
+from tutor.world.authresults import is_address
 from tutor.world.dns_server import HOST
 from tutor.world.dnsdata import WORLD_HOSTS
 from tutor.world.query_log import QueryLog
@@ -173,7 +174,7 @@ class WorldLessonServer:
         if len(words) > 2 or (len(words) == 2 and not words[1].isdigit()):
             raise UserError("connect HOST or connect HOST PORT, e.g. connect mx2.example.org")
         address = name
-        if not _is_address(name):
+        if not is_address(name):
             found = self.resolver().addresses(name)
             if not found:
                 raise UserError(f"{name} has no A record in the world's DNS: nothing to connect to")
@@ -197,13 +198,3 @@ class WorldLessonServer:
         """The Maildir root where a host of the world stores its domain's mail."""
         domain = next((h.domain for h in WORLD_HOSTS if h.host == host), "tutor.test")
         return self.root / domain
-
-
-def _is_address(text: str) -> bool:
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True

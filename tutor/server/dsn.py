@@ -72,6 +72,22 @@ def build_dsn(
         "MIME-Version: 1.0",
         f'Content-Type: multipart/report; report-type=delivery-status; boundary="{boundary}"',
         "",
+        *report_parts(boundary, human, per_message, per_recipient),
+        f"--{boundary}",
+        "Content-Type: text/rfc822-headers",
+        "",
+    ]
+    text = "\n".join(head).encode("utf-8", "surrogateescape") + b"\n"
+    text += original_headers + b"\n\n" + f"--{boundary}--\n".encode()
+    return text.replace(b"\n", b"\r\n")
+
+
+def report_parts(
+    boundary: str, human: str, per_message: list[str], per_recipient: list[str]
+) -> list[str]:
+    """A DSN's body lines up to the end of its delivery-status part (RFC 3464 §2): the
+    human-readable part, then the per-message fields and one block per recipient."""
+    return [
         "This is a MIME-encapsulated delivery status notification (RFC 3464).",
         "",
         f"--{boundary}",
@@ -85,10 +101,4 @@ def build_dsn(
         "",
         "\n\n".join(per_recipient),
         "",
-        f"--{boundary}",
-        "Content-Type: text/rfc822-headers",
-        "",
     ]
-    text = "\n".join(head).encode("utf-8", "surrogateescape") + b"\n"
-    text += original_headers + b"\n\n" + f"--{boundary}--\n".encode()
-    return text.replace(b"\n", b"\r\n")

@@ -102,7 +102,8 @@ def _is_domain(name: str) -> bool:
     return len(labels) > 1 and all(_LABEL.fullmatch(label) for label in labels)
 
 
-def _is_address(text: str) -> bool:
+def is_address(text: str) -> bool:
+    """An IPv4 or IPv6 address, written plainly."""
     try:
         ipaddress.ip_address(text)
     except ValueError:
@@ -119,7 +120,7 @@ def spf_identity(mail_from: str, helo: str) -> str:
 
 def spf_result(identity: str, helo: str, client_ip: str) -> str:
     """pyspf's check_host() of the identity's domain for client_ip, on the simulated DNS."""
-    if not identity or not _is_domain(identity.rpartition("@")[2]) or not _is_address(client_ip):
+    if not identity or not _is_domain(identity.rpartition("@")[2]) or not is_address(client_ip):
         return "none"
     query = pyspf().query(i=client_ip, s=identity, h=helo or "unknown", querytime=0)
     result, _code, _explanation = query.check()
