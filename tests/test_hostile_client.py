@@ -83,14 +83,13 @@ def test_an_endless_reply_is_cut_at_a_limit_and_the_connection_closed(
     attacks: dict[str, Callable[[], list[Step]]], name: str, what: str
 ) -> None:
     with HostileServer(attacks[name]()) as evil:
-        seconds, error = elapsed(
-            lambda: connect(evil, timeout=TIMEOUT).send_line("EHLO me.example")
-        )
+        _, error = elapsed(lambda: connect(evil).send_line("EHLO me.example"))
+    # A protocol error, not a timeout: the limit stopped it, long before the (roomy)
+    # deadline, which a loaded machine could otherwise reach while the flood arrives.
     assert isinstance(error, SmtpProtocolError)
     [line] = str(error).splitlines()
     assert line.startswith(f"the server sent {what}")
     assert line.endswith("the tutor stopped reading and closed the connection")
-    assert seconds < TIMEOUT  # the limit, not the deadline, stopped it
 
 
 def test_a_line_without_an_end_is_cut_at_8_kib(
