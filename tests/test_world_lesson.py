@@ -186,3 +186,30 @@ def test_a_dsn_event_is_what_the_questions_read() -> None:
     assert fact("dsn_action", events) == "delayed"
     assert fact("dsn_status", events) == "4.4.1"
     assert fact("dsn_recipient", events) == "a@offline.example"
+
+
+@pytest.mark.slow
+def test_lesson_12_where_only_127_0_0_1_can_be_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """macOS without aliases: every host on 127.0.0.1 at a port of its own. The lesson
+    still replays whole, and connect says where it really went."""
+    from tutor.engine import validate
+    from tutor.server import world as world_module
+
+    monkeypatch.setattr(world_module, "loopback_aliases_work", lambda: False)
+    lesson = load(LESSON, 12)
+    assert validate.replay_lesson(lesson) == []
+    with WorldLessonServer(tmp_path / "world") as world:
+        assert not world.shared_port
+        driver = driver_for(lesson, LessonRun(lesson), tmp_path / "Maildir", server=world)
+        driver.start()
+        turn = driver.send("connect mx2.example.org")
+        assert "can use 127.0.0.1 only" in turn.note and "instead of 127.0.0.12" in turn.note
+        [reached] = [e for e in turn.events if isinstance(e, HostReached)]
+        assert (reached.host, reached.address, reached.code) == (
+            "mx2.example.org",
+            "127.0.0.1",
+            220,
+        )
+        driver.close()

@@ -144,6 +144,7 @@ class WorldLessonDriver(_LessonDriver):
             turn.error = str(error)
             return turn
         self._feed_dns(turn)  # the A query that resolved a name counts as the learner's
+        turn.note = target.note
         self.close_client()
         server = self.world.select(target)
         if server is None:
@@ -276,11 +277,11 @@ class WorldLessonDriver(_LessonDriver):
                 if not reachable(address):
                     reasons.append(f"{hop.host}[{address}]: not a host of the world")
                     continue
-                port = self.world.smtp_port(address)
-                why = try_connect(address, port)
+                listening, port = self.world.where(address)
+                why = try_connect(listening, port)
                 if not why:
-                    return f"{hop.host}[{address}]:{port} answered"
-                reasons.append(f"connect to {hop.host}[{address}]:{port}: {why}")
+                    return f"{hop.host}[{listening}]:{port} answered"
+                reasons.append(f"connect to {hop.host}[{listening}]:{port}: {why}")
         return "; ".join(reasons)
 
     def _deliver_dsn(
@@ -313,7 +314,7 @@ class WorldLessonDriver(_LessonDriver):
         )
 
     def _send_dsn(self, turn: Turn, host: str, address: str, sender: str, dsn: bytes) -> bool:
-        port = self.world.smtp_port(address)
+        address, port = self.world.where(address)
         server = self.world.world.server_at(address, port)
         if server is None:
             return False

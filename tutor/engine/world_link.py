@@ -69,6 +69,7 @@ class Target:
     host: str  # the world's name for the address ("" if none)
     address: str
     port: int
+    note: str = ""  # where the system made the tutor connect elsewhere (only 127.0.0.1)
 
 
 def host_name(address: str) -> str:
@@ -159,10 +160,17 @@ class WorldLessonServer:
     def resolver(self) -> Resolver:
         return Resolver(HOST, self.dns_port)
 
-    def smtp_port(self, address: str) -> int:
-        """The port a host of the world listens on (one shared port, or its own)."""
+    def where(self, address: str) -> tuple[str, int]:
+        """Where the host DNS names at `address` really listens: there, at the shared
+        port; or, on a system that can use 127.0.0.1 only, 127.0.0.1 at its own port."""
         mta = next((m for m in self.started.mtas if m.host.address == address), None)
-        return mta.port if mta is not None else self.started.mtas[0].port
+        if mta is None:
+            return address, self.started.mtas[0].port
+        return mta.address, mta.port
+
+    @property
+    def shared_port(self) -> bool:
+        return self.started.shared_port
 
     def target(self, line: str) -> Target:
         """`connect HOST [PORT]` / `telnet HOST [PORT]`: resolve a name through the world's
@@ -184,8 +192,17 @@ class WorldLessonServer:
                 f"{address} is not a host of the simulated world: the tutor connects only "
                 "to the world's own loopback addresses (smtp-tutor world lists them)"
             )
-        port = int(words[1]) if len(words) == 2 else self.smtp_port(address)
-        return Target(host_name(address) or name, address, port)
+        host = host_name(address) or name
+        listening, port = self.where(address)
+        note = ""
+        if listening != address:  # no 127.0.0.x aliases here (macOS): docs/world.md
+            note = (
+                f"this system can use 127.0.0.1 only, so {host} listens on {listening} port "
+                f"{port} instead of {address}: the tutor connects there"
+            )
+        if len(words) == 2:
+            port = int(words[1])
+        return Target(host, listening, port, note)
 
     def select(self, target: Target) -> ServerProcess | None:
         """Make the MTA at `target` current; None when nothing of the world listens there."""

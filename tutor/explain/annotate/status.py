@@ -30,6 +30,7 @@ def by_status(c: Context) -> Note | None:
 
 def _closing(c: Context) -> Note:
     text, status = c.text, c.status
+    advice = "Reconnect later; a mail client keeps the message queued and retries."
     if status == "X.4.2" or "timeout" in text or "timed out" in text or "idle" in text:
         headline = "Idle timeout: the server stopped waiting for you and hung up"
         detail = (
@@ -52,6 +53,7 @@ def _closing(c: Context) -> Note:
             "sending server tries the domain's next MX host at once, and this one later."
         )
         rfc = f"{R5321} §3.8, §5.1"
+        advice = "Try the domain's next MX host now; come back to this one later."
     elif status == "X.3.2" or "shutting down" in text or "shutdown" in text:
         headline = "The server is shutting down and closes the connection"
         detail = "An administrator stopped or restarted the service."
@@ -61,12 +63,7 @@ def _closing(c: Context) -> Note:
         detail = "A temporary condition (overload, maintenance, policy) ends the session."
         rfc = f"{R5321} §3.8, §4.2.3"
     detail += " Any message not yet answered with 250 was not accepted."
-    return Note(
-        headline,
-        detail,
-        rfc,
-        "Reconnect later; a mail client keeps the message queued and retries.",
-    )
+    return Note(headline, detail, rfc, advice)
 
 
 def _auth_required(c: Context) -> Note:

@@ -167,8 +167,11 @@ class LessonScreen:
             from tutor.ui.lesson import world_view
 
             port = driver.server.address[1]
+            shared = getattr(driver.server, "shared_port", True)
             self.console.print(
-                world_view.world_intro(getattr(driver, "dns_port", 0), port, plain=self.plain)
+                world_view.world_intro(
+                    getattr(driver, "dns_port", 0), port, shared_port=shared, plain=self.plain
+                )
             )
         if resume > self.run.index:
             self._replay_to(driver, resume, self.progress.of(self.lesson.id).session)

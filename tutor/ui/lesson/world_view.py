@@ -20,8 +20,25 @@ from tutor.world.dns_server import HOST
 from tutor.world.zone import dig_fields
 
 
-def world_intro(dns_port: int, smtp_port: int, *, plain: bool) -> RenderableType:
+def world_intro(
+    dns_port: int, smtp_port: int, *, shared_port: bool = True, plain: bool
+) -> RenderableType:
     """Where the world is, so that a second terminal can ask the same DNS server."""
+    if not shared_port:  # a system that can use 127.0.0.1 only (macOS without aliases)
+        return Group(
+            Text(
+                f"The simulated internet is running: its DNS server is {HOST} port {dns_port}.",
+                style="bold",
+            ),
+            Text(
+                "This system can use 127.0.0.1 only, so each mail host listens on 127.0.0.1 "
+                "at a port of its own, not on the 127.0.0.x address DNS gives it. Here, "
+                "connect HOST still finds it and says where it went; from another terminal, "
+                "give the port as well (smtp-tutor world --json lists them).",
+                style="yellow",
+            ),
+            Text(f"    dig @{HOST} -p {dns_port} MX example.org", style="" if plain else "cyan"),
+        )
     return Group(
         Text(
             f"The simulated internet is running: its DNS server is {HOST} port {dns_port}, "
