@@ -15,7 +15,10 @@ import re
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -212,4 +215,47 @@ def test_lesson_12_where_only_127_0_0_1_can_be_used(
             "127.0.0.1",
             220,
         )
+        driver.close()
+
+
+def catch_up(driver: Any, until: Callable[[], bool] | None = None) -> list[Any]:
+    """Empty lines until the other client's session has come through the server's
+    mirror (it arrives from the server's process a moment later), for 10 s at most."""
+    deadline = time.monotonic() + 10
+    events: list[Any] = []
+    while time.monotonic() < deadline:
+        events += driver.send("").events
+        if until() if until is not None else events:
+            return events
+        time.sleep(0.05)
+    return events
+
+
+@pytest.mark.slow
+def test_a_telnet_in_another_terminal_is_judged_too(tmp_path: Path) -> None:
+    """The lesson follows sessions it did not open (here smtplib, standing in for a
+    telnet in a second window): an empty line catches up with what the hosts saw."""
+    import smtplib
+
+    lesson = load(LESSON, 12)
+    run = LessonRun(lesson)
+    with WorldLessonServer(tmp_path / "world") as world:
+        driver = driver_for(lesson, run, tmp_path / "Maildir", server=world)
+        driver.start()
+        run.go_to(lesson.step_index("primary"))
+        mx1, port = world.where("127.0.0.11")
+        with pytest.raises(smtplib.SMTPConnectError):
+            smtplib.SMTP(mx1, port, timeout=10)
+        [reached] = [e for e in catch_up(driver) if isinstance(e, HostReached)]
+        assert reached.outside and (reached.host, reached.code) == ("mx1.example.org", 421)
+        assert run.step.id == "backup"
+        mx2, port = world.where("127.0.0.12")
+        with smtplib.SMTP(mx2, port, local_hostname="mta.tutor.test", timeout=10) as client:
+            client.ehlo("mta.tutor.test")
+            client.mail("you@tutor.test")
+            client.rcpt("bob@example.org")
+        catch_up(driver, until=lambda: run.step.id == "rcpt-unknown")
+        assert run.step.id == "rcpt-unknown", run.step.id
+        # the tutor's own sessions are never counted twice
+        assert driver.send("").note.startswith("nothing new")
         driver.close()

@@ -97,10 +97,14 @@ def clock(seconds: int) -> str:
     return "+" + " ".join(parts)
 
 
-def try_connect(address: str, port: int) -> str:
-    """One real attempt: "" if something answered, else why not (as Postfix logs it)."""
+def try_connect(address: str, port: int, mine: set[tuple[str, int]] | None = None) -> str:
+    """One real attempt: "" if something answered, else why not (as Postfix logs it).
+    The local address of a connection made is added to `mine` (the tutor's own)."""
     try:
-        with socket.create_connection((address, port), timeout=CONNECT_TIMEOUT):
+        with socket.create_connection((address, port), timeout=CONNECT_TIMEOUT) as sock:
+            if mine is not None:
+                local = sock.getsockname()
+                mine.add((local[0], local[1]))
             return ""
     except ConnectionRefusedError:
         return "Connection refused"

@@ -59,6 +59,15 @@ class WorldLessonDriver(_LessonDriver):
         assert isinstance(self.server, WorldLessonServer)
         self.world = self.server
         self._dns_seen = self.world.dns_log.count
+        # Sessions of the world's MTAs the tutor did not open (a telnet in another
+        # terminal): how many of each one's events were judged; and the tutor's own
+        # client addresses, whose sessions are not the learner's.
+        self._outside: dict[tuple[int, int], int] = {}
+        self._own_peers: set[tuple[str, int]] = set()
+        for server in self.world.world.servers:  # sessions before this lesson: not its own
+            for record in server.capture.sessions():
+                opened = record.opened
+                self._own_peers.add((opened.peer_host, opened.peer_port))
         return Turn()  # no session yet: the learner chooses where to connect, and when
 
     @property
@@ -78,11 +87,12 @@ class WorldLessonDriver(_LessonDriver):
             return self.connect_to(line)
         turn = Turn()
         self._feed_dns(turn)  # a dig in another terminal since the last line
+        self._feed_outside(turn)  # and a telnet there
         if not verb:
             if not turn.events:
                 turn.note = (
-                    "nothing new: the world's DNS server has not been asked anything since "
-                    "your last line"
+                    "nothing new: no question to the world's DNS server and no session with "
+                    "its hosts since your last line"
                 )
             return turn
         if self.client is None or self.client.closed:
@@ -126,6 +136,29 @@ class WorldLessonDriver(_LessonDriver):
                 for q in asked
             ],
         )
+
+    def _feed_outside(self, turn: Turn) -> None:
+        """What the world's MTAs saw from clients the tutor did not start (telnet, swaks
+        in another terminal): each new session as a HostReached, then its events."""
+        for server in self.world.world.servers:
+            for record in server.capture.sessions():
+                opened = record.opened
+                if (opened.peer_host, opened.peer_port) in self._own_peers:
+                    continue
+                key = (id(server), opened.session)
+                seen = self._outside.get(key)
+                events = list(record.events)
+                if seen is None:
+                    greeting = next((e for e in events if isinstance(e, Exchange)), None)
+                    if greeting is None or greeting.code is None:
+                        continue  # not greeted yet: next time
+                    host = server.persona.hostname
+                    where = (opened.local_host, opened.local_port)
+                    reached = HostReached(opened.session, host, *where, greeting.code, outside=True)
+                    self._observe(turn, [reached])
+                    seen = 0
+                self._outside[key] = len(events)
+                self._observe(turn, events[seen:])
 
     def _skip_dns(self) -> None:
         """The tutor's own questions (its queue's) are not the learner's."""
@@ -171,6 +204,7 @@ class WorldLessonDriver(_LessonDriver):
             return turn
         self.sessions += 1
         local = self.client.local_address
+        self._own_peers.add((local[0], local[1]))
         capture = self.server.capture
         capture.wait_for(lambda: capture.find_peer(local[0], local[1]) is not None, EVENT_WAIT)
         self.record = capture.find_peer(local[0], local[1])
@@ -278,7 +312,7 @@ class WorldLessonDriver(_LessonDriver):
                     reasons.append(f"{hop.host}[{address}]: not a host of the world")
                     continue
                 listening, port = self.world.where(address)
-                why = try_connect(listening, port)
+                why = try_connect(listening, port, self._own_peers)
                 if not why:
                     return f"{hop.host}[{listening}]:{port} answered"
                 reasons.append(f"connect to {hop.host}[{listening}]:{port}: {why}")
@@ -321,6 +355,7 @@ class WorldLessonDriver(_LessonDriver):
         try:
             with smtplib.SMTP(address, port, local_hostname=self._mta_name(), timeout=10) as smtp:
                 local = smtp.sock.getsockname() if smtp.sock else ("", 0)
+                self._own_peers.add((local[0], local[1]))
                 smtp.sendmail("", [sender], dsn)
         except (smtplib.SMTPException, OSError):
             return False

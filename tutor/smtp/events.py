@@ -208,6 +208,7 @@ class HostReached(Event):
     port: int
     code: int
     error: str = ""
+    outside: bool = False  # a client in another terminal, not the tutor's own session
 
 
 @dataclass(frozen=True)

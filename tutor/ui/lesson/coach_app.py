@@ -212,8 +212,8 @@ class CoachScreen(LessonScreen):
         if self.lesson.world:  # many hosts and a DNS server, not one server to telnet to
             raise UserError(
                 f"{self.lesson.title!r} runs in the simulated internet, where the learner "
-                "picks the host: take it without --telnet (a dig in another terminal counts "
-                "all the same), or run smtp-tutor world to telnet to its hosts"
+                "picks the host: take it without --telnet (a dig or a telnet in another "
+                "terminal counts all the same: its first screen gives the ports)"
             )
         self.console.print(self._intro_panel())
         server = ServerProcess(self.maildir, persona_for(self.lesson), port=self.port, mirror=True)

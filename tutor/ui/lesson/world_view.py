@@ -47,8 +47,9 @@ def world_intro(
         ),
         Text(
             "Here, type dig … to ask its DNS server and connect HOST to open a session "
-            "(the tutor finds the port). In another terminal, real tools work too (after a "
-            "dig there, press Enter here and the lesson sees what the DNS server was asked):",
+            "(the tutor finds the port). In another terminal, real tools work too: after a "
+            "dig or a telnet there, press Enter here and the lesson catches up with what the "
+            "servers saw:",
         ),
         Text(f"    dig @{HOST} -p {dns_port} MX example.org", style="" if plain else "cyan"),
         Text(f"    telnet 127.0.0.12 {smtp_port}", style="" if plain else "cyan"),
@@ -104,6 +105,11 @@ def lookup_note(event: DnsLookup) -> Text:
 
 def reached_note(event: HostReached) -> Text:
     where = f"{event.host or event.address} [{event.address}] port {event.port}"
+    if event.outside:
+        return untrusted(
+            f"  A session from another terminal reached {where}; the tutor follows it here:",
+            "bold",
+        )
     if event.code:
         return untrusted(f"  Connected to {where}.", "bold")
     return untrusted(
