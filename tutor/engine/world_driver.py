@@ -38,8 +38,12 @@ from tutor.maildir.store import new_queue_id
 from tutor.server.dsn import LOCAL_DIAGNOSTIC
 from tutor.smtp.dsnread import read_bounce
 from tutor.smtp.events import DnsLookup, DsnDelivered, Exchange, HostReached, MessageStored
+from tutor.world.dnsdata import WORLD_HOSTS
 from tutor.world.routing import LookupFailed, RouteKind, reachable
 
+# The world's own MTAs, which may relay to each other: their sessions are not the
+# learner's. (127.0.0.1 is the learner's address too, and tutor.test's MX.)
+MTA_ADDRESSES = frozenset(h.address for h in WORLD_HOSTS) - {"127.0.0.1"}
 DEFAULT_SENDER = "you@tutor.test"  # whose message the queue holds, if no MAIL FROM was given
 DEFAULT_MTA_NAME = "mta.tutor.test"  # the learner's MTA, if they never said HELO/EHLO
 
@@ -144,6 +148,8 @@ class WorldLessonDriver(_LessonDriver):
             for record in server.capture.sessions():
                 opened = record.opened
                 if (opened.peer_host, opened.peer_port) in self._own_peers:
+                    continue
+                if opened.peer_host in MTA_ADDRESSES:  # one of the world's MTAs relaying
                     continue
                 key = (id(server), opened.session)
                 seen = self._outside.get(key)
