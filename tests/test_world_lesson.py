@@ -259,3 +259,64 @@ def test_a_telnet_in_another_terminal_is_judged_too(tmp_path: Path) -> None:
         # the tutor's own sessions are never counted twice
         assert driver.send("").note.startswith("nothing new")
         driver.close()
+
+
+INBOX_LESSON = """
+format_version = 1
+id = "inbox-probe"
+title = "Inbox probe"
+world = true
+
+[[steps]]
+id = "send"
+kind = "goal"
+goal = "Deliver to bob at example.org."
+explain = "Deliver."
+command = '''
+connect mx2.example.org
+ehlo mta.tutor.test
+mail from:<you@tutor.test>
+rcpt to:<bob@example.org>
+data'''
+lines = ["Subject: probe", "", "hello"]
+[[steps.checks]]
+delivered_to = "bob@example.org"
+
+[[steps]]
+id = "read"
+kind = "inbox"
+mailbox = "bob@example.org"
+explain = "Read bob's copy."
+[[steps.checks]]
+auth_result = "spf=pass"
+"""
+
+
+@pytest.mark.slow
+def test_an_inbox_step_reads_the_stored_copy_and_its_verdicts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tutor.engine import world_driver
+    from tutor.engine.answers import canonical
+    from tutor.engine.questions import fact
+    from tutor.smtp.events import MailboxRead
+
+    path = tmp_path / "01-inbox.toml"
+    path.write_text(INBOX_LESSON)
+    lesson = load(path, 1)
+    run = LessonRun(lesson)
+    with WorldLessonServer(tmp_path / "world") as world:
+        driver = driver_for(lesson, run, tmp_path / "Maildir", server=world)
+        driver.start()
+        for line in canonical(run.step).lines:
+            driver.send(line)
+        assert run.step.id == "read"
+        turn = driver.run_queue(run.step)  # type: ignore[attr-defined]
+        [read] = [e for e in turn.events if isinstance(e, MailboxRead)]
+        assert read.ref == "bob/1" and read.subject == "probe"
+        assert "spf=pass" in read.results and run.finished
+        assert fact("spf_result", driver.history) == "pass"
+        # nothing new since: the next read says so instead of showing the same copy
+        monkeypatch.setattr(world_driver, "INBOX_WAIT", 0.3)
+        assert "nothing new" in driver.run_queue(lesson.steps[1]).error  # type: ignore[attr-defined]
+        driver.close()

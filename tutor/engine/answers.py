@@ -26,7 +26,7 @@ def canonical(step: Step) -> Answer:
         return Answer("lines", (f"connect {step.host}",))
     if step.kind == "connect":
         return Answer("connect")
-    if step.kind in ("queue", "bounce"):
+    if step.kind in ("queue", "bounce", "inbox"):
         return Answer("queue")
     if step.kind in ("library", "pipeline"):
         return Answer(step.kind, step.lines)

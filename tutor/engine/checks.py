@@ -20,6 +20,7 @@ from tutor.smtp.events import (
     Event,
     Exchange,
     HostReached,
+    MailboxRead,
     MessageStored,
     TlsStarted,
 )
@@ -324,6 +325,13 @@ def _dsn(events: Sequence[Event], action: Any) -> Verdict:
     return Verdict(ok, f"a DSN saying Action: {action}, delivered to the sender")
 
 
+def _auth_result(events: Sequence[Event], verdict: Any) -> Verdict:
+    """`dkim=pass`: the last mailbox read in the step says so in Authentication-Results."""
+    reads = [e for e in events if isinstance(e, MailboxRead)]
+    ok = bool(reads) and str(verdict).lower() in reads[-1].results
+    return Verdict(ok, f"a stored copy whose Authentication-Results say {verdict}")
+
+
 CHECK_KINDS: dict[CheckKind, Callable[[Sequence[Event], Any], Verdict]] = {
     "reply": _reply,
     "enhanced": _enhanced,
@@ -355,6 +363,7 @@ CHECK_KINDS: dict[CheckKind, Callable[[Sequence[Event], Any], Verdict]] = {
     "tried": _tried,
     "delivered_to": _delivered_to,
     "dsn": _dsn,
+    "auth_result": _auth_result,
 }
 
 

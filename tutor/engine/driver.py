@@ -58,6 +58,7 @@ class Turn:
     dns_reply: Any = None
     timeline: list[str] = field(default_factory=list)
     dsn_where: tuple[Path, str] | None = None  # (Maildir root, folder/key) of the DSN
+    inbox: tuple[Path, str] | None = None  # (Maildir root, folder/N) of a message read
 
     @property
     def exchanges(self) -> list[Exchange]:

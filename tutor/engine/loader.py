@@ -381,7 +381,7 @@ class _Builder:
         make sense there (lookup, queue, bounce, a connect step naming a host) need it."""
         world = bool(self.flag(data, "world", 1))
         for step in steps:
-            needs_world = step.kind in ("lookup", "queue", "bounce") or bool(step.host)
+            needs_world = step.kind in ("lookup", "queue", "bounce", "inbox") or bool(step.host)
             if needs_world and not world:
                 self.problem(
                     step.line,
@@ -448,6 +448,7 @@ class _Builder:
             dns=tuple(self.strings(raw, "dns", line)),
             host=self.text(raw, "host", line),
             recipient=self.text(raw, "recipient", line),
+            mailbox=self.text(raw, "mailbox", line),
             line=line,
         )
         self.validate_step(step, raw, line)
@@ -475,6 +476,7 @@ class _Builder:
             "dns",
             "host",
             "recipient",
+            "mailbox",
         }
         for key in raw:
             if key not in known:
@@ -510,6 +512,12 @@ class _Builder:
                 line,
                 f"step {step.id!r}: `recipient` (the address the queue keeps trying) "
                 "belongs on queue steps, and a queue step needs one",
+            )
+        if (step.kind == "inbox") != bool(step.mailbox):
+            self.problem(
+                line,
+                f"step {step.id!r}: `mailbox` (whose mailbox of the world to read, e.g. "
+                "bob@example.org) belongs on inbox steps, and an inbox step needs one",
             )
         if step.kind == "data" and not step.lines:
             self.problem(

@@ -9,7 +9,17 @@ from typing import Any, Literal, TypeGuard, get_args
 # Literals, so mypy (strict equality) rejects `step.kind == "comand"`; the loader turns
 # the strings of a lesson file into them (is_step_kind, is_check_kind).
 StepKind = Literal[
-    "connect", "command", "data", "goal", "read", "library", "pipeline", "lookup", "queue", "bounce"
+    "connect",
+    "command",
+    "data",
+    "goal",
+    "read",
+    "library",
+    "pipeline",
+    "lookup",
+    "queue",
+    "bounce",
+    "inbox",
 ]
 STEP_KINDS: tuple[StepKind, ...] = get_args(StepKind)
 CheckKind = Literal[
@@ -43,6 +53,7 @@ CheckKind = Literal[
     "tried",
     "delivered_to",
     "dsn",
+    "auth_result",
 ]
 CHECK_NAMES: tuple[CheckKind, ...] = get_args(CheckKind)
 
@@ -80,6 +91,7 @@ CHECK_VALUES: dict[CheckKind, CheckValue] = {
     "tried": "text",
     "delivered_to": "text",
     "dsn": "text",
+    "auth_result": "text",
 }
 
 
@@ -126,6 +138,7 @@ class Step:
     dns: tuple[str, ...] = ()  # domains whose simulated DNS records the step shows
     host: str = ""  # world connect steps: the host the learner must reach (they choose)
     recipient: str = ""  # queue steps: the address the simulated queue keeps trying
+    mailbox: str = ""  # inbox steps: whose mailbox of the world to read (bob@example.org)
     line: int = 0
 
     def accepts(self, text: str) -> bool:

@@ -14,6 +14,7 @@ from tutor.smtp.events import (
     Event,
     Exchange,
     HostReached,
+    MailboxRead,
     MessageStored,
 )
 
@@ -85,6 +86,17 @@ def _accepting_host(events: Sequence[Event]) -> str:
     return accepted
 
 
+def _verdict_of(method: str) -> Callable[[Sequence[Event]], str]:
+    """The last mailbox read's verdict for one method: `pass` for dkim=pass."""
+
+    def read(events: Sequence[Event]) -> str:
+        reads = [e for e in events if isinstance(e, MailboxRead)]
+        found = [r for r in (reads[-1].results if reads else ()) if r.startswith(method + "=")]
+        return found[0].partition("=")[2] if found else ""
+
+    return read
+
+
 FACTS: dict[str, Callable[[Sequence[Event]], str]] = {
     "queue_id": _of_message(lambda m: m.queue_id),
     "client_address": _of_message(lambda m: m.client_address),
@@ -101,6 +113,9 @@ FACTS: dict[str, Callable[[Sequence[Event]], str]] = {
     "dsn_action": _last_dsn("action"),
     "dsn_status": _last_dsn("status"),
     "dsn_recipient": _last_dsn("recipient"),
+    "dkim_result": _verdict_of("dkim"),
+    "spf_result": _verdict_of("spf"),
+    "dmarc_result": _verdict_of("dmarc"),
 }
 
 WHERE = {
@@ -119,6 +134,9 @@ WHERE = {
     "dsn_action": "the Action: field of the delivery-status part",
     "dsn_status": "the Status: field of the delivery-status part",
     "dsn_recipient": "the Final-Recipient: field, after rfc822;",
+    "dkim_result": "dkim= in the Authentication-Results: field of the copy you read",
+    "spf_result": "spf= in the Authentication-Results: field of the copy you read",
+    "dmarc_result": "dmarc= in the Authentication-Results: field of the copy you read",
 }
 
 

@@ -13,7 +13,15 @@ from enum import StrEnum
 
 from tutor.engine.checks import Verdict, evaluate
 from tutor.engine.model import Lesson, Step
-from tutor.smtp.events import DnsLookup, DsnDelivered, Event, Exchange, HostReached, SessionClosed
+from tutor.smtp.events import (
+    DnsLookup,
+    DsnDelivered,
+    Event,
+    Exchange,
+    HostReached,
+    MailboxRead,
+    SessionClosed,
+)
 
 
 class OutcomeStatus(StrEnum):
@@ -88,7 +96,7 @@ class LessonRun:
         if self.finished:
             return None
         self.step_events.append(event)
-        if isinstance(event, DnsLookup | HostReached | DsnDelivered):
+        if isinstance(event, DnsLookup | HostReached | DsnDelivered | MailboxRead):
             return self._decided(self._judge_world(self.step, event))
         if isinstance(event, SessionClosed) or not isinstance(event, Exchange):
             return None
@@ -108,7 +116,7 @@ class LessonRun:
         return outcome
 
     def _judge_world(
-        self, step: Step, event: DnsLookup | HostReached | DsnDelivered
+        self, step: Step, event: DnsLookup | HostReached | DsnDelivered | MailboxRead
     ) -> Outcome | None:
         """A world lesson's events: a DNS question answered, a host reached (or not), a
         DSN delivered. Only the step they are about is judged by them; a goal step only
@@ -119,8 +127,10 @@ class LessonRun:
                 feedback = step.feedback_for(event.code, None) if event.code else None
                 return Outcome(OutcomeStatus.REFUSED, step, None, feedback, (why,))
             return self._checks(step, None, None, OutcomeStatus.PENDING)
-        if (step.kind == "lookup" and isinstance(event, DnsLookup)) or (
-            step.kind in ("queue", "bounce") and isinstance(event, DsnDelivered)
+        if (
+            (step.kind == "lookup" and isinstance(event, DnsLookup))
+            or (step.kind in ("queue", "bounce") and isinstance(event, DsnDelivered))
+            or (step.kind == "inbox" and isinstance(event, MailboxRead))
         ):
             return self._checks(step, None, None, OutcomeStatus.PENDING)
         if step.kind == "goal":

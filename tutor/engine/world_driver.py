@@ -10,6 +10,7 @@ HostReached, DsnDelivered) goes to the runner like an SMTP exchange.
 
 from __future__ import annotations
 
+import re
 import smtplib
 import time
 from pathlib import Path
@@ -37,13 +38,23 @@ from tutor.maildir import mailview
 from tutor.maildir.store import new_queue_id
 from tutor.server.dsn import LOCAL_DIAGNOSTIC
 from tutor.smtp.dsnread import read_bounce
-from tutor.smtp.events import DnsLookup, DsnDelivered, Exchange, HostReached, MessageStored
+from tutor.smtp.events import (
+    DnsLookup,
+    DsnDelivered,
+    Exchange,
+    HostReached,
+    MailboxRead,
+    MessageStored,
+)
 from tutor.world.dnsdata import WORLD_HOSTS
 from tutor.world.routing import LookupFailed, RouteKind, reachable
 
 # The world's own MTAs, which may relay to each other: their sessions are not the
 # learner's. (127.0.0.1 is the learner's address too, and tutor.test's MX.)
 MTA_ADDRESSES = frozenset(h.address for h in WORLD_HOSTS) - {"127.0.0.1"}
+INBOX_WAIT = 10.0  # seconds a relayed message may take to reach the mailbox read
+# One verdict of an Authentication-Results field (RFC 8601 §2.2): `dkim=pass`.
+AUTH_VERDICT = re.compile(r"\b(dkim|spf|dmarc|arc)=([a-z]+)", re.IGNORECASE)
 DEFAULT_SENDER = "you@tutor.test"  # whose message the queue holds, if no MAIL FROM was given
 DEFAULT_MTA_NAME = "mta.tutor.test"  # the learner's MTA, if they never said HELO/EHLO
 
@@ -72,6 +83,7 @@ class WorldLessonDriver(_LessonDriver):
             for record in server.capture.sessions():
                 opened = record.opened
                 self._own_peers.add((opened.peer_host, opened.peer_port))
+        self._read: set[Path] = set(self._mailbox_files())  # mail from before the lesson
         return Turn()  # no session yet: the learner chooses where to connect, and when
 
     @property
@@ -238,10 +250,55 @@ class WorldLessonDriver(_LessonDriver):
         self._feed_dns(turn)
         if step.kind == "bounce":
             self._bounce(turn)
+        elif step.kind == "inbox":
+            self._read_inbox(turn, step.mailbox)
         else:
             self._queue(turn, step.recipient)
         self._skip_dns()
         return turn
+
+    # --- a mailbox of the world, as its server stored it -----------------------------------
+
+    def _mailbox_files(self, address: str = "") -> list[Path]:
+        """Message files in one mailbox of the world (every mailbox without `address`)."""
+        local, _, domain = address.lower().rpartition("@")
+        pattern = f"{domain or '*'}/{local or '*'}/[nc][eu][wr]/*"
+        return [path for path in self.world.root.glob(pattern) if path.is_file()]
+
+    def _read_inbox(self, turn: Turn, address: str) -> None:
+        """The newest message that arrived in `address`'s mailbox since the last read (the
+        world's MTAs relay after their 250, so it may still be on its way: up to
+        INBOX_WAIT seconds)."""
+        deadline = time.monotonic() + INBOX_WAIT
+        fresh: list[Path] = []
+        while not fresh:
+            fresh = [p for p in self._mailbox_files(address) if p not in self._read]
+            if fresh or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        if not fresh:
+            turn.error = (
+                f"nothing new in {address}'s mailbox: has your message been sent? "
+                "(a relayed message arrives a moment after the 250)"
+            )
+            return
+        self._read.update(fresh)
+        newest = max(fresh, key=lambda p: p.stat().st_mtime_ns)
+        local, _, domain = address.lower().rpartition("@")
+        root = self.world.root / domain
+        stored = next((m for m in mailview.read_folder(root, local) if m.path == newest), None)
+        if stored is None:
+            turn.error = f"the new message in {address}'s mailbox could not be read"
+            return
+        results = tuple(
+            f"{method.lower()}={verdict.lower()}"
+            for method, verdict in AUTH_VERDICT.findall(stored.header("Authentication-Results"))
+        )
+        turn.inbox = (root, stored.ref)
+        read = MailboxRead(
+            self.sessions, address, stored.ref, results, stored.shown_header("Subject")
+        )
+        self._observe(turn, [read])
 
     def _mta_name(self) -> str:
         names = [

@@ -223,3 +223,14 @@ class DsnDelivered(Event):
     to: str  # the envelope sender it went to
     mailbox: str  # where the receiving server stored it
     queue_id: str  # the receiving server's queue id for it
+
+
+@dataclass(frozen=True)
+class MailboxRead(Event):
+    """A message read from a mailbox of the world as its server stored it, with the
+    verdicts of the top Authentication-Results field (`dkim=pass`, `spf=fail`, …)."""
+
+    address: str  # whose mailbox: bob@example.org
+    ref: str  # folder/N, as `smtp-tutor mailbox show` takes it
+    results: tuple[str, ...]  # ("dkim=pass", "spf=fail", "dmarc=pass", …)
+    subject: str = ""

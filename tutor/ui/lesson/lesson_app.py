@@ -30,6 +30,7 @@ from tutor.smtp.events import (
     Event,
     Exchange,
     HostReached,
+    MailboxRead,
     MessageStored,
 )
 from tutor.smtp.session_state import SessionState
@@ -351,7 +352,7 @@ class LessonScreen:
         if step.kind == "connect" and not step.host:
             self._reconnect(driver, announce=False, step=step)
             return True
-        if step.kind in ("read", "library", "pipeline", "queue", "bounce"):
+        if step.kind in ("read", "library", "pipeline", "queue", "bounce", "inbox"):
             answer = self.line_input.read("Press Enter to continue (/quit to stop) > ")
             if answer is None or answer.strip() == "/quit":
                 return False
@@ -565,7 +566,7 @@ class LessonScreen:
                 self._check_prediction(event)
             elif isinstance(event, MessageStored):
                 self._show_stored(event)
-            elif isinstance(event, DnsLookup | HostReached | DsnDelivered):
+            elif isinstance(event, DnsLookup | HostReached | DsnDelivered | MailboxRead):
                 self._show_world_event(event, turn)
             else:
                 note = view.event_note(event, plain=self.plain)
@@ -655,12 +656,17 @@ class LessonScreen:
         if turn.timeline:
             self.console.print(world_view.queue_view(turn.timeline))
 
-    def _show_world_event(self, event: DnsLookup | HostReached | DsnDelivered, turn: Turn) -> None:
+    def _show_world_event(
+        self, event: DnsLookup | HostReached | DsnDelivered | MailboxRead, turn: Turn
+    ) -> None:
         from tutor.ui.lesson import world_view
 
         if isinstance(event, DnsLookup):
             if turn.dns_reply is None:  # the learner's own dig elsewhere (or a name lookup)
                 self.console.print(world_view.lookup_note(event))
+        elif isinstance(event, MailboxRead):
+            if turn.inbox is not None:
+                self._show_inbox(event, *turn.inbox)
         elif isinstance(event, HostReached):
             self.console.print(world_view.reached_note(event))
             if event.code:  # a new session: the server knows nothing of the last one
@@ -670,6 +676,18 @@ class LessonScreen:
             self.console.print(world_view.dsn_note(event))
             if turn.dsn_where is not None:
                 self._show_dsn(*turn.dsn_where)
+
+    def _show_inbox(self, read: MailboxRead, root: Path, where: str) -> None:
+        """A message of the world as its server stored it, every line, and the verdicts."""
+        from tutor.maildir import mailview
+        from tutor.ui.common.message_view import stored_copy
+        from tutor.ui.lesson import world_view
+
+        for stored in mailview.find(root, where):
+            self.console.print(world_view.inbox_heading(read))
+            self.console.print(stored_copy(stored, plain=self.plain))
+            self.console.print(world_view.verdicts_line(read))
+            return
 
     def _show_dsn(self, root: Path, where: str) -> None:
         from tutor.maildir import mailview

@@ -14,7 +14,7 @@ import dns.rcode
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from tutor.smtp.events import DnsLookup, DsnDelivered, HostReached
+from tutor.smtp.events import DnsLookup, DsnDelivered, HostReached, MailboxRead
 from tutor.ui.common.safe import join, untrusted
 from tutor.world.dns_server import HOST
 from tutor.world.zone import dig_fields
@@ -135,5 +135,21 @@ def dsn_note(event: DsnDelivered) -> Text:
     return untrusted(
         f"  DSN: Action: {event.action}, Status: {event.status}, for <{event.recipient}>, "
         f"delivered to <{event.to}>.",
+        "magenta",
+    )
+
+
+def inbox_heading(read: MailboxRead) -> Text:
+    return untrusted(
+        f"{read.address}'s mailbox, {read.ref}, every line as its server stored it:", "bold"
+    )
+
+
+def verdicts_line(read: MailboxRead) -> Text:
+    """The receiving server's verdicts, from the top Authentication-Results field."""
+    if not read.results:
+        return Text("  No Authentication-Results verdicts in this copy.", style="yellow")
+    return untrusted(
+        "  The receiving server's verdicts (Authentication-Results): " + ", ".join(read.results),
         "magenta",
     )
