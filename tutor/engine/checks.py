@@ -9,7 +9,7 @@ from __future__ import annotations
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tutor.engine.model import CheckKind
 from tutor.smtp.events import (
@@ -24,6 +24,9 @@ from tutor.smtp.events import (
     MessageStored,
     TlsStarted,
 )
+
+if TYPE_CHECKING:
+    from tutor.smtp.mime import MimePart
 
 
 def mailbox_words(folder: str, *, address: bool = True, domain: str = "tutor.test") -> str:
@@ -332,6 +335,44 @@ def _auth_result(events: Sequence[Event], verdict: Any) -> Verdict:
     return Verdict(ok, f"a stored copy whose Authentication-Results say {verdict}")
 
 
+def _mime_parts(events: Sequence[Event]) -> list[MimePart]:
+    """The parts of the last stored message's multipart body (smtp/mime.py), read from
+    the body lines the server recorded; the parser is imported with the first MIME check."""
+    from tutor.smtp.mime import parse_body_lines
+
+    lines = _body_lines(events)
+    tree = parse_body_lines(lines) if lines is not None else None
+    return list(tree.walk())[1:] if tree is not None else []
+
+
+def _mime_part(events: Sequence[Event], wanted: Any) -> Verdict:
+    """`text/plain` or `text/plain quoted-printable`: a part of that type (and encoding)."""
+    content_type, _, encoding = str(wanted).lower().partition(" ")
+    ok = any(
+        part.content_type == content_type and encoding.strip() in ("", part.encoding)
+        for part in _mime_parts(events)
+    )
+    return Verdict(ok, f"the stored message should have a {wanted} part")
+
+
+def _decoded_has(events: Sequence[Event], wanted: Any) -> Verdict:
+    """A base64 or quoted-printable part, encoded without fault, whose decoded text
+    contains this text: text sent as is proves no encoding."""
+    ok = any(
+        part.encoding in ("base64", "quoted-printable")
+        and not part.problems
+        and str(wanted) in (part.text or "")
+        for part in _mime_parts(events)
+    )
+    return Verdict(ok, f"a base64 or quoted-printable part should decode to text with {wanted!r}")
+
+
+def _attachment(events: Sequence[Event], wanted: Any) -> Verdict:
+    """A part that names this file (Content-Disposition filename=, or Content-Type name=)."""
+    ok = any(part.filename == str(wanted) for part in _mime_parts(events))
+    return Verdict(ok, f"the stored message should have a part named {wanted}")
+
+
 CHECK_KINDS: dict[CheckKind, Callable[[Sequence[Event], Any], Verdict]] = {
     "reply": _reply,
     "enhanced": _enhanced,
@@ -364,6 +405,9 @@ CHECK_KINDS: dict[CheckKind, Callable[[Sequence[Event], Any], Verdict]] = {
     "delivered_to": _delivered_to,
     "dsn": _dsn,
     "auth_result": _auth_result,
+    "mime_part": _mime_part,
+    "decoded_has": _decoded_has,
+    "attachment": _attachment,
 }
 
 

@@ -54,6 +54,9 @@ CheckKind = Literal[
     "delivered_to",
     "dsn",
     "auth_result",
+    "mime_part",
+    "decoded_has",
+    "attachment",
 ]
 CHECK_NAMES: tuple[CheckKind, ...] = get_args(CheckKind)
 
@@ -92,6 +95,9 @@ CHECK_VALUES: dict[CheckKind, CheckValue] = {
     "delivered_to": "text",
     "dsn": "text",
     "auth_result": "text",
+    "mime_part": "text",
+    "decoded_has": "text",
+    "attachment": "text",
 }
 
 

@@ -228,6 +228,11 @@ def envelope_view(
     parts += mismatch_notes(comparison)
     if copies:
         parts.append(trace_view(copies[0], plain=plain))
+        from tutor.ui.common.mime_view import mime_tree_view
+
+        tree = mime_tree_view(copies[0].raw)  # a MIME message: its parts, decoded
+        if tree is not None:
+            parts += [Text(""), tree]
     return Group(*parts)
 
 

@@ -33,6 +33,7 @@ from tutor.smtp.envelope import (
 )
 from tutor.smtp.headers import Field
 from tutor.smtp.textsafe import clipped, clipped_bytes
+from tutor.ui.common.mime_view import mime_tree_view
 from tutor.ui.common.safe import join, untrusted, untrusted_bytes
 
 VERDICTS = {
@@ -83,11 +84,13 @@ def message_view(
         envelope += mismatch_notes(comparison)
     else:  # a file put into the Maildir some other way: nothing records its envelope
         envelope = [untrusted(title, "bold"), Text(NO_ENVELOPE, style="yellow")]
+    tree = mime_tree_view(message.raw)  # None for a message without MIME structure
     return Group(
         *envelope,
         Text(""),
         Text("stored copy, line by line:", style="bold"),
         stored_copy(message, plain=plain),
+        *([Text(""), tree] if tree is not None else []),
         Text(""),
         Text(LEGEND, style="dim"),
         join(Text("file: ", style="dim"), untrusted(str(message.path), "dim")),

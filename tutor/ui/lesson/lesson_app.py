@@ -49,6 +49,7 @@ HELP = (
     "/skip   move on (counts as helped)           /back   read the previous step again\n"
     "/state  what the server knows now            /more   the last reply explained in full\n"
     "/lf TEXT  send TEXT ended by LF alone (as plain nc does), not CRLF\n"
+    "/b64 TEXT  TEXT in base64, as message lines   /qp TEXT  TEXT in quoted-printable\n"
     "/quit   stop here; progress is kept"
 )
 _ADDRESS = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
@@ -372,6 +373,12 @@ class LessonScreen:
         if line.startswith("/") and line.split()[0] in _SLASH:
             if line.split()[0] == "/lf":
                 self._bare_lf(driver, line[len("/lf ") :])
+                return True
+            if line.split()[0] in _ENCODERS:  # shown to type, never sent (RFC 2045 §6.7, §6.8)
+                from tutor.ui.common.mime_view import encoded_view  # with the first use
+
+                word = line.split()[0]
+                self.console.print(encoded_view(_ENCODERS[word], line[len(word) + 1 :]))
                 return True
             return self._slash(line.split()[0], driver)
         self._send(driver, line)
@@ -779,6 +786,8 @@ class LessonScreen:
 
 
 _SLASH = {"/hint", "/show", "/skip", "/back", "/state", "/more", "/lf", "/help", "/quit"}
+_ENCODERS = {"/b64": "base64", "/qp": "quoted-printable"}
+_SLASH |= set(_ENCODERS)
 
 
 def _read_prediction(answer: str) -> tuple[str, str | None]:
