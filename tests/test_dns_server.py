@@ -14,10 +14,12 @@ from pathlib import Path
 
 import dns.flags
 import dns.message
+import dns.name
 import dns.opcode
 import dns.query
 import dns.rcode
 import dns.rdatatype
+import dns.reversename
 import dns.rrset
 import pytest
 
@@ -276,3 +278,38 @@ def test_dns_serve_answers_dig_and_stops_on_sigterm() -> None:
             process.kill()
             process.communicate()
     assert process.returncode == 0 and stderr == ""
+
+
+# --- AAAA and ip6.arpa ------------------------------------------------------------------------
+
+
+def test_aaaa_records_over_udp_and_tcp(server: DnsServer) -> None:
+    for response in (udp(server, "mx.tutor.test", "AAAA"), tcp(server, "mx.tutor.test", "AAAA")):
+        assert response.rcode() == dns.rcode.NOERROR and response.flags & dns.flags.AA
+        assert records(response) == ["::1"]
+    assert records(udp(server, "no-mx.example", "AAAA")) == ["2001:db8::7"]
+
+
+def test_a_host_without_ipv6_is_nodata_for_aaaa(server: DnsServer) -> None:
+    response = udp(server, "mx2.example.org", "AAAA")
+    assert response.rcode() == dns.rcode.NOERROR and not response.answer
+    assert response.authority[0].rdtype == dns.rdatatype.SOA
+
+
+def test_ipv6_addresses_have_ptrs_and_a_neighbour_is_nxdomain(server: DnsServer) -> None:
+    assert records(udp(server, dns.reversename.from_address("::1"), "PTR")) == ["mx.tutor.test."]
+    documentation = dns.reversename.from_address("2001:db8::7")
+    assert records(udp(server, documentation, "PTR")) == ["no-mx.example."]
+    neighbour = udp(server, dns.reversename.from_address("::2"), "PTR")
+    assert neighbour.rcode() == dns.rcode.NXDOMAIN  # its /64 is served: not REFUSED
+
+
+def test_without_ipv6_loopback_the_zone_drops_only_the_loopback_aaaa() -> None:
+    zone = simulated_zone(ipv6_loopback=False)
+    answer = zone.resolve(dns.name.from_text("mx.tutor.test"), dns.rdatatype.AAAA)
+    assert answer.rcode == dns.rcode.NOERROR and not answer.answer  # NODATA
+    kept = zone.resolve(dns.name.from_text("no-mx.example"), dns.rdatatype.AAAA)
+    assert [rdata.to_text() for rdata in kept.answer[0]] == ["2001:db8::7"]
+    assert "AAAA  ::1" not in listing(zone) and "AAAA  ::1" in listing(simulated_zone())
+    loopback_ptr = dns.reversename.from_address("::1").to_text()
+    assert loopback_ptr not in listing(zone) and loopback_ptr in listing(simulated_zone())

@@ -4,9 +4,11 @@ real process, asked by the real dig, written to by smtplib, stopped by SIGTERM."
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import mailbox
 import os
+import re
 import signal
 import smtplib
 import socket
@@ -21,7 +23,10 @@ import psutil
 import pytest
 
 from tests.support import require_tool, run_cli
+from tutor.server import world as server_world
 from tutor.server.world import World
+from tutor.ui.common.terminal import Terminal, build_console
+from tutor.ui.reference import world_view
 from tutor.world.dnsdata import WORLD_HOSTS, Role, lookup
 from tutor.world.zone import listing, simulated_zone
 
@@ -267,3 +272,111 @@ def test_a_world_domains_mailbox_is_named_with_its_own_domain(tmp_path: Path) ->
         result = run_cli("mailbox", "--maildir", str(root))
         assert result.returncode == 0, result.stderr
         assert f"your mailbox (you@{domain}): empty" in result.stdout
+
+
+# --- a system with only 127.0.0.1 (macOS without aliases), forced ----------------------------
+
+
+def test_without_loopback_aliases_every_mta_gets_a_port_of_its_own_on_127_0_0_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The automatic fallback: no --base-port, and binding 127.0.0.x fails."""
+    monkeypatch.setattr(server_world, "loopback_aliases_work", lambda: False)
+    world = World(tmp_path)
+    world_map = world.start()
+    try:
+        assert not world_map.shared_port
+        assert world_map.as_json()["shared_port"] is False
+        listening = [mta for mta in world_map.mtas if mta.host.listens]
+        assert {mta.address for mta in listening} == {"127.0.0.1"}
+        assert len({mta.port for mta in listening}) == len(listening), "a port each"
+        for mta in listening:
+            greeting = greeting_at(mta.address, mta.port)
+            busy = mta.host.role is Role.BUSY
+            assert greeting.startswith("421 4.3.2 " if busy else "220 "), greeting
+            assert mta.host.host in greeting
+        tutor = world_map.mta("mx.tutor.test")
+        if world.ipv6:  # its AAAA ::1 is true here too, at the same port
+            assert "mx.tutor.test" in greeting_at("::1", tutor.port)
+    finally:
+        world.stop()
+
+
+def greeting_at(address: str, port: int) -> str:
+    with socket.create_connection((address, port), TIMEOUT) as client:
+        return client.recv(200).decode()
+
+
+class _StopWhenShown(io.StringIO):
+    """The map's stream: once the map's last line is written, SIGTERM to this process,
+    which `world` (then waiting, its handler installed) takes as its signal to stop."""
+
+    def write(self, text: str) -> int:
+        written = super().write(text)
+        if "Ctrl-C stops the world." in text:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return written
+
+
+@pytest.mark.posix
+def test_the_map_without_aliases_says_to_give_127_0_0_1_and_the_port(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(server_world, "loopback_aliases_work", lambda: False)
+    stream = _StopWhenShown()
+    console = build_console(stream, colour=False, force_terminal=False)
+    terminal = Terminal(console, console, io.StringIO(), True, False, False, False)
+    status = world_view.run(terminal, tmp_path, dns_port=0, port=0, base_port=None, as_json=False)
+    assert status == 0
+    shown = " ".join(stream.getvalue().split())  # the words, however they wrapped
+    assert "Each MTA listens on 127.0.0.1 at a port of its own, because this system" in shown
+    assert "cannot listen on 127.0.0.x beyond 127.0.0.1 (no loopback aliases)" in shown
+    assert "DNS still names the 127.0.0.x addresses, which do not reach these MTAs" in shown
+    assert "give your client 127.0.0.1 and the MTA's port from the table" in shown
+    rows = [line.split() for line in stream.getvalue().splitlines()]
+    mx2 = next(row for row in rows if row[:2] == ["example.org", "mx2.example.org"])
+    address, port = mx2[2].split(":")
+    assert address == "127.0.0.1" and int(port) > 0
+    telnet = next(row for row in rows if row[:1] == ["telnet"])
+    assert telnet[1] == "127.0.0.1" and telnet[2] != port  # mx1's own port, not mx2's
+
+
+def test_with_base_port_the_map_says_the_user_asked_for_the_ports() -> None:
+    line = world_view.own_ports_line(chosen=True)
+    assert "because --base-port asked for it" in line and "aliases" not in line
+    assert "give your client 127.0.0.1 and the MTA's port" in line
+
+
+# --- AAAA: the zone and the world agree -------------------------------------------------------
+
+
+def test_mx_tutor_test_has_the_aaaa_1_and_no_other_world_host_has_one() -> None:
+    assert lookup("mx.tutor.test").aaaa == ("::1",)  # type: ignore[union-attr]
+    others = [host for host in WORLD_HOSTS if host.host != "mx.tutor.test"]
+    assert all(not lookup(host.host).aaaa for host in others)  # type: ignore[union-attr]
+
+
+def test_dns_command_gives_mx_tutor_tests_aaaa() -> None:
+    result = run_cli("dns", "mx.tutor.test", "AAAA", "--plain")
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^mx\.tutor\.test\.\s+3600\s+IN\s+AAAA\s+::1$", result.stdout, re.M)
+
+
+@pytest.mark.slow
+def test_real_dig_gets_the_aaaa_the_dns_command_shows(world: RunningWorld) -> None:
+    shown = run_cli("dns", "mx.tutor.test", "AAAA", "--plain").stdout
+    expected = ["::1"] if socket.has_ipv6 else []
+    assert dig(world, "AAAA", "mx.tutor.test") == expected
+    assert all(re.search(rf"\sAAAA\s+{re.escape(a)}$", shown, re.M) for a in expected)
+    assert dig(world, "-x", "::1") == ["mx.tutor.test."]
+    assert dig(world, "AAAA", "mx2.example.org") == []  # NODATA: no IPv6 of its own
+
+
+@pytest.mark.slow
+def test_the_tutor_test_mta_answers_on_1_at_the_shared_port(world: RunningWorld) -> None:
+    if not dig(world, "AAAA", "mx.tutor.test"):
+        pytest.skip("no IPv6 loopback here: the zone leaves the AAAA out")
+    port = world.mta("mx.tutor.test")["port"]
+    with smtplib.SMTP("::1", port, timeout=TIMEOUT) as client:
+        code, banner = client.ehlo("client.example")
+    assert code == 250 and banner.startswith(b"mx.tutor.test")

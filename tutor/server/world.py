@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import ipaddress
 import socket
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,10 +26,11 @@ from tutor.server.endpoints import BindError, MaildirError
 from tutor.server.persona import Persona
 from tutor.server.process import ServerProcess
 from tutor.world.dns_server import HOST, DnsServer, running_in_thread
-from tutor.world.dnsdata import WORLD_HOSTS, Role, WorldHost
+from tutor.world.dnsdata import WORLD_HOSTS, Role, WorldHost, lookup
 from tutor.world.zone import simulated_zone
 
 LOOPBACK = "127.0.0.1"
+LOOPBACK6 = "::1"
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,25 @@ def loopback_aliases_work() -> bool:
     return True
 
 
+def ipv6_loopback_works() -> bool:
+    """Whether something can listen on ::1 here (not where IPv6 is disabled)."""
+    if not socket.has_ipv6:
+        return False
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind((LOOPBACK6, 0))
+    except OSError:
+        return False
+    return True
+
+
+def ipv6_addresses(host: WorldHost) -> tuple[str, ...]:
+    """The loopback AAAA addresses DNS gives the host (::1 for mx.tutor.test)."""
+    record = lookup(host.host)
+    aaaa = () if record is None else record.aaaa
+    return tuple(address for address in aaaa if ipaddress.ip_address(address).is_loopback)
+
+
 class World:
     """start() starts the DNS server and every listening MTA (or raises UserError and
     leaves nothing running); stop() stops them all."""
@@ -121,6 +142,8 @@ class World:
         self.servers: list[ServerProcess] = []
         self.dns: DnsServer | None = None
         self._dns: contextlib.ExitStack | None = None
+        # DNS names ::1 only where the tutor.test MTA listens there too (docs/dns.md).
+        self.ipv6 = ipv6_loopback_works()
 
     def start(self) -> WorldMap:
         try:
@@ -136,7 +159,7 @@ class World:
         self._dns = contextlib.ExitStack()
         try:
             self.dns = self._dns.enter_context(
-                running_in_thread(simulated_zone(), HOST, self.dns_port)
+                running_in_thread(simulated_zone(ipv6_loopback=self.ipv6), HOST, self.dns_port)
             )
             return self.dns
         except OSError as error:
@@ -158,6 +181,7 @@ class World:
             server.launch_in_background()
         for server in others:
             self._start_mta(server)
+        self._check_ipv6()
         where = {server.persona.hostname: server.address for server in self.servers}
         return tuple(
             RunningMta(host, *where[host.host]) if host.listens else self._down(host, shared_port)
@@ -171,13 +195,27 @@ class World:
             address, port = host.address, shared_port
         else:
             address, port = LOOPBACK, self._own_port(host)
+        also = ipv6_addresses(host) if self.ipv6 else ()
         return ServerProcess(
             self.maildir / host.domain,
             persona_for(host),
-            hosts=(address,),
+            hosts=(address, *also),
             port=port,
             mirror=self.mirror,
         )
+
+    def _check_ipv6(self) -> None:
+        """The zone names ::1 (an AAAA): an MTA that could not also listen there (its
+        port taken on ::1 alone) must not leave DNS naming a dead address."""
+        for server in self.servers:
+            listening = {listener.host for listener in server.listeners}
+            missing = [address for address in server.hosts if address not in listening]
+            if missing:
+                raise UserError(
+                    f"cannot listen on {missing[0]} port {server.address[1]} "
+                    f"({server.persona.hostname}), which DNS names as its AAAA; "
+                    "pick another port with --port or --base-port"
+                )
 
     def _own_port(self, host: WorldHost) -> int:
         return 0 if self.base_port is None else self.base_port + WORLD_HOSTS.index(host)
@@ -218,4 +256,11 @@ class World:
 
     def server_at(self, address: str, port: int) -> ServerProcess | None:
         """The running MTA listening at this address and port, if any."""
-        return next((s for s in self.servers if s.address == (address, port)), None)
+        return next(
+            (
+                server
+                for server in self.servers
+                if any((item.host, item.port) == (address, port) for item in server.listeners)
+            ),
+            None,
+        )

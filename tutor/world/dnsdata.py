@@ -17,6 +17,7 @@ class DomainRecord:
     exists: bool = True
     mx: tuple[tuple[int, str], ...] = ()  # (preference, host); (0, ".") is a null MX
     a: tuple[str, ...] = ()
+    aaaa: tuple[str, ...] = ()  # only where true: ::1 is served only where the MTA listens
     spf: str | None = None
     dmarc: str | None = None
 
@@ -35,10 +36,14 @@ _TABLE = {
         DomainRecord(
             "tutor.test",
             mx=((10, "mx.tutor.test"),),
-            spf="v=spf1 ip4:127.0.0.0/8 ip6:::1 -all",
+            # Only the addresses that send for tutor.test: the teaching server's clients
+            # (127.0.0.1, ::1) and the world's submission MTA; a forwarder is not in it.
+            spf="v=spf1 ip4:127.0.0.1 ip4:127.0.0.25 ip6:::1 -all",
             dmarc="v=DMARC1; p=reject",
         ),
-        DomainRecord("mx.tutor.test", a=("127.0.0.1",)),
+        # The world binds the tutor.test MTA on ::1 too; a system without IPv6 loopback
+        # is served a zone without this AAAA (tutor.server.world, docs/dns.md).
+        DomainRecord("mx.tutor.test", a=("127.0.0.1",), aaaa=("::1",)),
         DomainRecord(
             "example.test",
             mx=((10, "mx1.example.test"), (20, "mx2.example.test")),
@@ -51,7 +56,8 @@ _TABLE = {
             spf="v=spf1 ip4:198.51.100.25 -all",
             dmarc="v=DMARC1; p=reject",
         ),
-        DomainRecord("no-mx.example", a=("203.0.113.7",)),
+        # 2001:db8::/32 is for documentation (RFC 3849): never a world MTA, never connected to.
+        DomainRecord("no-mx.example", a=("203.0.113.7",), aaaa=("2001:db8::7",)),
         DomainRecord("nomail.example", mx=((0, "."),), a=("203.0.113.8",), spf="v=spf1 -all"),
         # The world (`smtp-tutor world`, docs/world.md): domains whose MTAs listen on
         # loopback, each host on its own 127.0.0.x address (WORLD_HOSTS below).
@@ -71,6 +77,15 @@ _TABLE = {
         DomainRecord("a-only.example", a=("127.0.0.16",)),  # no MX: mail goes to its A
         DomainRecord("offline.example", mx=((10, "mx.offline.example"),)),
         DomainRecord("mx.offline.example", a=("127.0.0.17",)),  # nothing listens there
+        # The submission MTA of tutor.test (DKIM-signs, relays) and a forwarder (ARC-signs).
+        DomainRecord("smtp.tutor.test", a=("127.0.0.25",)),
+        DomainRecord(
+            "forward.example",
+            mx=((10, "mx.forward.example"),),
+            spf="v=spf1 ip4:127.0.0.18 -all",
+            dmarc="v=DMARC1; p=none",
+        ),
+        DomainRecord("mx.forward.example", a=("127.0.0.18",)),
     )
 }
 
@@ -84,6 +99,8 @@ class Role(Enum):
     GREYLISTING = "greylisting"  # an MX that refuses each first try with 451
     DOWN = "down"  # in DNS, but nothing listens at its address
     A_FALLBACK = "a-fallback"  # a domain without MX, reached at its own A (RFC 5321 §5.1)
+    SUBMISSION = "submission"  # takes mail from authenticated clients, DKIM-signs, relays it
+    FORWARDER = "forwarder"  # forwards some mailboxes' mail onward, ARC-signed
 
 
 @dataclass(frozen=True)
@@ -113,6 +130,8 @@ WORLD_HOSTS: tuple[WorldHost, ...] = (
     WorldHost("down.example", "mx2.down.example", Role.BACKUP_MX),
     WorldHost("a-only.example", "a-only.example", Role.A_FALLBACK),
     WorldHost("offline.example", "mx.offline.example", Role.DOWN),
+    WorldHost("tutor.test", "smtp.tutor.test", Role.SUBMISSION),
+    WorldHost("forward.example", "mx.forward.example", Role.FORWARDER),
 )
 
 

@@ -74,6 +74,12 @@ class LookupFailed(Exception):
     """The world's DNS server did not answer (a timeout, or a malformed reply)."""
 
 
+class NotServed(LookupFailed):
+    """The world's DNS server answered REFUSED: the domain is not one of the simulated
+    world's, and the tutor never asks the real internet. Not NO_DOMAIN: nobody said the
+    domain does not exist, only that this server does not serve it."""
+
+
 class Resolver:
     """Real queries to the world's DNS server (UDP, then TCP if the answer is truncated)."""
 
@@ -109,13 +115,21 @@ class Resolver:
         return response.rcode(), found
 
     def addresses(self, host: str) -> tuple[str, ...]:
-        _, found = self.records(host, "A")
-        return tuple(found)
+        """The host's A records, then its AAAA records: the order in which the tutor
+        tries them, so that an IPv4 address stays first where a host has both."""
+        _, ipv4 = self.records(host, "A")
+        _, ipv6 = self.records(host, "AAAA")
+        return (*ipv4, *ipv6)
 
     def route(self, domain: str) -> Route:
         """Where a sending MTA delivers mail for `domain`, asked as it asks."""
         domain = domain.lower().rstrip(".")
         rcode, mx = self.records(domain, "MX")
+        if rcode == dns.rcode.REFUSED:
+            raise NotServed(
+                f"the DNS server at {self.host}:{self.port} answered REFUSED for {domain}: "
+                "it is not a domain of the simulated world"
+            )
         if rcode == dns.rcode.NXDOMAIN:
             return Route(domain, RouteKind.NO_DOMAIN)
         pairs = sorted((int(p), h.rstrip(".")) for p, h in (r.split() for r in mx))
@@ -135,12 +149,17 @@ def world_addresses() -> frozenset[str]:
     return frozenset(
         address
         for record in records()
-        for address in record.a
+        for address in (*record.a, *record.aaaa)
         if ipaddress.ip_address(address).is_loopback
     )
 
 
 def reachable(address: str) -> bool:
     """May the tutor connect there? Only to a loopback address the world's zone names;
-    a name, a public address or a loopback address outside the zone is refused."""
-    return address in world_addresses()
+    a name, a public address, a loopback address outside the zone or anything that is
+    not an address is refused. An IPv6 address counts in any spelling (`0::1` is ::1)."""
+    try:
+        canonical = str(ipaddress.ip_address(address))
+    except ValueError:
+        return False
+    return canonical in world_addresses()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import dns.name
 import dns.rcode
@@ -86,9 +86,19 @@ class Zone:
         return sorted(apex.to_text(omit_final_dot=True) for apex in self.apexes)
 
 
-def simulated_zone() -> Zone:
-    """The zone of the tutor's simulated world, from dnsdata's table."""
-    return zone_from(dnsdata.records())
+def simulated_zone(*, ipv6_loopback: bool = True) -> Zone:
+    """The zone of the tutor's simulated world, from dnsdata's table. Without
+    `ipv6_loopback` (a system where nothing can listen on ::1) the AAAA ::1 is left out,
+    so that DNS never names an address where no MTA can be reached (docs/dns.md)."""
+    table = dnsdata.records()
+    if not ipv6_loopback:
+        table = tuple(_without_loopback_aaaa(row) for row in table)
+    return zone_from(table)
+
+
+def _without_loopback_aaaa(row: DomainRecord) -> DomainRecord:
+    kept = tuple(a for a in row.aaaa if not ipaddress.ip_address(a).is_loopback)
+    return replace(row, aaaa=kept)
 
 
 def zone_from(table: Iterable[DomainRecord]) -> Zone:
@@ -112,10 +122,8 @@ def _add_domain(zone: Zone, row: DomainRecord) -> None:
     name = dns.name.from_text(row.name)
     if row.a:
         _add(zone, name, *(_rdata(RdataType.A, address) for address in row.a))
-    # AAAA once the table has IPv6 addresses; a table without the field has none.
-    aaaa: tuple[str, ...] = getattr(row, "aaaa", ())
-    if aaaa:
-        _add(zone, name, *(_rdata(RdataType.AAAA, address) for address in aaaa))
+    if row.aaaa:
+        _add(zone, name, *(_rdata(RdataType.AAAA, address) for address in row.aaaa))
     if row.mx:  # a null MX is `0 .` (RFC 7505)
         mx = (_rdata(RdataType.MX, f"{pref} {_absolute(host)}") for pref, host in row.mx)
         _add(zone, name, *mx)
@@ -130,7 +138,7 @@ def _add_reverse(zone: Zone, rows: list[DomainRecord]) -> set[dns.name.Name]:
     (IPv4) and /64s (IPv6), so a neighbouring address is NXDOMAIN, not REFUSED."""
     apexes: set[dns.name.Name] = set()
     for row in rows:
-        for text in (*row.a, *getattr(row, "aaaa", ())):
+        for text in (*row.a, *row.aaaa):
             address = ipaddress.ip_address(text)
             reverse = dns.name.from_text(address.reverse_pointer)
             _add(zone, reverse, _rdata(RdataType.PTR, _absolute(row.name)))

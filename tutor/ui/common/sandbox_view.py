@@ -411,7 +411,11 @@ def dns_answer_view(route: Route, dns: str) -> RenderableType:
         rows.append((domain, "MX", "none"))
         rows.append((domain, "A", "none"))
     for hop in route.hops:
-        rows.append((hop.host, "A", ", ".join(hop.addresses) or "none (no address record)"))
+        ipv4 = [address for address in hop.addresses if ":" not in address]
+        ipv6 = [address for address in hop.addresses if ":" in address]
+        rows.append((hop.host, "A", ", ".join(ipv4) or "none (no address record)"))
+        if ipv6:  # routing asks A, then AAAA (docs/dns.md)
+            rows.append((hop.host, "AAAA", ", ".join(ipv6)))
     table = Table(box=None, show_header=False, pad_edge=False, padding=(0, 2, 0, 0))
     table.add_column(no_wrap=True)
     table.add_column(no_wrap=True, style="bold")

@@ -38,7 +38,7 @@ def run(
             if as_json:
                 _print_json(terminal, world_map)
             else:
-                _print_map(terminal, world_map)
+                _print_map(terminal, world_map, base_port)
             stop.wait()
         finally:
             world.stop()
@@ -67,7 +67,21 @@ def _print_json(terminal: Terminal, world_map: WorldMap) -> None:
     stream.flush()
 
 
-def _print_map(terminal: Terminal, world_map: WorldMap) -> None:
+def own_ports_line(*, chosen: bool) -> str:
+    """Why each MTA has a port of its own, and what a client must do about it."""
+    why = (
+        "--base-port asked for it"
+        if chosen
+        else "this system cannot listen on 127.0.0.x beyond 127.0.0.1 (no loopback aliases)"
+    )
+    return (
+        f"Each MTA listens on 127.0.0.1 at a port of its own, because {why}. DNS still "
+        "names the 127.0.0.x addresses, which do not reach these MTAs: give your client "
+        "127.0.0.1 and the MTA's port from the table, not the address DNS gives."
+    )
+
+
+def _print_map(terminal: Terminal, world_map: WorldMap, base_port: int | None) -> None:
     out = terminal.out
     out.print(
         Text(
@@ -80,13 +94,7 @@ def _print_map(terminal: Terminal, world_map: WorldMap) -> None:
         join(Text("Mail is stored under "), untrusted(str(world_map.maildir))), soft_wrap=True
     )
     if not world_map.shared_port:
-        out.print(
-            Text(
-                "Each MTA listens on 127.0.0.1 at a port of its own (not on its DNS address): "
-                "tell your client the port as well as the host."
-            ),
-            soft_wrap=True,
-        )
+        out.print(Text(own_ports_line(chosen=base_port is not None)), soft_wrap=True)
     out.print(Text(""))
     for row in _table_rows(world_map):
         out.print(Text(row), soft_wrap=True)
