@@ -8,9 +8,12 @@ Defaults follow docs/server.md ("Who it is") so that lessons, docs and tests agr
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tutor.server.access import Network, admitted
+
+if TYPE_CHECKING:
+    from tutor.server.world_mail import WorldMail
 
 DEFAULT_MAILBOXES = ("you", "alice", "bob", "postmaster")
 
@@ -77,6 +80,8 @@ class Persona:
     busy: bool = False  # greet every client with 421 4.3.2 and close (a world host's role)
     # The networks whose clients are served (`serve --lan`); None serves every client.
     clients: tuple[Network, ...] | None = None
+    # A world MTA's signing, verifying and forwarding (tutor.server.world_mail); None elsewhere.
+    world: WorldMail | None = None
 
     def with_changes(self, **changes: Any) -> Persona:
         return replace(self, **changes)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, TLSSetupException
 
 from tutor.maildir.store import RELAY, Delivery, StorageError, new_queue_id, summarize_headers
-from tutor.server import policy
+from tutor.server import policy, verify, world_relay
 from tutor.server.bounce import schedule_bounces
 from tutor.server.replies import LIBRARY_TEXTS, REPLIES, ReplyKey, reply
 from tutor.server.spool import SPOOL_THRESHOLD, MessageSpool, spool_directory
@@ -854,6 +854,7 @@ class TeachingSMTP(SMTP):
         headers = summarize_headers(head)
         helo = self.session.host_name or ""
         verdicts = authresults.evaluate(sender, headers.header_from, client_address, helo)
+        verdicts = await verify.with_dkim(self.context, verdicts, spool)  # world MTAs only
         delivery = Delivery(
             queue_id=queue_id,
             sender=sender,
@@ -887,6 +888,8 @@ class TeachingSMTP(SMTP):
             )
 
         def onward(copies: list[Copy]) -> None:
+            if world_relay.takes(self.context, self.sid, delivery, copies):
+                return  # a world MTA sends it on for real (tutor.server.world_relay)
             relayed = [c.recipient for c in copies if c.folder == RELAY]
             if relayed:  # a bounce quotes the headers only, and outlives the spool
                 headers_only = replace(delivery, content=_header_section(head))

@@ -25,9 +25,12 @@ from tutor.errors import UserError, reason
 from tutor.server.endpoints import BindError, MaildirError
 from tutor.server.persona import Persona
 from tutor.server.process import ServerProcess
+from tutor.server.world_mail import maildir_name, world_persona
+from tutor.server.world_tls import ensure_host_certificate
+from tutor.world.dkim_keys import ensure_keys, keys_dir
 from tutor.world.dns_server import HOST, DnsServer, running_in_thread
 from tutor.world.dnsdata import WORLD_HOSTS, Role, WorldHost, lookup
-from tutor.world.zone import simulated_zone
+from tutor.world.zone import Zone, simulated_zone
 
 LOOPBACK = "127.0.0.1"
 LOOPBACK6 = "::1"
@@ -158,15 +161,19 @@ class World:
     def _start_dns(self) -> DnsServer:
         self._dns = contextlib.ExitStack()
         try:
-            self.dns = self._dns.enter_context(
-                running_in_thread(simulated_zone(ipv6_loopback=self.ipv6), HOST, self.dns_port)
-            )
+            self.dns = self._dns.enter_context(running_in_thread(self._zone(), HOST, self.dns_port))
             return self.dns
         except OSError as error:
             raise UserError(
                 f"cannot serve DNS on {HOST}:{self.dns_port}: {reason(error)} "
                 "(try --dns-port 0 for a free port)"
             ) from None
+
+    def _zone(self) -> Zone:
+        """The simulated zone, with the world's DKIM keys (made the first time)."""
+        ensure_keys()
+        ensure_host_certificate("smtp.tutor.test")  # STARTTLS at the submission MTA
+        return simulated_zone(ipv6_loopback=self.ipv6)
 
     def _start_mtas(self) -> tuple[RunningMta, ...]:
         aliases = self.base_port is None and loopback_aliases_work()
@@ -197,12 +204,18 @@ class World:
             address, port = LOOPBACK, self._own_port(host)
         also = ipv6_addresses(host) if self.ipv6 else ()
         return ServerProcess(
-            self.maildir / host.domain,
-            persona_for(host),
+            self.maildir / maildir_name(host),
+            self._persona(host, shared_port if aliases else 0),
             hosts=(address, *also),
             port=port,
             mirror=self.mirror,
         )
+
+    def _persona(self, host: WorldHost, shared_port: int) -> Persona:
+        """Its persona, with what it verifies, signs and forwards (world_mail)."""
+        assert self.dns is not None
+        dns = (HOST, self.dns.port)
+        return world_persona(persona_for(host), host, dns=dns, port=shared_port, key_dir=keys_dir())
 
     def _check_ipv6(self) -> None:
         """The zone names ::1 (an AAAA): an MTA that could not also listen there (its

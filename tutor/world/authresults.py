@@ -72,6 +72,10 @@ class Verdicts:
     dmarc: str  # pass, fail, none
     dmarc_domain: str  # the Author Domain (From:)
     dmarc_policy: str  # reject, quarantine, none, or "" without a record
+    # A world MTA's DKIM verdicts, each an RFC 8601 resinfo (`dkim=pass header.d=…`), and
+    # its ARC verdict; none elsewhere (tutor.server.verify adds them).
+    dkim: tuple[str, ...] = ()
+    arc: str = ""
 
     def header(self, hostname: str) -> str:
         """The Authentication-Results value (RFC 8601 §2.2), marked as simulated.
@@ -90,7 +94,10 @@ class Verdicts:
             dmarc_part += f" header.from={self.dmarc_domain}"
         if self.dmarc_policy and self.dmarc == "fail":
             dmarc_part += f" policy.dmarc={self.dmarc_policy}"
-        return f"{hostname}; {spf_part}; {dmarc_part} (simulated DNS)"
+        parts = [*self.dkim, spf_part, dmarc_part]
+        if self.arc:
+            parts.append(f"arc={self.arc}")
+        return f"{hostname}; {'; '.join(parts)} (simulated DNS)"
 
 
 _LABEL = re.compile(r"[^\W_](?:[\w-]{0,61}[^\W_])?")

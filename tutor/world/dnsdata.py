@@ -36,7 +36,9 @@ _TABLE = {
         DomainRecord(
             "tutor.test",
             mx=((10, "mx.tutor.test"),),
-            spf="v=spf1 ip4:127.0.0.0/8 ip6:::1 -all",
+            # Only the addresses that send for tutor.test: the teaching server's clients
+            # (127.0.0.1, ::1) and the world's submission MTA; a forwarder is not in it.
+            spf="v=spf1 ip4:127.0.0.1 ip4:127.0.0.25 ip6:::1 -all",
             dmarc="v=DMARC1; p=reject",
         ),
         # The world binds the tutor.test MTA on ::1 too; a system without IPv6 loopback
@@ -75,6 +77,15 @@ _TABLE = {
         DomainRecord("a-only.example", a=("127.0.0.16",)),  # no MX: mail goes to its A
         DomainRecord("offline.example", mx=((10, "mx.offline.example"),)),
         DomainRecord("mx.offline.example", a=("127.0.0.17",)),  # nothing listens there
+        # The submission MTA of tutor.test (DKIM-signs, relays) and a forwarder (ARC-signs).
+        DomainRecord("smtp.tutor.test", a=("127.0.0.25",)),
+        DomainRecord(
+            "forward.example",
+            mx=((10, "mx.forward.example"),),
+            spf="v=spf1 ip4:127.0.0.18 -all",
+            dmarc="v=DMARC1; p=none",
+        ),
+        DomainRecord("mx.forward.example", a=("127.0.0.18",)),
     )
 }
 
@@ -88,6 +99,8 @@ class Role(Enum):
     GREYLISTING = "greylisting"  # an MX that refuses each first try with 451
     DOWN = "down"  # in DNS, but nothing listens at its address
     A_FALLBACK = "a-fallback"  # a domain without MX, reached at its own A (RFC 5321 §5.1)
+    SUBMISSION = "submission"  # takes mail from authenticated clients, DKIM-signs, relays it
+    FORWARDER = "forwarder"  # forwards some mailboxes' mail onward, ARC-signed
 
 
 @dataclass(frozen=True)
@@ -117,6 +130,8 @@ WORLD_HOSTS: tuple[WorldHost, ...] = (
     WorldHost("down.example", "mx2.down.example", Role.BACKUP_MX),
     WorldHost("a-only.example", "a-only.example", Role.A_FALLBACK),
     WorldHost("offline.example", "mx.offline.example", Role.DOWN),
+    WorldHost("tutor.test", "smtp.tutor.test", Role.SUBMISSION),
+    WorldHost("forward.example", "mx.forward.example", Role.FORWARDER),
 )
 
 

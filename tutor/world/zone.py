@@ -93,7 +93,10 @@ def simulated_zone(*, ipv6_loopback: bool = True) -> Zone:
     table = dnsdata.records()
     if not ipv6_loopback:
         table = tuple(_without_loopback_aaaa(row) for row in table)
-    return zone_from(table)
+    from tutor.world import dkim_keys  # it builds on this module
+
+    # The world's DKIM keys, where this data home has them (the world makes them).
+    return dkim_keys.add_key_records(zone_from(table), dkim_keys.existing_keys())
 
 
 def _without_loopback_aaaa(row: DomainRecord) -> DomainRecord:
