@@ -37,8 +37,9 @@ _TABLE = {
             "tutor.test",
             mx=((10, "mx.tutor.test"),),
             # Only the addresses that send for tutor.test: the teaching server's clients
-            # (127.0.0.1, ::1) and the world's submission MTA; a forwarder is not in it.
-            spf="v=spf1 ip4:127.0.0.1 ip4:127.0.0.25 ip6:::1 -all",
+            # (127.0.0.1, ::1, and lesson 9's "other computer" 127.0.0.2) and the world's
+            # submission MTA; the forwarder (127.0.0.18) is not in it.
+            spf="v=spf1 ip4:127.0.0.1 ip4:127.0.0.2 ip4:127.0.0.25 ip6:::1 -all",
             dmarc="v=DMARC1; p=reject",
         ),
         # The world binds the tutor.test MTA on ::1 too; a system without IPv6 loopback

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from rich.text import Text
 
+from tutor.server.persona import DEMO_ACCOUNTS
 from tutor.server.world import World, WorldMap
 from tutor.ui.common.safe import join, untrusted
 from tutor.ui.common.terminal import Terminal
@@ -127,4 +128,20 @@ def try_lines(world_map: WorldMap) -> list[str]:
         f"dig @{world_map.dns_host} -p {dns_port} MX example.org",
         f"dig @{world_map.dns_host} -p {dns_port} TXT _dmarc.tutor.test +tcp",
         f"telnet {mx1.address} {mx1.port}",
+        *_dkim_lines(world_map),
+    ]
+
+
+def _dkim_lines(world_map: WorldMap) -> list[str]:
+    """Submitting DKIM-signed mail, and the key it is checked with (docs/world.md); only
+    where the MTAs reach each other at their DNS addresses, so that relaying works."""
+    if not world_map.shared_port:
+        return []
+    submission = world_map.mta("smtp.tutor.test")
+    password = DEMO_ACCOUNTS["you"]
+    return [
+        f"swaks --server {submission.address} --port {submission.port} --tls "
+        f"--auth-user you --auth-password {password} --from you@tutor.test "
+        "--to bob@example.org",
+        f"dig @{world_map.dns_host} -p {world_map.dns_port} TXT lesson._domainkey.tutor.test",
     ]
