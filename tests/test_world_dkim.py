@@ -153,6 +153,14 @@ def test_a_list_breaks_dkim_and_dmarc_and_arc_still_tells(world: Running) -> Non
     assert "dkim=pass header.d=tutor.test" in chain
 
 
+def test_a_greylisted_relay_is_tried_again_and_arrives(world: Running) -> None:
+    """mx.greylist.example answers 451 to the first try; the relay tries again."""
+    subject = f"greylisted {uuid.uuid4()}"
+    submit(world, "bob@greylist.example", subject)
+    message, _ = arrived(world, "greylist.example", "bob", subject)
+    assert "dkim=pass header.d=tutor.test" in verdicts(message)
+
+
 def test_the_submission_mta_relays_for_authenticated_clients_only(world: Running) -> None:
     with smtplib.SMTP(*world.address("smtp.tutor.test"), timeout=TIMEOUT) as client:
         client.ehlo("client.example")
