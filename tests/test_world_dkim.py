@@ -24,7 +24,7 @@ from tests.support import require_tool, run_cli
 from tutor.server.persona import DEMO_ACCOUNTS
 from tutor.server.world import World, WorldMap
 from tutor.server.world_mail import LIST_TAG, WorldMail
-from tutor.server.world_relay import Outbound, deliver
+from tutor.server.world_send import Outbound, deliver
 from tutor.world.dkim_keys import SUBMISSION_KEY, ensure_key, keys_dir, public_record
 from tutor.world.routing import Resolver
 

@@ -25,7 +25,7 @@ from tutor.errors import UserError, reason
 from tutor.server.endpoints import BindError, MaildirError
 from tutor.server.persona import Persona
 from tutor.server.process import ServerProcess
-from tutor.server.world_mail import maildir_name, world_persona
+from tutor.server.world_personas import maildir_name, world_persona
 from tutor.server.world_tls import ensure_host_certificate
 from tutor.world.dkim_keys import ensure_keys, keys_dir
 from tutor.world.dns_server import HOST, DnsServer, running_in_thread

@@ -9,12 +9,10 @@ default, is every server outside a world: nothing here runs for it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
-from tutor.server.persona import Persona
-from tutor.world.dkim_keys import FORWARDER_KEY, SUBMISSION_KEY, SigningKey
-from tutor.world.dnsdata import Role, WorldHost
+from tutor.world.dkim_keys import SigningKey
 
 
 @dataclass(frozen=True)
@@ -55,34 +53,3 @@ class WorldMail:
 
     def forward_for(self, mailbox: str) -> Forward | None:
         return next((f for f in self.forwards if f.mailbox == mailbox), None)
-
-
-def maildir_name(host: WorldHost) -> str:
-    """The MTA's Maildir root under the world's: its domain's name, except the submission
-    MTA's, which stores only what it relays and must not share mx.tutor.test's root."""
-    return host.host if host.role is Role.SUBMISSION else host.domain
-
-
-def world_persona(
-    persona: Persona, host: WorldHost, *, dns: tuple[str, int], port: int, key_dir: Path
-) -> Persona:
-    """The persona of a world MTA, with what it verifies, signs and forwards."""
-    mail = WorldMail(dns=dns, port=port, source=host.address, key_dir=str(key_dir))
-    if host.role is Role.SUBMISSION:
-        # Relays for authenticated clients only, to every domain, tutor.test included: its
-        # own domain is its host name, so no recipient of tutor.test is local to it.
-        return replace(
-            persona,
-            domain=host.host,
-            mailboxes=("postmaster",),
-            tls=True,
-            world=replace(mail, sign=SUBMISSION_KEY),
-        )
-    if host.role is Role.FORWARDER:
-        boxes = tuple(f.mailbox for f in FORWARDS)
-        return replace(
-            persona,
-            mailboxes=(*boxes, "postmaster"),
-            world=replace(mail, seal=FORWARDER_KEY, forwards=FORWARDS),
-        )
-    return replace(persona, world=mail)

@@ -17,17 +17,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import dns.name
-import dns.rdataclass
-import dns.rdatatype
-import dns.rdtypes.ANY.TXT
-import dns.rrset
-
 from tutor.paths import data_home
-from tutor.world.zone import TTL, Zone
 
 KEY_BITS = 2048
-_TXT_CHUNK = 255  # one TXT character-string holds at most 255 bytes (RFC 1035 §3.3)
 
 
 @dataclass(frozen=True)
@@ -111,16 +103,8 @@ def existing_keys(directory: Path | None = None) -> dict[SigningKey, bytes]:
     return found
 
 
-def add_key_records(zone: Zone, keys: dict[SigningKey, bytes]) -> Zone:
-    """The zone with each key's TXT record added (in place; returned for chaining). A key
-    record is some 400 bytes: a UDP answer with it is still under 512, but dig's default
-    EDNS buffer and a TCP retry are both served (tutor.world.dns_server)."""
-    for key, pem in keys.items():
-        name = dns.name.from_text(key.record_name)
-        data = public_record(pem).encode("ascii")
-        chunks = [data[i : i + _TXT_CHUNK] for i in range(0, len(data), _TXT_CHUNK)]
-        rdata = dns.rdtypes.ANY.TXT.TXT(dns.rdataclass.IN, dns.rdatatype.TXT, chunks)
-        zone.records.setdefault(name, {})[dns.rdatatype.TXT] = dns.rrset.from_rdata_list(
-            name, TTL, [rdata]
-        )
-    return zone
+def key_records(keys: dict[SigningKey, bytes]) -> list[tuple[str, str]]:
+    """Each key's TXT record as (name, text), for the zone to serve (tutor.world.zone). A
+    key record is some 410 bytes, split into 255-byte strings; its answer still fits in
+    a 512-byte UDP message, and TCP is served as well (tutor.world.dns_server)."""
+    return [(key.record_name, public_record(pem)) for key, pem in keys.items()]

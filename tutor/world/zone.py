@@ -23,7 +23,7 @@ import dns.rdtypes.ANY.TXT
 import dns.rrset
 from dns.rdatatype import RdataType
 
-from tutor.world import dnsdata
+from tutor.world import dkim_keys, dnsdata
 from tutor.world.dnsdata import DomainRecord
 
 TTL = 3600
@@ -93,10 +93,11 @@ def simulated_zone(*, ipv6_loopback: bool = True) -> Zone:
     table = dnsdata.records()
     if not ipv6_loopback:
         table = tuple(_without_loopback_aaaa(row) for row in table)
-    from tutor.world import dkim_keys  # it builds on this module
-
+    zone = zone_from(table)
     # The world's DKIM keys, where this data home has them (the world makes them).
-    return dkim_keys.add_key_records(zone_from(table), dkim_keys.existing_keys())
+    for name, text in dkim_keys.key_records(dkim_keys.existing_keys()):
+        _add(zone, dns.name.from_text(name), _txt(text))
+    return zone
 
 
 def _without_loopback_aaaa(row: DomainRecord) -> DomainRecord:
