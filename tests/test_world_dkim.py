@@ -18,6 +18,9 @@ from email import message_from_bytes
 from email.message import Message
 from pathlib import Path
 
+import dns.flags
+import dns.message
+import dns.query
 import pytest
 
 from tests.support import require_tool, run_cli
@@ -222,6 +225,17 @@ def test_the_dkim_key_is_answered_by_a_real_dig_over_udp_and_tcp(world: Running)
         )
         joined = "".join(re.findall(r'"([^"]*)"', result.stdout))
         assert joined == expected, transport
+
+
+def test_the_dkim_key_answer_fits_one_udp_message_without_edns(world: Running) -> None:
+    """Some 470 bytes: any resolver gets it over UDP, no TCP retry needed (a longer
+    record would come truncated, then whole over TCP: tests/test_dns_server.py)."""
+    query = dns.message.make_query(SUBMISSION_KEY.record_name, "TXT", use_edns=False)
+    response = dns.query.udp(query, "127.0.0.1", timeout=TIMEOUT, port=world.dns_port)
+    assert not response.flags & dns.flags.TC
+    assert len(response.to_wire()) <= 512
+    [rrset] = response.answer
+    assert b"".join(next(iter(rrset)).strings).startswith(b"v=DKIM1; k=rsa; p=")
 
 
 def test_the_keys_are_made_once_and_kept(tmp_path: Path) -> None:
