@@ -373,6 +373,56 @@ def _attachment(events: Sequence[Event], wanted: Any) -> Verdict:
     return Verdict(ok, f"the stored message should have a part named {wanted}")
 
 
+def _header_fields(events: Sequence[Event]) -> list[tuple[str, str]] | None:
+    """The last stored message's header fields as stored (after any submission fix-ups,
+    server/fixups.py), unfolded: (lower-case name, value); None when none was stored."""
+    message = _last_message(events)
+    if message is None:
+        return None
+    fields: list[tuple[str, str]] = []
+    for line in message.header_lines:
+        if line[:1] in (" ", "\t") and fields:
+            name, value = fields[-1]
+            fields[-1] = (name, f"{value} {line.strip()}")
+        elif ":" in line:
+            name, _, value = line.partition(":")
+            fields.append((name.strip().lower(), value.strip()))
+    return fields
+
+
+def _has_field(fields: list[tuple[str, str]], wanted: str) -> bool:
+    """`Name` (a field of that name) or `Name: text` (one whose value contains the text)."""
+    name, colon, text = wanted.partition(":")
+    name, text = name.strip().lower(), text.strip().lower()
+    return any(n == name and (not colon or text in v.lower()) for n, v in fields)
+
+
+def _header_has(events: Sequence[Event], wanted: Any) -> Verdict:
+    fields = _header_fields(events)
+    ok = fields is not None and _has_field(fields, str(wanted))
+    return Verdict(ok, f"the stored message's header should have {wanted}")
+
+
+def _header_lacks(events: Sequence[Event], wanted: Any) -> Verdict:
+    fields = _header_fields(events)
+    ok = fields is not None and not _has_field(fields, str(wanted))
+    return Verdict(ok, f"the stored message's header should have no {wanted}")
+
+
+def _fields_differ(events: Sequence[Event], wanted: Any) -> Verdict:
+    """`Reply-To From`: both fields are there, and they name different addresses."""
+    first, _, second = str(wanted).partition(" ")
+    fields = _header_fields(events) or []
+    values = {name: value for name, value in fields}
+    one, other = values.get(first.lower()), values.get(second.strip().lower())
+    ok = (
+        one is not None
+        and other is not None
+        and {a.lower() for a in _named(one)} != {a.lower() for a in _named(other)}
+    )
+    return Verdict(ok, f"{first}: and {second.strip()}: should name different addresses")
+
+
 CHECK_KINDS: dict[CheckKind, Callable[[Sequence[Event], Any], Verdict]] = {
     "reply": _reply,
     "enhanced": _enhanced,
@@ -408,6 +458,9 @@ CHECK_KINDS: dict[CheckKind, Callable[[Sequence[Event], Any], Verdict]] = {
     "mime_part": _mime_part,
     "decoded_has": _decoded_has,
     "attachment": _attachment,
+    "header_has": _header_has,
+    "header_lacks": _header_lacks,
+    "fields_differ": _fields_differ,
 }
 
 

@@ -57,6 +57,9 @@ CheckKind = Literal[
     "mime_part",
     "decoded_has",
     "attachment",
+    "header_has",
+    "header_lacks",
+    "fields_differ",
 ]
 CHECK_NAMES: tuple[CheckKind, ...] = get_args(CheckKind)
 
@@ -98,6 +101,9 @@ CHECK_VALUES: dict[CheckKind, CheckValue] = {
     "mime_part": "text",
     "decoded_has": "text",
     "attachment": "text",
+    "header_has": "text",
+    "header_lacks": "text",
+    "fields_differ": "text",
 }
 
 

@@ -141,6 +141,7 @@ def weight(event: Event) -> int:
         return (
             _EVENT_OVERHEAD * (2 + len(event.copies))
             + sum(len(line) + 60 for line in event.body_lines)
+            + sum(len(line) + 60 for line in event.header_lines)
             + sum(len(text) for text in texts)
             + sum(len(r) + 60 for r in event.recipients)
         )

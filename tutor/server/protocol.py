@@ -27,6 +27,7 @@ from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, TLSSetupExce
 from tutor.maildir.store import RELAY, Delivery, StorageError, new_queue_id, summarize_headers
 from tutor.server import policy, verify, world_relay
 from tutor.server.bounce import schedule_bounces
+from tutor.server.fixups import header_lines, submission_fixups
 from tutor.server.replies import LIBRARY_TEXTS, REPLIES, ReplyKey, reply
 from tutor.server.spool import SPOOL_THRESHOLD, MessageSpool, spool_directory
 from tutor.smtp.events import (
@@ -839,6 +840,7 @@ class TeachingSMTP(SMTP):
     async def _store(self, spool: MessageSpool) -> None:
         assert self.session is not None
         queue_id = new_queue_id()
+        spool = submission_fixups(spool, self.session.authenticated, queue_id, self.hostname)
         sender = self._mail_from or ""
         recipients = _unique_copies(self._folders)
         protocol = "ESMTP" if self.session.extended_smtp else "SMTP"
@@ -885,6 +887,7 @@ class TeachingSMTP(SMTP):
                 verdicts.spf,
                 verdicts.dmarc,
                 _body_lines(spool, head),
+                header_lines(head),
             )
 
         def onward(copies: list[Copy]) -> None:

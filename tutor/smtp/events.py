@@ -134,6 +134,7 @@ class MessageStored(Event):
     spf: str = ""  # simulated verdicts, as in the Authentication-Results header
     dmarc: str = ""
     body_lines: tuple[str, ...] = ()  # the body as stored (first lines), for lesson checks
+    header_lines: tuple[str, ...] = ()  # the header section as stored (first lines)
 
     @property
     def comparison(self) -> Comparison:
