@@ -264,7 +264,11 @@ class LessonDriver(HoldsClient):
                 if reply.code == 220 and line.split(" ", 1)[0].upper() == "STARTTLS":
                     # The server said "go ahead": the handshake happens on this socket now,
                     # checked against the smtp-tutor local CA, as a mail client must.
-                    turn.tls = client.starttls(cafile=self._trusted_ca())
+                    # The name checked is the host's own: smtp.tutor.test in the world.
+                    turn.tls = client.starttls(
+                        server_hostname=self.server.persona.hostname,
+                        cafile=self._trusted_ca(),
+                    )
         except SmtpClientError as error:
             turn.error = str(error)
         except ValueError as error:  # a line holding CR or LF: the client refuses it

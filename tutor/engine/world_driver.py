@@ -46,6 +46,7 @@ from tutor.smtp.events import (
     MailboxRead,
     MessageStored,
 )
+from tutor.smtp.headers import squeezed
 from tutor.world.dnsdata import WORLD_HOSTS
 from tutor.world.routing import LookupFailed, RouteKind, reachable
 
@@ -54,7 +55,7 @@ from tutor.world.routing import LookupFailed, RouteKind, reachable
 MTA_ADDRESSES = frozenset(h.address for h in WORLD_HOSTS) - {"127.0.0.1"}
 INBOX_WAIT = 10.0  # seconds a relayed message may take to reach the mailbox read
 # One verdict of an Authentication-Results field (RFC 8601 §2.2): `dkim=pass`.
-AUTH_VERDICT = re.compile(r"\b(dkim|spf|dmarc|arc)=([a-z]+)", re.IGNORECASE)
+AUTH_VERDICT = re.compile(r"(?:^|[;\s])(dkim|spf|dmarc|arc)=([a-z]+)", re.IGNORECASE)
 DEFAULT_SENDER = "you@tutor.test"  # whose message the queue holds, if no MAIL FROM was given
 DEFAULT_MTA_NAME = "mta.tutor.test"  # the learner's MTA, if they never said HELO/EHLO
 
@@ -290,9 +291,12 @@ class WorldLessonDriver(_LessonDriver):
         if stored is None:
             turn.error = f"the new message in {address}'s mailbox could not be read"
             return
+        # The top field only: the receiving server's own; those below it were written by
+        # servers the message passed before (a forwarder's, which saw the signature intact).
+        top = next((f for f in stored.fields if f.name.lower() == "authentication-results"), None)
         results = tuple(
             f"{method.lower()}={verdict.lower()}"
-            for method, verdict in AUTH_VERDICT.findall(stored.header("Authentication-Results"))
+            for method, verdict in AUTH_VERDICT.findall(squeezed(top.value) if top else "")
         )
         turn.inbox = (root, stored.ref)
         read = MailboxRead(

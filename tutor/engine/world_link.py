@@ -10,6 +10,7 @@ goes only where `routing.reachable` allows: loopback addresses that the zone nam
 from __future__ import annotations
 
 import ssl
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from tutor.world.query_log import QueryLog
 from tutor.world.routing import Resolver, reachable
 from tutor.world.zone import QUERY_TYPES
 
+QUIET_WAIT = 15.0  # seconds validate waits for mail in flight between two replays
 # Words of a dig line that are options, not the question (dig's own syntax).
 _DIG_OPTIONS_WITH_VALUE = {"-p", "-b", "-c", "-k", "-y", "-q", "-t"}
 
@@ -129,10 +131,30 @@ class WorldLessonServer:
         return self.root
 
     def reset(self, persona: Persona) -> None:
-        """A fresh start for the next replay: each MTA back to its own persona, with no
-        greylisting memory (`persona` is the lesson's, and means nothing here)."""
+        """A fresh start for the next replay: mail of the last one still being relayed
+        between the world's MTAs has arrived (or QUIET_WAIT passed), and each MTA is back
+        to its own persona, with no greylisting memory (`persona` is the lesson's, and
+        means nothing here)."""
+        self._settle()
         for server in self.world.servers:
             server.reset(server.persona)
+
+    def _settle(self) -> None:
+        """Wait until every session of every MTA is closed and no new file has come into
+        any mailbox for a moment: a relay between MTAs runs after the 250."""
+        deadline = time.monotonic() + QUIET_WAIT
+        last = -1
+        while time.monotonic() < deadline:
+            files = sum(1 for path in self.root.glob("*/*/new/*"))
+            busy = any(
+                record.closed is None
+                for server in self.world.servers
+                for record in server.capture.sessions()
+            )
+            if files == last and not busy:
+                return
+            last = files
+            time.sleep(0.2)
 
     def __enter__(self) -> WorldLessonServer:
         return self.start()

@@ -53,23 +53,33 @@ def txt_lookup(dns_server: tuple[str, int]) -> Callable[..., bytes | None]:
 
 def sign(message: bytes, key: SigningKey, private_pem: bytes) -> bytes:
     """The message with a DKIM-Signature on top: rsa-sha256, relaxed/relaxed, over the
-    header fields RFC 6376 §5.4.1 recommends that the message has (From always)."""
-    signature: bytes = dkimpy().sign(
-        message,
-        key.selector.encode(),
-        key.domain.encode(),
-        private_pem,
-        canonicalize=CANONICALIZATION,
-    )
+    header fields RFC 6376 §5.4.1 recommends that the message has (From always). A message
+    that cannot be signed (no From: field, which a signature MUST cover: RFC 6376 §5.4)
+    goes on unsigned, as it would from a real signer that skips what it cannot sign."""
+    module = dkimpy()
+    try:
+        signature: bytes = module.sign(
+            message,
+            key.selector.encode(),
+            key.domain.encode(),
+            private_pem,
+            canonicalize=CANONICALIZATION,
+        )
+    except module.DKIMException:
+        return message
     return signature + message
 
 
 def arc_seal(message: bytes, key: SigningKey, private_pem: bytes, srv_id: str) -> bytes:
     """The message with an ARC set on top (RFC 8617): ARC-Seal, ARC-Message-Signature and
     ARC-Authentication-Results, the latter copied from our Authentication-Results."""
-    headers: list[bytes] = dkimpy().arc_sign(
-        message, key.selector.encode(), key.domain.encode(), private_pem, srv_id.encode()
-    )
+    module = dkimpy()
+    try:
+        headers: list[bytes] = module.arc_sign(
+            message, key.selector.encode(), key.domain.encode(), private_pem, srv_id.encode()
+        )
+    except module.DKIMException:  # e.g. no From: to seal over: forwarded unsealed
+        return message
     return b"".join(headers) + message
 
 
