@@ -146,6 +146,7 @@ class WorldLessonDriver(_LessonDriver):
         asked = self.world.dns_log.since(self._dns_seen)
         if asked:
             self._dns_seen = asked[-1].number
+        asked = [q for q in asked if q.client not in MTA_ADDRESSES]  # the MTAs' own
         self._observe(
             turn,
             [

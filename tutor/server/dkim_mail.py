@@ -31,10 +31,10 @@ def dkimpy() -> ModuleType:
     return module
 
 
-def txt_lookup(dns_server: tuple[str, int]) -> Callable[..., bytes | None]:
+def txt_lookup(dns_server: tuple[str, int], source: str = "") -> Callable[..., bytes | None]:
     """dkimpy's dnsfunc: the TXT record at a name, its strings joined, from the world's
     DNS server; None where there is none. No answer at all is dkimpy's temperror."""
-    resolver = Resolver(*dns_server)
+    resolver = Resolver(*dns_server, source=source)
 
     def lookup(name: bytes | str, timeout: float = 5) -> bytes | None:
         text = name.decode("ascii") if isinstance(name, bytes) else name
@@ -127,10 +127,10 @@ def _failure_reason(lines: list[str]) -> str:
     return "the signature does not verify: a signed header field changed"
 
 
-def verify_all(message: bytes, dns_server: tuple[str, int]) -> list[DkimCheck]:
+def verify_all(message: bytes, dns_server: tuple[str, int], source: str = "") -> list[DkimCheck]:
     """Every DKIM-Signature of the message, each verified; [] when it has none."""
     dkim = dkimpy()
-    lookup = txt_lookup(dns_server)
+    lookup = txt_lookup(dns_server, source)
     count = sum(1 for line in _head(message).split(b"\n") if line[:15] == b"dkim-signature:")
     checks = []
     for index in range(count):
@@ -167,12 +167,12 @@ def _check(verifier: Any, result: str, reason: str) -> DkimCheck:
     return DkimCheck(result, text(b"d"), text(b"s"), b, reason)
 
 
-def arc_result(message: bytes, dns_server: tuple[str, int]) -> str:
+def arc_result(message: bytes, dns_server: tuple[str, int], source: str = "") -> str:
     """The ARC chain's validation: pass, fail, or none without ARC sets (RFC 8617 §5.2)."""
     dkim = dkimpy()
     if b"\narc-seal:" not in b"\n" + _head(message):
         return "none"
-    cv, _results, _reason = dkim.arc_verify(message, dnsfunc=txt_lookup(dns_server))
+    cv, _results, _reason = dkim.arc_verify(message, dnsfunc=txt_lookup(dns_server, source))
     return bytes(cv).decode("ascii")
 
 

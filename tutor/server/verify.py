@@ -31,7 +31,7 @@ async def with_dkim(context: ServerContext, verdicts: Verdicts, spool: MessageSp
     if message is None:
         return replace(verdicts, dkim=("dkim=neutral (too large to verify here)",))
     return await asyncio.get_running_loop().run_in_executor(
-        None, checked, message, verdicts, world.dns
+        None, checked, message, verdicts, world.dns, world.source
     )
 
 
@@ -42,12 +42,14 @@ def _read(file: IO[bytes]) -> bytes | None:
     return None if len(data) > VERIFY_LIMIT else data
 
 
-def checked(message: bytes, verdicts: Verdicts, dns_server: tuple[str, int]) -> Verdicts:
+def checked(
+    message: bytes, verdicts: Verdicts, dns_server: tuple[str, int], source: str = ""
+) -> Verdicts:
     """The verdicts with every DKIM signature verified, ARC validated, DMARC redone."""
     from tutor.server import dkim_mail
 
-    checks = dkim_mail.verify_all(message, dns_server)
-    arc = dkim_mail.arc_result(message, dns_server)
+    checks = dkim_mail.verify_all(message, dns_server, source)
+    arc = dkim_mail.arc_result(message, dns_server, source)
     dmarc = verdicts.dmarc
     if dmarc == "fail" and any(
         check.result == "pass" and aligned(check.domain, verdicts.dmarc_domain) for check in checks

@@ -154,7 +154,7 @@ def deliver(world: WorldMail, hostname: str, message: Outbound) -> Attempt:
     if not world.port:
         return Attempt(False, status="4.4.1", diagnostic="the world runs without a shared port")
     domain = message.recipient.rpartition("@")[2].lower()
-    resolver = Resolver(*world.dns)
+    resolver = Resolver(*world.dns, source=world.source)
     try:
         route = resolver.route(domain)
     except NotServed as error:
