@@ -320,3 +320,64 @@ def test_an_inbox_step_reads_the_stored_copy_and_its_verdicts(
         monkeypatch.setattr(world_driver, "INBOX_WAIT", 0.3)
         assert "nothing new" in driver.run_queue(lesson.steps[1]).error  # type: ignore[attr-defined]
         driver.close()
+
+
+@pytest.mark.posix
+@pytest.mark.slow
+def test_lesson_13_signed_forwarded_and_broken(tutor_home: Path) -> None:
+    """Lesson 13 in a real terminal, the key asked for with a real dig: the verdicts on
+    screen are those bob's server stored for each of the three copies."""
+    environment = {**os.environ, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"}
+    environment |= {"COLUMNS": "160", "LINES": "50"}
+    tutor = PtySession("learn", "13", columns=160, environment=environment)
+    port = int(tutor.expect(r"its DNS server is 127\.0\.0\.1 port (\d+)").group(1))
+    tutor.expect(r"Press Enter to continue")
+    tutor.child.sendline("")
+    key = "".join(dig(port, "TXT", "lesson._domainkey.tutor.test")).replace('" "', "")
+    assert key.startswith('"v=DKIM1; k=rsa; p=')
+    tutor.type("")
+    tutor.expect(r"was asked TXT lesson\._domainkey\.tutor\.test")
+    for line in (
+        "connect smtp.tutor.test",
+        "ehlo client.example",
+        "starttls",
+        "ehlo client.example",
+        "auth plain AHlvdQB0dXRvci1wYXNzd29yZA==",
+        "mail from:<you@tutor.test>",
+        "rcpt to:<bob@example.org>",
+        "data",
+        "From: you@tutor.test",
+        "Subject: Signed",
+        "",
+        "Signed in a test.",
+        ".",
+    ):
+        tutor.type(line)
+    tutor.expect(r"Press Enter to continue")
+    tutor.child.sendline("")
+    tutor.expect(r"verdicts \(Authentication-Results\): dkim=pass, spf=pass, dmarc=pass")
+    for via, subject in (("carol", "Forwarded"), ("list", "To the list")):
+        for line in (
+            "mail from:<you@tutor.test>",
+            f"rcpt to:<{via}@forward.example>",
+            "data",
+            "From: you@tutor.test",
+            f"Subject: {subject}",
+            "",
+            "Hello.",
+            ".",
+        ):
+            tutor.type(line)
+        tutor.expect(r"Press Enter to continue")
+        tutor.child.sendline("")
+        if via == "carol":
+            tutor.expect(r"verdicts \(Authentication-Results\): dkim=pass, spf=fail, dmarc=pass")
+        else:
+            tutor.expect(r"Subject: \[list\] To the list")
+            tutor.expect(r"verdicts \(Authentication-Results\): dkim=fail, spf=fail, dmarc=fail")
+    tutor.type("quit")
+    for answer in ("fail", "fail"):
+        tutor.type(answer, prompt=r"answer>")
+    tutor.expect(r"2 of 2 right")
+    tutor.expect(r"Lesson 13 done")
+    assert tutor.finish() == 0
