@@ -40,6 +40,7 @@ MISSING = {
     "'Hello, world'",
     "mime-quoted-printable": "a base64 or quoted-printable part should decode to text with 'café'",
     "headers-blind-copy": "the stored message's header should have no Bcc",
+    "dkim-forwarded": "not authenticated yet",
     "headers-fixups": "the stored message's header should have Date",
 }
 SHIPPED = challenges.load_challenges()
@@ -78,6 +79,7 @@ def test_the_canonical_answer_solves_it(
     challenge: Lesson, tmp_path: Path, tutor_home: Path
 ) -> None:
     lines = list(canonical(goal_of(challenge)).lines)
+    lines += ["" for step in challenge.steps if step.kind == "inbox"]  # Enter: read the copy
     result = run("challenge", str(challenge.number), "--script", script(tmp_path, lines), "--plain")
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"Challenge {challenge.number} solved." in result.stdout

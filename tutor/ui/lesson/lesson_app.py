@@ -433,6 +433,7 @@ class LessonScreen:
             self._show_library(driver.send_with_library(answer.lines))
         elif answer.action == "queue":
             self._show_turn(driver.run_queue(step))  # type: ignore[attr-defined]
+            self._back_if_not_yet(step)
         elif answer.action == "pipeline":
             self.console.print(
                 Text("The tutor sends these lines in one write (PIPELINING):", style="bold")
@@ -653,6 +654,21 @@ class LessonScreen:
                     style="bold yellow",
                 )
             )
+
+    def _back_if_not_yet(self, step: Step) -> None:
+        """An inbox step whose copy does not say what the step asks: the message to read
+        comes from the step before, so the learner goes back there to send another."""
+        index = self.run.index
+        if step.kind != "inbox" or self.run.finished or self.run.step is not step or index == 0:
+            return
+        self.console.print(
+            Text(
+                "Not what this step looks for: back to the step before, to send another "
+                "message (then press Enter here again to read it).",
+                style="yellow",
+            )
+        )
+        self.run.go_to(index - 1)
 
     def _show_world(self, turn: Turn) -> None:
         """A world lesson's turn: the DNS answer to the learner's dig, the queue's log."""
