@@ -244,10 +244,10 @@ def trace_view(message: StoredMessage, *, plain: bool) -> RenderableType:
         else mailbox_words(message.folder, address=False)  # its ref follows
     )
     caption = untrusted(
-        f"Stored copy in {where} ({message.ref}), line by line; server> marks what "
-        "the server added: Return-Path is the envelope sender, Received names your "
-        "real address and the envelope, Authentication-Results the SPF and DMARC verdicts, "
-        "Delivered-To the envelope recipient.",
+        f"Stored copy in {where} ({message.ref}), line by line; server> marks the trace "
+        "fields the server added on top: Return-Path is the envelope sender, Received names "
+        "your real address and the envelope, Authentication-Results its verdicts on the "
+        "sender, Delivered-To the envelope recipient.",
         "dim",
     )
     from tutor.ui.common.message_view import stored_copy
