@@ -88,3 +88,16 @@ class PtySession:
             pass
         self.child.close()
         return int(self.child.exitstatus if self.child.exitstatus is not None else -1)
+
+
+def tutor_in_pty(*args: str, columns: int = 120, rows: int = 50) -> PtySession:
+    """`python -m tutor ARGS` as a learner's terminal: that size, prompt_toolkit's cursor
+    queries off (a pty answers none), colour on."""
+    environment = {
+        **os.environ,
+        "PROMPT_TOOLKIT_NO_CPR": "1",
+        "TERM": "xterm-256color",
+        "COLUMNS": str(columns),
+        "LINES": str(rows),
+    }
+    return PtySession(*args, rows=rows, columns=columns, environment=environment)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.pty_session import PtySession
+from tests.pty_session import PtySession, tutor_in_pty
 from tutor.engine.answers import canonical
 from tutor.engine.loader import load_all
 
@@ -22,14 +22,7 @@ pytestmark = [pytest.mark.posix, pytest.mark.slow]
 
 
 def tutor(*args: str) -> PtySession:
-    environment = {
-        **os.environ,
-        "PROMPT_TOOLKIT_NO_CPR": "1",
-        "TERM": "xterm-256color",
-        "COLUMNS": "120",
-        "LINES": "50",
-    }
-    return PtySession(*args, rows=50, columns=120, environment=environment)
+    return tutor_in_pty(*args)
 
 
 def stored(home: Path, mailbox: str) -> list[str]:

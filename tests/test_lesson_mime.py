@@ -4,13 +4,12 @@ stored, and the 8-bit and SMTPUTF8 steps get the replies the lesson says."""
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.pty_session import PtySession
+from tests.pty_session import PtySession, tutor_in_pty
 from tutor.engine.answers import canonical
 from tutor.engine.loader import load_all
 
@@ -20,14 +19,7 @@ pytestmark = [pytest.mark.posix, pytest.mark.slow]
 
 
 def tutor(*args: str) -> PtySession:
-    environment = {
-        **os.environ,
-        "PROMPT_TOOLKIT_NO_CPR": "1",
-        "TERM": "xterm-256color",
-        "COLUMNS": "120",
-        "LINES": "50",
-    }
-    return PtySession(*args, rows=50, columns=120, environment=environment)
+    return tutor_in_pty(*args)
 
 
 def test_lesson_14_with_the_encoding_helpers(tutor_home: Path) -> None:

@@ -10,7 +10,6 @@ inside the world.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -22,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.pty_session import PtySession
+from tests.pty_session import tutor_in_pty
 from tests.support import run_cli
 from tutor.engine.drivers import driver_for
 from tutor.engine.loader import load
@@ -60,9 +59,7 @@ def by_preference(records: list[str]) -> list[str]:
 def test_lesson_12_typing_what_dig_printed(tutor_home: Path) -> None:
     if sys.platform == "win32":
         pytest.skip("pseudo-terminals are POSIX")
-    environment = {**os.environ, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"}
-    environment |= {"COLUMNS": "160", "LINES": "50"}
-    tutor = PtySession("learn", "12", columns=160, environment=environment)
+    tutor = tutor_in_pty("learn", "12", columns=160)
     port = int(tutor.expect(r"its DNS server is 127\.0\.0\.1 port (\d+)").group(1))
     tutor.expect(r"Press Enter to continue")
     tutor.child.sendline("")
@@ -327,9 +324,7 @@ def test_an_inbox_step_reads_the_stored_copy_and_its_verdicts(
 def test_lesson_13_signed_forwarded_and_broken(tutor_home: Path) -> None:
     """Lesson 13 in a real terminal, the key asked for with a real dig: the verdicts on
     screen are those bob's server stored for each of the three copies."""
-    environment = {**os.environ, "PROMPT_TOOLKIT_NO_CPR": "1", "TERM": "xterm"}
-    environment |= {"COLUMNS": "160", "LINES": "50"}
-    tutor = PtySession("learn", "13", columns=160, environment=environment)
+    tutor = tutor_in_pty("learn", "13", columns=160)
     port = int(tutor.expect(r"its DNS server is 127\.0\.0\.1 port (\d+)").group(1))
     tutor.expect(r"Press Enter to continue")
     tutor.child.sendline("")

@@ -105,14 +105,17 @@ def run(term: Terminal, options: SandboxOptions, maildir: Path) -> int:
         maildir=maildir,
     )
     try:
-        opened = sandbox.open()
-        screen = SandboxScreen(console, line_input, sandbox, plain=term.plain)
-        screen.intro()
-        screen.show(opened)
-        screen.loop()
+        _session(SandboxScreen(console, line_input, sandbox, plain=term.plain), sandbox.open())
     finally:
         sandbox.close()
     return 0
+
+
+def _session(screen: SandboxScreen, opened: Result) -> None:
+    """The session on screen: the sandbox's introduction, the greeting, then each line."""
+    screen.intro()
+    screen.show(opened)
+    screen.loop()
 
 
 def run_routed(
@@ -155,10 +158,7 @@ def run_routed(
         try:
             opened = sandbox.open(session.client)
             console.print(Text(""))
-            screen = SandboxScreen(console, line_input, sandbox, plain=term.plain)
-            screen.intro()
-            screen.show(opened)
-            screen.loop()
+            _session(SandboxScreen(console, line_input, sandbox, plain=term.plain), opened)
         finally:
             sandbox.close()
     return 0
