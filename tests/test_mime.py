@@ -278,3 +278,12 @@ def test_decoded_has_wants_a_faultless_encoded_part() -> None:
     assert not evaluate("decoded_has", "Hello, world", [_stored(sent_as_is)]).ok
     assert not evaluate("mime_part", "text/plain", [_stored(b"no parts\r\n")]).ok
     assert not evaluate("decoded_has", "x", []).ok
+
+
+def test_the_encoders_work_where_a_step_asks_for_enter(tutor_home: Path) -> None:
+    """Lesson 14's step 4 says to try /qp and /b64, then press Enter: at that prompt they
+    are carried out and the step waits, rather than being taken for the Enter."""
+    script = "ehlo client.example\n\n/qp café\n/b64 hi\n/quit\n"
+    result = run_cli("learn", "14", "--plain", stdin=script)
+    assert "caf=C3=A9" in result.stdout and "aGk=" in result.stdout
+    assert "Stopped at step 4." in result.stdout

@@ -357,6 +357,9 @@ class LessonScreen:
             answer = self.line_input.read("Press Enter to continue (/quit to stop) > ")
             if answer is None or answer.strip() == "/quit":
                 return False
+            word = answer.split()[0] if answer.strip() else ""
+            if word in _SLASH and word != "/lf":  # /qp, /b64, /help, …: the step waits
+                return self._tutor_command(answer.strip(), driver)
             self._perform(driver, step)
             return True
         prompt = "data> " if driver.in_data else "smtp> "
@@ -371,18 +374,22 @@ class LessonScreen:
         if line is None:
             return False
         if line.startswith("/") and line.split()[0] in _SLASH:
-            if line.split()[0] == "/lf":
-                self._bare_lf(driver, line[len("/lf ") :])
-                return True
-            if line.split()[0] in _ENCODERS:  # shown to type, never sent (RFC 2045 §6.7, §6.8)
-                from tutor.ui.common.mime_view import encoded_view  # with the first use
-
-                word = line.split()[0]
-                self.console.print(encoded_view(_ENCODERS[word], line[len(word) + 1 :]))
-                return True
-            return self._slash(line.split()[0], driver)
+            return self._tutor_command(line, driver)
         self._send(driver, line)
         return True
+
+    def _tutor_command(self, line: str, driver: LessonDriver) -> bool:
+        """A slash command: the tutor's, never sent as typed; False for /quit."""
+        word = line.split()[0]
+        if word == "/lf":
+            self._bare_lf(driver, line[len("/lf ") :])
+            return True
+        if word in _ENCODERS:  # shown to type, never sent (RFC 2045 §6.7, §6.8)
+            from tutor.ui.common.mime_view import encoded_view  # with the first use
+
+            self.console.print(encoded_view(_ENCODERS[word], line[len(word) + 1 :]))
+            return True
+        return self._slash(word, driver)
 
     def _send(self, driver: LessonDriver, line: str, *, quiet: bool = False) -> Turn:
         if driver.in_data:
