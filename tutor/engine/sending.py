@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 from tutor.server.dsn import report_parts
 from tutor.smtp.events import Event, Exchange, HostReached
+from tutor.smtp.session_state import path_argument
+from tutor.smtp.wire import split_command
 
 MINIMAL_BACKOFF = 300  # seconds: Postfix minimal_backoff_time
 MAXIMAL_BACKOFF = 4000  # Postfix maximal_backoff_time
@@ -60,20 +62,19 @@ def refusals(history: Sequence[Event]) -> list[Refusal]:
             host, sender = event.host, ""
         elif isinstance(event, Exchange) and event.code is not None:
             if event.verb == "MAIL" and 200 <= event.code < 300:
-                sender = _address(event.command)
+                sender = command_address(event.command)
             elif event.verb == "RCPT" and 500 <= event.code < 600:
                 enhanced = event.reply.enhanced if event.reply else None
                 text = " ".join(event.replies)
                 found.append(
-                    Refusal(_address(event.command), sender, host, enhanced or "5.0.0", text)
+                    Refusal(command_address(event.command), sender, host, enhanced or "5.0.0", text)
                 )
     return found
 
 
-def _address(command: str) -> str:
-    """The address inside <…> of a MAIL FROM or RCPT TO line ("" for <>)."""
-    start, end = command.find("<"), command.find(">")
-    return command[start + 1 : end].strip() if 0 <= start < end else ""
+def command_address(command: str) -> str:
+    """The address of a MAIL FROM or RCPT TO line ("" for <>), read as SessionState does."""
+    return path_argument(split_command(command)[1])
 
 
 def retry_times(until: int) -> list[int]:

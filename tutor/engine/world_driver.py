@@ -28,6 +28,7 @@ from tutor.engine.sending import (
     Failure,
     build_dsn,
     clock,
+    command_address,
     refusals,
     retry_times,
     try_connect,
@@ -167,7 +168,9 @@ class WorldLessonDriver(_LessonDriver):
                     continue
                 key = (id(server), opened.session)
                 seen = self._outside.get(key)
-                events = list(record.events)
+                if seen is not None and seen == len(record.events):
+                    continue  # nothing new in it
+                events = record.events[seen or 0 :]
                 if seen is None:
                     greeting = next((e for e in events if isinstance(e, Exchange)), None)
                     if greeting is None or greeting.code is None:
@@ -176,9 +179,8 @@ class WorldLessonDriver(_LessonDriver):
                     where = (opened.local_host, opened.local_port)
                     reached = HostReached(opened.session, host, *where, greeting.code, outside=True)
                     self._observe(turn, [reached])
-                    seen = 0
-                self._outside[key] = len(events)
-                self._observe(turn, events[seen:])
+                self._outside[key] = (seen or 0) + len(events)
+                self._observe(turn, events)
 
     def _skip_dns(self) -> None:
         """The tutor's own questions (its queue's) are not the learner's."""
@@ -359,7 +361,7 @@ class WorldLessonDriver(_LessonDriver):
 
     def _queued_sender(self) -> str:
         senders = [
-            e.command.partition("<")[2].partition(">")[0]
+            command_address(e.command)
             for e in self.history
             if isinstance(e, Exchange) and e.verb == "MAIL" and e.code == 250
         ]
